@@ -1,0 +1,56 @@
+# lra-bench. `make` builds build/lra-bench; `make test` builds and runs the Check suites.
+# Dependencies are found with pkg-config (scripts/setup.sh installs them on Debian).
+CC      ?= gcc
+PKGS    := openblas libcjson libcurl zlib
+# -march=native like llm.c: the binary is built where it runs. `make ARCH=` for a portable build.
+ARCH    ?= -march=native
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) $(ARCH) -g
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp
+# the attention kernels gain ~2x from vectorised expf (glibc's libmvec needs -ffast-math); they
+# use finite sentinels instead of -inf, and hold no NaN checks (those live in harness/run.c)
+KERNEL_CFLAGS := -O3 -ffast-math
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+DEFS := -DLRA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLRA_CFLAGS='"$(CFLAGS)"'
+LDLIBS := $(PKG_LIBS) -lm
+
+B := build
+LIB_SRC := common/lra.c common/sha256.c \
+           attention/registry.c attention/full.c \
+           datasets/datadir.c datasets/listops_gen.c \
+           tasks/task.c tasks/listops.c \
+           harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \
+           harness/report.c harness/sysinfo.c harness/run.c
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+
+all: $(B)/lra-bench
+
+$(B)/%.o: %.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(DEFS) -c $< -o $@
+
+$(B)/attention/%.o: attention/%.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/liblra.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/lra-bench: $(B)/harness/main.o $(B)/liblra.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/run_tests: $(TEST_OBJ) $(B)/liblra.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
+
+# The tests run the binary too (end-to-end runs, exit codes), so both are built.
+test: $(B)/lra-bench $(B)/tests/run_tests
+	LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all test clean

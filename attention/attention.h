@@ -1,0 +1,98 @@
+/* attention.h - the attention backend interface (after ggml's backend interface).
+ *
+ * A backend is one file in attention/ that exports one `const lra_attn_i`, listed in
+ * attention/registry.c. The model never calls a backend's functions directly: it holds an
+ * `lra_attn` handle made by lra_attn_create() and calls the lra_attn_* wrappers below.
+ *
+ * Layout. q, k, v and o are (B, NH, T, hs) row-major: the rows of one head of one batch element
+ * are contiguous. mask is (B, T): 1 = real token, 0 = padding. Padded keys never receive weight;
+ * padded query rows are computed like any other row.
+ *
+ * Sizes. A backend is configured for a maximum shape; every later call may use the same B, NH,
+ * hs and any T <= max.T (batches are padded to their longest member, so T changes per batch), and
+ * any B <= max.B (the last evaluation batch is smaller). Kernels never allocate and never fail:
+ * all validation happens in configure, all memory is the caller's workspace of
+ * workspace_bytes(max) bytes, which holds what backward needs from forward plus scratch.
+ *
+ * Gradients: backward ACCUMULATES (+=) into dq, dk, dv and dparams, like every layer here. */
+#ifndef LRA_ATTENTION_H
+#define LRA_ATTENTION_H
+
+#include <cjson/cJSON.h>
+
+#include "../common/lra.h"
+
+typedef struct { int B, NH, T, hs; } lra_attn_shape;
+
+/* Per-call arguments besides the tensors. */
+typedef struct {
+    const uint8_t *mask; /* (B, T), never NULL */
+    float dropout;       /* dropout rate on attention probabilities; 0 in evaluation */
+    uint64_t seed;       /* dropout stream: the same value must reach forward and its backward */
+} lra_attn_args;
+
+typedef struct lra_attn_i {
+    const char *name;    /* registry key, e.g. "full" */
+    const char *summary; /* one line for --help */
+
+    /* Parses "key=value,key=value" (opts may be NULL or ""), validates it against the maximum
+     * shape and creates the backend's context in *ctx. Unknown keys and values that cannot work
+     * are LRA_ERR_USAGE with a message naming the option and the limit. `nthreads` is the most
+     * OpenMP threads any later call will run with (per-thread scratch is sized from it). */
+    lra_status (*configure)(void **ctx, const char *opts, lra_attn_shape max, int nthreads, char *err);
+    void (*release)(void *ctx);
+    /* Resolved options as a JSON object for reports; the caller owns the result. */
+    cJSON *(*describe)(const void *ctx);
+    /* Bytes of workspace for one layer at shape s (saved-for-backward + scratch). */
+    size_t (*workspace_bytes)(const void *ctx, lra_attn_shape s);
+    /* Analytic flops of one forward and one backward call at shape s, all heads. */
+    void (*flops)(const void *ctx, lra_attn_shape s, double *fwd, double *bwd);
+
+    void (*forward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+                    const float *q, const float *k, const float *v, const float *params);
+    void (*backward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
+                     float *dq, float *dk, float *dv, float *dparams, void *ws, const float *dout,
+                     const float *o, const float *q, const float *k, const float *v,
+                     const float *params);
+
+    /* Optional (NULL = the backend has no parameters): number of learned parameters per layer at
+     * the maximum shape, and their initialisation from a seed. */
+    size_t (*param_count)(const void *ctx, lra_attn_shape max);
+    void (*init_params)(const void *ctx, lra_attn_shape max, float *params, uint64_t seed);
+    /* Optional: backend diagnostics of the last forward (routing statistics...), caller owns. */
+    cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s);
+} lra_attn_i;
+
+/* The public handle. */
+typedef struct {
+    const lra_attn_i *iface;
+    void *ctx;
+    lra_attn_shape max;
+} lra_attn;
+
+/* Registry: NULL-terminated list of every backend, and lookup by name (NULL if unknown). */
+const lra_attn_i *const *lra_attn_registry(void);
+const lra_attn_i *lra_attn_find(const char *name);
+/* "full, agent, ..." into buf, for messages and --help. */
+void lra_attn_names(char *buf, size_t n);
+
+/* Creates a handle for backend `name`; LRA_ERR_USAGE names an unknown backend. On success the
+ * handle owns its context: release it with lra_attn_free. */
+lra_status lra_attn_create(lra_attn *h, const char *name, const char *opts, lra_attn_shape max,
+                           int nthreads, char *err);
+void lra_attn_free(lra_attn *h);
+size_t lra_attn_workspace_bytes(const lra_attn *h);
+size_t lra_attn_param_count(const lra_attn *h);
+
+/* ---- helpers shared by backends' option parsers ---- */
+
+/* Splits "a=1,b=2" and calls fn(key, value, user) for each pair; fn returns LRA_OK or a status
+ * with err set. A pair without '=' is an error naming it. */
+typedef lra_status (*lra_opt_fn)(const char *key, const char *val, void *user, char *err);
+lra_status lra_attn_parse_opts(const char *backend, const char *opts, lra_opt_fn fn, void *user,
+                               char *err);
+/* Parses a decimal integer in [lo, hi]; the message names backend, key and the limit. */
+lra_status lra_attn_opt_int(const char *backend, const char *key, const char *val, long lo,
+                            long hi, int *out, char *err);
+
+#endif

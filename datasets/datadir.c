@@ -1,0 +1,41 @@
+/* datadir.c - see datadir.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "datadir.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err) {
+    const char *env;
+    int w;
+    if (explicit_dir && *explicit_dir) w = snprintf(out, n, "%s", explicit_dir);
+    else if ((env = getenv("LRA_DATA_DIR")) && *env) w = snprintf(out, n, "%s", env);
+    else if ((env = getenv("XDG_CACHE_HOME")) && *env) w = snprintf(out, n, "%s/lra-bench", env);
+    else if ((env = getenv("HOME")) && *env) w = snprintf(out, n, "%s/.cache/lra-bench", env);
+    else return lra_fail(err, LRA_ERR_USAGE, "no data directory: pass --data-dir or set LRA_DATA_DIR");
+    if (w < 0 || (size_t)w >= n) return lra_fail(err, LRA_ERR_USAGE, "data directory path too long");
+    return LRA_OK;
+}
+
+lra_status lra_mkdirs(const char *path, char *err) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return lra_fail(err, LRA_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return LRA_OK;
+}
+
+int lra_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}

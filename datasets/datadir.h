@@ -1,0 +1,14 @@
+/* datadir.h - where data lives: --data-dir, else $LRA_DATA_DIR, else $XDG_CACHE_HOME/lra-bench,
+ * else ~/.cache/lra-bench. */
+#ifndef LRA_DATADIR_H
+#define LRA_DATADIR_H
+
+#include "../common/lra.h"
+
+/* Resolves the data directory into out (explicit may be NULL or ""). */
+lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err);
+/* mkdir -p */
+lra_status lra_mkdirs(const char *path, char *err);
+int lra_file_exists(const char *path);
+
+#endif

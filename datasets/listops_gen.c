@@ -1,0 +1,229 @@
+/* listops_gen.c - see listops_gen.h. The recursion mirrors the official generate_tree():
+ *
+ *   if depth < max_depth: r = random() else r = 1
+ *   if r > 0.25: leaf, a digit 0-9, length 1
+ *   else: n = randint(2, max_args) children at depth + 1, then op = choice(MIN MAX MED SM),
+ *         t = (op, v0); t = (t, v_i) ...; t = (t, ']'), length = 2 + sum of child lengths
+ *
+ * and to_string() writes a pair (a, b) as "( a b )". Values follow to_value(): MIN, MAX,
+ * MED = int(np.median) (mean of the middle two when even, truncated), SM = sum mod 10. */
+#define _POSIX_C_SOURCE 200809L
+#include "listops_gen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const OPS[4] = {"[MIN", "[MAX", "[MED", "[SM"};
+
+void lra_listops_gen_defaults(lra_listops_gen_cfg *c) {
+    c->n_train = 96000;
+    c->n_val = 2000;
+    c->n_test = 2000;
+    c->min_length = 500;
+    c->max_length = 2000;
+    c->max_depth = 10;
+    c->max_args = 10;
+    c->seed = 1;
+}
+
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    int length; /* tokens so far (the official length) */
+    int overflow;
+    const lra_listops_gen_cfg *c;
+    lra_rng *r;
+} gen_state;
+
+static void put(gen_state *g, const char *s) {
+    size_t n = strlen(s);
+    if (g->len + n + 1 > g->cap) { g->overflow = 1; return; }
+    memcpy(g->buf + g->len, s, n);
+    g->len += n;
+    g->buf[g->len] = '\0';
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Writes the subtree and returns its value; sets overflow once max_length is reached. */
+static int gen(gen_state *g, int depth) {
+    if (g->overflow) return 0;
+    double r = depth < g->c->max_depth ? lra_rng_uniform(g->r) : 1.0;
+    if (r > 0.25) {
+        int v = (int)lra_rng_range(g->r, 0, 9);
+        char d[2] = {(char)('0' + v), 0};
+        put(g, d);
+        if (++g->length >= g->c->max_length) g->overflow = 1;
+        return v;
+    }
+    int n = (int)lra_rng_range(g->r, 2, g->c->max_args);
+    /* "( " once per pair: n children + the closing ']' make n + 1 nested pairs */
+    for (int i = 0; i <= n; i++) put(g, "( ");
+    size_t op_at = g->len;
+    put(g, "[OPX "); /* placeholder, the operator is drawn after the children */
+    g->length += 2;
+    int vals[16];
+    for (int i = 0; i < n && !g->overflow; i++) {
+        if (i > 0) put(g, " ");
+        vals[i] = gen(g, depth + 1);
+        put(g, " )");
+    }
+    if (g->overflow) return 0;
+    put(g, " ] )");
+    if (g->length >= g->c->max_length) g->overflow = 1;
+    if (g->overflow) return 0;
+    int op = (int)lra_rng_range(g->r, 0, 3);
+    /* the placeholder is 5 bytes; operators are 3 or 4 bytes: shift the tail left */
+    size_t oplen = strlen(OPS[op]);
+    memmove(g->buf + op_at + oplen + 1, g->buf + op_at + 5, g->len - (op_at + 5) + 1);
+    memcpy(g->buf + op_at, OPS[op], oplen);
+    g->buf[op_at + oplen] = ' ';
+    g->len -= 5 - (oplen + 1);
+    int v = 0;
+    switch (op) {
+    case 0: v = vals[0]; for (int i = 1; i < n; i++) v = vals[i] < v ? vals[i] : v; break;
+    case 1: v = vals[0]; for (int i = 1; i < n; i++) v = vals[i] > v ? vals[i] : v; break;
+    case 2: {
+        int s[16];
+        memcpy(s, vals, sizeof(int) * n);
+        qsort(s, (size_t)n, sizeof(int), cmp_int);
+        v = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; /* int(np.median): truncation */
+        break;
+    }
+    default: for (int i = 0; i < n; i++) v += vals[i]; v %= 10; break;
+    }
+    return v;
+}
+
+int lra_listops_tree(lra_rng *r, const lra_listops_gen_cfg *c, char *buf, size_t bufsize, int *length) {
+    gen_state g = {buf, bufsize, 0, 0, 0, c, r};
+    buf[0] = '\0';
+    int v = gen(&g, 1);
+    *length = g.overflow ? -1 : g.length;
+    return g.overflow ? 0 : v;
+}
+
+/* ---- de-duplication: an open-addressing set of 64-bit string hashes ---- */
+static uint64_t hash_str(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+    return lra_mix64(h ^ n);
+}
+
+static lra_status write_split(const char *dir, const char *name, char *const *rows, const int *vals,
+                              long n, char *err) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    fputs("Source\tTarget\r\n", f);
+    for (long i = 0; i < n; i++) fprintf(f, "%s\t%d\r\n", rows[i], vals[i]);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        lra_status st = lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        remove(tmp);
+        return st;
+    }
+    return LRA_OK;
+}
+
+lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, char *err) {
+    const long total = c->n_train + c->n_val + c->n_test;
+    size_t cap = 1;
+    while (cap < (size_t)total * 2 + 16) cap <<= 1;
+    uint64_t *set = calloc(cap, sizeof(uint64_t));
+    char **rows = calloc((size_t)total, sizeof(char *));
+    int *vals = calloc((size_t)total, sizeof(int));
+    const size_t bufsize = (size_t)c->max_length * 8 + 64;
+    char *buf = malloc(bufsize);
+    lra_status st = LRA_OK;
+    if (!set || !rows || !vals || !buf) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory generating ListOps"); goto done; }
+    lra_rng r;
+    lra_rng_seed(&r, c->seed);
+    long have = 0;
+    while (have < total) {
+        int length;
+        int v = lra_listops_tree(&r, c, buf, bufsize, &length);
+        if (!(length > c->min_length && length < c->max_length)) continue;
+        size_t n = strlen(buf);
+        uint64_t h = hash_str(buf, n) | 1; /* 0 marks an empty slot */
+        size_t i = h & (cap - 1);
+        while (set[i] && set[i] != h) i = (i + 1) & (cap - 1);
+        if (set[i] == h) continue; /* duplicate */
+        set[i] = h;
+        rows[have] = malloc(n + 1);
+        if (!rows[have]) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory generating ListOps"); goto done; }
+        memcpy(rows[have], buf, n + 1);
+        vals[have++] = v;
+    }
+    st = write_split(dir, "train", rows, vals, c->n_train, err);
+    if (st == LRA_OK) st = write_split(dir, "val", rows + c->n_train, vals + c->n_train, c->n_val, err);
+    if (st == LRA_OK)
+        st = write_split(dir, "test", rows + c->n_train + c->n_val, vals + c->n_train + c->n_val, c->n_test, err);
+done:
+    if (rows)
+        for (long i = 0; i < total; i++) free(rows[i]);
+    free(rows); free(vals); free(set); free(buf);
+    return st;
+}
+
+/* ---- independent evaluator: a stack machine over the whitespace-separated tokens ---- */
+int lra_listops_eval(const char *src) {
+    enum { MAXD = 64, MAXV = 4096 };
+    int op[MAXD], start[MAXD], depth = 0;
+    static _Thread_local int vals[MAXV];
+    int nv = 0;
+    const char *p = src;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p || *p == '\r' || *p == '\n') break;
+        const char *q = p;
+        while (*q && *q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 1 && (*p == '(' || *p == ')')) { p = q; continue; }
+        if (n == 1 && *p >= '0' && *p <= '9') {
+            if (nv >= MAXV) return -1;
+            vals[nv++] = *p - '0';
+        } else if (n == 1 && *p == ']') {
+            if (depth == 0) return -1;
+            depth--;
+            int s = start[depth], cnt = nv - s;
+            if (cnt < 1) return -1;
+            int *a = vals + s, v;
+            if (op[depth] == 0 || op[depth] == 1) {
+                v = a[0];
+                for (int i = 1; i < cnt; i++) v = op[depth] == 0 ? (a[i] < v ? a[i] : v) : (a[i] > v ? a[i] : v);
+            } else if (op[depth] == 2) {
+                /* counting sort: values are digits */
+                int hist[10] = {0}, seen = 0, lo = -1, hi = -1;
+                for (int i = 0; i < cnt; i++) hist[a[i]]++;
+                for (int d = 0; d < 10; d++) {
+                    for (int k = 0; k < hist[d]; k++, seen++) {
+                        if (seen == (cnt - 1) / 2) lo = d;
+                        if (seen == cnt / 2) hi = d;
+                    }
+                }
+                v = (lo + hi) / 2;
+            } else {
+                v = 0;
+                for (int i = 0; i < cnt; i++) v += a[i];
+                v %= 10;
+            }
+            nv = s;
+            vals[nv++] = v;
+        } else {
+            int o = -1;
+            for (int i = 0; i < 4; i++)
+                if (strlen(OPS[i]) == n && strncmp(p, OPS[i], n) == 0) o = i;
+            if (o < 0 || depth >= MAXD) return -1;
+            op[depth] = o;
+            start[depth++] = nv;
+        }
+        p = q;
+    }
+    return depth == 0 && nv == 1 ? vals[0] : -1;
+}

@@ -1,0 +1,235 @@
+/* config.c - profiles and command-line options, driven by one table so that parsing, --help
+ * and the report's "config" object always agree. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "../attention/attention.h"
+#include "../tasks/task.h"
+#include "layers.h"
+#include "optim.h"
+
+typedef enum { OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLOAT, OPT_STR, OPT_ENUM } opt_type;
+
+typedef struct {
+    const char *name;
+    opt_type type;
+    size_t off, size;
+    double lo, hi;            /* numeric range */
+    const char *const *enums; /* OPT_ENUM: NULL-terminated names, index stored as int */
+    const char *help;
+} opt_def;
+
+static const char *const pool_names[] = {"cls", "mean", NULL};
+static const char *const pos_names[] = {"sin", "learned", NULL};
+static const char *const sched_names[] = {"rsqrt", "cosine", "constant", NULL};
+static const char *const batching_names[] = {"random", "bucket", "full", NULL};
+static const char *const progress_names[] = {"off", "on", NULL};
+
+#define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
+static const opt_def opts[] = {
+    {"task", OPT_STR, F(task), 0, 0, NULL, "task: listops"},
+    {"backend", OPT_STR, F(backend), 0, 0, NULL, "attention backend (see the list below)"},
+    {"attn-opt", OPT_STR, F(attn_opts), 0, 0, NULL, "backend options, key=value[,key=value]"},
+    {"profile", OPT_STR, F(profile), 0, 0, NULL, "official | small | ci: the defaults below"},
+    {"layers", OPT_INT, F(layers), 0, 64, NULL, "encoder blocks"},
+    {"heads", OPT_INT, F(heads), 1, 256, NULL, "attention heads"},
+    {"emb", OPT_INT, F(emb), 2, 65536, NULL, "embedding (model) width"},
+    {"qkv", OPT_INT, F(qkv), 1, 65536, NULL, "width of q, k, v (heads x head size)"},
+    {"mlp", OPT_INT, F(mlp), 1, 262144, NULL, "MLP hidden width (also the head's)"},
+    {"batch", OPT_INT, F(batch), 1, 65536, NULL, "examples per step"},
+    {"max-len", OPT_INT, F(max_len), 1, 1 << 20, NULL, "tokens kept per example"},
+    {"steps", OPT_INT, F(steps), 0, 1e9, NULL, "training steps"},
+    {"warmup", OPT_INT, F(warmup), 0, 1e9, NULL, "learning-rate warm-up steps"},
+    {"lr", OPT_DOUBLE, F(lr), 0, 1e3, NULL, "base learning rate"},
+    {"schedule", OPT_ENUM, F(schedule), 0, 0, sched_names, "learning-rate schedule: rsqrt | cosine | constant"},
+    {"wd", OPT_DOUBLE, F(wd), 0, 1e3, NULL, "decoupled weight decay"},
+    {"clip", OPT_DOUBLE, F(clip), 0, 1e9, NULL, "gradient global-norm clip (0 = off)"},
+    {"dropout", OPT_FLOAT, F(dropout), 0, 0.99, NULL, "dropout rate"},
+    {"attn-dropout", OPT_FLOAT, F(attn_dropout), 0, 0.99, NULL, "attention-probability dropout rate"},
+    {"pool", OPT_ENUM, F(pool), 0, 0, pool_names, "pooling: cls | mean"},
+    {"pos", OPT_ENUM, F(pos_learned), 0, 0, pos_names, "positions: sin | learned"},
+    {"batching", OPT_ENUM, F(batching), 0, 0, batching_names,
+     "random (pad to the longest) | bucket (similar lengths) | full (pad to max-len)"},
+    {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
+    {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
+    {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads (0 = all cores)"},
+    {"eval-every", OPT_INT, F(eval_every), 0, 1e9, NULL, "steps between val+test evaluations (0 = end only)"},
+    {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
+    {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
+    {"progress", OPT_ENUM, F(progress), 0, 0, progress_names, "progress on stderr (default: on a terminal)"},
+    {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL, "data directory (else $LRA_DATA_DIR, else ~/.cache/lra-bench)"},
+    {"out", OPT_STR, F(out), 0, 0, NULL, "report path (default results/<task>/<backend>-<profile>-seed<N>.json)"},
+};
+#undef F
+enum { NOPTS = sizeof opts / sizeof *opts };
+
+lra_status lra_config_profile(lra_config *c, const char *task, const char *profile, char *err) {
+    if (strcmp(task, "listops") != 0) {
+        char names[256];
+        lra_task_names(names, sizeof names);
+        return lra_fail(err, LRA_ERR_USAGE, "unknown task '%s' (known: %s)", task, names);
+    }
+    lra_config d = {0};
+    snprintf(d.task, sizeof d.task, "%s", task);
+    snprintf(d.backend, sizeof d.backend, "full");
+    snprintf(d.profile, sizeof d.profile, "%s", profile);
+    d.pool = LRA_POOL_CLS; d.pos_learned = 0; d.schedule = LRA_SCHED_RSQRT;
+    d.seed = 0; d.data_seed = 1; d.threads = 0; d.progress = -1; d.log_every = 50;
+    d.max_len = 2000; d.clip = 0;
+    if (strcmp(profile, "official") == 0) {
+        /* lra.md's configuration table, ListOps row */
+        d.layers = 4; d.heads = 8; d.emb = 512; d.qkv = 512; d.mlp = 1024; d.batch = 32;
+        d.lr = 0.05; d.warmup = 1000; d.steps = 5000; d.wd = 0.1;
+        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_RANDOM;
+        d.eval_every = 1000; d.timing_skip = 5;
+    } else if (strcmp(profile, "small") == 0) {
+        /* the official sequence length with a model a 2-core CPU trains in a few hours;
+         * README.md ("Profiles") explains the choices */
+        d.layers = 2; d.heads = 4; d.emb = 64; d.qkv = 64; d.mlp = 128; d.batch = 32;
+        d.lr = 0.05; d.warmup = 500; d.steps = 5000; d.wd = 0.1;
+        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_BUCKET;
+        d.eval_every = 400; d.timing_skip = 5;
+    } else if (strcmp(profile, "ci") == 0) {
+        /* a smoke run that finishes in seconds: tiny model, sequences cut to 256 tokens */
+        d.layers = 1; d.heads = 2; d.emb = 32; d.qkv = 32; d.mlp = 64; d.batch = 16;
+        d.lr = 0.05; d.warmup = 10; d.steps = 30; d.wd = 0.1; d.max_len = 256;
+        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_BUCKET;
+        d.eval_every = 0; d.timing_skip = 2; d.log_every = 10;
+    } else {
+        return lra_fail(err, LRA_ERR_USAGE, "unknown profile '%s' (known: official, small, ci)", profile);
+    }
+    *c = d;
+    return LRA_OK;
+}
+
+static const opt_def *find_opt(const char *name, size_t n) {
+    for (int i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].name) == n && strncmp(opts[i].name, name, n) == 0) return &opts[i];
+    return NULL;
+}
+
+static lra_status set_opt(lra_config *c, const opt_def *o, const char *val, char *err) {
+    char *p = (char *)c + o->off, *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(val) >= o->size) return lra_fail(err, LRA_ERR_USAGE, "--%s: value too long", o->name);
+        strcpy(p, val);
+        return LRA_OK;
+    case OPT_ENUM:
+        for (int i = 0; o->enums[i]; i++)
+            if (strcmp(val, o->enums[i]) == 0) { *(int *)p = i; return LRA_OK; }
+        return lra_fail(err, LRA_ERR_USAGE, "--%s: unknown value '%s'", o->name, val);
+    default: break;
+    }
+    double x = strtod(val, &end);
+    if (!*val || *end || errno || !isfinite(x))
+        return lra_fail(err, LRA_ERR_USAGE, "--%s: '%s' is not a number", o->name, val);
+    if (x < o->lo || x > o->hi)
+        return lra_fail(err, LRA_ERR_USAGE, "--%s=%s is out of range [%g, %g]", o->name, val, o->lo, o->hi);
+    if ((o->type == OPT_INT || o->type == OPT_LONG) && x != floor(x))
+        return lra_fail(err, LRA_ERR_USAGE, "--%s: '%s' is not an integer", o->name, val);
+    switch (o->type) {
+    case OPT_INT: *(int *)p = (int)x; break;
+    case OPT_LONG: *(long *)p = strtol(val, NULL, 10); break;
+    case OPT_DOUBLE: *(double *)p = x; break;
+    case OPT_FLOAT: *(float *)p = (float)x; break;
+    default: break;
+    }
+    return LRA_OK;
+}
+
+lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, char *err) {
+    const char *task = "listops", *profile = "small";
+    *help = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--task=", 7) == 0) task = argv[i] + 7;
+        else if (strncmp(argv[i], "--profile=", 10) == 0) profile = argv[i] + 10;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) *help = 1;
+    }
+    if (*help) return LRA_OK;
+    lra_status st = lra_config_profile(c, task, profile, err);
+    if (st != LRA_OK) return st;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            return lra_fail(err, LRA_ERR_USAGE, "unexpected argument '%s' (options are --name=value)", a);
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const opt_def *o = find_opt(a + 2, n);
+        if (!o) return lra_fail(err, LRA_ERR_USAGE, "unknown option '%.*s' (see --help)", (int)n + 2, a);
+        if (!eq) {
+            if (strcmp(o->name, "progress") == 0) { c->progress = 1; continue; }
+            return lra_fail(err, LRA_ERR_USAGE, "option --%s needs a value: --%s=...", o->name, o->name);
+        }
+        if ((st = set_opt(c, o, eq + 1, err)) != LRA_OK) return st;
+    }
+    if (!lra_attn_find(c->backend)) {
+        char names[256];
+        lra_attn_names(names, sizeof names);
+        return lra_fail(err, LRA_ERR_USAGE, "unknown attention backend '%s' (known: %s)", c->backend, names);
+    }
+    if (c->qkv % c->heads)
+        return lra_fail(err, LRA_ERR_USAGE, "--qkv=%d must be a multiple of --heads=%d", c->qkv, c->heads);
+    if (c->emb % 2 && !c->pos_learned)
+        return lra_fail(err, LRA_ERR_USAGE, "--emb=%d must be even with sinusoidal positions", c->emb);
+    return LRA_OK;
+}
+
+static void value_str(const lra_config *c, const opt_def *o, char *buf, size_t n) {
+    const char *p = (const char *)c + o->off;
+    switch (o->type) {
+    case OPT_STR: snprintf(buf, n, "%s", *p ? p : "(none)"); break;
+    case OPT_ENUM: snprintf(buf, n, "%s", o->enums[*(const int *)p]); break;
+    case OPT_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case OPT_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
+    case OPT_DOUBLE: snprintf(buf, n, "%g", *(const double *)p); break;
+    case OPT_FLOAT: snprintf(buf, n, "%g", (double)*(const float *)p); break;
+    }
+}
+
+void lra_config_print_help(FILE *f) {
+    static const char *const profiles[] = {"small", "official", "ci"};
+    lra_config pc[3];
+    for (int i = 0; i < 3; i++) lra_config_profile(&pc[i], "listops", profiles[i], NULL);
+    fprintf(f, "  %-15s %-34s %9s %9s %9s\n", "option", "", "small", "official", "ci");
+    for (int i = 0; i < NOPTS; i++) {
+        const opt_def *o = &opts[i];
+        char v[3][64];
+        for (int k = 0; k < 3; k++) value_str(&pc[k], o, v[k], sizeof v[k]);
+        if (o->type == OPT_STR) {
+            fprintf(f, "  --%-13s %s\n", o->name, o->help);
+            continue;
+        }
+        if (strcmp(o->name, "progress") == 0) {
+            fprintf(f, "  --%-13s %s\n", "progress[=on]", o->help);
+            continue;
+        }
+        fprintf(f, "  --%-13s %-34s %9s %9s %9s\n", o->name, o->help, v[0], v[1], v[2]);
+    }
+}
+
+cJSON *lra_config_to_json(const lra_config *c) {
+    cJSON *j = cJSON_CreateObject();
+    for (int i = 0; i < NOPTS; i++) {
+        const opt_def *o = &opts[i];
+        const char *p = (const char *)c + o->off;
+        switch (o->type) {
+        case OPT_STR: cJSON_AddStringToObject(j, o->name, p); break;
+        case OPT_ENUM:
+            if (strcmp(o->name, "progress") == 0) break;
+            cJSON_AddStringToObject(j, o->name, o->enums[*(const int *)p]);
+            break;
+        case OPT_INT: cJSON_AddNumberToObject(j, o->name, *(const int *)p); break;
+        case OPT_LONG: cJSON_AddNumberToObject(j, o->name, (double)*(const long *)p); break;
+        case OPT_DOUBLE: cJSON_AddNumberToObject(j, o->name, *(const double *)p); break;
+        case OPT_FLOAT: cJSON_AddNumberToObject(j, o->name, (double)*(const float *)p); break;
+        }
+    }
+    return j;
+}

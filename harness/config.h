@@ -1,0 +1,39 @@
+/* config.h - a run's resolved configuration: profile defaults, then command-line overrides. */
+#ifndef LRA_CONFIG_H
+#define LRA_CONFIG_H
+
+#include <cjson/cJSON.h>
+
+#include "../common/lra.h"
+
+enum { LRA_BATCH_RANDOM = 0, LRA_BATCH_BUCKET = 1, LRA_BATCH_FULL = 2 };
+
+typedef struct {
+    char task[32], backend[32], attn_opts[256], profile[16];
+    int layers, heads, emb, qkv, mlp, batch, max_len;
+    int steps, warmup, eval_every, log_every, timing_skip;
+    double lr, wd, clip;
+    float dropout, attn_dropout;
+    int pool, pos_learned, schedule, batching;
+    long seed, data_seed;
+    int threads;
+    int progress; /* -1 auto (only on a terminal), 0 never, 1 always */
+    char data_dir[4096], out[4096];
+} lra_config;
+
+/* Fills c with the named profile's values for the task ("official", "small", "ci").
+ * LRA_ERR_USAGE names an unknown profile or task. */
+lra_status lra_config_profile(lra_config *c, const char *task, const char *profile, char *err);
+
+/* Parses argv (after the subcommand) into c: first finds --task and --profile, applies the
+ * profile, then every other option. Unknown options and bad values are LRA_ERR_USAGE with a
+ * message naming them. *help is set when --help was given. */
+lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, char *err);
+
+/* The option table as --help text (with the defaults of the given profile). */
+void lra_config_print_help(FILE *f);
+
+/* Every option and its resolved value, for reports; caller owns. */
+cJSON *lra_config_to_json(const lra_config *c);
+
+#endif

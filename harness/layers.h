@@ -1,0 +1,74 @@
+/* layers.h - the encoder's layers as forward/backward pairs (llm.c style).
+ *
+ * Conventions: outputs first, then inputs, then sizes; shapes in comments; backward functions
+ * ACCUMULATE (+=) into every gradient they write, so callers zero gradients once per step.
+ * Weights are stored (out_features, in_features) row-major. Every function parallelises over
+ * independent outputs (rows for activations, columns for weight gradients), so results never
+ * depend on the number of threads. Nothing here allocates. */
+#ifndef LRA_LAYERS_H
+#define LRA_LAYERS_H
+
+#include <stdint.h>
+
+/* out (B,T,C) = [cls] ++ wte[tokens] + pos; T = L + has_cls. pos (T,C) is the sinusoidal table
+ * or the learned position parameters. */
+void lra_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *cls,
+                       const float *pos, int B, int L, int C);
+/* dwte (V,C), dcls (C) (NULL without CLS), dpos (T,C) (NULL when positions are not learned) */
+void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout,
+                        const int32_t *tokens, int B, int L, int C);
+
+/* Sinusoidal table (T,C) as in the official code: pe[t,2i] = sin(t w_i), pe[t,2i+1] = cos(t w_i),
+ * w_i = exp(-2i ln(10000)/C). */
+void lra_sinusoid_table(float *pe, int T, int C);
+
+/* out (N,C) = (in - mean) * rstd * w + b; mean, rstd (N) saved for backward; eps = 1e-6 (flax). */
+void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int N, int C);
+void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* out (N,OC) = in (N,C) @ w^T (OC,C) + bias (OC, may be NULL); through CBLAS. */
+void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
+                        int C, int OC);
+/* din, dw and dbias may be NULL when not needed. */
+void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                         const float *w, int N, int C, int OC);
+
+/* GELU, tanh approximation (flax's default). */
+void lra_gelu_forward(float *out, const float *in, long N);
+void lra_gelu_backward(float *din, const float *in, const float *dout, long N);
+void lra_relu_forward(float *out, const float *in, long N);
+void lra_relu_backward(float *din, const float *in, const float *dout, long N);
+
+/* Inverted dropout in place: x *= keep ? 1/(1-rate) : 0. The mask is a pure function of
+ * (stream, b, t, c) with t strided by Tstride (the model's maximum length), so it does not
+ * change when a batch is padded less. Its Jacobian is the same diagonal, so backward applies
+ * the same call to the gradient. rate 0 is a no-op. */
+void lra_dropout_apply(float *x, int B, int T, int C, int Tstride, float rate, uint64_t stream);
+/* out = x + dropout(y) (B,T,C): the residual connection after a dropped sub-layer. */
+void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
+                                  int Tstride, float rate, uint64_t stream);
+
+/* (B,T,NH*hs) <-> (B,NH,T,hs), for q, k, v given as the three parts of a (B,T,3*NH*hs) tensor */
+void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
+/* dqkv (B,T,3*NH*hs) += [dq dk dv] */
+void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
+                              int T, int NH, int hs);
+/* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward is the inverse transpose, += */
+void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
+void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
+
+enum { LRA_POOL_CLS = 0, LRA_POOL_MEAN = 1 };
+/* out (B,C): position 0 (CLS) or the mean over all T positions (official MEAN pooling) */
+void lra_pool_forward(float *out, const float *in, int mode, int B, int T, int C);
+void lra_pool_backward(float *din, const float *dout, int mode, int B, int T, int C);
+
+/* Softmax cross-entropy: probs (B,K), losses (B) from logits (B,K) and labels (B). */
+void lra_crossentropy_forward(float *losses, float *probs, const float *logits,
+                              const int32_t *labels, int B, int K);
+/* dlogits += (probs - onehot(label)) * scale   (scale = 1/B for the batch mean) */
+void lra_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int B,
+                               int K, float scale);
+
+#endif

@@ -1,0 +1,108 @@
+/* main.c - the lra-bench command line. Exit status: 0 success, 1 failure, 2 usage error. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "../attention/attention.h"
+#include "../datasets/datadir.h"
+#include "../datasets/listops_gen.h"
+#include "../tasks/task.h"
+#include "config.h"
+#include "run.h"
+#include "sysinfo.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [options]\n"
+            "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+            "       lra-bench --help | --version\n\n"
+            "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
+            "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
+            "a profile sets the defaults (columns below) and every option overrides it.\n\n");
+    lra_config_print_help(f);
+    fprintf(f, "\nattention backends:\n");
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++)
+        fprintf(f, "  %-8s %s\n", (*b)->name, (*b)->summary);
+    fprintf(f,
+            "\ntasks:\n"
+            "  listops  official TSVs basic_{train,val,test}.tsv under the data directory (also in\n"
+            "           listops-1000/ or the release's lra_release/lra_release/listops-1000/); when none\n"
+            "           are found, the official generator writes 96000/2000/2000 examples there first\n\n"
+            "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
+            "exit status: 0 success, 1 failure (I/O, bad data, divergence), 2 usage error\n");
+}
+
+static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_USAGE ? 2 : 1; }
+
+static int cmd_generate(int argc, char **argv) {
+    char err[LRA_ERR_LEN];
+    const char *out = NULL, *task = "listops";
+    lra_listops_gen_cfg g;
+    lra_listops_gen_defaults(&g);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--out=", 6) == 0) out = a + 6;
+        else if (strncmp(a, "--task=", 7) == 0) task = a + 7;
+        else if (strncmp(a, "--data-seed=", 12) == 0) g.seed = strtoull(a + 12, NULL, 10);
+        else if (strncmp(a, "--sizes=", 8) == 0) {
+            if (sscanf(a + 8, "%ld,%ld,%ld", &g.n_train, &g.n_val, &g.n_test) != 3 || g.n_train < 1 ||
+                g.n_val < 1 || g.n_test < 1) {
+                fprintf(stderr, "lra-bench generate: --sizes='%s' must be three positive counts TRAIN,VAL,TEST\n", a + 8);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "lra-bench generate: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (strcmp(task, "listops") != 0) {
+        fprintf(stderr, "lra-bench generate: no offline generator for task '%s' (available: listops)\n", task);
+        return 2;
+    }
+    if (!out) {
+        fprintf(stderr, "lra-bench generate: --out=DIR is required\n");
+        return 2;
+    }
+    lra_status st = lra_mkdirs(out, err);
+    if (st == LRA_OK) st = lra_listops_generate(out, &g, err);
+    if (st != LRA_OK) {
+        fprintf(stderr, "lra-bench generate: %s\n", err);
+        return exit_code(st);
+    }
+    fprintf(stderr, "lra-bench: wrote %s/basic_{train,val,test}.tsv (%ld/%ld/%ld examples, seed %llu)\n", out,
+            g.n_train, g.n_val, g.n_test, (unsigned long long)g.seed);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("lra-bench (git %s)\n", lra_git_commit());
+        return 0;
+    }
+    int first = 1;
+    if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
+    else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate; see --help)\n", argv[1]);
+        return 2;
+    }
+    lra_config c;
+    int help = 0;
+    char err[LRA_ERR_LEN];
+    lra_status st = lra_config_parse(&c, argc - first, argv + first, &help, err);
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    if (st != LRA_OK) {
+        fprintf(stderr, "lra-bench: %s\n", err);
+        return exit_code(st);
+    }
+    char report[4096];
+    st = lra_run(&c, report, sizeof report, err);
+    if (st != LRA_OK) {
+        fprintf(stderr, "lra-bench: %s\n", err);
+        return exit_code(st);
+    }
+    printf("%s\n", report);
+    return 0;
+}

@@ -1,0 +1,314 @@
+/* model.c - see model.h. */
+#include "model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+enum { SITE_ATTN_OUT = 1, SITE_MLP_HIDDEN = 2, SITE_MLP_OUT = 3, SITE_ATTN_PROBS = 4 };
+#define LAYER_EMBED 100000u /* stream id of the embedding dropout */
+#define NORM_CHUNK 65536
+
+static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
+    size_t C = c->emb, Q = c->qkv, M = c->mlp;
+    return 2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C + attn_params;
+}
+
+/* Lays the views of one flat parameter-shaped array; returns the number of floats. */
+static size_t layout_params(lra_params *p, float *base, const lra_model *m) {
+    const lra_model_cfg *c = &m->cfg;
+    size_t C = c->emb, Q = c->qkv, M = c->mlp, off = 0;
+#define TAKE(ptr, n) do { (ptr) = base ? base + off : NULL; off += (n); } while (0)
+    TAKE(p->wte, (size_t)c->vocab * C);
+    if (c->cls) TAKE(p->cls, C); else p->cls = NULL;
+    if (c->learned_pos) TAKE(p->pos, (size_t)m->T * C); else p->pos = NULL;
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_params *b = &p->blocks[l];
+        TAKE(b->ln1w, C); TAKE(b->ln1b, C);
+        TAKE(b->qkvw, 3 * Q * C); TAKE(b->projw, C * Q);
+        TAKE(b->ln2w, C); TAKE(b->ln2b, C);
+        TAKE(b->fcw, M * C); TAKE(b->fcb, M);
+        TAKE(b->fcprojw, C * M); TAKE(b->fcprojb, C);
+        TAKE(b->attn, m->attn_params_per_layer);
+    }
+    TAKE(p->lnfw, C); TAKE(p->lnfb, C);
+    TAKE(p->h1w, M * C); TAKE(p->h1b, M);
+    TAKE(p->h2w, (size_t)c->classes * M); TAKE(p->h2b, (size_t)c->classes);
+#undef TAKE
+    return off;
+}
+
+lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    const lra_model_cfg *c = &m->cfg;
+    if (c->qkv % c->heads != 0)
+        return lra_fail(err, LRA_ERR_USAGE, "qkv dimension %d is not a multiple of heads %d", c->qkv, c->heads);
+    if (c->emb % 2 != 0 && !c->learned_pos)
+        return lra_fail(err, LRA_ERR_USAGE, "emb %d must be even for sinusoidal positions", c->emb);
+    if (c->dropout < 0 || c->dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
+        return lra_fail(err, LRA_ERR_USAGE, "dropout rates must be in [0, 1)");
+    m->T = c->max_len + (c->cls ? 1 : 0);
+    m->hs = c->qkv / c->heads;
+    lra_attn_shape max = {c->batch, c->heads, m->T, m->hs};
+    lra_status st = lra_attn_create(&m->attn, c->backend, c->attn_opts, max, c->nthreads, err);
+    if (st != LRA_OK) return st;
+    m->attn_params_per_layer = lra_attn_param_count(&m->attn);
+
+    m->p.blocks = calloc((size_t)c->layers, sizeof(lra_block_params));
+    m->g.blocks = calloc((size_t)c->layers, sizeof(lra_block_params));
+    m->blocks = calloc((size_t)c->layers, sizeof(lra_block_acts));
+    if (!m->p.blocks || !m->g.blocks || !m->blocks) goto nomem;
+    m->nparams = layout_params(&m->p, NULL, m);
+    LRA_ASSERT(m->nparams == (size_t)c->vocab * c->emb + (c->cls ? c->emb : 0) +
+                                 (c->learned_pos ? (size_t)m->T * c->emb : 0) +
+                                 c->layers * block_param_floats(c, m->attn_params_per_layer) +
+                                 2 * (size_t)c->emb + (size_t)c->mlp * c->emb + c->mlp +
+                                 (size_t)c->classes * c->mlp + c->classes);
+    m->params = lra_alloc_touched(4 * m->nparams * sizeof(float));
+    if (!m->params) goto nomem;
+    m->grads = m->params + m->nparams;
+    m->adam_m = m->grads + m->nparams;
+    m->adam_v = m->adam_m + m->nparams;
+    layout_params(&m->p, m->params, m);
+    layout_params(&m->g, m->grads, m);
+    m->norm_chunks = (m->nparams + NORM_CHUNK - 1) / NORM_CHUNK;
+    m->norm_partials = calloc(m->norm_chunks, sizeof(double));
+    if (!m->norm_partials) goto nomem;
+
+    /* activations: sized for (batch, T) once */
+    size_t B = c->batch, BT = B * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    size_t big = BT * (3 * Q > M ? 3 * Q : M), mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+    size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
+    size_t total = (c->learned_pos ? 0 : (size_t)m->T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
+                   B * C + 2 * B * M + 3 * B * K + B /*head*/ + c->layers * per_block +
+                   BT * 3 * Q + BT * C /*tmp*/ + BT * C /*dres*/ + big + mid + BT * C + 3 * BT * Q +
+                   B * C + 2 * B * M + B * K;
+    m->acts_floats = total;
+    m->acts = lra_alloc_touched(total * sizeof(float));
+    if (!m->acts) goto nomem;
+    float *a = m->acts;
+#define TAKE(ptr, n) do { (ptr) = a; a += (n); } while (0)
+    if (!c->learned_pos) TAKE(m->sinusoid, (size_t)m->T * C);
+    TAKE(m->enc, BT * C);
+    TAKE(m->lnf, BT * C); TAKE(m->lnf_mean, BT); TAKE(m->lnf_rstd, BT);
+    TAKE(m->pooled, B * C); TAKE(m->h1, B * M); TAKE(m->h1r, B * M);
+    TAKE(m->logits, B * K); TAKE(m->probs, B * K); TAKE(m->losses, B);
+    TAKE(m->dlogits, B * K);
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_acts *b = &m->blocks[l];
+        TAKE(b->ln1, BT * C); TAKE(b->ln1_mean, BT); TAKE(b->ln1_rstd, BT);
+        TAKE(b->qkvh, 3 * BT * Q); TAKE(b->atto, BT * Q); TAKE(b->atty, BT * Q);
+        TAKE(b->res2, BT * C);
+        TAKE(b->ln2, BT * C); TAKE(b->ln2_mean, BT); TAKE(b->ln2_rstd, BT);
+        TAKE(b->fch, BT * M); TAKE(b->fchg, BT * M); TAKE(b->res3, BT * C);
+    }
+    TAKE(m->tmp_big, BT * 3 * Q); TAKE(m->tmp_c, BT * C);
+    TAKE(m->dres, BT * C); TAKE(m->dbig, big); TAKE(m->dbig2, mid); TAKE(m->dc, BT * C);
+    TAKE(m->dq3, 3 * BT * Q);
+    TAKE(m->dpooled, B * C); TAKE(m->dh1, B * M); TAKE(m->dh1r, B * M);
+#undef TAKE
+    LRA_ASSERT((size_t)(a - m->acts) <= total);
+    if (m->sinusoid) lra_sinusoid_table(m->sinusoid, m->T, (int)C);
+
+    m->ws_bytes_per_layer = (lra_attn_workspace_bytes(&m->attn) + 63) & ~(size_t)63;
+    char *ws = lra_alloc_touched(m->ws_bytes_per_layer * c->layers);
+    m->mask = lra_alloc_touched(BT);
+    if (!ws || !m->mask) { free(ws); goto nomem; }
+    for (int l = 0; l < c->layers; l++) m->blocks[l].ws = ws + m->ws_bytes_per_layer * l;
+    return LRA_OK;
+nomem:
+    lra_model_free(m);
+    return lra_fail(err, LRA_ERR_NOMEM, "out of memory allocating the model arenas");
+}
+
+void lra_model_free(lra_model *m) {
+    if (m->blocks && m->cfg.layers > 0) free(m->blocks[0].ws);
+    free(m->blocks);
+    free(m->p.blocks);
+    free(m->g.blocks);
+    free(m->params);
+    free(m->acts);
+    free(m->mask);
+    free(m->norm_partials);
+    lra_attn_free(&m->attn);
+    memset(m, 0, sizeof *m);
+}
+
+static void fill_normal(float *x, size_t n, double std, lra_rng *r) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(std * lra_rng_normal(r));
+}
+static void fill_uniform(float *x, size_t n, double limit, lra_rng *r) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(limit * (2.0 * lra_rng_uniform(r) - 1.0));
+}
+static void fill_const(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+/* lecun_normal as in jax: truncated normal in [-2, 2] std, rescaled to variance 1/fan_in */
+static void fill_lecun(float *x, size_t n, int fan_in, lra_rng *r) {
+    const double std = sqrt(1.0 / fan_in) / 0.87962566103423978;
+    for (size_t i = 0; i < n; i++) {
+        double z;
+        do z = lra_rng_normal(r); while (z < -2.0 || z > 2.0);
+        x[i] = (float)(std * z);
+    }
+}
+
+void lra_model_init(lra_model *m, uint64_t seed) {
+    const lra_model_cfg *c = &m->cfg;
+    size_t C = c->emb, Q = c->qkv, M = c->mlp;
+    lra_rng r;
+    lra_rng_seed(&r, lra_stream(seed, 0x1417, 0));
+    fill_normal(m->p.wte, (size_t)c->vocab * C, 1.0, &r);
+    if (m->p.cls) fill_const(m->p.cls, C, 0.0f);
+    if (m->p.pos) fill_normal(m->p.pos, (size_t)m->T * C, 0.02, &r);
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_params *b = &m->p.blocks[l];
+        fill_const(b->ln1w, C, 1.0f); fill_const(b->ln1b, C, 0.0f);
+        /* query, key and value are three separate (C -> Q) kernels in flax */
+        fill_uniform(b->qkvw, 3 * Q * C, sqrt(6.0 / (double)(C + Q)), &r);
+        fill_uniform(b->projw, C * Q, sqrt(6.0 / (double)(C + Q)), &r);
+        fill_const(b->ln2w, C, 1.0f); fill_const(b->ln2b, C, 0.0f);
+        fill_uniform(b->fcw, M * C, sqrt(6.0 / (double)(C + M)), &r);
+        fill_normal(b->fcb, M, 1e-6, &r);
+        fill_uniform(b->fcprojw, C * M, sqrt(6.0 / (double)(C + M)), &r);
+        fill_normal(b->fcprojb, C, 1e-6, &r);
+        if (m->attn_params_per_layer && m->attn.iface->init_params) {
+            lra_attn_shape max = m->attn.max;
+            m->attn.iface->init_params(m->attn.ctx, max, b->attn, lra_stream(seed, 0xA77, (uint64_t)l));
+        }
+    }
+    fill_const(m->p.lnfw, C, 1.0f); fill_const(m->p.lnfb, C, 0.0f);
+    fill_lecun(m->p.h1w, M * C, (int)C, &r); fill_const(m->p.h1b, M, 0.0f);
+    fill_lecun(m->p.h2w, (size_t)c->classes * M, (int)M, &r); fill_const(m->p.h2b, (size_t)c->classes, 0.0f);
+    memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
+}
+
+float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask,
+                        const int32_t *labels, int B, int L, int train, uint64_t step_seed) {
+    const lra_model_cfg *c = &m->cfg;
+    LRA_ASSERT(B >= 1 && B <= c->batch && L >= 1 && L <= c->max_len);
+    const int T = L + (c->cls ? 1 : 0), C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    const int NH = c->heads, hs = m->hs, BT = B * T;
+    const float drop = train ? c->dropout : 0.0f;
+    m->tokens = tokens; m->labels = labels; m->B = B; m->L = L; m->Tcur = T;
+    m->train = train; m->step_seed = step_seed;
+
+    for (int b = 0; b < B; b++) {
+        uint8_t *mb = m->mask + (size_t)b * T;
+        if (c->cls) mb[0] = mask[(size_t)b * L]; /* official: the CLS position copies token 0's mask */
+        memcpy(mb + (c->cls ? 1 : 0), mask + (size_t)b * L, (size_t)L);
+    }
+    lra_embed_forward(m->enc, tokens, m->p.wte, m->p.cls, m->p.pos ? m->p.pos : m->sinusoid, B, L, C);
+    lra_dropout_apply(m->enc, B, T, C, m->T, drop, lra_stream(step_seed, LAYER_EMBED, 0));
+    const float *x = m->enc;
+    lra_attn_shape shape = {B, NH, T, hs};
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_params *p = &m->p.blocks[l];
+        lra_block_acts *a = &m->blocks[l];
+        lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
+        lra_matmul_forward(m->tmp_big, a->ln1, p->qkvw, NULL, BT, C, 3 * Q);
+        float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
+        lra_split_heads(q, k, v, m->tmp_big, B, T, NH, hs);
+        lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
+        m->attn.iface->forward(m->attn.ctx, shape, &args, a->atto, a->ws, q, k, v, p->attn);
+        lra_merge_heads(a->atty, a->atto, B, T, NH, hs);
+        lra_matmul_forward(m->tmp_c, a->atty, p->projw, NULL, BT, Q, C);
+        lra_residual_dropout_forward(a->res2, x, m->tmp_c, B, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
+        lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
+        lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M);
+        lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
+        lra_dropout_apply(a->fchg, B, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        lra_matmul_forward(m->tmp_c, a->fchg, p->fcprojw, p->fcprojb, BT, M, C);
+        lra_residual_dropout_forward(a->res3, a->res2, m->tmp_c, B, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
+        x = a->res3;
+    }
+    lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
+    lra_pool_forward(m->pooled, m->lnf, c->pool, B, T, C);
+    lra_matmul_forward(m->h1, m->pooled, m->p.h1w, m->p.h1b, B, C, M);
+    lra_relu_forward(m->h1r, m->h1, (long)B * M);
+    lra_matmul_forward(m->logits, m->h1r, m->p.h2w, m->p.h2b, B, M, K);
+    lra_crossentropy_forward(m->losses, m->probs, m->logits, labels, B, K);
+    double sum = 0.0;
+    for (int b = 0; b < B; b++) sum += m->losses[b];
+    return (float)(sum / B);
+}
+
+void lra_model_zero_grad(lra_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+
+void lra_model_backward(lra_model *m) {
+    const lra_model_cfg *c = &m->cfg;
+    const int B = m->B, T = m->Tcur, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    const int NH = c->heads, hs = m->hs, BT = B * T;
+    const float drop = m->train ? c->dropout : 0.0f;
+    const uint64_t seed = m->step_seed;
+    const size_t szC = sizeof(float) * BT * C, szQ = sizeof(float) * BT * Q, szM = sizeof(float) * BT * M;
+
+    memset(m->dlogits, 0, sizeof(float) * B * K);
+    memset(m->dh1r, 0, sizeof(float) * B * M);
+    memset(m->dh1, 0, sizeof(float) * B * M);
+    memset(m->dpooled, 0, sizeof(float) * B * C);
+    lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
+    lra_matmul_backward(m->dh1r, m->g.h2w, m->g.h2b, m->dlogits, m->h1r, m->p.h2w, B, M, K);
+    lra_relu_backward(m->dh1, m->h1, m->dh1r, (long)B * M);
+    lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, C, M);
+    memset(m->dc, 0, szC);
+    lra_pool_backward(m->dc, m->dpooled, c->pool, B, T, C);
+    const float *xlast = c->layers ? m->blocks[c->layers - 1].res3 : m->enc;
+    memset(m->dres, 0, szC);
+    lra_layernorm_backward(m->dres, m->g.lnfw, m->g.lnfb, m->dc, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
+
+    lra_attn_shape shape = {B, NH, T, hs};
+    for (int l = c->layers - 1; l >= 0; l--) {
+        lra_block_params *p = &m->p.blocks[l], *g = &m->g.blocks[l];
+        lra_block_acts *a = &m->blocks[l];
+        const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
+        /* res3 = res2 + dropout(fcproj) */
+        memcpy(m->dc, m->dres, szC);
+        lra_dropout_apply(m->dc, B, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
+        memset(m->dbig, 0, szM);
+        lra_matmul_backward(m->dbig, g->fcprojw, g->fcprojb, m->dc, a->fchg, p->fcprojw, BT, M, C);
+        lra_dropout_apply(m->dbig, B, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        memset(m->dbig2, 0, szM);
+        lra_gelu_backward(m->dbig2, a->fch, m->dbig, (long)BT * M);
+        memset(m->dc, 0, szC);
+        lra_matmul_backward(m->dc, g->fcw, g->fcb, m->dbig2, a->ln2, p->fcw, BT, C, M);
+        lra_layernorm_backward(m->dres, g->ln2w, g->ln2b, m->dc, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
+        /* res2 = x + dropout(atty @ projw^T) */
+        memcpy(m->dc, m->dres, szC);
+        lra_dropout_apply(m->dc, B, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
+        memset(m->dbig, 0, szQ);
+        lra_matmul_backward(m->dbig, g->projw, NULL, m->dc, a->atty, p->projw, BT, Q, C);
+        memset(m->dbig2, 0, szQ);
+        lra_merge_heads_backward(m->dbig2, m->dbig, B, T, NH, hs);
+        memset(m->dq3, 0, 3 * szQ);
+        float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
+        float *dq = m->dq3, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
+        lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
+        m->attn.iface->backward(m->attn.ctx, shape, &args, dq, dk, dv, g->attn, a->ws, m->dbig2, a->atto, q, k, v, p->attn);
+        memset(m->dbig, 0, 3 * szQ);
+        lra_split_heads_backward(m->dbig, dq, dk, dv, B, T, NH, hs);
+        memset(m->dc, 0, szC);
+        lra_matmul_backward(m->dc, g->qkvw, NULL, m->dbig, a->ln1, p->qkvw, BT, C, 3 * Q);
+        lra_layernorm_backward(m->dres, g->ln1w, g->ln1b, m->dc, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
+    }
+    lra_dropout_apply(m->dres, B, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
+    lra_embed_backward(m->g.wte, m->g.cls, m->g.pos, m->dres, m->tokens, B, m->L, C);
+}
+
+double lra_model_grad_norm(lra_model *m) {
+    const size_t n = m->nparams;
+#pragma omp parallel for schedule(static)
+    for (size_t ch = 0; ch < m->norm_chunks; ch++) {
+        size_t lo = ch * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = lo; i < hi; i++) s += (double)m->grads[i] * m->grads[i];
+        m->norm_partials[ch] = s;
+    }
+    double total = 0.0;
+    for (size_t ch = 0; ch < m->norm_chunks; ch++) total += m->norm_partials[ch];
+    return sqrt(total);
+}
+
+size_t lra_model_act_bytes(const lra_model *m) { return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * m->T; }
+size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers; }

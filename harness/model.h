@@ -1,0 +1,94 @@
+/* model.h - the official LRA encoder (lra.md, "Model"): embedding, optional CLS token, positions,
+ * L pre-LN blocks with a pluggable attention backend, final LayerNorm, pooling, Dense-ReLU-Dense
+ * head, softmax cross-entropy.
+ *
+ * Memory: parameters, gradients, Adam moments, activations and attention workspaces live in a few
+ * arenas allocated (and touched) once by lra_model_create for the maximum batch and length;
+ * forward, backward and the optimizer step never allocate. */
+#ifndef LRA_MODEL_H
+#define LRA_MODEL_H
+
+#include "../attention/attention.h"
+#include "layers.h"
+
+typedef struct {
+    int vocab, classes;
+    int max_len;       /* input tokens per example (without CLS) */
+    int batch;         /* maximum examples per call */
+    int layers, heads, emb, qkv, mlp;
+    int cls;           /* prepend a CLS token */
+    int pool;          /* LRA_POOL_CLS or LRA_POOL_MEAN */
+    int learned_pos;   /* learned N(0, 0.02) positions instead of sinusoids */
+    float dropout, attn_dropout;
+    const char *backend, *attn_opts;
+    int nthreads;
+} lra_model_cfg;
+
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *projw, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *attn;
+} lra_block_params;
+
+/* Views into one flat array (parameters, or gradients with the same layout). */
+typedef struct {
+    float *wte, *cls, *pos; /* cls NULL without CLS token, pos NULL with sinusoidal positions */
+    lra_block_params *blocks;
+    float *lnfw, *lnfb, *h1w, *h1b, *h2w, *h2b;
+} lra_params;
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkvh, *atto, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd,
+        *fch, *fchg, *res3;
+    void *ws; /* attention workspace */
+} lra_block_acts;
+
+typedef struct {
+    lra_model_cfg cfg;
+    int T;            /* maximum sequence length inside the encoder: max_len + cls */
+    int hs;           /* head size qkv / heads */
+    lra_attn attn;    /* one backend context shared by every layer; one workspace per layer */
+    size_t attn_params_per_layer;
+
+    size_t nparams;
+    float *params, *grads, *adam_m, *adam_v; /* the parameter arenas, nparams floats each */
+    lra_params p, g;
+
+    float *acts;      /* the activation arena */
+    size_t acts_floats, ws_bytes_per_layer;
+    float *sinusoid;  /* (T, C) constant table, NULL with learned positions */
+    float *enc, *lnf, *lnf_mean, *lnf_rstd, *pooled, *h1, *h1r, *logits, *probs, *losses;
+    lra_block_acts *blocks;
+    float *tmp_big, *tmp_c;             /* forward scratch: (B,T,3Q) and (B,T,C) */
+    float *dres, *dbig, *dbig2, *dc, *dq3; /* backward scratch */
+    float *dpooled, *dh1, *dh1r, *dlogits;
+    uint8_t *mask;    /* (B,T) attention mask including the CLS position */
+    double *norm_partials; size_t norm_chunks;
+
+    /* the last forward call, which backward differentiates */
+    const int32_t *tokens; const int32_t *labels;
+    int B, L, Tcur, train;
+    uint64_t step_seed;
+} lra_model;
+
+lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err);
+void lra_model_free(lra_model *m);
+/* The official initialisations (lra.md): embeddings N(0,1), xavier-uniform dense kernels in the
+ * blocks, biases N(0, 1e-6), LayerNorm 1/0, lecun-normal head kernels with zero biases. */
+void lra_model_init(lra_model *m, uint64_t seed);
+
+/* Forward over B <= cfg.batch examples of L <= cfg.max_len tokens each: tokens and mask (B,L)
+ * (mask 1 = real token), labels (B). Fills m->probs and m->losses and returns the mean loss.
+ * train = 1 applies dropout from the stream `step_seed` (derive it per step from the run seed);
+ * backward may follow only a forward with the same buffers still alive. */
+float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask,
+                        const int32_t *labels, int B, int L, int train, uint64_t step_seed);
+/* Gradients of the mean loss of the last forward, accumulated into m->grads. */
+void lra_model_zero_grad(lra_model *m);
+void lra_model_backward(lra_model *m);
+
+/* Global L2 norm of the gradients, summed in fixed chunks in a fixed order. */
+double lra_model_grad_norm(lra_model *m);
+
+size_t lra_model_act_bytes(const lra_model *m);
+size_t lra_model_attn_ws_bytes(const lra_model *m);
+
+#endif

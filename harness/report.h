@@ -1,0 +1,16 @@
+/* report.h - writing JSON reports safely. */
+#ifndef LRA_REPORT_H
+#define LRA_REPORT_H
+
+#include <cjson/cJSON.h>
+
+#include "../common/lra.h"
+
+#define LRA_REPORT_SCHEMA_VERSION 1
+
+/* Writes j (pretty-printed) to path through a temporary file in the same directory, flushed
+ * and renamed over path only when complete: a failure leaves the previous file untouched and no
+ * partial file under either name. Creates missing parent directories. */
+lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err);
+
+#endif

@@ -1,0 +1,378 @@
+/* run.c - see run.h. Data -> model -> training loop -> full evaluation -> report. */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "../common/sha256.h"
+#include "../datasets/datadir.h"
+#include "../tasks/task.h"
+#include "batcher.h"
+#include "model.h"
+#include "optim.h"
+#include "report.h"
+#include "sysinfo.h"
+
+enum { WINDOW = 100 }; /* steps averaged for the reported training loss and accuracy */
+
+typedef struct { double loss, acc, seconds; long n, tokens; } eval_result;
+
+typedef struct {
+    const lra_config *c;
+    const lra_task_i *task;
+    lra_model model;
+    lra_split split[3];
+    char source[4200], data_dir[4096], data_checksum[65];
+    uint32_t *eval_order[3];
+    uint32_t *idx;
+    int32_t *tokens, *labels;
+    uint8_t *mask;
+    cJSON *curve;
+    long started;
+    double t0;
+    /* training statistics */
+    int steps_done;
+    double train_time;
+    long timed_steps, timed_real_tokens, timed_padded_tokens;
+    float win_loss[WINDOW], win_acc[WINDOW];
+    eval_result final[3];
+    int have_final;
+    const char *status;
+    char diverged_at[128];
+} run_state;
+
+static int argmax(const float *p, int K) {
+    int best = 0;
+    for (int i = 1; i < K; i++)
+        if (p[i] > p[best]) best = i;
+    return best;
+}
+
+/* Evaluation visits every example once: in order of length (so padding is small) unless the
+ * batching mode pads everything to max-len. The last batch may be smaller than the others. */
+static eval_result evaluate(run_state *r, int which) {
+    const lra_split *s = &r->split[which];
+    const int B = r->c->batch, K = r->task->classes;
+    eval_result e = {0};
+    double t0 = lra_now();
+    for (size_t i0 = 0; i0 < s->n; i0 += (size_t)B) {
+        int n = s->n - i0 < (size_t)B ? (int)(s->n - i0) : B;
+        long real;
+        int L = lra_batch_fill(s, r->eval_order[which] + i0, n, r->c->batching, r->c->max_len,
+                               r->tokens, r->mask, r->labels, &real);
+        lra_model_forward(&r->model, r->tokens, r->mask, r->labels, n, L, 0, 0);
+        for (int b = 0; b < n; b++) {
+            e.loss += r->model.losses[b];
+            e.acc += argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
+        }
+        e.n += n;
+        e.tokens += real;
+    }
+    e.loss /= (double)e.n;
+    e.acc /= (double)e.n;
+    e.seconds = lra_now() - t0;
+    return e;
+}
+
+static cJSON *eval_json(const eval_result *e) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "loss", e->loss);
+    cJSON_AddNumberToObject(j, "accuracy", e->acc);
+    cJSON_AddNumberToObject(j, "examples", (double)e->n);
+    return j;
+}
+
+static void window_means(const run_state *r, double *loss, double *acc, int *n) {
+    *n = r->steps_done < WINDOW ? r->steps_done : WINDOW;
+    double l = 0, a = 0;
+    for (int i = 0; i < *n; i++) { l += r->win_loss[i]; a += r->win_acc[i]; }
+    *loss = *n ? l / *n : NAN;
+    *acc = *n ? a / *n : NAN;
+}
+
+static cJSON *build_report(run_state *r) {
+    const lra_config *c = r->c;
+    lra_model *m = &r->model;
+    char when[32];
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "schema_version", LRA_REPORT_SCHEMA_VERSION);
+    cJSON_AddStringToObject(j, "status", r->status);
+    if (r->diverged_at[0]) cJSON_AddStringToObject(j, "diverged_at", r->diverged_at);
+    cJSON_AddStringToObject(j, "task", c->task);
+    cJSON_AddStringToObject(j, "backend", c->backend);
+    cJSON_AddItemToObject(j, "backend_options", m->attn.iface->describe(m->attn.ctx));
+    cJSON_AddStringToObject(j, "profile", c->profile);
+    cJSON_AddNumberToObject(j, "seed", (double)c->seed);
+    cJSON_AddItemToObject(j, "config", lra_config_to_json(c));
+
+    cJSON *data = cJSON_AddObjectToObject(j, "data");
+    cJSON_AddStringToObject(data, "source", r->source);
+    cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
+    cJSON_AddStringToObject(data, "checksum_sha256", r->data_checksum);
+    cJSON *files = cJSON_AddObjectToObject(data, "splits");
+    for (int s = 0; s < 3; s++) {
+        cJSON *f = cJSON_AddObjectToObject(files, lra_split_names[s]);
+        cJSON_AddStringToObject(f, "path", r->split[s].path);
+        cJSON_AddStringToObject(f, "sha256", r->split[s].sha256);
+        cJSON_AddNumberToObject(f, "examples", (double)r->split[s].n);
+    }
+
+    cJSON *res = cJSON_AddObjectToObject(j, "results");
+    double wl, wa;
+    int wn;
+    window_means(r, &wl, &wa, &wn);
+    cJSON *tr = cJSON_AddObjectToObject(res, "train");
+    cJSON_AddNumberToObject(tr, "loss", wl);
+    cJSON_AddNumberToObject(tr, "accuracy", wa);
+    cJSON_AddNumberToObject(tr, "window_steps", wn);
+    cJSON_AddNumberToObject(tr, "steps", r->steps_done);
+    cJSON_AddNumberToObject(tr, "examples", (double)r->steps_done * c->batch);
+    if (r->have_final) {
+        cJSON_AddItemToObject(res, "val", eval_json(&r->final[LRA_SPLIT_VAL]));
+        cJSON_AddItemToObject(res, "test", eval_json(&r->final[LRA_SPLIT_TEST]));
+    }
+    cJSON_AddItemReferenceToObject(j, "curve", r->curve);
+
+    cJSON *tp = cJSON_AddObjectToObject(j, "throughput");
+    cJSON_AddNumberToObject(tp, "timed_steps", (double)r->timed_steps);
+    cJSON_AddNumberToObject(tp, "excluded_warmup_steps", c->timing_skip);
+    double tt = r->train_time > 0 ? r->train_time : NAN;
+    cJSON_AddNumberToObject(tp, "train_steps_per_s", r->timed_steps / tt);
+    cJSON_AddNumberToObject(tp, "train_tokens_per_s", r->timed_real_tokens / tt);
+    cJSON_AddNumberToObject(tp, "train_padded_tokens_per_s", r->timed_padded_tokens / tt);
+    cJSON_AddNumberToObject(tp, "train_examples_per_s", (double)r->timed_steps * c->batch / tt);
+    if (r->have_final) {
+        const eval_result *v = &r->final[LRA_SPLIT_VAL], *t = &r->final[LRA_SPLIT_TEST];
+        double secs = v->seconds + t->seconds;
+        cJSON_AddNumberToObject(tp, "eval_examples_per_s", (v->n + t->n) / secs);
+        cJSON_AddNumberToObject(tp, "eval_tokens_per_s", (v->tokens + t->tokens) / secs);
+    }
+    double fl_f, fl_b;
+    lra_attn_shape sh = {c->batch, c->heads, m->T, m->hs};
+    m->attn.iface->flops(m->attn.ctx, sh, &fl_f, &fl_b);
+    cJSON_AddNumberToObject(tp, "attention_flops_fwd_per_layer_max_batch", fl_f);
+    cJSON_AddNumberToObject(tp, "attention_flops_bwd_per_layer_max_batch", fl_b);
+
+    cJSON *mem = cJSON_AddObjectToObject(j, "memory");
+    cJSON_AddNumberToObject(mem, "peak_rss_bytes", (double)lra_peak_rss_bytes());
+    cJSON_AddNumberToObject(mem, "parameter_arena_bytes", (double)(4 * m->nparams * sizeof(float)));
+    cJSON_AddNumberToObject(mem, "activation_arena_bytes", (double)lra_model_act_bytes(m));
+    cJSON_AddNumberToObject(mem, "attention_workspace_bytes", (double)lra_model_attn_ws_bytes(m));
+
+    cJSON *par = cJSON_AddObjectToObject(j, "parameters");
+    cJSON_AddNumberToObject(par, "count", (double)m->nparams);
+    cJSON_AddNumberToObject(par, "attention_backend", (double)(m->attn_params_per_layer * c->layers));
+
+    cJSON_AddNumberToObject(j, "wall_time_s", lra_now() - r->t0);
+    cJSON_AddItemToObject(j, "machine", lra_machine_json(omp_get_max_threads()));
+    cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
+    lra_iso_time(r->started, when);
+    cJSON_AddStringToObject(j, "started_at", when);
+    lra_iso_time((long)time(NULL), when);
+    cJSON_AddStringToObject(j, "finished_at", when);
+    return j;
+}
+
+static lra_status write_report(run_state *r, const char *path, char *err) {
+    cJSON *j = build_report(r);
+    lra_status st = lra_write_json_atomic(path, j, err);
+    cJSON_Delete(j);
+    return st;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e8) { snprintf(buf, n, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+static lra_status load_data(run_state *r, char *err) {
+    const lra_config *c = r->c;
+    lra_status st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err);
+    if (st != LRA_OK) return st;
+    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed};
+    if ((st = r->task->prepare(&tc, r->source, sizeof r->source, err)) != LRA_OK) return st;
+    lra_sha256 h;
+    lra_sha256_init(&h);
+    for (int s = 0; s < 3; s++) {
+        if ((st = r->task->open(&r->split[s], &tc, s, err)) != LRA_OK) return st;
+        lra_sha256_update(&h, r->split[s].sha256, 64);
+    }
+    lra_sha256_final_hex(&h, r->data_checksum);
+    /* evaluation order */
+    for (int s = 1; s < 3; s++) {
+        size_t n = r->split[s].n;
+        r->eval_order[s] = malloc(n * sizeof(uint32_t));
+        if (!r->eval_order[s]) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) r->eval_order[s][i] = (uint32_t)i;
+        if (c->batching != LRA_BATCH_FULL) {
+            /* counting sort by length keeps ties in index order */
+            int maxl = 0;
+            for (size_t i = 0; i < n; i++) maxl = lra_split_len(&r->split[s], i) > maxl ? lra_split_len(&r->split[s], i) : maxl;
+            size_t *cnt = calloc((size_t)maxl + 2, sizeof(size_t));
+            if (!cnt) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; i < n; i++) cnt[lra_split_len(&r->split[s], i) + 1]++;
+            for (int l = 1; l <= maxl + 1; l++) cnt[l] += cnt[l - 1];
+            for (size_t i = 0; i < n; i++) r->eval_order[s][cnt[lra_split_len(&r->split[s], i)]++] = (uint32_t)i;
+            free(cnt);
+        }
+    }
+    return LRA_OK;
+}
+
+lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *err) {
+    run_state *r = calloc(1, sizeof *r);
+    if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    r->c = c;
+    r->t0 = lra_now();
+    r->started = (long)time(NULL);
+    r->status = "running";
+    lra_status st = LRA_OK;
+    lra_batcher bat = {0};
+    r->task = lra_task_find(c->task);
+    if (!r->task) { st = lra_fail(err, LRA_ERR_USAGE, "unknown task '%s'", c->task); goto done; }
+    if (c->max_len > r->task->max_len)
+        fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
+    if (c->out[0]) snprintf(report_path, pathn, "%s", c->out);
+    else snprintf(report_path, pathn, "results/%s/%s-%s-seed%ld.json", c->task, c->backend, c->profile, c->seed);
+
+    const int threads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+
+    lra_model_cfg mc = {
+        .vocab = r->task->vocab, .classes = r->task->classes, .max_len = c->max_len, .batch = c->batch,
+        .layers = c->layers, .heads = c->heads, .emb = c->emb, .qkv = c->qkv, .mlp = c->mlp,
+        .cls = c->pool == LRA_POOL_CLS, .pool = c->pool, .learned_pos = c->pos_learned,
+        .dropout = c->dropout, .attn_dropout = c->attn_dropout, .backend = c->backend,
+        .attn_opts = c->attn_opts, .nthreads = threads};
+    /* the model first: a bad backend option fails before any data work */
+    if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) goto done;
+    if ((st = load_data(r, err)) != LRA_OK) goto done;
+    lra_model_init(&r->model, (uint64_t)c->seed);
+
+    const size_t BL = (size_t)c->batch * c->max_len;
+    r->idx = malloc(sizeof(uint32_t) * c->batch);
+    r->tokens = lra_alloc_touched(sizeof(int32_t) * BL);
+    r->labels = malloc(sizeof(int32_t) * c->batch);
+    r->mask = lra_alloc_touched(BL);
+    r->curve = cJSON_CreateArray();
+    if (!r->idx || !r->tokens || !r->labels || !r->mask || !r->curve) {
+        st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = lra_batcher_init(&bat, &r->split[LRA_SPLIT_TRAIN], c->batch, c->batching, c->max_len,
+                               lra_stream((uint64_t)c->seed, 0x5AFF1E, 0), err)) != LRA_OK)
+        goto done;
+
+    const int progress = c->progress < 0 ? isatty(2) : c->progress;
+    if (progress)
+        fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d, %d threads\n",
+                c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads);
+    double log_loss = 0, log_acc = 0, log_t0 = lra_now(), eval_time = 0;
+    long log_tokens = 0;
+    int log_n = 0;
+    const int K = r->task->classes;
+    for (int step = 0; step < c->steps; step++) {
+        double ts = lra_now();
+        lra_batcher_next(&bat, r->idx);
+        long real;
+        int L = lra_batch_fill(&r->split[LRA_SPLIT_TRAIN], r->idx, c->batch, c->batching, c->max_len,
+                               r->tokens, r->mask, r->labels, &real);
+        float loss = lra_model_forward(&r->model, r->tokens, r->mask, r->labels, c->batch, L, 1,
+                                       lra_stream((uint64_t)c->seed, 0xD50, (uint64_t)step));
+        lra_model_zero_grad(&r->model);
+        lra_model_backward(&r->model);
+        double norm = lra_model_grad_norm(&r->model);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            snprintf(r->diverged_at, sizeof r->diverged_at, "step %d: %s is %s", step,
+                     isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? (isnan(norm) ? "NaN" : "Inf") : (isnan(loss) ? "NaN" : "Inf"));
+            r->status = "diverged";
+            st = lra_fail(err, LRA_ERR_DIVERGED, "training diverged at %s", r->diverged_at);
+            break;
+        }
+        float scale = (c->clip > 0 && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
+        double lr = lra_lr_at(c->schedule, c->lr, step, c->warmup, c->steps);
+        lra_adam_step(r->model.params, r->model.grads, r->model.adam_m, r->model.adam_v, r->model.nparams,
+                      lr, 0.9, 0.98, 1e-9, c->wd, step + 1, scale);
+        int correct = 0;
+        for (int b = 0; b < c->batch; b++) correct += argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
+        double dt = lra_now() - ts;
+        r->steps_done = step + 1;
+        r->win_loss[step % WINDOW] = loss;
+        r->win_acc[step % WINDOW] = (float)correct / c->batch;
+        if (step >= c->timing_skip) {
+            r->train_time += dt;
+            r->timed_steps++;
+            r->timed_real_tokens += real;
+            r->timed_padded_tokens += (long)c->batch * L;
+        }
+        log_loss += loss; log_acc += (double)correct / c->batch; log_tokens += real; log_n++;
+        if (progress && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {
+            double now = lra_now(), span = now - log_t0;
+            double per_step = r->timed_steps ? r->train_time / r->timed_steps : dt;
+            char eta[32];
+            fmt_duration(per_step * (c->steps - step - 1), eta, sizeof eta);
+            fprintf(stderr, "step %6d/%d | loss %.4f | acc %.3f | lr %.2e | %.2f steps/s | %.0f tok/s | ETA %s\n",
+                    step + 1, c->steps, log_loss / log_n, log_acc / log_n, lr, log_n / span,
+                    log_tokens / span, eta);
+            log_loss = log_acc = 0; log_tokens = 0; log_n = 0; log_t0 = lra_now();
+        }
+        if (c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->steps) {
+            double te = lra_now();
+            eval_result v = evaluate(r, LRA_SPLIT_VAL), t = evaluate(r, LRA_SPLIT_TEST);
+            double wl, wa;
+            int wn;
+            window_means(r, &wl, &wa, &wn);
+            cJSON *pt = cJSON_CreateObject();
+            cJSON_AddNumberToObject(pt, "step", step + 1);
+            cJSON_AddNumberToObject(pt, "examples", (double)(step + 1) * c->batch);
+            cJSON_AddNumberToObject(pt, "train_loss", wl);
+            cJSON_AddNumberToObject(pt, "train_accuracy", wa);
+            cJSON_AddNumberToObject(pt, "val_loss", v.loss);
+            cJSON_AddNumberToObject(pt, "val_accuracy", v.acc);
+            cJSON_AddNumberToObject(pt, "test_loss", t.loss);
+            cJSON_AddNumberToObject(pt, "test_accuracy", t.acc);
+            cJSON_AddNumberToObject(pt, "elapsed_s", lra_now() - r->t0);
+            cJSON_AddItemToArray(r->curve, pt);
+            if (progress)
+                fprintf(stderr, "eval   %6d | val loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1fs\n",
+                        step + 1, v.loss, v.acc, t.loss, t.acc, lra_now() - te);
+            /* a report after every evaluation, so a long run that is stopped still has its curve */
+            char werr[LRA_ERR_LEN];
+            if (write_report(r, report_path, werr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", werr);
+            eval_time += lra_now() - te;
+            log_t0 += lra_now() - te;
+        }
+    }
+    if (st == LRA_OK) {
+        r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL);
+        r->final[LRA_SPLIT_TEST] = evaluate(r, LRA_SPLIT_TEST);
+        r->have_final = 1;
+        r->status = "completed";
+        if (progress)
+            fprintf(stderr, "final  | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
+                    r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);
+    }
+    {
+        char werr[LRA_ERR_LEN];
+        lra_status wst = write_report(r, report_path, werr);
+        if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
+    }
+done:
+    lra_batcher_free(&bat);
+    if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
+    for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); }
+    free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
+    cJSON_Delete(r->curve);
+    free(r);
+    return st;
+}

@@ -1,0 +1,40 @@
+/* task.c - the task registry and the split helpers. */
+#include <string.h>
+
+#include "task.h"
+
+const char *const lra_split_names[3] = {"train", "val", "test"};
+
+extern const lra_task_i lra_task_listops;
+
+static const lra_task_i *const tasks[] = {&lra_task_listops, NULL};
+
+const lra_task_i *lra_task_find(const char *name) {
+    for (const lra_task_i *const *t = tasks; *t; t++)
+        if (strcmp((*t)->name, name) == 0) return *t;
+    return NULL;
+}
+
+void lra_task_names(char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const lra_task_i *const *t = tasks; *t && used < n; t++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", t == tasks ? "" : ", ", (*t)->name);
+}
+
+void lra_split_free(lra_split *s) {
+    free(s->tokens);
+    free(s->offset);
+    free(s->labels);
+    memset(s, 0, sizeof *s);
+}
+
+void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label) {
+    const int n = lra_split_len(s, i);
+    LRA_ASSERT(n <= L);
+    const uint16_t *src = s->tokens + s->offset[i];
+    for (int t = 0; t < n; t++) tokens[t] = src[t];
+    for (int t = n; t < L; t++) tokens[t] = 0;
+    for (int t = 0; t < L; t++) mask[t] = tokens[t] != 0;
+    *label = s->labels[i];
+}

@@ -1,0 +1,48 @@
+/* task.h - the task interface: raw data -> token ids, masks, labels.
+ *
+ * A task makes sure its data exists (prepare: find it, or generate it offline where a generator
+ * exists) and loads one split into an lra_split: all examples in memory, truncated to max_len,
+ * with the sha256 of the bytes they were read from. The harness pads batches itself. */
+#ifndef LRA_TASK_H
+#define LRA_TASK_H
+
+#include "../common/lra.h"
+
+enum { LRA_SPLIT_TRAIN = 0, LRA_SPLIT_VAL = 1, LRA_SPLIT_TEST = 2 };
+extern const char *const lra_split_names[3]; /* "train", "val", "test" */
+
+typedef struct {
+    const char *data_dir; /* resolved by lra_data_dir() */
+    int max_len;          /* tokens kept per example */
+    int quiet;            /* no messages on stderr */
+    uint64_t data_seed;   /* seed of offline generators */
+} lra_task_cfg;
+
+typedef struct {
+    size_t n;
+    uint16_t *tokens; /* all examples' ids, concatenated; 0 is padding and never stored */
+    size_t *offset;   /* (n + 1): example i is tokens[offset[i] .. offset[i+1]) */
+    int32_t *labels;  /* (n) */
+    char path[4096];  /* the file it came from */
+    char sha256[65];  /* of that file's bytes */
+} lra_split;
+
+typedef struct lra_task_i {
+    const char *name;
+    int vocab, classes, max_len; /* max_len: the official sequence length */
+    /* Makes sure the data exists under cfg->data_dir; writes a one-line description of where it
+     * came from into source (e.g. "generated, seed 1, in DIR"). */
+    lra_status (*prepare)(const lra_task_cfg *cfg, char *source, size_t n, char *err);
+    /* Loads split LRA_SPLIT_*; on success the caller frees it with lra_split_free. */
+    lra_status (*open)(lra_split *out, const lra_task_cfg *cfg, int split, char *err);
+} lra_task_i;
+
+const lra_task_i *lra_task_find(const char *name);
+void lra_task_names(char *buf, size_t n);
+
+void lra_split_free(lra_split *s);
+static inline int lra_split_len(const lra_split *s, size_t i) { return (int)(s->offset[i + 1] - s->offset[i]); }
+/* Writes example i padded to L >= its length: tokens (L), mask (L) = token != 0, label. */
+void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label);
+
+#endif

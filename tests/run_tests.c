@@ -1,0 +1,79 @@
+/* run_tests.c - the one runner for every suite. Check runs each test in a forked child, so the
+ * parent process must never enter an OpenMP parallel region (libgomp's pool does not survive
+ * fork): every test does its numerical work inside the test function. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "tests.h"
+
+void t_fill(float *x, size_t n, float scale, uint64_t seed) {
+    lra_rng r;
+    lra_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * (2.0 * lra_rng_uniform(&r) - 1.0));
+}
+
+double t_close(const float *a, const float *b, size_t n, double atol, double rtol) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        double m = fabs(a[i]) > fabs(b[i]) ? fabs(a[i]) : fabs(b[i]);
+        double r = d / (atol + rtol * m);
+        if (!(r <= worst)) worst = r; /* NaN propagates as a failure */
+    }
+    return worst;
+}
+
+const char *t_tmpdir(void) {
+    static char bufs[8][64];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 64, "/tmp/lra-test-XXXXXX");
+    if (!mkdtemp(b)) { perror("mkdtemp"); abort(); }
+    return b;
+}
+
+int t_run(char *out, size_t n, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = 0;
+    char tmp[4096];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, p)) > 0) {
+        if (out && got + 1 < n) {
+            size_t take = k < n - 1 - got ? k : n - 1 - got;
+            memcpy(out + got, tmp, take);
+            got += take;
+        }
+    }
+    if (out) out[got] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+const char *t_bench(void) {
+    const char *b = getenv("LRA_BENCH");
+    return b && *b ? b : "build/lra-bench";
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(layers_suite());
+    srunner_add_suite(sr, model_suite());
+    srunner_add_suite(sr, attention_suite());
+    srunner_add_suite(sr, listops_suite());
+    srunner_add_suite(sr, cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,315 @@
+/* test_attention.c - every registered backend is gradient-checked against finite differences and
+ * run under different thread counts with no new test code; `full` is also compared with a
+ * deliberately naive reference (plain loops in double, the whole T x T matrix). */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "../attention/attention.h"
+#include "tests.h"
+
+/* ---- the naive reference: o = softmax(q k^T / sqrt(d) + M) v, dropout on p -------------- */
+static void naive_full(double *o, double *dq, double *dk, double *dv, const float *q, const float *k,
+                       const float *v, const float *dout, const uint8_t *mask, int B, int NH, int T,
+                       int hs, float rate, uint64_t seed) {
+    double *p = malloc(sizeof(double) * T * T), *dp = malloc(sizeof(double) * T * T);
+    const uint32_t thr = lra_dropout_threshold(rate);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const int bh = b * NH + h;
+            const size_t off = (size_t)bh * T * hs;
+            for (int i = 0; i < T; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < T; j++) {
+                    double s = 0;
+                    for (int d = 0; d < hs; d++) s += (double)q[off + i * hs + d] * k[off + j * hs + d];
+                    p[i * T + j] = mask[b * T + j] ? s / sqrt((double)hs) : -INFINITY;
+                    if (p[i * T + j] > mx) mx = p[i * T + j];
+                }
+                for (int j = 0; j < T; j++) sum += p[i * T + j] = mask[b * T + j] ? exp(p[i * T + j] - mx) : 0;
+                for (int j = 0; j < T; j++) p[i * T + j] = sum > 0 ? p[i * T + j] / sum : 0;
+            }
+            /* dropped probabilities */
+            double *pd = malloc(sizeof(double) * T * T);
+            for (int i = 0; i < T; i++) {
+                uint32_t rs = (uint32_t)lra_stream(seed, (uint64_t)bh, (uint64_t)i);
+                for (int j = 0; j < T; j++)
+                    pd[i * T + j] = thr ? (lra_keep(rs, (uint32_t)j, thr) ? p[i * T + j] / (1.0 - rate) : 0) : p[i * T + j];
+            }
+            for (int i = 0; i < T; i++)
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int j = 0; j < T; j++) s += pd[i * T + j] * v[off + j * hs + d];
+                    o[off + i * hs + d] = s;
+                }
+            if (!dq) { free(pd); continue; }
+            /* backward: dPd = dO V^T; dP = dPd * z; dS = P (dP - rowsum(P dP)) */
+            for (int i = 0; i < T; i++)
+                for (int j = 0; j < T; j++) {
+                    double s = 0;
+                    for (int d = 0; d < hs; d++) s += (double)dout[off + i * hs + d] * v[off + j * hs + d];
+                    double z = p[i * T + j] > 0 ? pd[i * T + j] / p[i * T + j] : 0;
+                    if (!thr) z = 1;
+                    dp[i * T + j] = s * z;
+                }
+            for (int j = 0; j < T; j++)
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int i = 0; i < T; i++) s += pd[i * T + j] * dout[off + i * hs + d];
+                    dv[off + j * hs + d] = s;
+                }
+            for (int i = 0; i < T; i++) {
+                double rs = 0;
+                for (int j = 0; j < T; j++) rs += p[i * T + j] * dp[i * T + j];
+                for (int j = 0; j < T; j++) dp[i * T + j] = p[i * T + j] * (dp[i * T + j] - rs) / sqrt((double)hs);
+            }
+            for (int i = 0; i < T; i++)
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int j = 0; j < T; j++) s += dp[i * T + j] * k[off + j * hs + d];
+                    dq[off + i * hs + d] = s;
+                }
+            for (int j = 0; j < T; j++)
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int i = 0; i < T; i++) s += dp[i * T + j] * q[off + i * hs + d];
+                    dk[off + j * hs + d] = s;
+                }
+            free(pd);
+        }
+    free(p);
+    free(dp);
+}
+
+/* ---- a fixture: random q, k, v, dout and a ragged mask --------------------------------- */
+typedef struct {
+    lra_attn_shape s;
+    size_t n;
+    float *q, *k, *v, *o, *dout, *dq, *dk, *dv, *params, *dparams;
+    uint8_t *mask;
+    void *ws;
+    lra_attn h;
+} fixture;
+
+/* lengths: batch element b keeps len[b] valid keys; holes: also mask every 5th key of element 0 */
+static void fx_init(fixture *f, const char *backend, const char *opts, lra_attn_shape s, const int *len,
+                    int holes, int nthreads) {
+    char err[LRA_ERR_LEN];
+    memset(f, 0, sizeof *f);
+    f->s = s;
+    f->n = (size_t)s.B * s.NH * s.T * s.hs;
+    lra_status st = lra_attn_create(&f->h, backend, opts, s, nthreads, err);
+    ck_assert_msg(st == LRA_OK, "%s: %s", backend, err);
+    float **bufs[] = {&f->q, &f->k, &f->v, &f->o, &f->dout, &f->dq, &f->dk, &f->dv};
+    for (int i = 0; i < 8; i++) *bufs[i] = calloc(f->n, sizeof(float));
+    t_fill(f->q, f->n, 1.0f, 1);
+    t_fill(f->k, f->n, 1.0f, 2);
+    t_fill(f->v, f->n, 1.0f, 3);
+    t_fill(f->dout, f->n, 1.0f, 4);
+    size_t np = lra_attn_param_count(&f->h);
+    f->params = calloc(np + 1, sizeof(float));
+    f->dparams = calloc(np + 1, sizeof(float));
+    if (np && f->h.iface->init_params) f->h.iface->init_params(f->h.ctx, s, f->params, 5);
+    if (np) t_fill(f->params, np, 0.5f, 6); /* away from any special init, so gradients are generic */
+    f->mask = calloc((size_t)s.B * s.T, 1);
+    for (int b = 0; b < s.B; b++)
+        for (int t = 0; t < s.T; t++) f->mask[b * s.T + t] = t < len[b] && !(holes && b == 0 && t % 5 == 3);
+    f->ws = lra_alloc_touched(lra_attn_workspace_bytes(&f->h));
+}
+
+static void fx_free(fixture *f) {
+    float *bufs[] = {f->q, f->k, f->v, f->o, f->dout, f->dq, f->dk, f->dv, f->params, f->dparams};
+    for (int i = 0; i < 10; i++) free(bufs[i]);
+    free(f->mask);
+    free(f->ws);
+    lra_attn_free(&f->h);
+}
+
+static void fx_fwd(fixture *f, const lra_attn_args *a) {
+    f->h.iface->forward(f->h.ctx, f->s, a, f->o, f->ws, f->q, f->k, f->v, f->params);
+}
+
+static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
+    fx_fwd(f, a);
+    memset(f->dq, 0, f->n * sizeof(float));
+    memset(f->dk, 0, f->n * sizeof(float));
+    memset(f->dv, 0, f->n * sizeof(float));
+    memset(f->dparams, 0, lra_attn_param_count(&f->h) * sizeof(float));
+    f->h.iface->backward(f->h.ctx, f->s, a, f->dq, f->dk, f->dv, f->dparams, f->ws, f->dout, f->o, f->q,
+                         f->k, f->v, f->params);
+}
+
+static double fx_loss(fixture *f, const lra_attn_args *a) {
+    fx_fwd(f, a);
+    double l = 0;
+    for (size_t i = 0; i < f->n; i++) l += (double)f->o[i] * f->dout[i];
+    return l;
+}
+
+/* central differences on `count` sampled elements of x against the analytic gradient g */
+static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *g, size_t n, const char *what) {
+    const float h = 1e-2f;
+    lra_rng r;
+    lra_rng_seed(&r, 77);
+    int count = n < 60 ? (int)n : 60;
+    for (int c = 0; c < count; c++) {
+        size_t i = n < 60 ? (size_t)c : (size_t)lra_rng_range(&r, 0, (int64_t)n - 1);
+        float keep = x[i];
+        x[i] = keep + h;
+        double lp = fx_loss(f, a);
+        x[i] = keep - h;
+        double lm = fx_loss(f, a);
+        x[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        double tol = 3e-3 + 2e-2 * fmax(fabs(num), fabs(g[i]));
+        ck_assert_msg(fabs(num - g[i]) <= tol, "%s %s[%zu]: analytic %.6f vs numeric %.6f (opts '%s')",
+                      f->h.iface->name, what, i, g[i], num, a->dropout > 0 ? "dropout" : "");
+    }
+}
+
+/* option sets per backend that change the math; "" for backends not listed */
+static const char *const *option_sets(const char *name) {
+    static const char *const none[] = {"", NULL};
+    (void)name;
+    return none;
+}
+
+static void gradcheck_backend(const lra_attn_i *b, float rate) {
+    const int len[2] = {70, 37};
+    lra_attn_shape s = {2, 2, 70, 8}; /* T = 70: not a multiple of any tile size used */
+    for (const char *const *o = option_sets(b->name); *o; o++) {
+        fixture f;
+        fx_init(&f, b->name, *o, s, len, 1, 2);
+        lra_attn_args a = {f.mask, rate, 1234};
+        fx_fwd_bwd(&f, &a);
+        float *dq = malloc(f.n * 4), *dk = malloc(f.n * 4), *dv = malloc(f.n * 4);
+        memcpy(dq, f.dq, f.n * 4); memcpy(dk, f.dk, f.n * 4); memcpy(dv, f.dv, f.n * 4);
+        fd_check(&f, &a, f.q, dq, f.n, "dq");
+        fd_check(&f, &a, f.k, dk, f.n, "dk");
+        fd_check(&f, &a, f.v, dv, f.n, "dv");
+        size_t np = lra_attn_param_count(&f.h);
+        if (np) {
+            float *dp = malloc(np * 4);
+            memcpy(dp, f.dparams, np * 4);
+            fd_check(&f, &a, f.params, dp, np, "dparams");
+            free(dp);
+        }
+        /* padded keys receive no gradient and do not move the output */
+        for (int t = 37; t < 70; t++)
+            for (int h = 0; h < 2; h++)
+                for (int d = 0; d < 8; d++) {
+                    size_t i = ((size_t)(1 * 2 + h) * 70 + t) * 8 + d;
+                    ck_assert_msg(dk[i] == 0 && dv[i] == 0, "%s: padded key %d got a gradient", b->name, t);
+                }
+        free(dq); free(dk); free(dv);
+        fx_free(&f);
+    }
+}
+
+START_TEST(test_gradcheck_registry) {
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) gradcheck_backend(*b, 0.0f);
+}
+END_TEST
+
+START_TEST(test_gradcheck_registry_dropout) {
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) gradcheck_backend(*b, 0.25f);
+}
+END_TEST
+
+/* results must not depend on the thread count */
+START_TEST(test_threads_bitwise) {
+    const int len[3] = {200, 131, 64};
+    lra_attn_shape s = {3, 2, 200, 16};
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
+        fixture f1, f2;
+        fx_init(&f1, (*b)->name, "", s, len, 1, 1);
+        fx_init(&f2, (*b)->name, "", s, len, 1, 2);
+        lra_attn_args a1 = {f1.mask, 0.1f, 99}, a2 = {f2.mask, 0.1f, 99};
+        omp_set_num_threads(1);
+        fx_fwd_bwd(&f1, &a1);
+        omp_set_num_threads(2);
+        fx_fwd_bwd(&f2, &a2);
+        ck_assert_msg(memcmp(f1.o, f2.o, f1.n * 4) == 0, "%s: output differs with 1 vs 2 threads", (*b)->name);
+        ck_assert_msg(memcmp(f1.dq, f2.dq, f1.n * 4) == 0 && memcmp(f1.dk, f2.dk, f1.n * 4) == 0 &&
+                          memcmp(f1.dv, f2.dv, f1.n * 4) == 0,
+                      "%s: gradients differ with 1 vs 2 threads", (*b)->name);
+        fx_free(&f1);
+        fx_free(&f2);
+    }
+}
+END_TEST
+
+static void compare_full_with_naive(lra_attn_shape s, const int *len, int holes, float rate) {
+    fixture f;
+    fx_init(&f, "full", "", s, len, holes, 2);
+    lra_attn_args a = {f.mask, rate, 4321};
+    fx_fwd_bwd(&f, &a);
+    double *ro = calloc(f.n, 8), *rq = calloc(f.n, 8), *rk = calloc(f.n, 8), *rv = calloc(f.n, 8);
+    naive_full(ro, rq, rk, rv, f.q, f.k, f.v, f.dout, f.mask, s.B, s.NH, s.T, s.hs, rate, 4321);
+    float *tmp = malloc(f.n * 4);
+    const double *refs[4] = {ro, rq, rk, rv};
+    const float *got[4] = {f.o, f.dq, f.dk, f.dv};
+    const char *names[4] = {"o", "dq", "dk", "dv"};
+    for (int i = 0; i < 4; i++) {
+        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)refs[i][j];
+        double w = t_close(got[i], tmp, f.n, 1e-5, 1e-4);
+        ck_assert_msg(w <= 1.0, "full vs naive: %s off by %.2f tolerances (T=%d, dropout %.2f)", names[i], w, s.T, rate);
+    }
+    free(tmp); free(ro); free(rq); free(rk); free(rv);
+    fx_free(&f);
+}
+
+START_TEST(test_full_vs_naive) {
+    const int len1[2] = {150, 77};
+    compare_full_with_naive((lra_attn_shape){2, 3, 150, 16}, len1, 1, 0.0f);
+    compare_full_with_naive((lra_attn_shape){2, 3, 150, 16}, len1, 0, 0.3f);
+    const int len2[1] = {5};
+    compare_full_with_naive((lra_attn_shape){1, 1, 5, 4}, len2, 0, 0.0f);
+    const int len3[1] = {129}; /* one past two tiles */
+    compare_full_with_naive((lra_attn_shape){1, 2, 129, 64}, len3, 1, 0.0f);
+}
+END_TEST
+
+START_TEST(test_full_no_quadratic_workspace) {
+    lra_attn h;
+    char err[LRA_ERR_LEN];
+    lra_attn_shape s = {1, 4, 16384, 64};
+    ck_assert_int_eq(lra_attn_create(&h, "full", "", s, 2, err), LRA_OK);
+    size_t ws = lra_attn_workspace_bytes(&h);
+    ck_assert_msg(ws < (size_t)16384 * 16384 * sizeof(float) / 16, "full needs %zu bytes at T=16384", ws);
+    lra_attn_free(&h);
+}
+END_TEST
+
+START_TEST(test_unknown_option_and_backend) {
+    char err[LRA_ERR_LEN];
+    lra_attn h;
+    lra_attn_shape s = {1, 1, 16, 8};
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
+        ck_assert_int_eq(lra_attn_create(&h, (*b)->name, "nonsense_key=3", s, 1, err), LRA_ERR_USAGE);
+        ck_assert_msg(strstr(err, "nonsense_key"), "message does not name the option: %s", err);
+        ck_assert_int_eq(lra_attn_create(&h, (*b)->name, "novalue", s, 1, err), LRA_ERR_USAGE);
+    }
+    ck_assert_int_eq(lra_attn_create(&h, "nope", "", s, 1, err), LRA_ERR_USAGE);
+    ck_assert_msg(strstr(err, "nope") && strstr(err, "full"), "message: %s", err);
+}
+END_TEST
+
+Suite *attention_suite(void) {
+    Suite *s = suite_create("attention");
+    TCase *tc = tcase_create("gradients");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_gradcheck_registry);
+    tcase_add_test(tc, test_gradcheck_registry_dropout);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reference");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_full_vs_naive);
+    tcase_add_test(tc, test_threads_bitwise);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("interface");
+    tcase_add_test(tc, test_full_no_quadratic_workspace);
+    tcase_add_test(tc, test_unknown_option_and_backend);
+    suite_add_tcase(s, tc);
+    return s;
+}

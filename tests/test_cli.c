@@ -1,0 +1,241 @@
+/* test_cli.c - the lra-bench binary end to end: a ci-profile run whose report is checked field by
+ * field, thread-count independence of a whole run, data generation said once, and bad input:
+ * clear messages naming the culprit, exit status 2 for usage errors, no partial report. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "tests.h"
+
+/* a small official-format dataset, made once per test process */
+static const char *small_data(void) {
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s", t_tmpdir());
+        char out[1024];
+        int rc = t_run(out, sizeof out, "%s generate --task=listops --out=%s --sizes=300,50,40", t_bench(), dir);
+        ck_assert_msg(rc == 0, "generate failed: %s", out);
+    }
+    return dir;
+}
+
+static cJSON *load_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "no report at %s", path);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    ck_assert_msg(j != NULL, "%s is not JSON", path);
+    return j;
+}
+
+static cJSON *get(const cJSON *j, const char *dotted) {
+    char key[256];
+    snprintf(key, sizeof key, "%s", dotted);
+    const cJSON *cur = j;
+    for (char *save = NULL, *k = strtok_r(key, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+        ck_assert_msg(cur != NULL, "report lacks %s", dotted);
+    }
+    return (cJSON *)cur;
+}
+
+static double num(const cJSON *j, const char *dotted) {
+    cJSON *x = get(j, dotted);
+    ck_assert_msg(cJSON_IsNumber(x), "%s is not a number", dotted);
+    return x->valuedouble;
+}
+
+static const char *str(const cJSON *j, const char *dotted) {
+    cJSON *x = get(j, dotted);
+    ck_assert_msg(cJSON_IsString(x), "%s is not a string", dotted);
+    return x->valuestring;
+}
+
+START_TEST(test_ci_run_report) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192], report[512];
+    snprintf(report, sizeof report, "%s/sub/r.json", out);
+    int rc = t_run(msg, sizeof msg, "%s --task=listops --backend=full --profile=ci --data-dir=%s --out=%s --seed=3",
+                   t_bench(), data, report);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    cJSON *j = load_json(report);
+    ck_assert_int_eq((int)num(j, "schema_version"), 1);
+    ck_assert_str_eq(str(j, "status"), "completed");
+    ck_assert_str_eq(str(j, "task"), "listops");
+    ck_assert_str_eq(str(j, "backend"), "full");
+    ck_assert(cJSON_IsObject(get(j, "backend_options")));
+    ck_assert_str_eq(str(j, "profile"), "ci");
+    ck_assert_int_eq((int)num(j, "seed"), 3);
+    /* the resolved configuration: the ci profile's values */
+    ck_assert_int_eq((int)num(j, "config.layers"), 1);
+    ck_assert_int_eq((int)num(j, "config.emb"), 32);
+    ck_assert_int_eq((int)num(j, "config.batch"), 16);
+    ck_assert_int_eq((int)num(j, "config.steps"), 30);
+    ck_assert_str_eq(str(j, "config.batching"), "bucket");
+    ck_assert_str_eq(str(j, "config.pool"), "cls");
+    ck_assert_double_eq_tol(num(j, "config.lr"), 0.05, 1e-12);
+    /* data: where from, per-split sizes and checksums */
+    ck_assert(strstr(str(j, "data.source"), data) != NULL);
+    ck_assert_int_eq((int)strlen(str(j, "data.checksum_sha256")), 64);
+    ck_assert_int_eq((int)num(j, "data.splits.train.examples"), 300);
+    ck_assert_int_eq((int)num(j, "data.splits.val.examples"), 50);
+    ck_assert_int_eq((int)num(j, "data.splits.test.examples"), 40);
+    ck_assert_int_eq((int)strlen(str(j, "data.splits.test.sha256")), 64);
+    /* results: every val and test example evaluated (50 and 40: no dropped last batch of 16) */
+    ck_assert_int_eq((int)num(j, "results.val.examples"), 50);
+    ck_assert_int_eq((int)num(j, "results.test.examples"), 40);
+    ck_assert_int_eq((int)num(j, "results.train.steps"), 30);
+    ck_assert_int_eq((int)num(j, "results.train.examples"), 480);
+    const char *acc[] = {"results.train.accuracy", "results.val.accuracy", "results.test.accuracy"};
+    for (int i = 0; i < 3; i++) ck_assert(num(j, acc[i]) >= 0 && num(j, acc[i]) <= 1);
+    ck_assert(num(j, "results.val.loss") > 0 && num(j, "results.val.loss") < 10);
+    /* accuracy on 40 test examples is a multiple of 1/40 */
+    double k = num(j, "results.test.accuracy") * 40;
+    ck_assert_double_eq_tol(k, (double)(long)(k + 0.5), 1e-9);
+    /* throughput, memory, parameters, machine, provenance */
+    ck_assert_int_eq((int)num(j, "throughput.timed_steps"), 28);
+    ck_assert(num(j, "throughput.train_tokens_per_s") > 0);
+    ck_assert(num(j, "throughput.train_steps_per_s") > 0);
+    ck_assert(num(j, "throughput.eval_tokens_per_s") > 0);
+    ck_assert(num(j, "memory.peak_rss_bytes") > 1e6);
+    ck_assert(num(j, "memory.activation_arena_bytes") > 0);
+    ck_assert(num(j, "memory.attention_workspace_bytes") > 0);
+    /* vocab 17, emb 32, CLS, one block (qkv 32, mlp 64), head mlp 64 -> 10 classes */
+    long C = 32, Q = 32, M = 64;
+    long expect = 17 * C + C + (2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C) + 2 * C + M * C + M + 10 * M + 10;
+    ck_assert_int_eq((long)num(j, "parameters.count"), expect);
+    ck_assert_int_eq((long)num(j, "memory.parameter_arena_bytes"), 16 * expect);
+    ck_assert(strlen(str(j, "machine.cpu")) > 0);
+    ck_assert(num(j, "machine.cores") >= 1);
+    ck_assert(strstr(str(j, "machine.cflags"), "-O") != NULL);
+    ck_assert(strlen(str(j, "git_commit")) > 0);
+    ck_assert_int_eq((int)strlen(str(j, "started_at")), 20);
+    ck_assert(num(j, "wall_time_s") > 0);
+    ck_assert(cJSON_IsArray(get(j, "curve")));
+    cJSON_Delete(j);
+    /* no temporary file left beside the report */
+    ck_assert_int_eq(t_run(NULL, 0, "ls %s/sub | grep -q tmp", out), 1);
+}
+END_TEST
+
+/* Same seed, 1 vs 2 threads: the same losses, to the last digit. */
+START_TEST(test_threads_same_results) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192];
+    double v[2][4];
+    for (int t = 1; t <= 2; t++) {
+        int rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s --out=%s/t%d.json --threads=%d --steps=12",
+                       t_bench(), data, out, t, t);
+        ck_assert_msg(rc == 0, "%s", msg);
+        char path[256];
+        snprintf(path, sizeof path, "%s/t%d.json", out, t);
+        cJSON *j = load_json(path);
+        v[t - 1][0] = num(j, "results.train.loss");
+        v[t - 1][1] = num(j, "results.val.loss");
+        v[t - 1][2] = num(j, "results.test.loss");
+        v[t - 1][3] = num(j, "results.test.accuracy");
+        ck_assert_int_eq((int)num(j, "machine.threads"), t);
+        cJSON_Delete(j);
+    }
+    for (int i = 0; i < 4; i++) ck_assert_msg(v[0][i] == v[1][i], "value %d: %.17g vs %.17g", i, v[0][i], v[1][i]);
+}
+END_TEST
+
+/* With no data, the generator writes the official splits once and says so once. */
+START_TEST(test_generates_once) {
+    const char *cache = t_tmpdir(), *out = t_tmpdir();
+    char msg[8192];
+    int rc = t_run(msg, sizeof msg, "LRA_DATA_DIR=%s %s --profile=ci --steps=2 --out=%s/a.json", cache, t_bench(), out);
+    ck_assert_msg(rc == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "generating") != NULL, "no message about generating: %s", msg);
+    char path[256];
+    snprintf(path, sizeof path, "%s/listops-1000/basic_train.tsv", cache);
+    ck_assert(access(path, R_OK) == 0);
+    rc = t_run(msg, sizeof msg, "LRA_DATA_DIR=%s %s --profile=ci --steps=2 --out=%s/b.json", cache, t_bench(), out);
+    ck_assert_msg(rc == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "generating") == NULL, "generated twice: %s", msg);
+    snprintf(path, sizeof path, "%s/b.json", out);
+    cJSON *j = load_json(path);
+    ck_assert_int_eq((int)num(j, "data.splits.train.examples"), 96000);
+    ck_assert_int_eq((int)num(j, "data.splits.val.examples"), 2000);
+    ck_assert_int_eq((int)num(j, "results.test.examples"), 2000);
+    cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(test_usage_errors) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192];
+    struct { const char *args; int code; const char *expect; } cases[] = {
+        {"--profile=ci --bogus=1", 2, "--bogus"},
+        {"--profile=ci --backend=nope", 2, "nope"},
+        {"--profile=ci --task=nope", 2, "nope"},
+        {"--profile=nope", 2, "nope"},
+        {"--profile=ci --attn-opt=foo=1", 2, "foo"},
+        {"--profile=ci --layers=abc", 2, "abc"},
+        {"--profile=ci --dropout=1.5", 2, "--dropout"},
+        {"--profile=ci --heads=3", 2, "--heads"},
+        {"--profile=ci --batching=sorted", 2, "sorted"},
+        {"--profile=ci stray", 2, "stray"},
+        {"frobnicate", 2, "frobnicate"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = t_run(msg, sizeof msg, "%s %s --data-dir=%s --out=%s/r%zu.json", t_bench(), cases[i].args, data, out, i);
+        ck_assert_msg(rc == cases[i].code, "'%s': exit %d, expected %d (%s)", cases[i].args, rc, cases[i].code, msg);
+        ck_assert_msg(strstr(msg, cases[i].expect) != NULL, "'%s': message '%s' does not name '%s'", cases[i].args, msg,
+                      cases[i].expect);
+    }
+    /* no report from any of them */
+    ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q json", out), 1);
+    /* --help tells the options and their defaults; --version works */
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s --help", t_bench()), 0);
+    ck_assert(strstr(msg, "--attn-opt") && strstr(msg, "--batching") && strstr(msg, "full"));
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s --version", t_bench()), 0);
+}
+END_TEST
+
+START_TEST(test_bad_data) {
+    const char *dir = t_tmpdir(), *out = t_tmpdir();
+    char msg[8192], path[512];
+    /* a malformed line in an official-format file: file and line named, exit 1, no report */
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s generate --out=%s --sizes=40,20,20", t_bench(), dir), 0);
+    snprintf(path, sizeof path, "%s/basic_val.tsv", dir);
+    FILE *f = fopen(path, "ab");
+    fputs("( ( ( [MAX 2 ) 9 ) ] ) 9\r\n", f); /* no tab */
+    fclose(f);
+    int rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(msg, "basic_val.tsv:22") != NULL, "message: %s", msg);
+    /* a missing split among present ones: named */
+    remove(path);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(msg, "basic_val.tsv") != NULL, "message: %s", msg);
+    ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q json", out), 1);
+    /* an unwritable report path: a clear error, exit 1 */
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=1 --data-dir=%s --out=/proc/lra-no/r.json", t_bench(), small_data());
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(msg, "/proc/lra-no") != NULL, "message: %s", msg);
+}
+END_TEST
+
+Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("end to end");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_ci_run_report);
+    tcase_add_test(tc, test_threads_same_results);
+    tcase_add_test(tc, test_generates_once);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_bad_data);
+    suite_add_tcase(s, tc);
+    return s;
+}

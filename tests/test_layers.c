@@ -1,0 +1,243 @@
+/* test_layers.c - every layer's backward against central finite differences of
+ * loss = sum(out * R) for a fixed random R, and the adjoint identities of the pure permutations. */
+#include <math.h>
+#include <string.h>
+
+#include "../harness/layers.h"
+#include "tests.h"
+
+typedef double (*loss_fn)(void *ctx);
+
+/* compares g with the numeric gradient of loss() w.r.t. x on up to 40 sampled elements */
+static void fd(loss_fn loss, void *ctx, float *x, const float *g, size_t n, const char *what) {
+    const float h = 1e-2f;
+    lra_rng r;
+    lra_rng_seed(&r, 5);
+    int count = n < 40 ? (int)n : 40;
+    for (int c = 0; c < count; c++) {
+        size_t i = n < 40 ? (size_t)c : (size_t)lra_rng_range(&r, 0, (int64_t)n - 1);
+        float keep = x[i];
+        x[i] = keep + h;
+        double lp = loss(ctx);
+        x[i] = keep - h;
+        double lm = loss(ctx);
+        x[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        double tol = 2e-3 + 2e-2 * fmax(fabs(num), fabs(g[i]));
+        ck_assert_msg(fabs(num - g[i]) <= tol, "%s[%zu]: analytic %.6f vs numeric %.6f", what, i, g[i], num);
+    }
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---- layernorm ---- */
+enum { N = 7, C = 12, OC = 10 };
+typedef struct { float in[N * C], w[C], b[C], out[N * C], mean[N], rstd[N], R[N * C]; } ln_ctx;
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    lra_layernorm_forward(c->out, c->mean, c->rstd, c->in, c->w, c->b, N, C);
+    return dot(c->out, c->R, N * C);
+}
+START_TEST(test_layernorm) {
+    ln_ctx c;
+    t_fill(c.in, N * C, 2.0f, 1); t_fill(c.w, C, 1.0f, 2); t_fill(c.b, C, 1.0f, 3); t_fill(c.R, N * C, 1.0f, 4);
+    float din[N * C] = {0}, dw[C] = {0}, db[C] = {0};
+    ln_loss(&c);
+    lra_layernorm_backward(din, dw, db, c.R, c.in, c.w, c.mean, c.rstd, N, C);
+    fd(ln_loss, &c, c.in, din, N * C, "layernorm din");
+    fd(ln_loss, &c, c.w, dw, C, "layernorm dw");
+    fd(ln_loss, &c, c.b, db, C, "layernorm db");
+}
+END_TEST
+
+/* ---- matmul ---- */
+typedef struct { float in[N * C], w[OC * C], b[OC], out[N * OC], R[N * OC]; int bias; } mm_ctx;
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    lra_matmul_forward(c->out, c->in, c->w, c->bias ? c->b : NULL, N, C, OC);
+    return dot(c->out, c->R, N * OC);
+}
+START_TEST(test_matmul) {
+    for (int bias = 0; bias < 2; bias++) {
+        mm_ctx c;
+        c.bias = bias;
+        t_fill(c.in, N * C, 1.0f, 1); t_fill(c.w, OC * C, 1.0f, 2); t_fill(c.b, OC, 1.0f, 3); t_fill(c.R, N * OC, 1.0f, 4);
+        float din[N * C] = {0}, dw[OC * C] = {0}, db[OC] = {0};
+        mm_loss(&c);
+        lra_matmul_backward(din, dw, bias ? db : NULL, c.R, c.in, c.w, N, C, OC);
+        fd(mm_loss, &c, c.in, din, N * C, "matmul din");
+        fd(mm_loss, &c, c.w, dw, OC * C, "matmul dw");
+        if (bias) fd(mm_loss, &c, c.b, db, OC, "matmul db");
+    }
+}
+END_TEST
+
+/* ---- gelu, relu ---- */
+typedef struct { float in[64], out[64], R[64]; int relu; } act_ctx;
+static double act_loss(void *p) {
+    act_ctx *c = p;
+    if (c->relu) lra_relu_forward(c->out, c->in, 64);
+    else lra_gelu_forward(c->out, c->in, 64);
+    return dot(c->out, c->R, 64);
+}
+START_TEST(test_activations) {
+    for (int relu = 0; relu < 2; relu++) {
+        act_ctx c;
+        c.relu = relu;
+        t_fill(c.in, 64, 3.0f, 1); t_fill(c.R, 64, 1.0f, 2);
+        for (int i = 0; i < 64; i++) if (fabsf(c.in[i]) < 0.05f) c.in[i] = 0.5f; /* keep relu away from its kink */
+        float din[64] = {0};
+        act_loss(&c);
+        if (relu) lra_relu_backward(din, c.in, c.R, 64);
+        else lra_gelu_backward(din, c.in, c.R, 64);
+        fd(act_loss, &c, c.in, din, 64, relu ? "relu" : "gelu");
+    }
+    /* the tanh approximation at known points: gelu(1) = 0.841192, gelu(-2) = -0.045402 */
+    float x[2] = {1.0f, -2.0f}, y[2];
+    lra_gelu_forward(y, x, 2);
+    ck_assert_float_eq_tol(y[0], 0.841192f, 1e-5f);
+    ck_assert_float_eq_tol(y[1], -0.045402f, 1e-5f);
+}
+END_TEST
+
+/* ---- embedding with CLS and learned positions ---- */
+enum { EB = 2, EL = 5, EC = 6, EV = 9 };
+typedef struct { int32_t tok[EB * EL]; float wte[EV * EC], cls[EC], pos[(EL + 1) * EC], out[EB * (EL + 1) * EC], R[EB * (EL + 1) * EC]; } emb_ctx;
+static double emb_loss(void *p) {
+    emb_ctx *c = p;
+    lra_embed_forward(c->out, c->tok, c->wte, c->cls, c->pos, EB, EL, EC);
+    return dot(c->out, c->R, EB * (EL + 1) * EC);
+}
+START_TEST(test_embed) {
+    emb_ctx c;
+    int32_t tok[EB * EL] = {1, 3, 3, 8, 0, 2, 2, 5, 0, 0};
+    memcpy(c.tok, tok, sizeof tok);
+    t_fill(c.wte, EV * EC, 1.0f, 1); t_fill(c.cls, EC, 1.0f, 2); t_fill(c.pos, (EL + 1) * EC, 1.0f, 3);
+    t_fill(c.R, EB * (EL + 1) * EC, 1.0f, 4);
+    float dwte[EV * EC] = {0}, dcls[EC] = {0}, dpos[(EL + 1) * EC] = {0};
+    emb_loss(&c);
+    /* CLS sits at position 0 and gets pos[0] */
+    for (int k = 0; k < EC; k++) ck_assert_float_eq(c.out[k], c.cls[k] + c.pos[k]);
+    lra_embed_backward(dwte, dcls, dpos, c.R, c.tok, EB, EL, EC);
+    fd(emb_loss, &c, c.wte, dwte, EV * EC, "embed dwte");
+    fd(emb_loss, &c, c.cls, dcls, EC, "embed dcls");
+    fd(emb_loss, &c, c.pos, dpos, (EL + 1) * EC, "embed dpos");
+}
+END_TEST
+
+START_TEST(test_sinusoid) {
+    float pe[3 * 8];
+    lra_sinusoid_table(pe, 3, 8);
+    ck_assert_float_eq_tol(pe[0], 0.0f, 1e-7f);          /* sin(0) */
+    ck_assert_float_eq_tol(pe[1], 1.0f, 1e-7f);          /* cos(0) */
+    ck_assert_float_eq_tol(pe[8 + 0], sinf(1.0f), 1e-6f); /* t=1, i=0: w=1 */
+    ck_assert_float_eq_tol(pe[16 + 2], sinf(2.0f * expf(-2.0f * logf(10000.0f) / 8)), 1e-6f);
+    ck_assert_float_eq_tol(pe[16 + 3], cosf(2.0f * expf(-2.0f * logf(10000.0f) / 8)), 1e-6f);
+}
+END_TEST
+
+/* ---- pooling ---- */
+typedef struct { float in[3 * 4 * 5], out[3 * 5], R[3 * 5]; int mode; } pool_ctx;
+static double pool_loss(void *p) {
+    pool_ctx *c = p;
+    lra_pool_forward(c->out, c->in, c->mode, 3, 4, 5);
+    return dot(c->out, c->R, 15);
+}
+START_TEST(test_pool) {
+    for (int mode = 0; mode < 2; mode++) {
+        pool_ctx c;
+        c.mode = mode;
+        t_fill(c.in, 60, 1.0f, 1); t_fill(c.R, 15, 1.0f, 2);
+        float din[60] = {0};
+        pool_loss(&c);
+        lra_pool_backward(din, c.R, mode, 3, 4, 5);
+        fd(pool_loss, &c, c.in, din, 60, mode ? "mean pool" : "cls pool");
+    }
+}
+END_TEST
+
+/* ---- cross-entropy ---- */
+typedef struct { float logits[4 * 6], probs[4 * 6], losses[4]; int32_t labels[4]; } ce_ctx;
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    lra_crossentropy_forward(c->losses, c->probs, c->logits, c->labels, 4, 6);
+    return (c->losses[0] + c->losses[1] + c->losses[2] + c->losses[3]) / 4.0;
+}
+START_TEST(test_crossentropy) {
+    ce_ctx c = {.labels = {0, 5, 2, 2}};
+    t_fill(c.logits, 24, 3.0f, 1);
+    float d[24] = {0};
+    ce_loss(&c);
+    lra_crossentropy_backward(d, c.probs, c.labels, 4, 6, 0.25f);
+    fd(ce_loss, &c, c.logits, d, 24, "crossentropy");
+    /* uniform logits: loss = ln K */
+    for (int i = 0; i < 24; i++) c.logits[i] = 0.3f;
+    ce_loss(&c);
+    ck_assert_float_eq_tol(c.losses[1], logf(6.0f), 1e-6f);
+}
+END_TEST
+
+/* ---- dropout and the head permutations: adjoint identities <A x, y> = <x, A^T y> ---- */
+START_TEST(test_dropout_and_permutations) {
+    enum { B = 2, T = 9, NH = 3, HS = 4, Q = NH * HS, TS = 16 };
+    float x[B * T * Q], y[B * T * Q], ax[B * T * Q], aty[B * T * Q];
+    t_fill(x, B * T * Q, 1.0f, 1);
+    t_fill(y, B * T * Q, 1.0f, 2);
+    /* dropout: applying the same mask to x and to y gives the same inner product */
+    memcpy(ax, x, sizeof x); memcpy(aty, y, sizeof y);
+    lra_dropout_apply(ax, B, T, Q, TS, 0.3f, 42);
+    lra_dropout_apply(aty, B, T, Q, TS, 0.3f, 42);
+    ck_assert_double_eq_tol(dot(ax, y, B * T * Q), dot(x, aty, B * T * Q), 1e-4);
+    int zeros = 0;
+    for (int i = 0; i < B * T * Q; i++) {
+        zeros += ax[i] == 0.0f;
+        ck_assert(ax[i] == 0.0f || fabsf(ax[i] - x[i] / 0.7f) < 1e-6f);
+    }
+    ck_assert_msg(zeros > 0.15 * B * T * Q && zeros < 0.45 * B * T * Q, "dropped %d of %d at rate 0.3", zeros, B * T * Q);
+    /* the mask of element (b, t, c) does not depend on the padded length T */
+    float shortx[B * 5 * Q];
+    for (int b = 0; b < B; b++) memcpy(shortx + b * 5 * Q, x + b * T * Q, sizeof(float) * 5 * Q);
+    lra_dropout_apply(shortx, B, 5, Q, TS, 0.3f, 42);
+    for (int b = 0; b < B; b++)
+        ck_assert(memcmp(shortx + b * 5 * Q, ax + b * T * Q, sizeof(float) * 5 * Q) == 0);
+    /* residual dropout equals x + dropout(y) */
+    float r[B * T * Q], dy[B * T * Q];
+    lra_residual_dropout_forward(r, x, y, B, T, Q, TS, 0.3f, 42);
+    memcpy(dy, y, sizeof y);
+    lra_dropout_apply(dy, B, T, Q, TS, 0.3f, 42);
+    for (int i = 0; i < B * T * Q; i++) ck_assert_float_eq_tol(r[i], x[i] + dy[i], 1e-6f);
+    /* merge heads and its backward are adjoint */
+    memset(ax, 0, sizeof ax); memset(aty, 0, sizeof aty);
+    lra_merge_heads(ax, x, B, T, NH, HS);
+    lra_merge_heads_backward(aty, y, B, T, NH, HS);
+    ck_assert_double_eq_tol(dot(ax, y, B * T * Q), dot(x, aty, B * T * Q), 1e-4);
+    /* split heads and its backward are adjoint */
+    float qkv[B * T * 3 * Q], dqkv[B * T * 3 * Q] = {0}, qh[B * T * Q], kh[B * T * Q], vh[B * T * Q];
+    float gq[B * T * Q], gk[B * T * Q], gv[B * T * Q];
+    t_fill(qkv, B * T * 3 * Q, 1.0f, 3);
+    t_fill(gq, B * T * Q, 1.0f, 4); t_fill(gk, B * T * Q, 1.0f, 5); t_fill(gv, B * T * Q, 1.0f, 6);
+    lra_split_heads(qh, kh, vh, qkv, B, T, NH, HS);
+    lra_split_heads_backward(dqkv, gq, gk, gv, B, T, NH, HS);
+    double lhs = dot(qh, gq, B * T * Q) + dot(kh, gk, B * T * Q) + dot(vh, gv, B * T * Q);
+    ck_assert_double_eq_tol(lhs, dot(qkv, dqkv, B * T * 3 * Q), 1e-4);
+}
+END_TEST
+
+Suite *layers_suite(void) {
+    Suite *s = suite_create("layers");
+    TCase *tc = tcase_create("finite differences");
+    tcase_add_test(tc, test_layernorm);
+    tcase_add_test(tc, test_matmul);
+    tcase_add_test(tc, test_activations);
+    tcase_add_test(tc, test_embed);
+    tcase_add_test(tc, test_sinusoid);
+    tcase_add_test(tc, test_pool);
+    tcase_add_test(tc, test_crossentropy);
+    tcase_add_test(tc, test_dropout_and_permutations);
+    suite_add_tcase(s, tc);
+    return s;
+}

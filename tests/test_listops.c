@@ -1,0 +1,219 @@
+/* test_listops.c - the generator against an independent evaluator, its determinism and the
+ * official serialisation; the loader on files in the official format (CRLF and LF), token by
+ * token; malformed files rejected with the file and line named. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "../common/sha256.h"
+#include "../datasets/listops_gen.h"
+#include "../tasks/listops.h"
+#include "tests.h"
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_evaluator_by_hand) {
+    /* values worked out by hand */
+    ck_assert_int_eq(lra_listops_eval("( ( ( [MAX 2 ) 9 ) ] )"), 9);
+    ck_assert_int_eq(lra_listops_eval("( ( ( [MIN 2 ) 9 ) ] )"), 2);
+    ck_assert_int_eq(lra_listops_eval("( ( ( ( [SM 7 ) 8 ) 9 ) ] )"), 4);              /* 24 mod 10 */
+    ck_assert_int_eq(lra_listops_eval("( ( ( ( ( [MED 1 ) 8 ) 2 ) 9 ) ] )"), 5);      /* (2+8)/2 */
+    ck_assert_int_eq(lra_listops_eval("( ( ( ( ( [MED 1 ) 4 ) 2 ) 9 ) ] )"), 3);      /* int(3.0) */
+    ck_assert_int_eq(lra_listops_eval("( ( ( [MED 1 ) 2 ) ] )"), 1);                  /* int(1.5) */
+    ck_assert_int_eq(lra_listops_eval("( ( ( [MAX ( ( ( [MIN 4 ) 6 ) ] ) ) 3 ) ] )"), 4);
+    ck_assert_int_eq(lra_listops_eval("7"), 7);
+    ck_assert_int_eq(lra_listops_eval("( ( ( [MAX 2 ) 9 )"), -1); /* unclosed */
+    ck_assert_int_eq(lra_listops_eval("( ( ( [FOO 2 ) 9 ) ] )"), -1);
+}
+END_TEST
+
+START_TEST(test_generator_values_and_format) {
+    lra_listops_gen_cfg c;
+    lra_listops_gen_defaults(&c);
+    lra_rng r;
+    lra_rng_seed(&r, 123);
+    static char buf[32768];
+    int accepted = 0;
+    for (int i = 0; i < 20000 && accepted < 300; i++) {
+        int len;
+        int v = lra_listops_tree(&r, &c, buf, sizeof buf, &len);
+        if (len < 0) continue;
+        ck_assert_int_eq(lra_listops_eval(buf), v);
+        /* the official length counts operators, digits and ']' */
+        int toks = 0;
+        for (char *p = buf; *p; p++)
+            if ((*p == '[' || *p == ']' || (*p >= '0' && *p <= '9'))) toks++;
+        ck_assert_int_eq(toks, len);
+        if (len > c.min_length && len < c.max_length) accepted++;
+        if (len == 1) continue;
+        /* an internal root: "( " repeated, then an operator */
+        ck_assert_msg(strncmp(buf, "( ( ", 4) == 0, "root does not open with pairs: %.40s", buf);
+    }
+    ck_assert_int_ge(accepted, 50);
+}
+END_TEST
+
+START_TEST(test_generator_split_files) {
+    const char *dir = t_tmpdir(), *dir2 = t_tmpdir();
+    char err[LRA_ERR_LEN], path[512];
+    lra_listops_gen_cfg c;
+    lra_listops_gen_defaults(&c);
+    c.n_train = 60; c.n_val = 10; c.n_test = 10; c.seed = 5;
+    ck_assert_int_eq(lra_listops_generate(dir, &c, err), LRA_OK);
+    ck_assert_int_eq(lra_listops_generate(dir2, &c, err), LRA_OK);
+    for (int s = 0; s < 3; s++) {
+        char p1[512], p2[512];
+        snprintf(p1, sizeof p1, "%s/basic_%s.tsv", dir, lra_split_names[s]);
+        snprintf(p2, sizeof p2, "%s/basic_%s.tsv", dir2, lra_split_names[s]);
+        char out[256];
+        ck_assert_msg(t_run(out, sizeof out, "cmp -s %s %s", p1, p2) == 0, "same seed, different %s", p1);
+    }
+    /* header, CRLF, every line: expression TAB digit, the digit is the expression's value,
+     * length within (500, 2000), no duplicates across the three files */
+    static char line[65536];
+    char **seen = calloc(80, sizeof(char *));
+    int nseen = 0;
+    for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, lra_split_names[s]);
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+        ck_assert_str_eq(line, "Source\tTarget\r\n");
+        int n = 0;
+        while (fgets(line, sizeof line, f)) {
+            size_t L = strlen(line);
+            ck_assert_msg(L > 3 && line[L - 2] == '\r' && line[L - 1] == '\n', "%s: line %d not CRLF", path, n + 2);
+            line[L - 2] = '\0';
+            char *tab = strchr(line, '\t');
+            ck_assert_ptr_nonnull(tab);
+            *tab = '\0';
+            ck_assert_int_eq(lra_listops_eval(line), atoi(tab + 1));
+            for (int k = 0; k < nseen; k++) ck_assert_msg(strcmp(seen[k], line) != 0, "duplicate example");
+            seen[nseen++] = strdup(line);
+            n++;
+        }
+        fclose(f);
+        ck_assert_int_eq(n, s == 0 ? 60 : 10);
+    }
+    for (int k = 0; k < nseen; k++) free(seen[k]);
+    free(seen);
+    /* another seed gives other data */
+    c.seed = 6;
+    ck_assert_int_eq(lra_listops_generate(dir2, &c, err), LRA_OK);
+    snprintf(path, sizeof path, "cmp -s %s/basic_train.tsv %s/basic_train.tsv", dir, dir2);
+    ck_assert_int_ne(t_run(NULL, 0, "%s", path), 0);
+}
+END_TEST
+
+START_TEST(test_loader_official_format) {
+    const char *dir = t_tmpdir();
+    char path[512], err[LRA_ERR_LEN];
+    snprintf(path, sizeof path, "%s/basic_test.tsv", dir);
+    /* CRLF as the official files; the second line has an unknown operator */
+    write_file(path, "Source\tTarget\r\n"
+                     "( ( ( [MAX 2 ) 9 ) ] )\t9\r\n"
+                     "( ( ( ( [SM 7 ) [FIRST ) 9 ) ] )\t4\r\n"
+                     "( ( ( [MIN ( ( ( [MED 0 ) 5 ) ] ) ) 3 ) ] )\t0\r\n");
+    lra_split s;
+    ck_assert_msg(lra_listops_load_file(&s, path, 2000, err) == LRA_OK, "%s", err);
+    ck_assert_int_eq((int)s.n, 3);
+    /* ids: 1 [MAX, 2 [MIN, 3 [MED, 4 [SM, 5 X (for ']'), 6..15 digits, 16 unknown */
+    const int e0[] = {1, 8, 15, 5}, e1[] = {4, 13, 16, 15, 5}, e2[] = {2, 3, 6, 11, 5, 9, 5};
+    const int *exp[3] = {e0, e1, e2};
+    const int len[3] = {4, 5, 7}, lab[3] = {9, 4, 0};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(lra_split_len(&s, (size_t)i), len[i]);
+        ck_assert_int_eq(s.labels[i], lab[i]);
+        for (int t = 0; t < len[i]; t++) ck_assert_int_eq(s.tokens[s.offset[i] + t], exp[i][t]);
+    }
+    /* padding and mask */
+    int32_t tok[10], label;
+    uint8_t mask[10];
+    lra_split_example(&s, 0, 10, tok, mask, &label);
+    ck_assert_int_eq(tok[3], 5);
+    ck_assert_int_eq(tok[4], 0);
+    ck_assert_int_eq(mask[3], 1);
+    ck_assert_int_eq(mask[4], 0);
+    ck_assert_int_eq(label, 9);
+    char sha_crlf[65];
+    memcpy(sha_crlf, s.sha256, 65);
+    lra_split_free(&s);
+    /* truncation */
+    ck_assert_int_eq(lra_listops_load_file(&s, path, 3, err), LRA_OK);
+    ck_assert_int_eq(lra_split_len(&s, 2), 3);
+    ck_assert_int_eq(s.tokens[s.offset[2] + 2], 6);
+    lra_split_free(&s);
+    /* LF line ends: same tokens, another checksum */
+    write_file(path, "Source\tTarget\n( ( ( [MAX 2 ) 9 ) ] )\t9\n");
+    ck_assert_int_eq(lra_listops_load_file(&s, path, 2000, err), LRA_OK);
+    ck_assert_int_eq((int)s.n, 1);
+    ck_assert_int_eq(lra_split_len(&s, 0), 4);
+    ck_assert_str_ne(s.sha256, sha_crlf);
+    lra_split_free(&s);
+}
+END_TEST
+
+/* FIPS 180-2 test vectors, including a message fed in uneven pieces */
+START_TEST(test_sha256_vectors) {
+    lra_sha256 h;
+    char hex[65];
+    lra_sha256_init(&h);
+    lra_sha256_update(&h, "abc", 3);
+    lra_sha256_final_hex(&h, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    lra_sha256_init(&h);
+    lra_sha256_final_hex(&h, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    static char a[1000000];
+    memset(a, 'a', sizeof a);
+    lra_sha256_init(&h);
+    for (size_t off = 0, step = 1; off < sizeof a; off += step, step = step * 3 % 997 + 1)
+        lra_sha256_update(&h, a + off, off + step <= sizeof a ? step : sizeof a - off);
+    lra_sha256_final_hex(&h, hex);
+    ck_assert_str_eq(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+END_TEST
+
+START_TEST(test_loader_rejects_malformed) {
+    const char *dir = t_tmpdir();
+    char path[512], err[LRA_ERR_LEN];
+    lra_split s;
+    snprintf(path, sizeof path, "%s/bad.tsv", dir);
+    struct { const char *text; const char *expect; } cases[] = {
+        {"Source\tTarget\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\n( ( [MIN 2 ) ] )\r\n", "bad.tsv:3"},
+        {"Source\tTarget\r\n( ( ( [MAX 2 ) 9 ) ] )\t12\r\n", "bad.tsv:2"},
+        {"Source\tTarget\r\n( ( ( [MAX 2 ) 9 ) ] )\tx\r\n", "bad.tsv:2"},
+        {"Src\tTgt\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\n", "bad.tsv:1"},
+        {"Source\tTarget\r\n", "no examples"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_file(path, cases[i].text);
+        ck_assert_int_eq(lra_listops_load_file(&s, path, 2000, err), LRA_ERR_FORMAT);
+        ck_assert_msg(strstr(err, cases[i].expect), "case %zu: message '%s' lacks '%s'", i, err, cases[i].expect);
+    }
+    snprintf(path, sizeof path, "%s/missing.tsv", dir);
+    ck_assert_int_eq(lra_listops_load_file(&s, path, 2000, err), LRA_ERR_IO);
+    ck_assert_msg(strstr(err, "missing.tsv"), "%s", err);
+}
+END_TEST
+
+Suite *listops_suite(void) {
+    Suite *s = suite_create("listops");
+    TCase *tc = tcase_create("generator");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_evaluator_by_hand);
+    tcase_add_test(tc, test_generator_values_and_format);
+    tcase_add_test(tc, test_generator_split_files);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("loader");
+    tcase_add_test(tc, test_loader_official_format);
+    tcase_add_test(tc, test_loader_rejects_malformed);
+    tcase_add_test(tc, test_sha256_vectors);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,177 @@
+/* test_model.c - the whole encoder: its backward against finite differences (dropout on, the
+ * masks being a function of the step seed), padding-invariance with CLS pooling, thread-count
+ * independence of training steps, and the optimizer and schedules. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "../harness/model.h"
+#include "../harness/optim.h"
+#include "tests.h"
+
+enum { VB = 17, MB = 3, ML = 20 };
+
+static void make_model(lra_model *m, int pool, int learned_pos, float drop, int max_len, int nthreads) {
+    lra_model_cfg c = {.vocab = VB, .classes = 10, .max_len = max_len, .batch = MB, .layers = 2, .heads = 2,
+                       .emb = 8, .qkv = 8, .mlp = 16, .cls = pool == LRA_POOL_CLS, .pool = pool,
+                       .learned_pos = learned_pos, .dropout = drop, .attn_dropout = drop,
+                       .backend = "full", .attn_opts = "", .nthreads = nthreads};
+    char err[LRA_ERR_LEN];
+    ck_assert_msg(lra_model_create(m, &c, err) == LRA_OK, "%s", err);
+    lra_model_init(m, 7);
+}
+
+/* batch of 3 ragged examples padded to L */
+static void make_batch(int32_t *tok, uint8_t *mask, int32_t *lab, int L) {
+    const int len[MB] = {20, 13, 7};
+    lra_rng r;
+    lra_rng_seed(&r, 11);
+    for (int b = 0; b < MB; b++) {
+        for (int t = 0; t < 2 * ML; t++) { /* the same draws whatever L is */
+            int v = (int)lra_rng_range(&r, 1, VB - 1);
+            if (t >= L) continue;
+            tok[b * L + t] = t < len[b] ? v : 0;
+            mask[b * L + t] = t < len[b];
+        }
+        lab[b] = (int)lra_rng_range(&r, 0, 9);
+    }
+}
+
+static void model_gradcheck(int pool, int learned_pos) {
+    lra_model m;
+    make_model(&m, pool, learned_pos, 0.2f, ML, 2);
+    int32_t tok[MB * ML], lab[MB];
+    uint8_t mask[MB * ML];
+    make_batch(tok, mask, lab, ML);
+    const uint64_t seed = 99;
+    lra_model_forward(&m, tok, mask, lab, MB, ML, 1, seed);
+    lra_model_zero_grad(&m);
+    lra_model_backward(&m);
+    float *g = malloc(m.nparams * sizeof(float));
+    memcpy(g, m.grads, m.nparams * sizeof(float));
+    lra_rng r;
+    lra_rng_seed(&r, 3);
+    const float h = 3e-3f; /* small enough not to cross the head's ReLU kinks */
+    int checked = 0;
+    for (int c = 0; c < 400 && checked < 120; c++) {
+        size_t i = (size_t)lra_rng_range(&r, 0, (int64_t)m.nparams - 1);
+        /* embedding rows of tokens absent from the batch have exactly zero gradient: sample others */
+        if (g[i] == 0.0f && c % 4) continue;
+        float keep = m.params[i];
+        m.params[i] = keep + h;
+        double lp = lra_model_forward(&m, tok, mask, lab, MB, ML, 1, seed);
+        m.params[i] = keep - h;
+        double lm = lra_model_forward(&m, tok, mask, lab, MB, ML, 1, seed);
+        m.params[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        double tol = 1e-3 + 3e-2 * fmax(fabs(num), fabs(g[i]));
+        ck_assert_msg(fabs(num - g[i]) <= tol, "param %zu (pool %d, learned pos %d): analytic %.6g vs numeric %.6g",
+                      i, pool, learned_pos, g[i], num);
+        checked++;
+    }
+    ck_assert_int_ge(checked, 100);
+    free(g);
+    lra_model_free(&m);
+}
+
+START_TEST(test_model_gradcheck_cls_sin) { model_gradcheck(LRA_POOL_CLS, 0); }
+END_TEST
+START_TEST(test_model_gradcheck_mean_learned) { model_gradcheck(LRA_POOL_MEAN, 1); }
+END_TEST
+
+/* With CLS pooling and masked padding keys, padding a batch less changes nothing but the float
+ * summation order inside BLAS tiles: losses, probabilities and gradients agree to ~1e-7. */
+START_TEST(test_padding_invariance) {
+    lra_model m;
+    make_model(&m, LRA_POOL_CLS, 0, 0.1f, 2 * ML, 2);
+    int32_t tok[MB * 2 * ML], lab[MB];
+    uint8_t mask[MB * 2 * ML];
+    float probs_short[MB * 10], probs_long[MB * 10], g_short_norm, g_long_norm;
+    for (int train = 0; train < 2; train++) {
+        make_batch(tok, mask, lab, 2 * ML);
+        float l_long = lra_model_forward(&m, tok, mask, lab, MB, 2 * ML, train, 5);
+        memcpy(probs_long, m.probs, sizeof probs_long);
+        lra_model_zero_grad(&m);
+        lra_model_backward(&m);
+        g_long_norm = (float)lra_model_grad_norm(&m);
+        make_batch(tok, mask, lab, ML);
+        float l_short = lra_model_forward(&m, tok, mask, lab, MB, ML, train, 5);
+        memcpy(probs_short, m.probs, sizeof probs_short);
+        lra_model_zero_grad(&m);
+        lra_model_backward(&m);
+        g_short_norm = (float)lra_model_grad_norm(&m);
+        ck_assert_msg(fabsf(l_short - l_long) <= 1e-6f * l_long, "train=%d: loss %.9g padded to %d vs %.9g padded to %d",
+                      train, l_short, ML, l_long, 2 * ML);
+        ck_assert_msg(t_close(probs_short, probs_long, MB * 10, 1e-7, 1e-5) <= 1, "train=%d: probabilities differ", train);
+        ck_assert_float_eq_tol(g_short_norm, g_long_norm, 1e-5f * g_long_norm);
+    }
+    lra_model_free(&m);
+}
+END_TEST
+
+/* Three Adam steps with 1 thread and with 2 threads give bit-identical parameters. */
+START_TEST(test_threads_bitwise) {
+    float *after[2];
+    for (int k = 0; k < 2; k++) {
+        int nt = k + 1;
+        omp_set_num_threads(nt);
+        openblas_set_num_threads(nt);
+        lra_model m;
+        make_model(&m, LRA_POOL_CLS, 0, 0.1f, ML, nt);
+        int32_t tok[MB * ML], lab[MB];
+        uint8_t mask[MB * ML];
+        make_batch(tok, mask, lab, ML);
+        for (int s = 0; s < 3; s++) {
+            lra_model_forward(&m, tok, mask, lab, MB, ML, 1, (uint64_t)s);
+            lra_model_zero_grad(&m);
+            lra_model_backward(&m);
+            lra_adam_step(m.params, m.grads, m.adam_m, m.adam_v, m.nparams, 1e-3, 0.9, 0.98, 1e-9, 0.1, s + 1, 1.0f);
+        }
+        after[k] = malloc(m.nparams * sizeof(float));
+        memcpy(after[k], m.params, m.nparams * sizeof(float));
+        size_t n = m.nparams;
+        lra_model_free(&m);
+        if (k == 1) ck_assert_msg(memcmp(after[0], after[1], n * sizeof(float)) == 0, "1 vs 2 threads differ");
+    }
+    free(after[0]);
+    free(after[1]);
+}
+END_TEST
+
+START_TEST(test_schedules) {
+    /* rsqrt: 0 at step 0, linear warm-up, base/sqrt(W) at W, base/sqrt(s) after */
+    ck_assert_double_eq(lra_lr_at(LRA_SCHED_RSQRT, 0.05, 0, 1000, 5000), 0.0);
+    ck_assert_double_eq_tol(lra_lr_at(LRA_SCHED_RSQRT, 0.05, 500, 1000, 5000), 0.05 * 0.5 / sqrt(1000.0), 1e-12);
+    ck_assert_double_eq_tol(lra_lr_at(LRA_SCHED_RSQRT, 0.05, 4000, 1000, 5000), 0.05 / sqrt(4000.0), 1e-12);
+    /* cosine over (s - W) / total, as the official code (not over total - W) */
+    ck_assert_double_eq_tol(lra_lr_at(LRA_SCHED_COSINE, 1e-3, 175, 175, 35000), 1e-3, 1e-15);
+    ck_assert_double_eq_tol(lra_lr_at(LRA_SCHED_COSINE, 1e-3, 175 + 17500, 175, 35000), 0.5e-3, 1e-12);
+    ck_assert_double_eq_tol(lra_lr_at(LRA_SCHED_COSINE, 1e-3, 35000, 175, 35000),
+                            1e-3 * 0.5 * (1 + cos(LRA_PI * (35000 - 175) / 35000.0)), 1e-15);
+}
+END_TEST
+
+START_TEST(test_adam) {
+    /* one step from zero moments moves by lr * (sign(g) + wd * p): bias correction makes m/sqrt(v) = sign */
+    float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
+    lra_adam_step(p, g, m, v, 2, 0.1, 0.9, 0.98, 1e-9, 0.01, 1, 1.0f);
+    ck_assert_float_eq_tol(p[0], 1.0f - 0.1f * (1.0f + 0.01f * 1.0f), 1e-6f);
+    ck_assert_float_eq_tol(p[1], -2.0f - 0.1f * (-1.0f + 0.01f * -2.0f), 1e-6f);
+}
+END_TEST
+
+Suite *model_suite(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_model_gradcheck_cls_sin);
+    tcase_add_test(tc, test_model_gradcheck_mean_learned);
+    tcase_add_test(tc, test_padding_invariance);
+    tcase_add_test(tc, test_threads_bitwise);
+    tcase_add_test(tc, test_schedules);
+    tcase_add_test(tc, test_adam);
+    suite_add_tcase(s, tc);
+    return s;
+}

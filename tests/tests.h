@@ -1,0 +1,26 @@
+/* tests.h - the Check suites (one per module) and helpers they share. */
+#ifndef LRA_TESTS_H
+#define LRA_TESTS_H
+
+#include <check.h>
+
+#include "../common/lra.h"
+
+Suite *layers_suite(void);
+Suite *model_suite(void);
+Suite *attention_suite(void);
+Suite *listops_suite(void);
+Suite *cli_suite(void);
+
+/* uniform values in [-scale, scale) */
+void t_fill(float *x, size_t n, float scale, uint64_t seed);
+/* max |a-b| / (atol + rtol * max(|a|, |b|)) over n elements: <= 1 passes */
+double t_close(const float *a, const float *b, size_t n, double atol, double rtol);
+/* A fresh temporary directory (mkdtemp); returns a static buffer per call slot. */
+const char *t_tmpdir(void);
+/* Runs a shell command, captures stderr+stdout into out (may be NULL); returns the exit status. */
+int t_run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The lra-bench binary ($LRA_BENCH, default build/lra-bench). */
+const char *t_bench(void);
+
+#endif
