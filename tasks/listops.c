@@ -4,6 +4,7 @@
  *   0 pad, 1 [MAX, 2 [MIN, 3 [MED, 4 [SM, 5 X, 6..15 digits 0..9, 16 unknown
  * With no files found, the official generator writes the three splits into the data directory. */
 #define _POSIX_C_SOURCE 200809L
+#include <sys/types.h>
 #include <errno.h>
 #include <string.h>
 
@@ -84,97 +85,105 @@ static lra_status listops_prepare(const lra_task_cfg *cfg, char *source, size_t 
     return LRA_OK;
 }
 
-/* Parses a whole TSV held in memory. */
-static lra_status parse_tsv(lra_split *s, char *text, size_t len, int max_len, const char *path, char *err) {
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-    lines += 1;
-    s->offset = malloc((lines + 1) * sizeof(size_t));
-    s->labels = malloc(lines * sizeof(int32_t));
-    s->tokens = malloc((len / 2 + 1) * sizeof(uint16_t)); /* a token takes at least 2 bytes */
-    if (!s->offset || !s->labels || !s->tokens) return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
-    char *p = text, *end = text + len;
-    long lineno = 0;
-    size_t ntok = 0;
-    s->n = 0;
-    s->offset[0] = 0;
-    while (p < end) {
-        char *eol = memchr(p, '\n', (size_t)(end - p));
-        char *next = eol ? eol + 1 : end;
-        if (!eol) eol = end;
-        if (eol > p && eol[-1] == '\r') eol--;
-        lineno++;
-        if (lineno == 1) {
-            if ((size_t)(eol - p) != 13 || memcmp(p, "Source\tTarget", 13) != 0)
-                return lra_fail(err, LRA_ERR_FORMAT, "%s:1: expected the header 'Source<TAB>Target'", path);
-            p = next;
+/* Growable arrays of a split being read. */
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+/* Parses one example line (without its line end) into s; lineno for messages. */
+typedef struct { size_t tokens, offsets, labels; } capacities;
+
+static lra_status parse_line(lra_split *s, const char *p, const char *eol, int max_len, capacities *cap,
+                             const char *path, long lineno, char *err) {
+    const char *tab = memchr(p, '\t', (size_t)(eol - p));
+    if (!tab)
+        return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: expected 'Source<TAB>Target', found no tab", path, lineno);
+    const char *t = tab + 1;
+    if (eol - t != 1 || *t < '0' || *t > '9')
+        return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: target '%.*s' is not a digit 0-9", path, lineno,
+                        (int)(eol - t > 20 ? 20 : eol - t), t);
+    size_t ntok = s->offset[s->n];
+    /* at most one token per two bytes of source, and at most max_len kept */
+    size_t most = (size_t)(tab - p) / 2 + 1;
+    if (!grow((void **)&s->tokens, &cap->tokens, ntok + (most < (size_t)max_len ? most : (size_t)max_len), sizeof(uint16_t)) ||
+        !grow((void **)&s->offset, &cap->offsets, s->n + 2, sizeof(size_t)) ||
+        !grow((void **)&s->labels, &cap->labels, s->n + 1, sizeof(int32_t)))
+        return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
+    /* exactly the official text pipeline: ']' -> 'X', delete '(' and ')', split on whitespace */
+    int kept = 0;
+    char tok[64];
+    size_t tl = 0;
+    for (const char *q = p; q <= tab; q++) {
+        char ch = q < tab ? *q : ' ';
+        if (ch == '(' || ch == ')') continue;
+        if (ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f') {
+            if (tl && kept < max_len) {
+                s->tokens[ntok++] = (uint16_t)(tl <= sizeof tok ? lra_listops_token_id(tok, tl) : LISTOPS_UNK);
+                kept++;
+            }
+            tl = 0;
             continue;
         }
-        if (eol == p) { p = next; continue; } /* blank line, e.g. at the end */
-        char *tab = memchr(p, '\t', (size_t)(eol - p));
-        if (!tab)
-            return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: expected 'Source<TAB>Target', found no tab", path, lineno);
-        char *t = tab + 1;
-        if (eol - t != 1 || *t < '0' || *t > '9')
-            return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: target '%.*s' is not a digit 0-9", path, lineno,
-                            (int)(eol - t > 20 ? 20 : eol - t), t);
-        /* exactly the official text pipeline: ']' -> 'X', delete '(' and ')', split on whitespace */
-        int kept = 0;
-        char tok[64];
-        size_t tl = 0;
-        for (char *q = p; q <= tab; q++) {
-            char ch = q < tab ? *q : ' ';
-            if (ch == '(' || ch == ')') continue;
-            if (ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f') {
-                if (tl && kept < max_len) {
-                    s->tokens[ntok++] = (uint16_t)(tl <= sizeof tok ? lra_listops_token_id(tok, tl) : LISTOPS_UNK);
-                    kept++;
-                }
-                tl = 0;
-                continue;
-            }
-            if (tl < sizeof tok) tok[tl] = ch == ']' ? 'X' : ch;
-            tl++;
-        }
-        if (kept == 0) return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: empty source expression", path, lineno);
-        s->labels[s->n] = *t - '0';
-        s->offset[++s->n] = ntok;
-        p = next;
+        if (tl < sizeof tok) tok[tl] = ch == ']' ? 'X' : ch;
+        tl++;
     }
-    if (lineno == 0) return lra_fail(err, LRA_ERR_FORMAT, "%s: empty file", path);
-    if (s->n == 0) return lra_fail(err, LRA_ERR_FORMAT, "%s: no examples after the header", path);
+    if (kept == 0) return lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: empty source expression", path, lineno);
+    s->labels[s->n] = *t - '0';
+    s->offset[++s->n] = ntok;
     return LRA_OK;
 }
 
+/* Streams the file line by line (no copy of the whole text), hashing its bytes on the way. */
 lra_status lra_listops_load_file(lra_split *s, const char *path, int max_len, char *err) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
     FILE *f = fopen(path, "rb");
     if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
+    capacities cap = {0, 0, 0};
+    size_t linecap = 0;
+    char *line = NULL;
     lra_sha256 h;
     lra_sha256_init(&h);
-    for (;;) {
-        if (cap - len < 1 << 20) {
-            cap = cap ? cap * 2 : 1 << 22;
-            char *t = realloc(text, cap);
-            if (!t) { free(text); fclose(f); return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path); }
-            text = t;
+    lra_status st = LRA_OK;
+    if (!grow((void **)&s->offset, &cap.offsets, 1, sizeof(size_t))) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
+    else s->offset[0] = 0;
+    long lineno = 0;
+    ssize_t got;
+    while (st == LRA_OK && (got = getline(&line, &linecap, f)) > 0) {
+        lra_sha256_update(&h, line, (size_t)got);
+        lineno++;
+        const char *eol = line + got;
+        if (eol[-1] == '\n') eol--;
+        if (eol > line && eol[-1] == '\r') eol--;
+        if (lineno == 1) {
+            if (eol - line != 13 || memcmp(line, "Source\tTarget", 13) != 0)
+                st = lra_fail(err, LRA_ERR_FORMAT, "%s:1: expected the header 'Source<TAB>Target'", path);
+            continue;
         }
-        size_t got = fread(text + len, 1, cap - len, f);
-        lra_sha256_update(&h, text + len, got);
-        len += got;
-        if (got == 0) break;
+        if (eol == line) continue; /* blank line, e.g. at the end */
+        st = parse_line(s, line, eol, max_len, &cap, path, lineno, err);
     }
-    int bad = ferror(f);
+    if (st == LRA_OK && ferror(f)) st = lra_fail(err, LRA_ERR_IO, "%s: read error", path);
     fclose(f);
-    if (bad) { free(text); return lra_fail(err, LRA_ERR_IO, "%s: read error", path); }
+    free(line);
+    if (st == LRA_OK && lineno == 0) st = lra_fail(err, LRA_ERR_FORMAT, "%s: empty file", path);
+    if (st == LRA_OK && s->n == 0) st = lra_fail(err, LRA_ERR_FORMAT, "%s: no examples after the header", path);
+    if (st != LRA_OK) {
+        lra_split_free(s);
+        return st;
+    }
     lra_sha256_final_hex(&h, s->sha256);
-    lra_status st = parse_tsv(s, text, len, max_len, path, err);
-    free(text);
-    if (st != LRA_OK) lra_split_free(s);
-    return st;
+    /* give back the slack of the doubling */
+    uint16_t *t = realloc(s->tokens, (s->offset[s->n] + 1) * sizeof(uint16_t));
+    if (t) s->tokens = t;
+    return LRA_OK;
 }
 
 static lra_status listops_open(lra_split *out, const lra_task_cfg *cfg, int split, char *err) {

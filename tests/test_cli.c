@@ -85,7 +85,10 @@ START_TEST(test_ci_run_report) {
     ck_assert_int_eq((int)num(j, "data.splits.train.examples"), 300);
     ck_assert_int_eq((int)num(j, "data.splits.val.examples"), 50);
     ck_assert_int_eq((int)num(j, "data.splits.test.examples"), 40);
-    ck_assert_int_eq((int)strlen(str(j, "data.splits.test.sha256")), 64);
+    /* each split's checksum is its file's sha256 */
+    char sum[256];
+    ck_assert_int_eq(t_run(sum, sizeof sum, "sha256sum %s", str(j, "data.splits.test.path")), 0);
+    ck_assert_msg(strncmp(sum, str(j, "data.splits.test.sha256"), 64) == 0, "sha256sum says %.64s", sum);
     /* results: every val and test example evaluated (50 and 40: no dropped last batch of 16) */
     ck_assert_int_eq((int)num(j, "results.val.examples"), 50);
     ck_assert_int_eq((int)num(j, "results.test.examples"), 40);
