@@ -28,6 +28,25 @@ double t_close(const float *a, const float *b, size_t n, double atol, double rto
     return worst;
 }
 
+void t_gradcheck(t_loss_fn loss, void *ctx, float *x, const float *g, size_t n, int count, float h,
+                 double atol, double rtol, const char *what) {
+    lra_rng r;
+    lra_rng_seed(&r, 77);
+    const int all = n <= (size_t)count;
+    for (int c = 0; c < (all ? (int)n : count); c++) {
+        size_t i = all ? (size_t)c : (size_t)lra_rng_range(&r, 0, (int64_t)n - 1);
+        float keep = x[i];
+        x[i] = keep + h;
+        double lp = loss(ctx);
+        x[i] = keep - h;
+        double lm = loss(ctx);
+        x[i] = keep;
+        double num = (lp - lm) / (2.0 * h);
+        double tol = atol + rtol * fmax(fabs(num), fabs(g[i]));
+        ck_assert_msg(fabs(num - g[i]) <= tol, "%s[%zu]: analytic %.6g vs numeric %.6g", what, i, g[i], num);
+    }
+}
+
 const char *t_tmpdir(void) {
     static char bufs[8][64];
     static int next;

@@ -146,25 +146,15 @@ static double fx_loss(fixture *f, const lra_attn_args *a) {
     return l;
 }
 
-/* central differences on `count` sampled elements of x against the analytic gradient g */
+typedef struct { fixture *f; const lra_attn_args *a; } fd_ctx;
+static double fd_loss(void *p) { fd_ctx *c = p; return fx_loss(c->f, c->a); }
+
+/* 60 sampled elements of x against the analytic gradient g */
 static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *g, size_t n, const char *what) {
-    const float h = 1e-2f;
-    lra_rng r;
-    lra_rng_seed(&r, 77);
-    int count = n < 60 ? (int)n : 60;
-    for (int c = 0; c < count; c++) {
-        size_t i = n < 60 ? (size_t)c : (size_t)lra_rng_range(&r, 0, (int64_t)n - 1);
-        float keep = x[i];
-        x[i] = keep + h;
-        double lp = fx_loss(f, a);
-        x[i] = keep - h;
-        double lm = fx_loss(f, a);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * h);
-        double tol = 3e-3 + 2e-2 * fmax(fabs(num), fabs(g[i]));
-        ck_assert_msg(fabs(num - g[i]) <= tol, "%s %s[%zu]: analytic %.6f vs numeric %.6f (opts '%s')",
-                      f->h.iface->name, what, i, g[i], num, a->dropout > 0 ? "dropout" : "");
-    }
+    char name[128];
+    snprintf(name, sizeof name, "%s %s (dropout %.2f)", f->h.iface->name, what, (double)a->dropout);
+    fd_ctx c = {f, a};
+    t_gradcheck(fd_loss, &c, x, g, n, 60, 1e-2f, 3e-3, 2e-2, name);
 }
 
 /* option sets per backend that change the math; "" for backends not listed */

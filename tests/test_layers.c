@@ -6,26 +6,9 @@
 #include "../harness/layers.h"
 #include "tests.h"
 
-typedef double (*loss_fn)(void *ctx);
-
-/* compares g with the numeric gradient of loss() w.r.t. x on up to 40 sampled elements */
-static void fd(loss_fn loss, void *ctx, float *x, const float *g, size_t n, const char *what) {
-    const float h = 1e-2f;
-    lra_rng r;
-    lra_rng_seed(&r, 5);
-    int count = n < 40 ? (int)n : 40;
-    for (int c = 0; c < count; c++) {
-        size_t i = n < 40 ? (size_t)c : (size_t)lra_rng_range(&r, 0, (int64_t)n - 1);
-        float keep = x[i];
-        x[i] = keep + h;
-        double lp = loss(ctx);
-        x[i] = keep - h;
-        double lm = loss(ctx);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * h);
-        double tol = 2e-3 + 2e-2 * fmax(fabs(num), fabs(g[i]));
-        ck_assert_msg(fabs(num - g[i]) <= tol, "%s[%zu]: analytic %.6f vs numeric %.6f", what, i, g[i], num);
-    }
+/* every layer: 40 sampled elements, h = 1e-2 */
+static void fd(t_loss_fn loss, void *ctx, float *x, const float *g, size_t n, const char *what) {
+    t_gradcheck(loss, ctx, x, g, n, 40, 1e-2f, 2e-3, 2e-2, what);
 }
 
 static double dot(const float *a, const float *b, size_t n) {

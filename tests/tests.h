@@ -16,6 +16,12 @@ Suite *cli_suite(void);
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
 /* max |a-b| / (atol + rtol * max(|a|, |b|)) over n elements: <= 1 passes */
 double t_close(const float *a, const float *b, size_t n, double atol, double rtol);
+/* Central finite differences of loss(ctx) with step h, on every element of x when n <= count,
+ * else on `count` sampled ones, against the analytic gradient g; fails the test naming `what`,
+ * the index and both values when |numeric - analytic| > atol + rtol * max(|numeric|, |analytic|). */
+typedef double (*t_loss_fn)(void *ctx);
+void t_gradcheck(t_loss_fn loss, void *ctx, float *x, const float *g, size_t n, int count, float h,
+                 double atol, double rtol, const char *what);
 /* A fresh temporary directory (mkdtemp); returns a static buffer per call slot. */
 const char *t_tmpdir(void);
 /* Runs a shell command, captures stderr+stdout into out (may be NULL); returns the exit status. */
