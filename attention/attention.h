@@ -59,8 +59,9 @@ typedef struct lra_attn_i {
      * the maximum shape, and their initialisation from a seed. */
     size_t (*param_count)(const void *ctx, lra_attn_shape max);
     void (*init_params)(const void *ctx, lra_attn_shape max, float *params, uint64_t seed);
-    /* Optional: backend diagnostics of the last forward (routing statistics...), caller owns. */
-    cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s);
+    /* Optional: diagnostics of the last forward at shape s with args a (routing statistics...);
+     * the caller owns the result. */
+    cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a);
 } lra_attn_i;
 
 /* The public handle. */

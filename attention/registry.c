@@ -6,9 +6,11 @@
 #include "attention.h"
 
 extern const lra_attn_i lra_attn_full;
+extern const lra_attn_i lra_attn_moe;
 
 static const lra_attn_i *const registry[] = {
     &lra_attn_full,
+    &lra_attn_moe,
     NULL,
 };
 

@@ -33,7 +33,7 @@ typedef struct {
     uint32_t *idx;
     int32_t *tokens, *labels;
     uint8_t *mask;
-    cJSON *curve;
+    cJSON *curve, *attn_diag;
     long started;
     double t0;
     /* training statistics */
@@ -78,6 +78,56 @@ static eval_result evaluate(run_state *r, int which) {
     e.acc /= (double)e.n;
     e.seconds = lra_now() - t0;
     return e;
+}
+
+/* Diagnostics on the first validation batch, first layer, real q, k, v of the trained model: the
+ * backend's own (routing statistics) and the relative L2 error of its output against full
+ * attention on the same inputs, over the rows of real query tokens. Runs once, after training,
+ * so the full-attention workspace it allocates never touches a training step. */
+static cJSON *attention_diagnostics(run_state *r) {
+    lra_model *m = &r->model;
+    const lra_split *s = &r->split[LRA_SPLIT_VAL];
+    const int n = s->n < (size_t)r->c->batch ? (int)s->n : r->c->batch;
+    long real;
+    int L = lra_batch_fill(s, r->eval_order[LRA_SPLIT_VAL], n, r->c->batching, r->c->max_len, r->tokens, r->mask,
+                           r->labels, &real);
+    lra_model_forward(m, r->tokens, r->mask, r->labels, n, L, 0, 0);
+    const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs;
+    lra_attn_shape sh = {n, NH, T, hs};
+    lra_attn_args args = {m->mask, 0.0f, 0};
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "layer", 0);
+    cJSON_AddNumberToObject(j, "examples", n);
+    cJSON_AddNumberToObject(j, "length", T);
+    if (m->attn.iface->diagnostics)
+        cJSON_AddItemToObject(j, "routing", m->attn.iface->diagnostics(m->attn.ctx, m->blocks[0].ws, sh, &args));
+    lra_attn full;
+    char err[LRA_ERR_LEN];
+    const size_t BQ = (size_t)n * NH * T * hs;
+    float *o = NULL;
+    void *ws = NULL;
+    if (lra_attn_create(&full, "full", "", sh, omp_get_max_threads(), err) == LRA_OK &&
+        (o = malloc(BQ * sizeof(float))) && (ws = lra_alloc_touched(lra_attn_workspace_bytes(&full)))) {
+        const float *q = m->blocks[0].qkvh, *k = q + BQ, *v = k + BQ, *mine = m->blocks[0].atto;
+        full.iface->forward(full.ctx, sh, &args, o, ws, q, k, v, NULL);
+        double num = 0, den = 0;
+        for (int b = 0; b < n; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++) {
+                    if (!m->mask[(size_t)b * T + t]) continue;
+                    size_t off = (((size_t)b * NH + h) * T + t) * hs;
+                    for (int d = 0; d < hs; d++) {
+                        double e = (double)mine[off + d] - o[off + d];
+                        num += e * e;
+                        den += (double)o[off + d] * o[off + d];
+                    }
+                }
+        cJSON_AddNumberToObject(j, "relative_l2_error_vs_full", den > 0 ? sqrt(num / den) : 0.0);
+    }
+    free(o);
+    free(ws);
+    if (full.iface) lra_attn_free(&full);
+    return j;
 }
 
 static cJSON *eval_json(const eval_result *e) {
@@ -138,6 +188,7 @@ static cJSON *build_report(run_state *r) {
         cJSON_AddItemToObject(res, "test", eval_json(&r->final[LRA_SPLIT_TEST]));
     }
     cJSON_AddItemReferenceToObject(j, "curve", r->curve);
+    if (r->attn_diag) cJSON_AddItemReferenceToObject(j, "attention_diagnostics", r->attn_diag);
 
     cJSON *tp = cJSON_AddObjectToObject(j, "throughput");
     cJSON_AddNumberToObject(tp, "timed_steps", (double)r->timed_steps);
@@ -357,6 +408,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         r->final[LRA_SPLIT_TEST] = evaluate(r, LRA_SPLIT_TEST);
         r->have_final = 1;
         r->status = "completed";
+        r->attn_diag = attention_diagnostics(r);
         if (progress)
             fprintf(stderr, "final  | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
                     r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);
@@ -372,6 +424,7 @@ done:
     for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); }
     free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
     cJSON_Delete(r->curve);
+    cJSON_Delete(r->attn_diag);
     free(r);
     return st;
 }

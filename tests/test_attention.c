@@ -84,6 +84,7 @@ static void naive_full(double *o, double *dq, double *dk, double *dv, const floa
 /* ---- a fixture: random q, k, v, dout and a ragged mask --------------------------------- */
 typedef struct {
     lra_attn_shape s;
+    const char *opts;
     size_t n;
     float *q, *k, *v, *o, *dout, *dq, *dk, *dv, *params, *dparams;
     uint8_t *mask;
@@ -97,6 +98,7 @@ static void fx_init(fixture *f, const char *backend, const char *opts, lra_attn_
     char err[LRA_ERR_LEN];
     memset(f, 0, sizeof *f);
     f->s = s;
+    f->opts = opts;
     f->n = (size_t)s.B * s.NH * s.T * s.hs;
     lra_status st = lra_attn_create(&f->h, backend, opts, s, nthreads, err);
     ck_assert_msg(st == LRA_OK, "%s: %s", backend, err);
@@ -152,15 +154,18 @@ static double fd_loss(void *p) { fd_ctx *c = p; return fx_loss(c->f, c->a); }
 /* 60 sampled elements of x against the analytic gradient g */
 static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *g, size_t n, const char *what) {
     char name[128];
-    snprintf(name, sizeof name, "%s %s (dropout %.2f)", f->h.iface->name, what, (double)a->dropout);
+    snprintf(name, sizeof name, "%s '%s' %s (dropout %.2f)", f->h.iface->name, f->opts, what, (double)a->dropout);
     fd_ctx c = {f, a};
     t_gradcheck(fd_loss, &c, x, g, n, 60, 1e-2f, 3e-3, 2e-2, name);
 }
 
-/* option sets per backend that change the math; "" for backends not listed */
+/* option sets per backend that change the math; "" for backends not listed. At T = 70 the moe
+ * sets cover: every block chosen (the default b=64, s=2), own forced or not, a short last block
+ * (70 = 4*16 + 6, 70 = 10*7), one block per query. */
 static const char *const *option_sets(const char *name) {
     static const char *const none[] = {"", NULL};
-    (void)name;
+    static const char *const moe[] = {"", "b=16,s=3", "b=16,s=3,own=0", "b=7,s=4,own=0", "b=32,s=1", NULL};
+    if (strcmp(name, "moe") == 0) return moe;
     return none;
 }
 
@@ -285,6 +290,146 @@ START_TEST(test_unknown_option_and_backend) {
 }
 END_TEST
 
+/* ---- moe: a naive reference (double, plain loops, its own routing) ---------------------- */
+static void naive_moe(double *o, const float *q, const float *k, const float *v, const uint8_t *mask, int B, int NH,
+                      int T, int hs, int bsz, int s, int own) {
+    const int nb = (T + bsz - 1) / bsz;
+    double *kbar = calloc((size_t)nb * hs, sizeof(double)), *g = calloc((size_t)nb, sizeof(double));
+    int *cnt = calloc((size_t)nb, sizeof(int)), *chosen = calloc((size_t)nb, sizeof(int));
+    double *w = calloc((size_t)T, sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const size_t off = ((size_t)b * NH + h) * T * hs;
+            for (int i = 0; i < nb; i++) {
+                cnt[i] = 0;
+                for (int d = 0; d < hs; d++) kbar[i * hs + d] = 0;
+                for (int t = i * bsz; t < T && t < (i + 1) * bsz; t++)
+                    if (mask[b * T + t]) {
+                        cnt[i]++;
+                        for (int d = 0; d < hs; d++) kbar[i * hs + d] += k[off + t * hs + d];
+                    }
+                for (int d = 0; d < hs; d++) kbar[i * hs + d] /= cnt[i] ? cnt[i] : 1;
+            }
+            for (int t = 0; t < T; t++) {
+                for (int i = 0; i < nb; i++) {
+                    g[i] = 0;
+                    for (int d = 0; d < hs; d++) g[i] += (double)q[off + t * hs + d] * kbar[i * hs + d];
+                    chosen[i] = 0;
+                }
+                int n = 0;
+                if (own && cnt[t / bsz]) { chosen[t / bsz] = 1; n++; }
+                for (; n < s; n++) { /* the largest remaining gate, lowest index on ties */
+                    int best = -1;
+                    for (int i = 0; i < nb; i++)
+                        if (cnt[i] && !chosen[i] && (best < 0 || g[i] > g[best])) best = i;
+                    if (best < 0) break;
+                    chosen[best] = 1;
+                }
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < T; j++) {
+                    w[j] = -INFINITY;
+                    if (!chosen[j / bsz] || !mask[b * T + j]) continue;
+                    double l = 0;
+                    for (int d = 0; d < hs; d++) l += (double)q[off + t * hs + d] * k[off + j * hs + d];
+                    w[j] = l / sqrt((double)hs);
+                    if (w[j] > mx) mx = w[j];
+                }
+                for (int j = 0; j < T; j++) sum += w[j] = w[j] == -INFINITY ? 0 : exp(w[j] - mx);
+                for (int d = 0; d < hs; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < T; j++) acc += w[j] / sum * v[off + j * hs + d];
+                    o[off + t * hs + d] = acc;
+                }
+            }
+        }
+    free(kbar); free(g); free(cnt); free(chosen); free(w);
+}
+
+START_TEST(test_moe_vs_naive) {
+    const int len[2] = {150, 77};
+    const struct { const char *opts; int b, s, own; } sets[] = {
+        {"b=16,s=2", 16, 2, 1}, {"b=16,s=3,own=0", 16, 3, 0}, {"b=7,s=5,own=1", 7, 5, 1}, {"b=64,s=1,own=0", 64, 1, 0}};
+    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
+        fixture f;
+        fx_init(&f, "moe", sets[c].opts, (lra_attn_shape){2, 2, 150, 16}, len, 1, 2);
+        lra_attn_args a = {f.mask, 0.0f, 1};
+        fx_fwd(&f, &a);
+        double *ro = calloc(f.n, 8);
+        naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].b, sets[c].s, sets[c].own);
+        float *tmp = malloc(f.n * 4);
+        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)ro[j];
+        double w = t_close(f.o, tmp, f.n, 1e-5, 1e-4);
+        ck_assert_msg(w <= 1.0, "moe %s vs naive: off by %.2f tolerances", sets[c].opts, w);
+        free(tmp); free(ro);
+        fx_free(&f);
+    }
+}
+END_TEST
+
+/* moe with s = every block is full attention: outputs and gradients, with masks and dropout */
+START_TEST(test_moe_all_blocks_is_full) {
+    const int len[2] = {150, 77};
+    const char *opts[] = {"b=16,s=10,own=0", "b=16,s=10,own=1", "b=64,s=3", "b=150,s=1"};
+    for (int c = 0; c < 4; c++)
+        for (int drop = 0; drop < 2; drop++) {
+            fixture m, f;
+            lra_attn_shape sh = {2, 2, 150, 16};
+            fx_init(&m, "moe", opts[c], sh, len, 1, 2);
+            fx_init(&f, "full", "", sh, len, 1, 2);
+            lra_attn_args am = {m.mask, drop ? 0.2f : 0.0f, 8}, af = {f.mask, drop ? 0.2f : 0.0f, 8};
+            fx_fwd_bwd(&m, &am);
+            fx_fwd_bwd(&f, &af);
+            const float *a[4] = {m.o, m.dq, m.dk, m.dv}, *b[4] = {f.o, f.dq, f.dk, f.dv};
+            for (int i = 0; i < 4; i++) {
+                double w = t_close(a[i], b[i], m.n, 1e-6, 1e-5);
+                ck_assert_msg(w <= 1.0, "moe %s (dropout %d) vs full: tensor %d off by %.2f tolerances", opts[c], drop, i, w);
+            }
+            fx_free(&m);
+            fx_free(&f);
+        }
+}
+END_TEST
+
+START_TEST(test_moe_options_and_diagnostics) {
+    char err[LRA_ERR_LEN];
+    lra_attn h;
+    lra_attn_shape s = {1, 1, 100, 8};
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "s=3,b=50", s, 1, err), LRA_ERR_USAGE);
+    ck_assert_msg(strstr(err, "s=3") && strstr(err, "2"), "%s", err);
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "b=0", s, 1, err), LRA_ERR_USAGE);
+    ck_assert_msg(strstr(err, "b=0"), "%s", err);
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "b=101", s, 1, err), LRA_ERR_USAGE);
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "own=2", s, 1, err), LRA_ERR_USAGE);
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "b=10,s=4,own=0", s, 1, err), LRA_OK);
+    cJSON *d = h.iface->describe(h.ctx);
+    ck_assert_int_eq(cJSON_GetObjectItem(d, "b")->valueint, 10);
+    ck_assert_int_eq(cJSON_GetObjectItem(d, "s")->valueint, 4);
+    ck_assert_int_eq(cJSON_GetObjectItem(d, "own")->valueint, 0);
+    cJSON_Delete(d);
+    lra_attn_free(&h);
+    /* diagnostics: with s = every block, every valid key is selected and each expert gets every query */
+    const int len[1] = {100};
+    fixture f;
+    fx_init(&f, "moe", "b=10,s=10", s, len, 0, 1);
+    lra_attn_args a = {f.mask, 0.0f, 1};
+    fx_fwd(&f, &a);
+    d = f.h.iface->diagnostics(f.h.ctx, f.ws, s, &a);
+    ck_assert_double_eq(cJSON_GetObjectItem(d, "unselected_key_fraction")->valuedouble, 0.0);
+    ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_max")->valuedouble, 100.0);
+    cJSON_Delete(d);
+    fx_free(&f);
+    /* one block per query with own=1: each query's own block, so each expert has its 10 queries */
+    fx_init(&f, "moe", "b=10,s=1,own=1", s, len, 0, 1);
+    a.mask = f.mask;
+    fx_fwd(&f, &a);
+    d = f.h.iface->diagnostics(f.h.ctx, f.ws, s, &a);
+    ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_max")->valuedouble, 10.0);
+    ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_mean")->valuedouble, 10.0);
+    cJSON_Delete(d);
+    fx_free(&f);
+}
+END_TEST
+
 Suite *attention_suite(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("gradients");
@@ -296,6 +441,9 @@ Suite *attention_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_full_vs_naive);
     tcase_add_test(tc, test_threads_bitwise);
+    tcase_add_test(tc, test_moe_vs_naive);
+    tcase_add_test(tc, test_moe_all_blocks_is_full);
+    tcase_add_test(tc, test_moe_options_and_diagnostics);
     suite_add_tcase(s, tc);
     tc = tcase_create("interface");
     tcase_add_test(tc, test_full_no_quadratic_workspace);

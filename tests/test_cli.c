@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../attention/attention.h"
 #include "tests.h"
 
 /* a small official-format dataset, made once per test process */
@@ -126,6 +127,30 @@ START_TEST(test_ci_run_report) {
 }
 END_TEST
 
+/* Every registered backend trains and evaluates end to end at the ci profile; its report holds
+ * its resolved options and the diagnostics against full attention. */
+START_TEST(test_every_backend_end_to_end) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192], path[512];
+    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
+        snprintf(path, sizeof path, "%s/%s.json", out, (*b)->name);
+        int rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=4 --backend=%s --data-dir=%s --out=%s", t_bench(),
+                       (*b)->name, data, path);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", (*b)->name, rc, msg);
+        cJSON *j = load_json(path);
+        ck_assert_str_eq(str(j, "status"), "completed");
+        ck_assert_str_eq(str(j, "backend"), (*b)->name);
+        ck_assert(cJSON_IsObject(get(j, "backend_options")));
+        ck_assert_int_eq((int)num(j, "results.test.examples"), 40);
+        double err = num(j, "attention_diagnostics.relative_l2_error_vs_full");
+        ck_assert_msg(err >= 0 && err < 2, "%s: relative error %g", (*b)->name, err);
+        if (strcmp((*b)->name, "full") == 0) ck_assert_double_eq(err, 0.0);
+        if ((*b)->diagnostics) ck_assert(cJSON_IsObject(get(j, "attention_diagnostics.routing")));
+        cJSON_Delete(j);
+    }
+}
+END_TEST
+
 /* Same seed, 1 vs 2 threads: the same losses, to the last digit. */
 START_TEST(test_threads_same_results) {
     const char *data = small_data(), *out = t_tmpdir();
@@ -233,6 +258,7 @@ Suite *cli_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_ci_run_report);
     tcase_add_test(tc, test_threads_same_results);
+    tcase_add_test(tc, test_every_backend_end_to_end);
     tcase_add_test(tc, test_generates_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
