@@ -151,12 +151,12 @@ static double fx_loss(fixture *f, const lra_attn_args *a) {
 typedef struct { fixture *f; const lra_attn_args *a; } fd_ctx;
 static double fd_loss(void *p) { fd_ctx *c = p; return fx_loss(c->f, c->a); }
 
-/* 60 sampled elements of x against the analytic gradient g */
+/* 100 sampled elements of x against the analytic gradient g */
 static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *g, size_t n, const char *what) {
     char name[128];
     snprintf(name, sizeof name, "%s '%s' %s (dropout %.2f)", f->h.iface->name, f->opts, what, (double)a->dropout);
     fd_ctx c = {f, a};
-    t_gradcheck(fd_loss, &c, x, g, n, 60, 1e-2f, 3e-3, 2e-2, name);
+    t_gradcheck(fd_loss, &c, x, g, n, 100, 1e-2f, 5e-4, 2e-2, name);
 }
 
 /* option sets per backend that change the math; "" for backends not listed. At T = 70 the moe
@@ -165,7 +165,10 @@ static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *
 static const char *const *option_sets(const char *name) {
     static const char *const none[] = {"", NULL};
     static const char *const moe[] = {"", "b=16,s=3", "b=16,s=3,own=0", "b=7,s=4,own=0", "b=32,s=1", NULL};
+    /* agent: fewer valid rows than agents (37 < 50, overlapping bins 56 -> 50), conv, biases */
+    static const char *const agent[] = {"n=16", "n=16,dwc=1", "n=8,bias=1", "n=50,dwc=1,bias=1", "n=70", NULL};
     if (strcmp(name, "moe") == 0) return moe;
+    if (strcmp(name, "agent") == 0) return agent;
     return none;
 }
 
@@ -287,6 +290,98 @@ START_TEST(test_unknown_option_and_backend) {
     }
     ck_assert_int_eq(lra_attn_create(&h, "nope", "", s, 1, err), LRA_ERR_USAGE);
     ck_assert_msg(strstr(err, "nope") && strstr(err, "full"), "message: %s", err);
+}
+END_TEST
+
+/* ---- agent: a naive reference (double, plain loops) ------------------------------------- */
+static void naive_agent(double *o, const float *q, const float *k, const float *v, const uint8_t *mask, int B,
+                        int NH, int T, int hs, int n, const float *dwc, const float *B1, const float *B2, int Tmax) {
+    double *A = calloc((size_t)n * hs, 8), *VA = calloc((size_t)n * hs, 8), *w = calloc((size_t)T + n, 8);
+    int *rows = calloc((size_t)T, sizeof(int));
+    const double sc = 1.0 / sqrt((double)hs);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const size_t off = ((size_t)b * NH + h) * T * hs;
+            int L = 0;
+            for (int t = 0; t < T; t++)
+                if (mask[b * T + t]) rows[L++] = t;
+            int m = n < L ? n : L;
+            for (int j = 0; j < m; j++) {
+                int lo = (int)floor((double)j * L / m), hi = (int)ceil((double)(j + 1) * L / m);
+                for (int d = 0; d < hs; d++) {
+                    double acc = 0;
+                    for (int r = lo; r < hi; r++) acc += q[off + rows[r] * hs + d];
+                    A[j * hs + d] = acc / (hi - lo);
+                }
+            }
+            for (int j = 0; j < m; j++) { /* aggregation */
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t < T; t++) {
+                    double l = 0;
+                    for (int d = 0; d < hs; d++) l += A[j * hs + d] * k[off + t * hs + d];
+                    l = l * sc + (B1 ? B1[((size_t)h * n + j) * Tmax + t] : 0);
+                    w[t] = mask[b * T + t] ? l : -INFINITY;
+                    mx = fmax(mx, w[t]);
+                }
+                for (int t = 0; t < T; t++) sum += w[t] = w[t] == -INFINITY ? 0 : exp(w[t] - mx);
+                for (int d = 0; d < hs; d++) {
+                    double acc = 0;
+                    for (int t = 0; t < T; t++) acc += w[t] / sum * v[off + t * hs + d];
+                    VA[j * hs + d] = acc;
+                }
+            }
+            for (int t = 0; t < T; t++) { /* broadcast, then the convolution */
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < m; j++) {
+                    double l = 0;
+                    for (int d = 0; d < hs; d++) l += (double)q[off + t * hs + d] * A[j * hs + d];
+                    w[j] = l * sc + (B2 ? B2[((size_t)h * Tmax + t) * n + j] : 0);
+                    mx = fmax(mx, w[j]);
+                }
+                for (int j = 0; j < m; j++) sum += w[j] = exp(w[j] - mx);
+                for (int d = 0; d < hs; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < m; j++) acc += w[j] / sum * VA[j * hs + d];
+                    if (dwc) {
+                        const int ch = h * hs + d;
+                        acc += dwc[3 * NH * hs + ch];
+                        for (int z = -1; z <= 1; z++)
+                            if (t + z >= 0 && t + z < T && mask[b * T + t + z]) acc += dwc[ch * 3 + z + 1] * v[off + (t + z) * hs + d];
+                    }
+                    o[off + t * hs + d] = acc;
+                }
+            }
+        }
+    free(A); free(VA); free(w); free(rows);
+}
+
+START_TEST(test_agent_vs_naive) {
+    const int len[2] = {150, 77};
+    const struct { const char *opts; int n, dwc, bias; } sets[] = {
+        {"n=16", 16, 0, 0}, {"n=100,dwc=1", 100, 1, 0}, {"n=24,bias=1", 24, 0, 1}, {"n=7,dwc=1,bias=1", 7, 1, 1}};
+    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
+        fixture f;
+        lra_attn_shape sh = {2, 2, 150, 16};
+        fx_init(&f, "agent", sets[c].opts, sh, len, 1, 2);
+        lra_attn_args a = {f.mask, 0.0f, 1};
+        fx_fwd(&f, &a);
+        double *ro = calloc(f.n, 8);
+        const float *dwc = sets[c].dwc ? f.params : NULL;
+        const float *B1 = sets[c].bias ? f.params + (sets[c].dwc ? 4 * 2 * 16 : 0) : NULL;
+        const float *B2 = B1 ? B1 + (size_t)2 * sets[c].n * 150 : NULL;
+        naive_agent(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].n, dwc, B1, B2, 150);
+        float *tmp = malloc(f.n * 4);
+        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)ro[j];
+        double w = t_close(f.o, tmp, f.n, 1e-5, 1e-4);
+        ck_assert_msg(w <= 1.0, "agent %s vs naive: off by %.2f tolerances", sets[c].opts, w);
+        free(tmp); free(ro);
+        fx_free(&f);
+    }
+    char err[LRA_ERR_LEN];
+    lra_attn h;
+    ck_assert_int_eq(lra_attn_create(&h, "agent", "n=151", (lra_attn_shape){1, 1, 150, 8}, 1, err), LRA_ERR_USAGE);
+    ck_assert_msg(strstr(err, "n=151") && strstr(err, "150"), "%s", err);
+    ck_assert_int_eq(lra_attn_create(&h, "agent", "dwc=2", (lra_attn_shape){1, 1, 150, 8}, 1, err), LRA_ERR_USAGE);
 }
 END_TEST
 
@@ -442,6 +537,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_full_vs_naive);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);
+    tcase_add_test(tc, test_agent_vs_naive);
     tcase_add_test(tc, test_moe_all_blocks_is_full);
     tcase_add_test(tc, test_moe_options_and_diagnostics);
     suite_add_tcase(s, tc);
