@@ -8,11 +8,13 @@
 extern const lra_attn_i lra_attn_full;
 extern const lra_attn_i lra_attn_moe;
 extern const lra_attn_i lra_attn_agent;
+extern const lra_attn_i lra_attn_mita;
 
 static const lra_attn_i *const registry[] = {
     &lra_attn_full,
     &lra_attn_agent,
     &lra_attn_moe,
+    &lra_attn_mita,
     NULL,
 };
 
