@@ -46,6 +46,13 @@ $(B)/lra-bench: $(B)/harness/main.o $(B)/liblra.a
 $(B)/tests/run_tests: $(TEST_OBJ) $(B)/liblra.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
 
+$(B)/bench_attention: $(B)/bench/attention_bench.o $(B)/liblra.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Attention forward/backward timings per backend and length (see bench/attention_bench.c).
+bench: $(B)/bench_attention
+	$(B)/bench_attention
+
 # The tests run the binary too (end-to-end runs, exit codes), so both are built.
 test: $(B)/lra-bench $(B)/tests/run_tests
 	LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
@@ -53,4 +60,4 @@ test: $(B)/lra-bench $(B)/tests/run_tests
 clean:
 	rm -rf $(B)
 
-.PHONY: all test clean
+.PHONY: all test bench clean
