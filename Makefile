@@ -18,7 +18,7 @@ LDLIBS := $(PKG_LIBS) -lm
 
 B := build
 LIB_SRC := common/lra.c common/sha256.c \
-           attention/registry.c attention/full.c attention/agent.c attention/moe.c attention/mita.c \
+           attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
            datasets/datadir.c datasets/listops_gen.c \
            tasks/task.c tasks/listops.c \
            harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \

@@ -24,6 +24,7 @@
 #include <cblas.h>
 
 #include "attention.h"
+#include "pool.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -135,18 +136,6 @@ static void drop_rows(float *out, const float *p, int rows, int cols, int ld, co
     }
 }
 
-/* the valid rows of one batch element, and the number of agents it gets */
-static int valid_rows(const uint8_t *mask, int T, int n, int32_t *idx, int *nagents) {
-    int L = 0;
-    for (int t = 0; t < T; t++)
-        if (mask[t]) idx[L++] = t;
-    *nagents = n < L ? n : L;
-    return L;
-}
-/* PyTorch's adaptive pooling bins over L rows into m: [floor(j L / m), ceil((j+1) L / m)) */
-static int bin_lo(int j, int L, int m) { return (int)((long)j * L / m); }
-static int bin_hi(int j, int L, int m) { return (int)(((long)(j + 1) * L + m - 1) / m); }
-
 #define AGG_SEED(a) lra_stream((a)->seed, 0xA66, 1)
 #define BCAST_SEED(a) lra_stream((a)->seed, 0xA66, 2)
 
@@ -170,18 +159,10 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
         float *O = o + head;
-        int m;
-        const int L = valid_rows(mask, T, n, idx, &m);
+        const int L = lra_valid_rows(mask, T, idx), m = n < L ? n : L;
         memset(O, 0, sizeof(float) * T * hs);
         if (m > 0) {
-            for (int j = 0; j < m; j++) { /* A: pooled valid queries */
-                const int lo = bin_lo(j, L, m), hi = bin_hi(j, L, m);
-                float *aj = A + (size_t)j * hs;
-                memset(aj, 0, sizeof(float) * hs);
-                for (int r = lo; r < hi; r++)
-                    for (int d = 0; d < hs; d++) aj[d] += Q[(size_t)idx[r] * hs + d];
-                for (int d = 0; d < hs; d++) aj[d] /= (float)(hi - lo);
-            }
+            lra_pool_rows_forward(A, Q, idx, L, m, hs);
             /* aggregation: P1 = softmax(A K^T scale + B1, valid keys) (m x T), V_A = P1 V */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hs, scale, A, hs, K, hs, 0.0f, P1, T);
             for (int j = 0; j < m; j++)
@@ -239,8 +220,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head;
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
-        int m;
-        const int L = valid_rows(mask, T, n, idx, &m);
+        const int L = lra_valid_rows(mask, T, idx), m = n < L ? n : L;
         if (m > 0) {
             /* broadcast: O = P2d V_A */
             const float *P2d = P2;
@@ -276,12 +256,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, T, scale, G, T, K, hs, 1.0f, dA, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, m, scale, G, T, A, hs, 1.0f, dK, hs);
             if (c->bias) memcpy(P1, G, sizeof(float) * (size_t)m * T); /* dS1, for the B1 gradient */
-            for (int j = 0; j < m; j++) { /* through the pooling into q */
-                const int lo = bin_lo(j, L, m), hi = bin_hi(j, L, m);
-                const float inv = 1.0f / (float)(hi - lo);
-                for (int r = lo; r < hi; r++)
-                    for (int d = 0; d < hs; d++) dQ[(size_t)idx[r] * hs + d] += dA[(size_t)j * hs + d] * inv;
-            }
+            lra_pool_rows_backward(dQ, dA, idx, L, m, hs); /* through the pooling into q */
         }
         if (c->dwc) { /* o[t] += w[z+1] v[t+z]  =>  dv[t+z] += w[z+1] dO[t] for valid t+z */
             const float *w = dwc_w + (size_t)h * hs * 3;

@@ -29,6 +29,7 @@
 #include <cblas.h>
 
 #include "attention.h"
+#include "pool.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -136,9 +137,6 @@ static void select_top(pair *x, int n, int k) {
 
 static int cmp_idx(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
 
-static int bin_lo(int j, int L, int m) { return (int)((long)j * L / m); }
-static int bin_hi(int j, int L, int m) { return (int)(((long)(j + 1) * L + m - 1) / m); }
-
 /* the shared and routed logits of query i into lg (m + nr entries): returns nr */
 static int row_logits(const mita_ctx *c, float *lg, const float *G, const int32_t *ex, const int32_t *rt, int me,
                       int ke, const float *qi, const float *K, int hs, float tau_inv, float scale) {
@@ -177,22 +175,13 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
         float *O = o + head;
-        int L = 0;
-        for (int t = 0; t < T; t++)
-            if (mask[t]) idx[L++] = t;
+        const int L = lra_valid_rows(mask, T, idx);
         const int me = M < L ? M : L, ke = c->k < L ? c->k : L;
         ne[0] = me;
         ne[1] = ke;
         memset(O, 0, sizeof(float) * T * hs);
         if (me == 0) continue;
-        for (int j = 0; j < me; j++) { /* landmarks */
-            const int lo = bin_lo(j, L, me), hi = bin_hi(j, L, me);
-            float *aj = A + (size_t)j * hs;
-            memset(aj, 0, sizeof(float) * hs);
-            for (int r = lo; r < hi; r++)
-                for (int d = 0; d < hs; d++) aj[d] += Q[(size_t)idx[r] * hs + d];
-            for (int d = 0; d < hs; d++) aj[d] /= (float)(hi - lo);
-        }
+        lra_pool_rows_forward(A, Q, idx, L, me, hs); /* landmarks */
         /* activations A k^T (me x T): experts by selection, then the compression softmax */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
         for (int j = 0; j < me; j++) {
@@ -280,9 +269,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
         const int me = ne[0], ke = ne[1];
         if (me == 0) continue;
-        int L = 0;
-        for (int t = 0; t < T; t++)
-            if (mask[t]) idx[L++] = t;
+        const int L = lra_valid_rows(mask, T, idx);
         /* per query: dS of every logit. Shared ones go to Gs (T x me) and p*z to Gd, for the
          * matrix products below; routed ones are applied at once. */
         memset(dA, 0, sizeof(float) * (size_t)me * hs);
@@ -339,12 +326,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, T, scale, dPc, T, K, hs, 1.0f, dA, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, me, scale, dPc, T, A, hs, 1.0f, dK, hs);
         }
-        for (int j = 0; j < me; j++) { /* through the pooling into q */
-            const int lo = bin_lo(j, L, me), hi = bin_hi(j, L, me);
-            const float inv = 1.0f / (float)(hi - lo);
-            for (int r = lo; r < hi; r++)
-                for (int d = 0; d < hs; d++) dQ[(size_t)idx[r] * hs + d] += dA[(size_t)j * hs + d] * inv;
-        }
+        lra_pool_rows_backward(dQ, dA, idx, L, me, hs); /* through the pooling into q */
     }
 }
 

@@ -81,6 +81,15 @@ static void naive_full(double *o, double *dq, double *dk, double *dv, const floa
     free(dp);
 }
 
+/* got (float) against a double-precision reference, to 1e-5 absolute + 1e-4 relative */
+static void assert_matches(const float *got, const double *ref, size_t n, const char *what) {
+    float *tmp = malloc(n * sizeof(float));
+    for (size_t j = 0; j < n; j++) tmp[j] = (float)ref[j];
+    double w = t_close(got, tmp, n, 1e-5, 1e-4);
+    free(tmp);
+    ck_assert_msg(w <= 1.0, "%s: off by %.2f tolerances", what, w);
+}
+
 /* ---- a fixture: random q, k, v, dout and a ragged mask --------------------------------- */
 typedef struct {
     lra_attn_shape s;
@@ -249,16 +258,15 @@ static void compare_full_with_naive(lra_attn_shape s, const int *len, int holes,
     fx_fwd_bwd(&f, &a);
     double *ro = calloc(f.n, 8), *rq = calloc(f.n, 8), *rk = calloc(f.n, 8), *rv = calloc(f.n, 8);
     naive_full(ro, rq, rk, rv, f.q, f.k, f.v, f.dout, f.mask, s.B, s.NH, s.T, s.hs, rate, 4321);
-    float *tmp = malloc(f.n * 4);
     const double *refs[4] = {ro, rq, rk, rv};
     const float *got[4] = {f.o, f.dq, f.dk, f.dv};
     const char *names[4] = {"o", "dq", "dk", "dv"};
     for (int i = 0; i < 4; i++) {
-        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)refs[i][j];
-        double w = t_close(got[i], tmp, f.n, 1e-5, 1e-4);
-        ck_assert_msg(w <= 1.0, "full vs naive: %s off by %.2f tolerances (T=%d, dropout %.2f)", names[i], w, s.T, rate);
+        char what[96];
+        snprintf(what, sizeof what, "full vs naive: %s (T=%d, dropout %.2f)", names[i], s.T, (double)rate);
+        assert_matches(got[i], refs[i], f.n, what);
     }
-    free(tmp); free(ro); free(rq); free(rk); free(rv);
+    free(ro); free(rq); free(rk); free(rv);
     fx_free(&f);
 }
 
@@ -375,11 +383,10 @@ START_TEST(test_agent_vs_naive) {
         const float *B1 = sets[c].bias ? f.params + (sets[c].dwc ? 4 * 2 * 16 : 0) : NULL;
         const float *B2 = B1 ? B1 + (size_t)2 * sets[c].n * 150 : NULL;
         naive_agent(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].n, dwc, B1, B2, 150);
-        float *tmp = malloc(f.n * 4);
-        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)ro[j];
-        double w = t_close(f.o, tmp, f.n, 1e-5, 1e-4);
-        ck_assert_msg(w <= 1.0, "agent %s vs naive: off by %.2f tolerances", sets[c].opts, w);
-        free(tmp); free(ro);
+        char what[96];
+        snprintf(what, sizeof what, "agent '%s' vs naive", sets[c].opts);
+        assert_matches(f.o, ro, f.n, what);
+        free(ro);
         fx_free(&f);
     }
     char err[LRA_ERR_LEN];
@@ -483,11 +490,10 @@ START_TEST(test_mita_vs_naive) {
         fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         naive_mita(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].m, sets[c].k, sets[c].s, sets[c].shared, sets[c].sq);
-        float *tmp = malloc(f.n * 4);
-        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)ro[j];
-        double w = t_close(f.o, tmp, f.n, 1e-5, 1e-4);
-        ck_assert_msg(w <= 1.0, "mita '%s' vs naive: off by %.2f tolerances", sets[c].opts, w);
-        free(tmp); free(ro);
+        char what[96];
+        snprintf(what, sizeof what, "mita '%s' vs naive", sets[c].opts);
+        assert_matches(f.o, ro, f.n, what);
+        free(ro);
         fx_free(&f);
     }
 }
@@ -613,11 +619,10 @@ START_TEST(test_moe_vs_naive) {
         fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].b, sets[c].s, sets[c].own);
-        float *tmp = malloc(f.n * 4);
-        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)ro[j];
-        double w = t_close(f.o, tmp, f.n, 1e-5, 1e-4);
-        ck_assert_msg(w <= 1.0, "moe %s vs naive: off by %.2f tolerances", sets[c].opts, w);
-        free(tmp); free(ro);
+        char what[96];
+        snprintf(what, sizeof what, "moe '%s' vs naive", sets[c].opts);
+        assert_matches(f.o, ro, f.n, what);
+        free(ro);
         fx_free(&f);
     }
 }
