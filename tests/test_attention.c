@@ -150,6 +150,27 @@ static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
                          f->k, f->v, f->params);
 }
 
+/* backend (with opts) gives full attention's outputs and gradients on the same inputs */
+static void assert_equals_full(const char *backend, const char *opts, float dropout) {
+    const int len[2] = {150, 77};
+    lra_attn_shape sh = {2, 2, 150, 16};
+    fixture m, f;
+    fx_init(&m, backend, opts, sh, len, 1, 2);
+    fx_init(&f, "full", "", sh, len, 1, 2);
+    lra_attn_args am = {m.mask, dropout, 8}, af = {f.mask, dropout, 8};
+    fx_fwd_bwd(&m, &am);
+    fx_fwd_bwd(&f, &af);
+    const float *x[4] = {m.o, m.dq, m.dk, m.dv}, *y[4] = {f.o, f.dq, f.dk, f.dv};
+    const char *names[4] = {"o", "dq", "dk", "dv"};
+    for (int i = 0; i < 4; i++) {
+        double w = t_close(x[i], y[i], m.n, 1e-6, 1e-5);
+        ck_assert_msg(w <= 1.0, "%s '%s' (dropout %.2f) vs full: %s off by %.2f tolerances", backend, opts,
+                      (double)dropout, names[i], w);
+    }
+    fx_free(&m);
+    fx_free(&f);
+}
+
 static double fx_loss(fixture *f, const lra_attn_args *a) {
     fx_fwd(f, a);
     double l = 0;
@@ -501,24 +522,8 @@ END_TEST
 
 /* mita with shared=0 and experts holding every key is full attention */
 START_TEST(test_mita_route_only_all_keys_is_full) {
-    const int len[2] = {150, 77};
-    const char *opts[] = {"m=4,k=150,shared=0", "m=64,k=200,shared=0"};
-    for (int c = 0; c < 2; c++) {
-        fixture m, f;
-        lra_attn_shape sh = {2, 2, 150, 16};
-        fx_init(&m, "mita", opts[c], sh, len, 1, 2);
-        fx_init(&f, "full", "", sh, len, 1, 2);
-        lra_attn_args am = {m.mask, 0.0f, 8}, af = {f.mask, 0.0f, 8};
-        fx_fwd_bwd(&m, &am);
-        fx_fwd_bwd(&f, &af);
-        const float *x[4] = {m.o, m.dq, m.dk, m.dv}, *y[4] = {f.o, f.dq, f.dk, f.dv};
-        for (int i = 0; i < 4; i++) {
-            double w = t_close(x[i], y[i], m.n, 1e-6, 1e-5);
-            ck_assert_msg(w <= 1.0, "mita %s vs full: tensor %d off by %.2f tolerances", opts[c], i, w);
-        }
-        fx_free(&m);
-        fx_free(&f);
-    }
+    assert_equals_full("mita", "m=4,k=150,shared=0", 0.0f);
+    assert_equals_full("mita", "m=64,k=200,shared=0", 0.0f);
 }
 END_TEST
 
@@ -630,25 +635,11 @@ END_TEST
 
 /* moe with s = every block is full attention: outputs and gradients, with masks and dropout */
 START_TEST(test_moe_all_blocks_is_full) {
-    const int len[2] = {150, 77};
     const char *opts[] = {"b=16,s=10,own=0", "b=16,s=10,own=1", "b=64,s=3", "b=150,s=1"};
-    for (int c = 0; c < 4; c++)
-        for (int drop = 0; drop < 2; drop++) {
-            fixture m, f;
-            lra_attn_shape sh = {2, 2, 150, 16};
-            fx_init(&m, "moe", opts[c], sh, len, 1, 2);
-            fx_init(&f, "full", "", sh, len, 1, 2);
-            lra_attn_args am = {m.mask, drop ? 0.2f : 0.0f, 8}, af = {f.mask, drop ? 0.2f : 0.0f, 8};
-            fx_fwd_bwd(&m, &am);
-            fx_fwd_bwd(&f, &af);
-            const float *a[4] = {m.o, m.dq, m.dk, m.dv}, *b[4] = {f.o, f.dq, f.dk, f.dv};
-            for (int i = 0; i < 4; i++) {
-                double w = t_close(a[i], b[i], m.n, 1e-6, 1e-5);
-                ck_assert_msg(w <= 1.0, "moe %s (dropout %d) vs full: tensor %d off by %.2f tolerances", opts[c], drop, i, w);
-            }
-            fx_free(&m);
-            fx_free(&f);
-        }
+    for (int c = 0; c < 4; c++) {
+        assert_equals_full("moe", opts[c], 0.0f);
+        assert_equals_full("moe", opts[c], 0.2f);
+    }
 }
 END_TEST
 
