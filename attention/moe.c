@@ -12,7 +12,8 @@
  * same function of the seed, so moe with s = all blocks reproduces full attention exactly.
  *
  * Workspace per call: the chosen blocks (B, NH, T, s) and the row log-sum-exp (B, NH, T), saved
- * for backward; per thread, block means (nblocks x hs), gate values and one row of logits.
+ * for backward; the block means and valid counts of every head, computed once per head; per
+ * thread, gate values and one row of logits.
  * Parallel over (batch*head, query block) forward and over batch*head backward, where a head's dk
  * and dv are written by one thread only, so results do not depend on the thread count. */
 #include <math.h>
@@ -67,15 +68,17 @@ static cJSON *moe_describe(const void *ctx) {
     return j;
 }
 
+/* per head: block means and valid counts; per thread: gate, taken, one row of logits */
+static size_t means_floats(const moe_ctx *c, lra_attn_shape s) { return (size_t)nblocks(c, s.T) * (s.hs + 1); }
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
-    const size_t nb = (size_t)nblocks(c, s.T);
-    return nb * s.hs + 3 * nb + (size_t)c->s * c->b + 16; /* kbar, cnt, gate, taken, one row */
+    return 2 * (size_t)nblocks(c, s.T) + (size_t)c->s * c->b + 16;
 }
 
 static size_t moe_workspace_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
     const size_t rows = (size_t)s.B * s.NH * s.T;
     return rows * (size_t)c->s * sizeof(int32_t) + rows * sizeof(float) +
+           (size_t)s.B * s.NH * means_floats(c, s) * sizeof(float) +
            (size_t)c->nthreads * scratch_floats(c, s) * sizeof(float);
 }
 
@@ -147,18 +150,21 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     int32_t *sel_all = ws;
     float *lse = (float *)(sel_all + (size_t)BH * T * c->s);
-    float *scratch0 = lse + (size_t)BH * T;
-    const size_t per = scratch_floats(c, s);
+    float *means0 = lse + (size_t)BH * T, *scratch0 = means0 + (size_t)BH * means_floats(c, s);
+    const size_t per = scratch_floats(c, s), per_head = means_floats(c, s);
 
+#pragma omp parallel for schedule(static) num_threads(c->nthreads)
+    for (int bh = 0; bh < BH; bh++) {
+        float *kbar = means0 + (size_t)bh * per_head;
+        block_means(c, kbar, kbar + (size_t)nb * hs, k + (size_t)bh * T * hs, a->mask + (size_t)(bh / s.NH) * T, T, hs);
+    }
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++)
         for (int qc = 0; qc < nq; qc++) {
-            float *kbar = scratch0 + (size_t)omp_get_thread_num() * per;
-            float *cnt = kbar + (size_t)nb * hs, *gate = cnt + nb, *taken = gate + nb, *row = taken + nb;
+            const float *kbar = means0 + (size_t)bh * per_head, *cnt = kbar + (size_t)nb * hs;
+            float *gate = scratch0 + (size_t)omp_get_thread_num() * per, *taken = gate + nb, *row = taken + nb;
             const size_t head = (size_t)bh * T * hs;
             const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
-            /* recomputed per chunk of queries: cheap (T d) next to the chunk's work */
-            block_means(c, kbar, cnt, k + head, mask, T, hs);
             for (int i = qc * QCHUNK; i < T && i < (qc + 1) * QCHUNK; i++) {
                 const float *qi = q + head + (size_t)i * hs;
                 int32_t *sel = sel_all + ((size_t)bh * T + i) * c->s;
