@@ -6,6 +6,7 @@
 #include "../datasets/datadir.h"
 #include "../datasets/listops_gen.h"
 #include "../tasks/task.h"
+#include "compare.h"
 #include "config.h"
 #include "run.h"
 #include "sysinfo.h"
@@ -14,6 +15,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+            "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench --help | --version\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
@@ -28,6 +30,9 @@ static void usage(FILE *f) {
             "           listops-1000/ or the release's lra_release/lra_release/listops-1000/); when none\n"
             "           are found, the official generator writes 96000/2000/2000 examples there first\n\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
+            "\ncompare: tables from reports (test accuracy per backend x task with mean +- sd over seeds, the\n"
+            "LRA average and the published Transformer row; throughput, memory and the 10%% parameter rule).\n"
+            "With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%%.\n\n"
             "exit status: 0 success, 1 failure (I/O, bad data, divergence), 2 usage error\n");
 }
 
@@ -80,9 +85,10 @@ int main(int argc, char **argv) {
     }
     int first = 1;
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare; see --help)\n", argv[1]);
         return 2;
     }
     lra_config c;

@@ -11,6 +11,7 @@ Suite *model_suite(void);
 Suite *attention_suite(void);
 Suite *listops_suite(void);
 Suite *cli_suite(void);
+Suite *compare_suite(void);
 
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
