@@ -13,13 +13,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [options]\n"
+            "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench --help | --version\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
-            "a profile sets the defaults (columns below) and every option overrides it.\n\n");
+            "a profile sets the defaults (columns below) and every option overrides it. --seeds=1,2,3 runs\n"
+            "the configuration once per seed, one report each (compare aggregates them).\n\n");
     lra_config_print_help(f);
     fprintf(f, "\nattention backends:\n");
     for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++)
@@ -91,10 +92,29 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare; see --help)\n", argv[1]);
         return 2;
     }
+    /* --seeds=1,2,3: the same configuration once per seed, one report each */
+    long seeds[64];
+    int nseeds = 0, nargs = 0;
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = first; i < argc; i++) {
+        if (strncmp(argv[i], "--seeds=", 8) != 0) { args[nargs++] = argv[i]; continue; }
+        char *p = argv[i] + 8, *end;
+        while (*p) {
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 0 || (*end && *end != ',') || nseeds == 64) {
+                fprintf(stderr, "lra-bench: --seeds='%s' must be up to 64 comma-separated seeds >= 0\n", argv[i] + 8);
+                free(args);
+                return 2;
+            }
+            seeds[nseeds++] = v;
+            p = *end ? end + 1 : end;
+        }
+    }
     lra_config c;
     int help = 0;
     char err[LRA_ERR_LEN];
-    lra_status st = lra_config_parse(&c, argc - first, argv + first, &help, err);
+    lra_status st = lra_config_parse(&c, nargs, args, &help, err);
+    free(args);
     if (help) {
         usage(stdout);
         return 0;
@@ -103,12 +123,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lra-bench: %s\n", err);
         return exit_code(st);
     }
-    char report[4096];
-    st = lra_run(&c, report, sizeof report, err);
-    if (st != LRA_OK) {
-        fprintf(stderr, "lra-bench: %s\n", err);
-        return exit_code(st);
+    if (nseeds > 1 && c.out[0]) {
+        fprintf(stderr, "lra-bench: --out names one report; with --seeds leave it out (reports go to "
+                        "results/<task>/<backend>-<profile>-seed<N>.json)\n");
+        return 2;
     }
-    printf("%s\n", report);
+    if (nseeds == 0) seeds[nseeds++] = c.seed;
+    for (int i = 0; i < nseeds; i++) {
+        char report[4096];
+        c.seed = seeds[i];
+        st = lra_run(&c, report, sizeof report, err);
+        if (st != LRA_OK) {
+            fprintf(stderr, "lra-bench: seed %ld: %s\n", c.seed, err);
+            return exit_code(st);
+        }
+        printf("%s\n", report);
+        fflush(stdout);
+    }
     return 0;
 }

@@ -1,7 +1,7 @@
 /* test_cli.c - the lra-bench binary end to end: a ci-profile run whose report is checked field by
  * field, thread-count independence of a whole run, data generation said once, and bad input:
  * clear messages naming the culprit, exit status 2 for usage errors, no partial report. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include <string.h>
 #include <unistd.h>
 
@@ -151,6 +151,23 @@ START_TEST(test_every_backend_end_to_end) {
 }
 END_TEST
 
+/* --seeds runs once per seed into the default paths, and compare aggregates the reports */
+START_TEST(test_seeds_and_compare) {
+    const char *data = small_data(), *dir = t_tmpdir();
+    char msg[8192], bench[4096];
+    ck_assert_ptr_nonnull(realpath(t_bench(), bench));
+    int rc = t_run(msg, sizeof msg, "cd %s && %s --profile=ci --steps=3 --seeds=5,6 --data-dir=%s", dir, bench, data);
+    ck_assert_msg(rc == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "results/listops/full-ci-seed5.json") && strstr(msg, "results/listops/full-ci-seed6.json"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "cd %s && %s compare results/listops/*.json", dir, bench);
+    ck_assert_msg(rc == 0 && strstr(msg, "(n=2)"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --seeds=1,2 --out=%s/x.json --data-dir=%s", bench, dir, data);
+    ck_assert_msg(rc == 2 && strstr(msg, "--out"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --seeds=1,x --data-dir=%s", bench, data);
+    ck_assert_msg(rc == 2 && strstr(msg, "1,x"), "%s", msg);
+}
+END_TEST
+
 /* Same seed, 1 vs 2 threads: the same losses, to the last digit. */
 START_TEST(test_threads_same_results) {
     const char *data = small_data(), *out = t_tmpdir();
@@ -263,6 +280,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_ci_run_report);
     tcase_add_test(tc, test_threads_same_results);
     tcase_add_test(tc, test_every_backend_end_to_end);
+    tcase_add_test(tc, test_seeds_and_compare);
     tcase_add_test(tc, test_generates_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
