@@ -22,7 +22,7 @@ LIB_SRC := common/lra.c common/sha256.c \
            datasets/datadir.c datasets/listops_gen.c \
            tasks/task.c tasks/listops.c \
            harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \
-           harness/report.c harness/sysinfo.c harness/run.c harness/compare.c
+           harness/report.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
@@ -46,12 +46,9 @@ $(B)/lra-bench: $(B)/harness/main.o $(B)/liblra.a
 $(B)/tests/run_tests: $(TEST_OBJ) $(B)/liblra.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
 
-$(B)/bench_attention: $(B)/bench/attention_bench.o $(B)/liblra.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-# Attention forward/backward timings per backend and length (see bench/attention_bench.c).
-bench: $(B)/bench_attention
-	$(B)/bench_attention
+# The speed sweep of the four backends (see harness/speed.c; README "Measured here").
+bench: $(B)/lra-bench
+	$(B)/lra-bench speed --backend=full,agent,moe,mita --lengths=1024,4096,16384
 
 # The tests run the binary too (end-to-end runs, exit codes), so both are built.
 test: $(B)/lra-bench $(B)/tests/run_tests

@@ -9,6 +9,7 @@
 #include "compare.h"
 #include "config.h"
 #include "run.h"
+#include "speed.h"
 #include "sysinfo.h"
 
 static void usage(FILE *f) {
@@ -16,6 +17,8 @@ static void usage(FILE *f) {
             "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
+            "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
+            "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
             "       lra-bench --help | --version\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
@@ -34,6 +37,10 @@ static void usage(FILE *f) {
             "\ncompare: tables from reports (test accuracy per backend x task with mean +- sd over seeds, the\n"
             "LRA average and the published Transformer row; throughput, memory and the 10%% parameter rule).\n"
             "With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%%.\n\n"
+            "speed: per length and backend, the attention layer alone (forward, forward+backward) and an\n"
+            "encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after the\n"
+            "warm-up; a configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
+            "Prints the LRA paper's Table 2 shape and writes results/speed/speed-<time>.json (or --out).\n\n"
             "exit status: 0 success, 1 failure (I/O, bad data, divergence), 2 usage error\n");
 }
 
@@ -87,9 +94,10 @@ int main(int argc, char **argv) {
     int first = 1;
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "speed") == 0) return lra_speed_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare, speed; see --help)\n", argv[1]);
         return 2;
     }
     /* --seeds=1,2,3: the same configuration once per seed, one report each */

@@ -14,6 +14,40 @@ static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
     return 2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C + attn_params;
 }
 
+/* Floats of the parameters (one of the four parameter-shaped arrays) for max length T. */
+static size_t param_floats(const lra_model_cfg *c, int T, size_t attn_params) {
+    return (size_t)c->vocab * c->emb + (c->cls ? c->emb : 0) + (c->learned_pos ? (size_t)T * c->emb : 0) +
+           c->layers * block_param_floats(c, attn_params) + 2 * (size_t)c->emb + (size_t)c->mlp * c->emb + c->mlp +
+           (size_t)c->classes * c->mlp + c->classes;
+}
+
+/* Floats of the activation arena for (batch, T): its carving in lra_model_create must fit. */
+static size_t activation_floats(const lra_model_cfg *c, int T) {
+    size_t B = c->batch, BT = B * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    size_t big = BT * (3 * Q > M ? 3 * Q : M), mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+    size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
+    return (c->learned_pos ? 0 : (size_t)T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
+           B * C + 2 * B * M + 3 * B * K + B /*head*/ + c->layers * per_block +
+           BT * 3 * Q + BT * C /*tmp*/ + BT * C /*dres*/ + big + mid + BT * C + 3 * BT * Q +
+           B * C + 2 * B * M + B * K;
+}
+
+lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err) {
+    const int T = cfg->max_len + (cfg->cls ? 1 : 0);
+    if (cfg->heads < 1 || cfg->qkv % cfg->heads)
+        return lra_fail(err, LRA_ERR_USAGE, "qkv dimension %d is not a multiple of heads %d", cfg->qkv, cfg->heads);
+    lra_attn h;
+    lra_attn_shape max = {cfg->batch, cfg->heads, T, cfg->qkv / cfg->heads};
+    lra_status st = lra_attn_create(&h, cfg->backend, cfg->attn_opts, max, cfg->nthreads, err);
+    if (st != LRA_OK) return st;
+    z->params = param_floats(cfg, T, lra_attn_param_count(&h));
+    z->activation_bytes = activation_floats(cfg, T) * sizeof(float) + (size_t)cfg->batch * T;
+    z->attention_workspace_bytes = ((lra_attn_workspace_bytes(&h) + 63) & ~(size_t)63) * cfg->layers;
+    z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
+    lra_attn_free(&h);
+    return LRA_OK;
+}
+
 /* Lays the views of one flat parameter-shaped array; returns the number of floats. */
 static size_t layout_params(lra_params *p, float *base, const lra_model *m) {
     const lra_model_cfg *c = &m->cfg;
@@ -60,11 +94,7 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     m->blocks = calloc((size_t)c->layers, sizeof(lra_block_acts));
     if (!m->p.blocks || !m->g.blocks || !m->blocks) goto nomem;
     m->nparams = layout_params(&m->p, NULL, m);
-    LRA_ASSERT(m->nparams == (size_t)c->vocab * c->emb + (c->cls ? c->emb : 0) +
-                                 (c->learned_pos ? (size_t)m->T * c->emb : 0) +
-                                 c->layers * block_param_floats(c, m->attn_params_per_layer) +
-                                 2 * (size_t)c->emb + (size_t)c->mlp * c->emb + c->mlp +
-                                 (size_t)c->classes * c->mlp + c->classes);
+    LRA_ASSERT(m->nparams == param_floats(c, m->T, m->attn_params_per_layer));
     m->params = lra_alloc_touched(4 * m->nparams * sizeof(float));
     if (!m->params) goto nomem;
     m->grads = m->params + m->nparams;
@@ -79,11 +109,7 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     /* activations: sized for (batch, T) once */
     size_t B = c->batch, BT = B * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
     size_t big = BT * (3 * Q > M ? 3 * Q : M), mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
-    size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
-    size_t total = (c->learned_pos ? 0 : (size_t)m->T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
-                   B * C + 2 * B * M + 3 * B * K + B /*head*/ + c->layers * per_block +
-                   BT * 3 * Q + BT * C /*tmp*/ + BT * C /*dres*/ + big + mid + BT * C + 3 * BT * Q +
-                   B * C + 2 * B * M + B * K;
+    const size_t total = activation_floats(c, m->T);
     m->acts_floats = total;
     m->acts = lra_alloc_touched(total * sizeof(float));
     if (!m->acts) goto nomem;

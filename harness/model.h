@@ -69,6 +69,14 @@ typedef struct {
     uint64_t step_seed;
 } lra_model;
 
+/* What lra_model_create would allocate, without allocating it (for out-of-memory estimates). */
+typedef struct {
+    size_t params;                    /* learned parameters */
+    size_t activation_bytes, attention_workspace_bytes;
+    size_t total_bytes;               /* parameters, gradients, Adam m and v, activations, workspaces */
+} lra_model_sizes;
+lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err);
+
 lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err);
 void lra_model_free(lra_model *m);
 /* The official initialisations (lra.md): embeddings N(0,1), xavier-uniform dense kernels in the

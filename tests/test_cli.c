@@ -273,6 +273,61 @@ START_TEST(test_bad_data) {
 }
 END_TEST
 
+/* speed: out-of-memory marked from the plan (not run), n/a where options cannot work, flop
+ * counts equal to the backends' analytic counts, one table row per backend */
+START_TEST(test_speed_sweep) {
+    const char *out = t_tmpdir();
+    char msg[16384], path[512];
+    snprintf(path, sizeof path, "%s/speed.json", out);
+    int rc = t_run(msg, sizeof msg,
+                   "%s speed --backend=full,agent,moe,mita --lengths=64,100000 --heads=1 --hs=8 --repeats=2 --warmup=0 "
+                   "--mem-limit=20M --threads=1 --out=%s", t_bench(), path);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    ck_assert_msg(strstr(msg, "| full | ") && strstr(msg, "| mita | ") && strstr(msg, "OOM") && strstr(msg, "n/a"), "%s", msg);
+    cJSON *j = load_json(path);
+    ck_assert_str_eq(str(j, "kind"), "speed");
+    cJSON *entries = get(j, "entries");
+    ck_assert_int_eq(cJSON_GetArraySize(entries), 8);
+    cJSON *e;
+    int checked = 0;
+    cJSON_ArrayForEach(e, entries) {
+        const char *b = str(e, "backend");
+        int T = (int)num(e, "length");
+        if (T == 100000) {
+            /* planned above 20 MB: marked, never run */
+            ck_assert(cJSON_IsTrue(get(e, "attention.out_of_memory")));
+            ck_assert(cJSON_GetObjectItem(get(e, "attention"), "forward_s") == NULL);
+            ck_assert(cJSON_IsTrue(get(e, "encoder_step.out_of_memory")));
+            ck_assert(num(e, "attention.planned_bytes") > 20 * 1048576.0);
+        } else if (!strcmp(b, "agent") || !strcmp(b, "moe")) {
+            ck_assert(cJSON_IsTrue(get(e, "attention.not_applicable"))); /* n=128 > 64; s=2 > 1 block */
+        } else {
+            ck_assert(num(e, "attention.forward_backward_s.median") > 0);
+            ck_assert(num(e, "attention.forward_backward_s.q1") <= num(e, "attention.forward_backward_s.q3"));
+            ck_assert(num(e, "encoder_step.train_step_s.median") > 0);
+            lra_attn h;
+            char err[LRA_ERR_LEN];
+            lra_attn_shape sh = {1, 1, 64, 8};
+            ck_assert_int_eq(lra_attn_create(&h, b, "", sh, 1, err), LRA_OK);
+            double f, bw;
+            h.iface->flops(h.ctx, sh, &f, &bw);
+            ck_assert_double_eq(num(e, "attention.attention_flops_fwd"), f);
+            ck_assert_double_eq(num(e, "attention.attention_flops_bwd"), bw);
+            ck_assert_double_eq_tol(num(e, "attention.gflops_per_s"),
+                                    (f + bw) / num(e, "attention.forward_backward_s.median") / 1e9, 1e-9);
+            lra_attn_free(&h);
+            checked++;
+        }
+    }
+    ck_assert_int_eq(checked, 2);
+    cJSON_Delete(j);
+    rc = t_run(msg, sizeof msg, "%s speed --backend=nope", t_bench());
+    ck_assert_msg(rc == 2 && strstr(msg, "nope"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s speed --lengths=0", t_bench());
+    ck_assert_int_eq(rc, 2);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("end to end");
@@ -281,6 +336,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_threads_same_results);
     tcase_add_test(tc, test_every_backend_end_to_end);
     tcase_add_test(tc, test_seeds_and_compare);
+    tcase_add_test(tc, test_speed_sweep);
     tcase_add_test(tc, test_generates_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
