@@ -19,29 +19,13 @@
 
 #include "report.h"
 
-enum { NTASKS = 6 };
-static const char *const task_names[NTASKS] = {"listops", "text", "retrieval", "image", "pathfinder", "pathx"};
-static const char *const task_titles[NTASKS] = {"ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X"};
+const char *const lra_task_order[LRA_NTASKS] = {"listops", "text", "retrieval", "image", "pathfinder", "pathx"};
+const char *const lra_task_titles[LRA_NTASKS] = {"ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X"};
 /* LRA paper, Table 1: Transformer (Path-X: FAIL, not in the average) */
-static const double published[NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
+static const double published[LRA_NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
 static const double published_avg = 54.39;
 
-typedef struct {
-    char task[32], backend[32], profile[32];
-    int n;                       /* seeds */
-    double acc[64];              /* test accuracy of each seed, % */
-    long seed[64];
-    const char *file[64];        /* the report of each seed (argv strings) */
-    char data[65];               /* data checksum shared by every seed */
-    double steps_s, tokens_s, eval_tokens_s, rss_mb, params; /* sums over seeds, then means */
-} group;
-
-typedef struct {
-    group *g;
-    int n, cap;
-} groups;
-
-static group *find_group(groups *gs, const char *task, const char *backend, const char *profile, int create) {
+group *lra_find_group(groups *gs, const char *task, const char *backend, const char *profile, int create) {
     for (int i = 0; i < gs->n; i++)
         if (!strcmp(gs->g[i].task, task) && !strcmp(gs->g[i].backend, backend) && !strcmp(gs->g[i].profile, profile))
             return &gs->g[i];
@@ -78,25 +62,15 @@ static const cJSON *field(const cJSON *j, const char *dotted, int type_number, c
 
 /* Reads one report into the groups; only completed runs count (others are named on stderr). */
 static lra_status add_report(groups *gs, const char *path, char *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            char *t = realloc(text, cap = cap ? 2 * cap : 1 << 16);
-            if (!t) { free(text); fclose(f); return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path); }
-            text = t;
-        }
-        size_t got = fread(text + len, 1, cap - len - 1, f);
-        len += got;
-        if (!got) break;
+    lra_status st;
+    cJSON *j = lra_read_json(path, &st, err);
+    if (!j) return st;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+    if (cJSON_IsString(kind) && strcmp(kind->valuestring, "run") != 0) {
+        lra_fail(err, LRA_ERR_FORMAT, "%s: a '%s' report; compare reads the reports of training runs", path, kind->valuestring);
+        cJSON_Delete(j);
+        return LRA_ERR_FORMAT;
     }
-    fclose(f);
-    text[len] = '\0';
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!j) return lra_fail(err, LRA_ERR_FORMAT, "%s: not a JSON report", path);
     int bad = 0;
     const cJSON *ver = field(j, "schema_version", 1, path, err, &bad);
     if (ver && ver->valuedouble != LRA_REPORT_SCHEMA_VERSION) {
@@ -125,7 +99,7 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
         cJSON_Delete(j);
         return lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path, acc->valuedouble);
     }
-    group *g = find_group(gs, task->valuestring, backend->valuestring, profile->valuestring, 1);
+    group *g = lra_find_group(gs, task->valuestring, backend->valuestring, profile->valuestring, 1);
     if (!g) { cJSON_Delete(j); return lra_fail(err, LRA_ERR_NOMEM, "out of memory"); }
     if (g->n == (int)(sizeof g->acc / sizeof *g->acc)) {
         cJSON_Delete(j);
@@ -155,19 +129,19 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     return LRA_OK;
 }
 
-static double mean(const double *x, int n) {
+double lra_mean(const double *x, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += x[i];
     return s / n;
 }
 static double stdev(const double *x, int n) { /* sample standard deviation */
     if (n < 2) return 0;
-    double m = mean(x, n), s = 0;
+    double m = lra_mean(x, n), s = 0;
     for (int i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
     return sqrt(s / (n - 1));
 }
 
-static lra_status load_all(groups *gs, char **files, int n, char *err) {
+lra_status lra_groups_load(groups *gs, char **files, int n, char *err) {
     for (int i = 0; i < n; i++) {
         lra_status st = add_report(gs, files[i], err);
         if (st != LRA_OK) return st;
@@ -194,33 +168,33 @@ static int row_keys(const groups *gs, int *first) {
 static void cell(char *buf, size_t n, const group *g) {
     if (!g) snprintf(buf, n, "-");
     else if (g->n == 1) snprintf(buf, n, "%.2f", g->acc[0]);
-    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", mean(g->acc, g->n), stdev(g->acc, g->n), g->n);
+    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->n);
 }
 
 static void print_markdown(const groups *gs) {
     int *rows = malloc(sizeof(int) * (size_t)(gs->n + 1)), nr = row_keys(gs, rows);
     printf("## Test accuracy (%%)\n\n| backend | profile |");
-    for (int t = 0; t < NTASKS; t++) printf(" %s |", task_titles[t]);
+    for (int t = 0; t < LRA_NTASKS; t++) printf(" %s |", lra_task_titles[t]);
     printf(" Avg |\n|---|---|");
-    for (int t = 0; t <= NTASKS; t++) printf("---|");
+    for (int t = 0; t <= LRA_NTASKS; t++) printf("---|");
     printf("\n");
     for (int r = 0; r < nr; r++) {
         const group *k = &gs->g[rows[r]];
         printf("| %s | %s |", k->backend, k->profile);
         double sum = 0;
         int have = 0;
-        for (int t = 0; t < NTASKS; t++) {
-            const group *g = find_group((groups *)gs, task_names[t], k->backend, k->profile, 0);
+        for (int t = 0; t < LRA_NTASKS; t++) {
+            const group *g = lra_find_group((groups *)gs, lra_task_order[t], k->backend, k->profile, 0);
             char c[64];
             cell(c, sizeof c, g);
             printf(" %s |", c);
-            if (g && t < 5) { sum += mean(g->acc, g->n); have++; }
+            if (g && t < 5) { sum += lra_mean(g->acc, g->n); have++; }
         }
         if (have == 5) printf(" %.2f |\n", sum / 5);
         else printf(" - |\n");
     }
     printf("| Transformer (published, LRA paper; not measured here) | official |");
-    for (int t = 0; t < NTASKS; t++) isnan(published[t]) ? printf(" FAIL |") : printf(" %.2f |", published[t]);
+    for (int t = 0; t < LRA_NTASKS; t++) isnan(published[t]) ? printf(" FAIL |") : printf(" %.2f |", published[t]);
     printf(" %.2f |\n\nAvg: the mean over ListOps, Text, Retrieval, Image and Pathfinder, shown when all five are present.\n",
            published_avg);
 
@@ -230,7 +204,7 @@ static void print_markdown(const groups *gs) {
     int flagged = 0;
     for (int i = 0; i < gs->n; i++) {
         const group *g = &gs->g[i];
-        const group *f = find_group((groups *)gs, g->task, "full", g->profile, 0);
+        const group *f = lra_find_group((groups *)gs, g->task, "full", g->profile, 0);
         char rel[48] = "-";
         if (f && f->params > 0) {
             double ratio = g->params / f->params;
@@ -251,11 +225,11 @@ static void print_csv(const groups *gs) {
            "eval_tokens_per_s,peak_rss_mb,parameters,parameters_vs_full\n");
     for (int i = 0; i < gs->n; i++) {
         const group *g = &gs->g[i];
-        const group *f = find_group((groups *)gs, g->task, "full", g->profile, 0);
+        const group *f = lra_find_group((groups *)gs, g->task, "full", g->profile, 0);
         char rel[32] = "";
         if (f && f->params > 0) snprintf(rel, sizeof rel, "%.4f", g->params / f->params);
         printf("%s,%s,%s,%d,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%s\n", g->task, g->backend, g->profile, g->n,
-               mean(g->acc, g->n), stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel);
+               lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel);
     }
 }
 
@@ -264,9 +238,9 @@ static int regressions(const groups *cur, const groups *base, double max_pct) {
     int found = 0;
     for (int i = 0; i < cur->n; i++) {
         const group *g = &cur->g[i];
-        const group *b = find_group((groups *)base, g->task, g->backend, g->profile, 0);
+        const group *b = lra_find_group((groups *)base, g->task, g->backend, g->profile, 0);
         if (!b) continue;
-        double ba = mean(b->acc, b->n), ca = mean(g->acc, g->n);
+        double ba = lra_mean(b->acc, b->n), ca = lra_mean(g->acc, g->n);
         if (ba > 0 && 100 * (ba - ca) / ba > max_pct) {
             fprintf(stderr, "regression: %s/%s/%s test accuracy %.2f%% -> %.2f%% (%.1f%% lower, limit %g%%)\n", g->task,
                     g->backend, g->profile, ba, ca, 100 * (ba - ca) / ba, max_pct);
@@ -323,8 +297,8 @@ int lra_compare_main(int argc, char **argv) {
     groups cur = {0}, base = {0};
     char err[LRA_ERR_LEN];
     int rc = 0;
-    lra_status st = load_all(&cur, files, nfiles, err);
-    if (st == LRA_OK && base_list) st = load_all(&base, base_files, nbase, err);
+    lra_status st = lra_groups_load(&cur, files, nfiles, err);
+    if (st == LRA_OK && base_list) st = lra_groups_load(&base, base_files, nbase, err);
     if (st != LRA_OK) {
         fprintf(stderr, "lra-bench compare: %s\n", err);
         rc = 1;

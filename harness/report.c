@@ -40,3 +40,32 @@ lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
     }
     return LRA_OK;
 }
+
+cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { *st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno)); return NULL; }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 65536) {
+            char *t = realloc(text, cap = cap ? 2 * cap : 1 << 16);
+            if (!t) {
+                free(text);
+                fclose(f);
+                *st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
+                return NULL;
+            }
+            text = t;
+        }
+        size_t got = fread(text + len, 1, cap - len - 1, f);
+        len += got;
+        if (!got) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    text[len] = '\0';
+    cJSON *j = bad ? NULL : cJSON_Parse(text);
+    free(text);
+    if (!j) *st = lra_fail(err, bad ? LRA_ERR_IO : LRA_ERR_FORMAT, "%s: %s", path, bad ? "read error" : "not a JSON report");
+    return j;
+}

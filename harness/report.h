@@ -13,4 +13,7 @@
  * partial file under either name. Creates missing parent directories. */
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err);
 
+/* Reads and parses a JSON file; NULL with *st and err naming the file on failure. Caller owns. */
+cJSON *lra_read_json(const char *path, lra_status *st, char *err);
+
 #endif

@@ -152,6 +152,7 @@ static cJSON *build_report(run_state *r) {
     char when[32];
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "schema_version", LRA_REPORT_SCHEMA_VERSION);
+    cJSON_AddStringToObject(j, "kind", "run");
     cJSON_AddStringToObject(j, "status", r->status);
     if (r->diverged_at[0]) cJSON_AddStringToObject(j, "diverged_at", r->diverged_at);
     cJSON_AddStringToObject(j, "task", c->task);
