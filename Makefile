@@ -22,7 +22,7 @@ LIB_SRC := common/lra.c common/sha256.c \
            datasets/datadir.c datasets/listops_gen.c \
            tasks/task.c tasks/listops.c \
            harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \
-           harness/report.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c
+           harness/report.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c harness/plot.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)

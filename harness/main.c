@@ -8,6 +8,7 @@
 #include "../tasks/task.h"
 #include "compare.h"
 #include "config.h"
+#include "plot.h"
 #include "run.h"
 #include "speed.h"
 #include "sysinfo.h"
@@ -19,6 +20,7 @@ static void usage(FILE *f) {
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
+            "       lra-bench plot [--out=results/plots] FILES...   (SVG charts from speed and run reports)\n"
             "       lra-bench --help | --version\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
@@ -95,9 +97,10 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "speed") == 0) return lra_speed_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "plot") == 0) return lra_plot_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare, speed; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare, speed, plot; see --help)\n", argv[1]);
         return 2;
     }
     /* --seeds=1,2,3: the same configuration once per seed, one report each */

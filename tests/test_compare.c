@@ -108,12 +108,108 @@ START_TEST(test_unreadable_reports) {
 }
 END_TEST
 
+/* A strict enough XML well-formedness check: one root, balanced and properly nested tags,
+ * quoted attributes, no raw '<' or stray '&' in text. Returns the number of <g class="series">
+ * elements, or -1 when the document is not well-formed. */
+static int xml_series(const char *x) {
+    char stack[64][32];
+    int depth = 0, roots = 0, series = 0;
+    const char *p = x;
+    if (!strncmp(p, "<?xml", 5)) {
+        p = strstr(p, "?>");
+        if (!p) return -1;
+        p += 2;
+    }
+    while (*p) {
+        if (*p == '&') {
+            const char *semi = strchr(p, ';');
+            if (!semi || semi - p > 6) return -1;
+            p = semi + 1;
+            continue;
+        }
+        if (*p != '<') { p++; continue; }
+        int closing = p[1] == '/';
+        const char *n = p + 1 + closing;
+        size_t len = strcspn(n, " \t\n/>");
+        if (!len || len >= 32) return -1;
+        char name[32];
+        memcpy(name, n, len);
+        name[len] = '\0';
+        const char *q = n + len;
+        int self = 0;
+        while (*q && *q != '>') { /* attributes: name="value" */
+            if (*q == '"') { q = strchr(q + 1, '"'); if (!q) return -1; }
+            else if (*q == '<') return -1;
+            if (*q == '/' && q[1] == '>') self = 1;
+            q++;
+        }
+        if (!*q) return -1;
+        if (closing) {
+            if (!depth || strcmp(stack[depth - 1], name)) return -1;
+            depth--;
+        } else {
+            if (!depth) roots++;
+            if (!strcmp(name, "g") && strstr(n, "class=\"series\"") && strstr(n, "class=\"series\"") < q) series++;
+            if (!self) { if (depth == 64) return -1; strcpy(stack[depth++], name); }
+        }
+        p = q + 1;
+    }
+    return depth == 0 && roots == 1 ? series : -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+START_TEST(test_plot_svgs) {
+    const char *d = t_tmpdir(), *out = t_tmpdir();
+    char path[512], msg[4096];
+    ck_assert_int_eq(xml_series("<svg><g class=\"series\"><rect/></g></svg>"), 1); /* the checker itself */
+    ck_assert_int_eq(xml_series("<svg><g></svg></g>"), -1);
+    ck_assert_int_eq(xml_series("<svg>a < b</svg>"), -1);
+    snprintf(path, sizeof path, "%s/speed.json", d);
+    FILE *f = fopen(path, "w");
+    fputs("{\"schema_version\": 1, \"kind\": \"speed\", \"entries\": ["
+          "{\"backend\": \"full\", \"length\": 1024, \"attention\": {\"tokens_per_s\": 5000, \"planned_bytes\": 1e6}},"
+          "{\"backend\": \"full\", \"length\": 4096, \"attention\": {\"out_of_memory\": true, \"planned_bytes\": 4e9}},"
+          "{\"backend\": \"mita & co\", \"length\": 1024, \"attention\": {\"tokens_per_s\": 9000, \"planned_bytes\": 2e6}},"
+          "{\"backend\": \"mita & co\", \"length\": 4096, \"attention\": {\"tokens_per_s\": 30000, \"planned_bytes\": 8e6}}]}", f);
+    fclose(f);
+    report(d, "a.json", "listops", "full", 0, 0.30, 1000, 1000, 1, "completed");
+    report(d, "b.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
+    report(d, "c.json", "text", "agent", 0, 0.60, 1000, 1000, 1, "completed");
+    int rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/*.json", t_bench(), out, d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    const char *names[3] = {"speed-throughput.svg", "speed-memory.svg", "accuracy.svg"};
+    const int want[3] = {2, 2, 3};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, names[i]);
+        char *svg = slurp(path);
+        ck_assert_msg(svg != NULL, "no %s", path);
+        ck_assert_msg(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""), "%s", names[i]);
+        int n = xml_series(svg);
+        ck_assert_msg(n == want[i], "%s: %d series (want %d; -1 = not well-formed)", names[i], n, want[i]);
+        if (i == 0) ck_assert(strstr(svg, "mita &amp; co") != NULL);
+        if (i == 2) ck_assert(strstr(svg, "mita listops: 40.00%") != NULL);
+    }
+    rc = t_run(msg, sizeof msg, "%s plot", t_bench());
+    ck_assert_int_eq(rc, 2);
+}
+END_TEST
+
 Suite *compare_suite(void) {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("compare");
     tcase_add_test(tc, test_tables_by_hand);
     tcase_add_test(tc, test_regression_gate);
     tcase_add_test(tc, test_unreadable_reports);
+    tcase_add_test(tc, test_plot_svgs);
     suite_add_tcase(s, tc);
     return s;
 }

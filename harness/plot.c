@@ -1,0 +1,272 @@
+/* plot.c - `lra-bench plot [--out=DIR] FILES...`: SVG charts from reports, written by hand
+ * (no plotting dependency).
+ *
+ * From speed reports: attention forward+backward tokens/s against length, and planned memory
+ * against length (out-of-memory configurations included), one series per backend, log-log axes
+ * (speed-throughput.svg, speed-memory.svg).
+ * From run reports: test accuracy per task, one bar per backend (mean over seeds), with the LRA
+ * paper's Transformer marked (accuracy.svg). Each file is written to a temporary name and
+ * renamed. */
+#define _POSIX_C_SOURCE 200809L
+#include "plot.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../datasets/datadir.h"
+#include "compare.h"
+#include "report.h"
+
+enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 64 };
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+static const double published[LRA_NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
+
+typedef struct {
+    char name[32];
+    int n;
+    double x[MAXP], y[MAXP];
+} series;
+
+/* XML text: escapes the five special characters */
+static void esc(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void svg_open(FILE *f, const char *title) {
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n<text x=\"%d\" y=\"28\" font-size=\"16\" "
+               "text-anchor=\"middle\">", W, H, W, H, W, H, (ML + W - MR) / 2);
+    esc(f, title);
+    fputs("</text>\n", f);
+}
+
+static void label(FILE *f, double x, double y, const char *anchor, const char *text, int rotate) {
+    if (rotate) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" transform=\"rotate(-90 %.1f %.1f)\">", x, y, anchor, x, y);
+    else fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">", x, y, anchor);
+    esc(f, text);
+    fputs("</text>\n", f);
+}
+
+static void legend(FILE *f, const char *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        double y = MT + 10 + 20.0 * i;
+        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", W - MR + 15, y, colors[i % 8]);
+        label(f, W - MR + 35, y + 10, "start", names[i], 0);
+    }
+}
+
+/* A log-log line chart of the series: x in powers of two, y in powers of ten. */
+static void line_chart(FILE *f, const char *title, const char *xlab, const char *ylab, const series *s, int ns) {
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < ns; i++)
+        for (int p = 0; p < s[i].n; p++) {
+            x0 = fmin(x0, s[i].x[p]); x1 = fmax(x1, s[i].x[p]);
+            y0 = fmin(y0, s[i].y[p]); y1 = fmax(y1, s[i].y[p]);
+        }
+    svg_open(f, title);
+    if (!(x1 >= x0)) { x0 = 1; x1 = 2; y0 = 1; y1 = 10; }
+    const double lx0 = floor(log2(x0)), lx1 = fmax(ceil(log2(x1)), lx0 + 1);
+    const double ly0 = floor(log10(y0)), ly1 = fmax(ceil(log10(y1)), ly0 + 1);
+    const double pw = W - ML - MR, ph = H - MT - MB;
+#define PX(v) (ML + (log2(v) - lx0) / (lx1 - lx0) * pw)
+#define PY(v) (MT + ph - (log10(v) - ly0) / (ly1 - ly0) * ph)
+    fprintf(f, "<g stroke=\"#ddd\">\n");
+    for (double e = lx0; e <= lx1; e++) fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(pow(2, e)), MT, PX(pow(2, e)), MT + ph);
+    for (double e = ly0; e <= ly1; e++) fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, PY(pow(10, e)), ML + pw, PY(pow(10, e)));
+    fprintf(f, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", ML, MT, pw, ph);
+    char buf[64];
+    for (double e = lx0; e <= lx1; e++) {
+        double v = pow(2, e);
+        if (v >= 1024) snprintf(buf, sizeof buf, "%gK", v / 1024);
+        else snprintf(buf, sizeof buf, "%g", v);
+        label(f, PX(v), MT + ph + 18, "middle", buf, 0);
+    }
+    for (double e = ly0; e <= ly1; e++) {
+        snprintf(buf, sizeof buf, "1e%d", (int)e);
+        label(f, ML - 8, PY(pow(10, e)) + 4, "end", buf, 0);
+    }
+    label(f, ML + pw / 2, H - 15, "middle", xlab, 0);
+    label(f, 20, MT + ph / 2, "middle", ylab, 1);
+    const char *names[MAXS];
+    for (int i = 0; i < ns; i++) {
+        names[i] = s[i].name;
+        fprintf(f, "<g class=\"series\" data-backend=\"");
+        esc(f, s[i].name);
+        fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"", colors[i % 8], colors[i % 8]);
+        for (int p = 0; p < s[i].n; p++) fprintf(f, "%s%.1f,%.1f", p ? " " : "", PX(s[i].x[p]), PY(s[i].y[p]));
+        fputs("\"/>\n", f);
+        for (int p = 0; p < s[i].n; p++) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", PX(s[i].x[p]), PY(s[i].y[p]));
+        fputs("</g>\n", f);
+    }
+#undef PX
+#undef PY
+    legend(f, names, ns);
+    fputs("</svg>\n", f);
+}
+
+/* Grouped bars: test accuracy per task (present ones), one bar per backend, published marks. */
+static void bar_chart(FILE *f, groups *gs) {
+    const char *names[MAXS];
+    int nb = 0, tasks[LRA_NTASKS], nt = 0;
+    for (int i = 0; i < gs->n && nb < MAXS; i++) {
+        int seen = 0;
+        for (int b = 0; b < nb; b++) seen |= !strcmp(names[b], gs->g[i].backend);
+        if (!seen) names[nb++] = gs->g[i].backend;
+    }
+    for (int t = 0; t < LRA_NTASKS; t++)
+        for (int i = 0; i < gs->n; i++)
+            if (!strcmp(gs->g[i].task, lra_task_order[t])) { tasks[nt++] = t; break; }
+    svg_open(f, "LRA test accuracy (mean over seeds); dashes: Transformer, LRA paper");
+    const double pw = W - ML - MR, ph = H - MT - MB, slot = pw / (nt ? nt : 1), bw = slot * 0.8 / (nb ? nb : 1);
+    fprintf(f, "<g stroke=\"#ddd\">\n");
+    for (int v = 0; v <= 100; v += 20) fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, MT + ph - v / 100.0 * ph, ML + pw, MT + ph - v / 100.0 * ph);
+    fprintf(f, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", ML, MT, pw, ph);
+    char buf[32];
+    for (int v = 0; v <= 100; v += 20) {
+        snprintf(buf, sizeof buf, "%d%%", v);
+        label(f, ML - 8, MT + ph - v / 100.0 * ph + 4, "end", buf, 0);
+    }
+    label(f, 20, MT + ph / 2, "middle", "test accuracy", 1);
+    for (int b = 0; b < nb; b++) {
+        fprintf(f, "<g class=\"series\" data-backend=\"");
+        esc(f, names[b]);
+        fprintf(f, "\" fill=\"%s\">\n", colors[b % 8]);
+        for (int k = 0; k < nt; k++)
+            for (int i = 0; i < gs->n; i++) {
+                const group *g = &gs->g[i];
+                if (strcmp(g->task, lra_task_order[tasks[k]]) || strcmp(g->backend, names[b])) continue;
+                double a = lra_mean(g->acc, g->n), x = ML + k * slot + slot * 0.1 + b * bw;
+                fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>%s %s: %.2f%%</title></rect>\n", x,
+                        MT + ph - a / 100 * ph, bw * 0.9, a / 100 * ph, g->backend, g->task, a);
+                break; /* the first profile of this backend and task */
+            }
+        fputs("</g>\n", f);
+    }
+    for (int k = 0; k < nt; k++) {
+        double cx = ML + k * slot + slot / 2, p = published[tasks[k]];
+        label(f, cx, MT + ph + 18, "middle", lra_task_titles[tasks[k]], 0);
+        if (!isnan(p))
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n",
+                    ML + k * slot + slot * 0.05, MT + ph - p / 100 * ph, ML + (k + 1) * slot - slot * 0.05, MT + ph - p / 100 * ph);
+    }
+    legend(f, names, nb);
+    fputs("</svg>\n", f);
+}
+
+/* writes through a temporary file; returns 0 on success */
+static int write_svg(const char *dir, const char *name, void (*draw)(FILE *, void *), void *ctx) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) { fprintf(stderr, "lra-bench plot: %s: %s\n", tmp, strerror(errno)); return 1; }
+    draw(f, ctx);
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "lra-bench plot: %s: write failed: %s\n", path, strerror(errno));
+        remove(tmp);
+        return 1;
+    }
+    printf("%s\n", path);
+    return 0;
+}
+
+typedef struct { const char *title, *xlab, *ylab; series *s; int n; } line_args;
+static void draw_line(FILE *f, void *p) { line_args *a = p; line_chart(f, a->title, a->xlab, a->ylab, a->s, a->n); }
+static void draw_bars(FILE *f, void *p) { bar_chart(f, p); }
+
+/* adds (T, y) to the series of backend b */
+static void add_point(series *s, int *ns, const char *b, double x, double y) {
+    if (!(y > 0)) return;
+    int i = 0;
+    while (i < *ns && strcmp(s[i].name, b)) i++;
+    if (i == *ns) {
+        if (*ns == MAXS) return;
+        memset(&s[i], 0, sizeof s[i]);
+        snprintf(s[i].name, sizeof s[i].name, "%s", b);
+        (*ns)++;
+    }
+    if (s[i].n < MAXP) { s[i].x[s[i].n] = x; s[i].y[s[i].n++] = y; }
+}
+
+int lra_plot_main(int argc, char **argv) {
+    const char *out = "results/plots";
+    char **runs = calloc((size_t)argc + 1, sizeof(char *)), err[LRA_ERR_LEN];
+    int nruns = 0, nfiles = 0, rc = 0;
+    static series thr[MAXS], mem[MAXS];
+    int nthr = 0, nmem = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strncmp(argv[i], "--out=", 6)) { out = argv[i] + 6; continue; }
+        if (!strncmp(argv[i], "--", 2)) {
+            fprintf(stderr, "lra-bench plot: unknown option '%s' (usage: lra-bench plot [--out=DIR] FILES...)\n", argv[i]);
+            free(runs);
+            return 2;
+        }
+        nfiles++;
+        lra_status st;
+        cJSON *j = lra_read_json(argv[i], &st, err);
+        if (!j) { fprintf(stderr, "lra-bench plot: %s\n", err); free(runs); return 1; }
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+        if (!(cJSON_IsString(kind) && !strcmp(kind->valuestring, "speed"))) {
+            runs[nruns++] = argv[i];
+            cJSON_Delete(j);
+            continue;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "entries")) {
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "backend"), *T = cJSON_GetObjectItemCaseSensitive(e, "length");
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "attention");
+            if (!cJSON_IsString(b) || !cJSON_IsNumber(T) || !a) {
+                fprintf(stderr, "lra-bench plot: %s: a speed entry lacks backend, length or attention\n", argv[i]);
+                cJSON_Delete(j);
+                free(runs);
+                return 1;
+            }
+            const cJSON *tps = cJSON_GetObjectItemCaseSensitive(a, "tokens_per_s");
+            const cJSON *pb = cJSON_GetObjectItemCaseSensitive(a, "planned_bytes");
+            const cJSON *na = cJSON_GetObjectItemCaseSensitive(a, "not_applicable");
+            if (cJSON_IsNumber(tps)) add_point(thr, &nthr, b->valuestring, T->valuedouble, tps->valuedouble);
+            /* planned memory is known for out-of-memory configurations too: that is where it matters */
+            if (cJSON_IsNumber(pb) && !cJSON_IsTrue(na)) add_point(mem, &nmem, b->valuestring, T->valuedouble, pb->valuedouble / 1048576.0);
+        }
+        cJSON_Delete(j);
+    }
+    if (!nfiles) {
+        fprintf(stderr, "lra-bench plot: no report files given (usage: lra-bench plot [--out=DIR] FILES...)\n");
+        free(runs);
+        return 2;
+    }
+    if (lra_mkdirs(out, err) != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); free(runs); return 1; }
+    if (nthr) {
+        line_args a = {"Attention forward+backward throughput", "sequence length", "tokens/s", thr, nthr};
+        rc |= write_svg(out, "speed-throughput.svg", draw_line, &a);
+    }
+    if (nmem) {
+        line_args a = {"Attention memory, planned (inputs, gradients, workspace)", "sequence length", "MB", mem, nmem};
+        rc |= write_svg(out, "speed-memory.svg", draw_line, &a);
+    }
+    if (nruns) {
+        groups gs = {0};
+        lra_status st = lra_groups_load(&gs, runs, nruns, err);
+        if (st != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); rc = 1; }
+        else if (gs.n) rc |= write_svg(out, "accuracy.svg", draw_bars, &gs);
+        free(gs.g);
+    }
+    free(runs);
+    return rc;
+}
