@@ -54,7 +54,12 @@ bench: $(B)/lra-bench
 test: $(B)/lra-bench $(B)/tests/run_tests
 	LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
 
+# What CI runs (.ci/run): the tests, then the comparison matrix of every backend on every task
+# with data here, printed to the log (scripts/ci-matrix.sh).
+ci: test
+	sh scripts/ci-matrix.sh
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all test bench clean
+.PHONY: all test bench ci clean

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
             "       lra-bench plot [--out=results/plots] FILES...   (SVG charts from speed and run reports)\n"
-            "       lra-bench --help | --version\n\n"
+            "       lra-bench --help | --version | --list-backends\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
             "a profile sets the defaults (columns below) and every option overrides it. --seeds=1,2,3 runs\n"
@@ -89,6 +89,10 @@ static int cmd_generate(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--list-backends") == 0) { /* one name a line, for scripts */
+        for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) printf("%s\n", (*b)->name);
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("lra-bench (git %s)\n", lra_git_commit());
         return 0;
