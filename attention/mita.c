@@ -30,6 +30,7 @@
 
 #include "attention.h"
 #include "pool.h"
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -300,12 +301,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                     float dp = 0.0f;
                     for (int d = 0; d < hs; d++) dp += go[d] * vv[d];
                     const float ds = p * (dp * z - D) * scale;
-                    float *dkt = dK + (size_t)kt * hs, *dvt = dV + (size_t)kt * hs;
-                    for (int d = 0; d < hs; d++) {
-                        dqi[d] += ds * kv[d];
-                        dkt[d] += ds * qi[d];
-                        dvt[d] += p * z * go[d];
-                    }
+                    lra_axpy3(dqi, kv, ds, dK + (size_t)kt * hs, qi, ds, dV + (size_t)kt * hs, go, p * z, hs);
                 }
         }
         if (c->shared) {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 enum { QCHUNK = 64 };
@@ -237,12 +238,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                     const float p = expf(l * scale - li);
                     const float z = thr ? (lra_keep(rs, (uint32_t)j, thr) ? keep_scale : 0.0f) : 1.0f;
                     const float ds = p * (dp * z - D) * scale;
-                    float *dkj = dk + head + (size_t)j * hs, *dvj = dv + head + (size_t)j * hs;
-                    for (int d = 0; d < hs; d++) {
-                        dqi[d] += ds * kj[d];
-                        dkj[d] += ds * qi[d];
-                        dvj[d] += p * z * gi[d];
-                    }
+                    lra_axpy3(dqi, kj, ds, dk + head + (size_t)j * hs, qi, ds, dv + head + (size_t)j * hs, gi, p * z, hs);
                 }
         }
     }
