@@ -18,9 +18,14 @@
  * Options m (64), k (64), s (1), shared_scale=d|sqrt, shared=0|1. Attention dropout drops the
  * final probabilities (shared and routed, entry index as in the logit list), not the compression.
  *
- * Workspace per head: A, Vbar (m x d), the compression softmax (m x T), the routing/shared dot
- * products G = q A^T (T x m), the experts (m x k), each query's experts (T x s), its log-sum-exp;
- * per thread: scratch matrices for backward and the selection buffer. Each head is one thread's,
+ * The routed part runs one expert at a time: the queries routed to expert e share its k keys, so
+ * their logits are one sgemm of the gathered queries against the gathered keys, and their values
+ * one sgemm of probabilities against the gathered values (backward likewise: dq, dk, dv per expert,
+ * scattered back in a fixed order). Every other product is an sgemm of the whole head.
+ *
+ * Workspace per head: A, Vbar (m x d), the compression softmax (m x T), G = q A^T (T x m), the
+ * experts (m x k), each query's experts (T x s), the routed logits (T x s x k) and log-sum-exp,
+ * saved for backward; per thread: gathers and scratch matrices. Each head is one thread's,
  * so results do not depend on the thread count. */
 #include <math.h>
 #include <omp.h>
@@ -30,7 +35,6 @@
 
 #include "attention.h"
 #include "pool.h"
-#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -82,17 +86,25 @@ static cJSON *mita_describe(const void *ctx) {
     return j;
 }
 
-/* workspace (in 4-byte words): per head A, Vbar, Pc (m x T), G (T x m), experts (m x k),
- * routes (T x s), lse (T), nexp (1); per thread Gs and Gd (T x m), dPc (m x T), dA and dVbar
- * (m x d), logits (s*k), selection pairs (2T), valid rows (T) */
-typedef struct { size_t a, vbar, pc, g, ex, rt, lse, ne, head, gs, gd, dpc, da, dvb, lg, sel, idx, thread; } layout;
+/* workspace (in 4-byte words): per head A, Vbar (m x d), Pc (m x T), G = q A^T (T x m), the
+ * experts (m x k), each query's experts (T x s), the routed logits (T x s x k), lse (T), and the
+ * head's (m, k) in effect; per thread: two T x m matrices, m x T, two m x d, the per-expert gathers
+ * (queries and their output gradients T x d, keys and values k x d, two T x k tiles), the routed
+ * probabilities (T x s x k), the inverted routing (T x s entries, m + 1 offsets), the selection
+ * pairs (2 T) and the valid rows (T) */
+typedef struct {
+    size_t a, vbar, pc, g, ex, rt, lg, lse, ne, head;
+    size_t gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
+} layout;
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t m = (size_t)c->m, d = (size_t)s.hs, T = (size_t)s.T, k = (size_t)c->k, S = (size_t)c->s;
     l.a = 0; l.vbar = m * d; l.pc = 2 * m * d; l.g = l.pc + m * T; l.ex = l.g + T * m; l.rt = l.ex + m * k;
-    l.lse = l.rt + T * S; l.ne = l.lse + T; l.head = l.ne + 2;
-    l.gs = 0; l.gd = T * m; l.dpc = 2 * T * m; l.da = 3 * T * m; l.dvb = l.da + m * d; l.lg = l.dvb + m * d;
-    l.sel = l.lg + S * k; l.idx = l.sel + 2 * T; l.thread = l.idx + T;
+    l.lg = l.rt + T * S; l.lse = l.lg + T * S * k; l.ne = l.lse + T; l.head = l.ne + 2;
+    l.gs = 0; l.gd = T * m; l.dpc = 2 * T * m; l.da = 3 * T * m; l.dvb = l.da + m * d;
+    l.qe = l.dvb + m * d; l.oe = l.qe + T * d; l.ke = l.oe + T * d; l.ve = l.ke + k * d; l.t1 = l.ve + k * d;
+    l.t2 = l.t1 + T * k; l.pr = l.t2 + T * k; l.inv = l.pr + T * S * k; l.off = l.inv + T * S; l.sel = l.off + m + 1;
+    l.idx = l.sel + 2 * T; l.thread = l.idx + T;
     return l;
 }
 
@@ -138,27 +150,42 @@ static void select_top(pair *x, int n, int k) {
 
 static int cmp_idx(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
 
-/* the shared and routed logits of query i into lg (m + nr entries): returns nr */
-static int row_logits(const mita_ctx *c, float *lg, const float *G, const int32_t *ex, const int32_t *rt, int me,
-                      int ke, const float *qi, const float *K, int hs, float tau_inv, float scale) {
-    int n = 0;
-    if (c->shared)
-        for (int j = 0; j < me; j++) lg[n++] = G[j] * tau_inv;
-    for (int e = 0; e < c->s && rt[e] >= 0; e++)
-        for (int r = 0; r < ke; r++) {
-            const float *kt = K + (size_t)ex[(size_t)rt[e] * c->k + r] * hs;
-            float acc = 0.0f;
-            for (int d = 0; d < hs; d++) acc += qi[d] * kt[d];
-            lg[n++] = acc * scale;
-        }
-    return n;
+/* The inverted routing: for expert e, entries inv[off[e] .. off[e+1]) are the codes i * s + slot
+ * of the queries routed to it, in query order. */
+static void invert_routes(int32_t *inv, int32_t *off, const int32_t *rt, int T, int S, int me) {
+    for (int e = 0; e <= me; e++) off[e] = 0;
+    for (int i = 0; i < T * S; i++)
+        if (rt[i] >= 0) off[rt[i] + 1]++;
+    for (int e = 0; e < me; e++) off[e + 1] += off[e];
+    for (int i = 0; i < T * S; i++)
+        if (rt[i] >= 0) inv[off[rt[i]]++] = i;
+    for (int e = me; e > 0; e--) off[e] = off[e - 1];
+    off[0] = 0;
+}
+
+/* rows idx[0..n) of X (., d) into out (n, d) */
+static void gather_rows(float *out, const float *X, const int32_t *idx, int n, int d, int div) {
+    for (int r = 0; r < n; r++) memcpy(out + (size_t)r * d, X + (size_t)(idx[r] / div) * d, sizeof(float) * d);
+}
+/* X rows idx[r] (/div) += rows of in (n, d), in order */
+static void scatter_add(float *X, const float *in, const int32_t *idx, int n, int d, int div) {
+    for (int r = 0; r < n; r++) {
+        float *x = X + (size_t)(idx[r] / div) * d;
+        const float *y = in + (size_t)r * d;
+        for (int j = 0; j < d; j++) x[j] += y[j];
+    }
+}
+
+/* dropout factor of entry t of query i's logit list */
+static inline float keep_factor(uint32_t rs, int t, uint32_t thr, float keep_scale) {
+    return thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
 }
 
 static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                          const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const mita_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m, S = c->s, Kx = c->k;
     const float scale = 1.0f / sqrtf((float)hs), tau_inv = c->scale_sqrt ? scale : 1.0f / (float)hs;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
@@ -168,16 +195,17 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *lse = hw + l.lse, *lg = tw + l.lg;
+        float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *Lg = hw + l.lg, *lse = hw + l.lse;
+        float *Psh = tw + l.gs, *Qe = tw + l.qe, *Ke = tw + l.ke, *Ve = tw + l.ve, *R = tw + l.t1, *Pr = tw + l.pr;
         int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *idx = (int32_t *)(tw + l.idx);
-        int32_t *ne = (int32_t *)(hw + l.ne);
+        int32_t *ne = (int32_t *)(hw + l.ne), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
         pair *sel = (pair *)(tw + l.sel);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
         float *O = o + head;
         const int L = lra_valid_rows(mask, T, idx);
-        const int me = M < L ? M : L, ke = c->k < L ? c->k : L;
+        const int me = M < L ? M : L, ke = Kx < L ? Kx : L, se = S < me ? S : me, base = c->shared ? me : 0;
         ne[0] = me;
         ne[1] = ke;
         memset(O, 0, sizeof(float) * T * hs);
@@ -189,7 +217,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             float *z = Pc + (size_t)j * T;
             for (int r = 0; r < L; r++) sel[r] = (pair){z[idx[r]], idx[r]};
             select_top(sel, L, ke);
-            int32_t *e = ex + (size_t)j * c->k;
+            int32_t *e = ex + (size_t)j * Kx;
             for (int r = 0; r < ke; r++) e[r] = sel[r].i;
             qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
             if (!c->shared) continue; /* the compression feeds only the shared expert */
@@ -210,36 +238,56 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, Q, hs, A, hs, 0.0f, G, M);
         for (int i = 0; i < T; i++) {
             const float *gi = G + (size_t)i * M;
-            int32_t *ri = rt + (size_t)i * c->s;
+            int32_t *ri = rt + (size_t)i * S;
             for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
-            const int se = c->s < me ? c->s : me;
             select_top(sel, me, se);
-            for (int e = 0; e < c->s; e++) ri[e] = e < se ? sel[e].i : -1;
+            for (int e = 0; e < S; e++) ri[e] = e < se ? sel[e].i : -1;
             qsort(ri, (size_t)se, sizeof(int32_t), cmp_idx);
-            const float *qi = Q + (size_t)i * hs;
-            int n = row_logits(c, lg, gi, ex, ri, me, ke, qi, K, hs, tau_inv, scale);
+        }
+        /* routed logits, one expert at a time: its queries against its k keys in one sgemm */
+        invert_routes(inv, off, rt, T, S, me);
+        for (int e = 0; e < me; e++) {
+            const int n = off[e + 1] - off[e];
+            if (!n) continue;
+            const int32_t *codes = inv + off[e];
+            gather_rows(Qe, Q, codes, n, hs, S);
+            gather_rows(Ke, K, ex + (size_t)e * Kx, ke, hs, 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, scale, Qe, hs, Ke, hs, 0.0f, R, ke);
+            for (int r = 0; r < n; r++) memcpy(Lg + (size_t)codes[r] * Kx, R + (size_t)r * ke, sizeof(float) * ke);
+        }
+        /* one softmax per query over its m shared and se*ke routed logits */
+        for (int i = 0; i < T; i++) {
+            const float *gi = G + (size_t)i * M, *li = Lg + (size_t)i * S * Kx;
             float mx = NEG_BIG, sum = 0.0f;
-            for (int t = 0; t < n; t++) mx = lg[t] > mx ? lg[t] : mx;
-            for (int t = 0; t < n; t++) {
-                lg[t] = expf(lg[t] - mx);
-                sum += lg[t];
-            }
-            lse[i] = mx + logf(sum);
-            const float inv = 1.0f / sum;
-            const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-            float *oi = O + (size_t)i * hs;
-            int t = 0;
             if (c->shared)
-                for (int j = 0; j < me; j++, t++) {
-                    float p = lg[t] * inv * (thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f);
-                    for (int d = 0; d < hs; d++) oi[d] += p * Vbar[(size_t)j * hs + d];
-                }
+                for (int j = 0; j < me; j++) mx = gi[j] * tau_inv > mx ? gi[j] * tau_inv : mx;
             for (int e = 0; e < se; e++)
-                for (int r = 0; r < ke; r++, t++) {
-                    float p = lg[t] * inv * (thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f);
-                    const float *vt = V + (size_t)ex[(size_t)ri[e] * c->k + r] * hs;
-                    for (int d = 0; d < hs; d++) oi[d] += p * vt[d];
-                }
+                for (int r = 0; r < ke; r++) mx = li[e * Kx + r] > mx ? li[e * Kx + r] : mx;
+            if (c->shared)
+                for (int j = 0; j < me; j++) sum += expf(gi[j] * tau_inv - mx);
+            for (int e = 0; e < se; e++)
+                for (int r = 0; r < ke; r++) sum += expf(li[e * Kx + r] - mx);
+            lse[i] = mx + logf(sum);
+            const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
+            if (c->shared)
+                for (int j = 0; j < me; j++)
+                    Psh[(size_t)i * me + j] = expf(gi[j] * tau_inv - lse[i]) * keep_factor(rs, j, thr, keep_scale);
+            float *pri = Pr + (size_t)i * S * Kx;
+            for (int e = 0; e < se; e++)
+                for (int r = 0; r < ke; r++)
+                    pri[e * Kx + r] = expf(li[e * Kx + r] - lse[i]) * keep_factor(rs, base + e * ke + r, thr, keep_scale);
+        }
+        if (c->shared)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, me, 1.0f, Psh, me, Vbar, hs, 0.0f, O, hs);
+        /* routed values, one expert at a time, added to each query's row in expert order */
+        for (int e = 0; e < me; e++) {
+            const int n = off[e + 1] - off[e];
+            if (!n) continue;
+            const int32_t *codes = inv + off[e];
+            for (int r = 0; r < n; r++) memcpy(R + (size_t)r * ke, Pr + (size_t)codes[r] * Kx, sizeof(float) * ke);
+            gather_rows(Ve, V, ex + (size_t)e * Kx, ke, hs, 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Qe, hs);
+            scatter_add(O, Qe, codes, n, hs, S);
         }
     }
 }
@@ -249,7 +297,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                           const float *k, const float *v, const float *params) {
     (void)params; (void)dparams;
     const mita_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m, S = c->s, Kx = c->k;
     const float scale = 1.0f / sqrtf((float)hs), tau_inv = c->scale_sqrt ? scale : 1.0f / (float)hs;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
@@ -259,53 +307,71 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *lse = hw + l.lse;
-        float *Gs = tw + l.gs, *Gd = tw + l.gd, *dPc = tw + l.dpc, *dA = tw + l.da, *dVbar = tw + l.dvb, *lg = tw + l.lg;
+        const float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *Lg = hw + l.lg;
+        const float *lse = hw + l.lse;
+        float *Gs = tw + l.gs, *Gd = tw + l.gd, *dPc = tw + l.dpc, *dA = tw + l.da, *dVbar = tw + l.dvb;
+        float *Qe = tw + l.qe, *dOe = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve, *T1 = tw + l.t1, *T2 = tw + l.t2;
+        float *Dq = tw + l.pr; /* D_i = dO_i . o_i for every query (T floats of the routed-probability scratch) */
         const int32_t *ex = (const int32_t *)(hw + l.ex), *rt = (const int32_t *)(hw + l.rt);
         const int32_t *ne = (const int32_t *)(hw + l.ne);
-        int32_t *idx = (int32_t *)(tw + l.idx);
+        int32_t *idx = (int32_t *)(tw + l.idx), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head, *O = o + head;
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
         const int me = ne[0], ke = ne[1];
         if (me == 0) continue;
+        const int base = c->shared ? me : 0;
         const int L = lra_valid_rows(mask, T, idx);
-        /* per query: dS of every logit. Shared ones go to Gs (T x me) and p*z to Gd, for the
-         * matrix products below; routed ones are applied at once. */
-        memset(dA, 0, sizeof(float) * (size_t)me * hs);
         for (int i = 0; i < T; i++) {
-            const float *gi = G + (size_t)i * M, *qi = Q + (size_t)i * hs, *go = dO + (size_t)i * hs;
-            const int32_t *ri = rt + (size_t)i * c->s;
-            float *dqi = dQ + (size_t)i * hs;
-            row_logits(c, lg, gi, ex, ri, me, ke, qi, K, hs, tau_inv, scale);
             float D = 0.0f;
-            for (int d = 0; d < hs; d++) D += go[d] * O[(size_t)i * hs + d];
-            const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-            int t = 0;
-            if (c->shared)
-                for (int j = 0; j < me; j++, t++) {
-                    const float p = expf(lg[t] - lse[i]);
-                    const float z = thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
-                    float dp = 0.0f;
-                    for (int d = 0; d < hs; d++) dp += go[d] * Vbar[(size_t)j * hs + d];
-                    Gs[(size_t)i * me + j] = p * (dp * z - D) * tau_inv;
-                    Gd[(size_t)i * me + j] = p * z;
+            for (int d = 0; d < hs; d++) D += dO[(size_t)i * hs + d] * O[(size_t)i * hs + d];
+            Dq[i] = D;
+        }
+        memset(dA, 0, sizeof(float) * (size_t)me * hs);
+        /* routed entries, one expert at a time: dS = p (z dP - D) scale, dP = dO V^T */
+        invert_routes(inv, off, rt, T, S, me);
+        for (int e = 0; e < me; e++) {
+            const int n = off[e + 1] - off[e];
+            if (!n) continue;
+            const int32_t *codes = inv + off[e], *keys = ex + (size_t)e * Kx;
+            gather_rows(Qe, Q, codes, n, hs, S);
+            gather_rows(dOe, dO, codes, n, hs, S);
+            gather_rows(Ke, K, keys, ke, hs, 1);
+            gather_rows(Ve, V, keys, ke, hs, 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, T1, ke);
+            for (int r = 0; r < n; r++) {
+                const int i = codes[r] / S, slot = codes[r] % S;
+                const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
+                const float *lr = Lg + (size_t)codes[r] * Kx;
+                float *dp = T1 + (size_t)r * ke, *pz = T2 + (size_t)r * ke;
+                for (int j = 0; j < ke; j++) {
+                    const float p = expf(lr[j] - lse[i]), z = keep_factor(rs, base + slot * ke + j, thr, keep_scale);
+                    dp[j] = p * (dp[j] * z - Dq[i]) * scale; /* dS */
+                    pz[j] = p * z;
                 }
-            for (int e = 0; e < c->s && ri[e] >= 0; e++)
-                for (int r = 0; r < ke; r++, t++) {
-                    const int32_t kt = ex[(size_t)ri[e] * c->k + r];
-                    const float *kv = K + (size_t)kt * hs, *vv = V + (size_t)kt * hs;
-                    const float p = expf(lg[t] - lse[i]);
-                    const float z = thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
-                    float dp = 0.0f;
-                    for (int d = 0; d < hs; d++) dp += go[d] * vv[d];
-                    const float ds = p * (dp * z - D) * scale;
-                    lra_axpy3(dqi, kv, ds, dK + (size_t)kt * hs, qi, ds, dV + (size_t)kt * hs, go, p * z, hs);
-                }
+            }
+            /* dV_e = (p z)^T dO_e, dQ_e = dS K_e, dK_e = dS^T Q_e, each scattered back in a fixed order;
+             * the order of the products lets each output reuse a gather buffer no longer needed */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, T2, ke, dOe, hs, 0.0f, Ve, hs);
+            scatter_add(dV, Ve, keys, ke, hs, 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, T1, ke, Ke, hs, 0.0f, dOe, hs);
+            scatter_add(dQ, dOe, codes, n, hs, S);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, T1, ke, Qe, hs, 0.0f, Ke, hs);
+            scatter_add(dK, Ke, keys, ke, hs, 1);
         }
         if (c->shared) {
-            /* shared logits q_i . A_j * tau_inv (scale folded into Gs), o += (p z) Vbar */
+            /* shared logits q_i . A_j * tau_inv: dP = dO Vbar^T, then dS (scale folded in) and p z */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, dO, hs, Vbar, hs, 0.0f, Gs, me);
+            for (int i = 0; i < T; i++) {
+                const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
+                for (int j = 0; j < me; j++) {
+                    const float p = expf(G[(size_t)i * M + j] * tau_inv - lse[i]), z = keep_factor(rs, j, thr, keep_scale);
+                    float *g = Gs + (size_t)i * me + j;
+                    *g = p * (*g * z - Dq[i]) * tau_inv;
+                    Gd[(size_t)i * me + j] = p * z;
+                }
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, me, 1.0f, Gs, me, A, hs, 1.0f, dQ, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gs, me, Q, hs, 1.0f, dA, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gd, me, dO, hs, 0.0f, dVbar, hs);
