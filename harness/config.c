@@ -33,9 +33,9 @@ static const char *const progress_names[] = {"off", "on", NULL};
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
     {"task", OPT_STR, F(task), 0, 0, NULL, "task: listops"},
-    {"backend", OPT_STR, F(backend), 0, 0, NULL, "attention backend (see the list below)"},
+    {"backend", OPT_STR, F(backend), 0, 0, NULL, "attention backend, default full (list below)"},
     {"attn-opt", OPT_STR, F(attn_opts), 0, 0, NULL, "backend options, key=value[,key=value]"},
-    {"profile", OPT_STR, F(profile), 0, 0, NULL, "official | small | ci: the defaults below"},
+    {"profile", OPT_STR, F(profile), 0, 0, NULL, "small (default) | official | ci: the columns here"},
     {"layers", OPT_INT, F(layers), 0, 64, NULL, "encoder blocks"},
     {"heads", OPT_INT, F(heads), 1, 256, NULL, "attention heads"},
     {"emb", OPT_INT, F(emb), 2, 65536, NULL, "embedding (model) width"},
@@ -62,7 +62,8 @@ static const opt_def opts[] = {
     {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
     {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
     {"progress", OPT_ENUM, F(progress), 0, 0, progress_names, "progress on stderr (default: on a terminal)"},
-    {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL, "data directory (else $LRA_DATA_DIR, else ~/.cache/lra-bench)"},
+    {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL,
+     "data directory (else $LRA_DATA_DIR, else $XDG_CACHE_HOME/lra-bench, else ~/.cache/lra-bench)"},
     {"out", OPT_STR, F(out), 0, 0, NULL, "report path (default results/<task>/<backend>-<profile>-seed<N>.json)"},
 };
 #undef F
@@ -197,20 +198,20 @@ void lra_config_print_help(FILE *f) {
     static const char *const profiles[] = {"small", "official", "ci"};
     lra_config pc[3];
     for (int i = 0; i < 3; i++) lra_config_profile(&pc[i], "listops", profiles[i], NULL);
-    fprintf(f, "  %-15s %-34s %9s %9s %9s\n", "option", "", "small", "official", "ci");
+    fprintf(f, "  %-15s %9s %9s %9s\n", "option", "small", "official", "ci");
     for (int i = 0; i < NOPTS; i++) {
         const opt_def *o = &opts[i];
         char v[3][64];
         for (int k = 0; k < 3; k++) value_str(&pc[k], o, v[k], sizeof v[k]);
         if (o->type == OPT_STR) {
-            fprintf(f, "  --%-13s %s\n", o->name, o->help);
+            fprintf(f, "  --%-13s %29s  %s\n", o->name, "", o->help);
             continue;
         }
         if (strcmp(o->name, "progress") == 0) {
-            fprintf(f, "  --%-13s %s\n", "progress[=on]", o->help);
+            fprintf(f, "  --%-13s %29s  %s\n", "progress[=on]", "", o->help);
             continue;
         }
-        fprintf(f, "  --%-13s %-34s %9s %9s %9s\n", o->name, o->help, v[0], v[1], v[2]);
+        fprintf(f, "  --%-13s %9s %9s %9s  %s\n", o->name, v[0], v[1], v[2], o->help);
     }
 }
 
