@@ -21,10 +21,17 @@ static size_t param_floats(const lra_model_cfg *c, int T, size_t attn_params) {
            (size_t)c->classes * c->mlp + c->classes;
 }
 
+/* The two backward scratch buffers: big holds (B,T,3Q) or (B,T,M), mid (B,T,M), (B,T,Q) or (B,T,C). */
+static void scratch_floats(const lra_model_cfg *c, int T, size_t *big, size_t *mid) {
+    size_t BT = (size_t)c->batch * T, C = c->emb, Q = c->qkv, M = c->mlp;
+    *big = BT * (3 * Q > M ? 3 * Q : M);
+    *mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+}
+
 /* Floats of the activation arena for (batch, T): its carving in lra_model_create must fit. */
 static size_t activation_floats(const lra_model_cfg *c, int T) {
-    size_t B = c->batch, BT = B * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    size_t big = BT * (3 * Q > M ? 3 * Q : M), mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+    size_t B = c->batch, BT = B * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
+    scratch_floats(c, T, &big, &mid);
     size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
     return (c->learned_pos ? 0 : (size_t)T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
            B * C + 2 * B * M + 3 * B * K + B /*head*/ + c->layers * per_block +
@@ -107,8 +114,8 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     if (!m->norm_partials) goto nomem;
 
     /* activations: sized for (batch, T) once */
-    size_t B = c->batch, BT = B * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    size_t big = BT * (3 * Q > M ? 3 * Q : M), mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+    size_t B = c->batch, BT = B * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
+    scratch_floats(c, m->T, &big, &mid);
     const size_t total = activation_floats(c, m->T);
     m->acts_floats = total;
     m->acts = lra_alloc_touched(total * sizeof(float));
