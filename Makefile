@@ -1,7 +1,7 @@
 # lra-bench. `make` builds build/lra-bench; `make test` builds and runs the Check suites.
 # Dependencies are found with pkg-config (scripts/setup.sh installs them on Debian).
 CC      ?= gcc
-PKGS    := openblas libcjson libcurl zlib
+PKGS    := openblas libcjson libcurl zlib libarchive libpng
 # -march=native like llm.c: the binary is built where it runs. `make ARCH=` for a portable build.
 ARCH    ?= -march=native
 OPT     ?= -O2
@@ -19,8 +19,8 @@ LDLIBS := $(PKG_LIBS) -lm
 B := build
 LIB_SRC := common/lra.c common/sha256.c \
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
-           datasets/datadir.c datasets/listops_gen.c \
-           tasks/task.c tasks/listops.c \
+           datasets/datadir.c datasets/listops_gen.c datasets/archive.c \
+           tasks/task.c tasks/listops.c tasks/text.c \
            harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \
            harness/report.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c harness/plot.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -32,7 +32,7 @@ static const char *const progress_names[] = {"off", "on", NULL};
 
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
-    {"task", OPT_STR, F(task), 0, 0, NULL, "task: listops"},
+    {"task", OPT_STR, F(task), 0, 0, NULL, "task (list below); default listops"},
     {"backend", OPT_STR, F(backend), 0, 0, NULL, "attention backend, default full (list below)"},
     {"attn-opt", OPT_STR, F(attn_opts), 0, 0, NULL, "backend options, key=value[,key=value]"},
     {"profile", OPT_STR, F(profile), 0, 0, NULL, "small (default) | official | ci: the columns here"},
@@ -59,6 +59,8 @@ static const opt_def opts[] = {
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
     {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads (0 = all cores)"},
     {"eval-every", OPT_INT, F(eval_every), 0, 1e9, NULL, "steps between val+test evaluations (0 = end only)"},
+    {"eval-subset", OPT_INT, F(eval_subset), 0, 1e9, NULL,
+     "examples of val and of test in periodic evaluations (fixed for all runs; 0 = all)"},
     {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
     {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
     {"progress", OPT_ENUM, F(progress), 0, 0, progress_names, "progress on stderr (default: on a terminal)"},
@@ -69,8 +71,32 @@ static const opt_def opts[] = {
 #undef F
 enum { NOPTS = sizeof opts / sizeof *opts };
 
+/* lra.md's configuration table: the official setup of each task. */
+typedef struct {
+    const char *task;
+    int layers, heads, emb, qkv, mlp, batch, max_len;
+    double lr;
+    int warmup, steps;
+    double wd;
+    int pool, pos_learned, schedule;
+    float dropout, attn_dropout;
+    double clip;
+} official_row;
+
+static const official_row official[] = {
+    {"listops", 4, 8, 512, 512, 1024, 32, 2000, 0.05, 1000, 5000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
+    {"text", 4, 4, 256, 256, 1024, 32, 1000, 0.05, 8000, 20000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
+    {"retrieval", 4, 4, 128, 128, 512, 32, 4000, 0.05, 8000, 5000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
+    {"image", 1, 8, 128, 64, 128, 256, 1024, 5e-4, 175, 35000, 0, LRA_POOL_CLS, 1, LRA_SCHED_COSINE, 0.3f, 0.2f, 0},
+    {"pathfinder", 4, 4, 32, 16, 32, 512, 1024, 1e-3, 312, 62400, 0, LRA_POOL_MEAN, 0, LRA_SCHED_COSINE, 0.2f, 0.1f, 0},
+    {"pathx", 1, 2, 32, 16, 32, 64, 16384, 1e-3, 2500, 500000, 0, LRA_POOL_MEAN, 1, LRA_SCHED_COSINE, 0.1f, 0.1f, 1.0},
+};
+
 lra_status lra_config_profile(lra_config *c, const char *task, const char *profile, char *err) {
-    if (strcmp(task, "listops") != 0) {
+    const official_row *row = NULL;
+    for (size_t i = 0; i < sizeof official / sizeof *official; i++)
+        if (strcmp(official[i].task, task) == 0) row = &official[i];
+    if (!row || !lra_task_find(task)) {
         char names[256];
         lra_task_names(names, sizeof names);
         return lra_fail(err, LRA_ERR_USAGE, "unknown task '%s' (known: %s)", task, names);
@@ -79,28 +105,26 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
     snprintf(d.task, sizeof d.task, "%s", task);
     snprintf(d.backend, sizeof d.backend, "full");
     snprintf(d.profile, sizeof d.profile, "%s", profile);
-    d.pool = LRA_POOL_CLS; d.pos_learned = 0; d.schedule = LRA_SCHED_RSQRT;
     d.seed = 0; d.data_seed = 1; d.threads = 0; d.progress = -1; d.log_every = 50;
-    d.max_len = 2000; d.clip = 0;
+    /* every profile keeps the task's official sequence length, pooling, positions, schedule and
+     * regularisation; small and ci shrink the model and the run */
+    d.max_len = row->max_len; d.pool = row->pool; d.pos_learned = row->pos_learned; d.schedule = row->schedule;
+    d.lr = row->lr; d.wd = row->wd; d.clip = row->clip; d.dropout = row->dropout; d.attn_dropout = row->attn_dropout;
     if (strcmp(profile, "official") == 0) {
-        /* lra.md's configuration table, ListOps row */
-        d.layers = 4; d.heads = 8; d.emb = 512; d.qkv = 512; d.mlp = 1024; d.batch = 32;
-        d.lr = 0.05; d.warmup = 1000; d.steps = 5000; d.wd = 0.1;
-        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_RANDOM;
-        d.eval_every = 1000; d.timing_skip = 5;
+        d.layers = row->layers; d.heads = row->heads; d.emb = row->emb; d.qkv = row->qkv; d.mlp = row->mlp;
+        d.batch = row->batch; d.warmup = row->warmup; d.steps = row->steps;
+        d.batching = LRA_BATCH_RANDOM; d.eval_every = 1000; d.timing_skip = 5;
     } else if (strcmp(profile, "small") == 0) {
         /* the official sequence length with a model a 2-core CPU trains in a few hours;
          * README.md ("Profiles") explains the choices */
         d.layers = 2; d.heads = 4; d.emb = 64; d.qkv = 64; d.mlp = 128; d.batch = 32;
-        d.lr = 0.05; d.warmup = 500; d.steps = 5000; d.wd = 0.1;
-        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_BUCKET;
-        d.eval_every = 400; d.timing_skip = 5;
+        d.warmup = 500; d.steps = 5000;
+        d.batching = LRA_BATCH_BUCKET; d.eval_every = 400; d.eval_subset = 2000; d.timing_skip = 5;
     } else if (strcmp(profile, "ci") == 0) {
         /* a smoke run that finishes in seconds: tiny model, sequences cut to 256 tokens */
         d.layers = 1; d.heads = 2; d.emb = 32; d.qkv = 32; d.mlp = 64; d.batch = 16;
-        d.lr = 0.05; d.warmup = 10; d.steps = 30; d.wd = 0.1; d.max_len = 256;
-        d.dropout = 0.1f; d.attn_dropout = 0.1f; d.batching = LRA_BATCH_BUCKET;
-        d.eval_every = 0; d.timing_skip = 2; d.log_every = 10;
+        d.warmup = 10; d.steps = 30; d.max_len = row->max_len < 256 ? row->max_len : 256;
+        d.batching = LRA_BATCH_BUCKET; d.eval_every = 0; d.timing_skip = 2; d.log_every = 10;
     } else {
         return lra_fail(err, LRA_ERR_USAGE, "unknown profile '%s' (known: official, small, ci)", profile);
     }
@@ -194,10 +218,12 @@ static void value_str(const lra_config *c, const opt_def *o, char *buf, size_t n
     }
 }
 
-void lra_config_print_help(FILE *f) {
+void lra_config_print_help(FILE *f, const char *task) {
     static const char *const profiles[] = {"small", "official", "ci"};
     lra_config pc[3];
-    for (int i = 0; i < 3; i++) lra_config_profile(&pc[i], "listops", profiles[i], NULL);
+    if (!lra_task_find(task)) task = "listops";
+    for (int i = 0; i < 3; i++) lra_config_profile(&pc[i], task, profiles[i], NULL);
+    fprintf(f, "defaults for --task=%s (--task=NAME --help shows another task's):\n", task);
     fprintf(f, "  %-15s %9s %9s %9s\n", "option", "small", "official", "ci");
     for (int i = 0; i < NOPTS; i++) {
         const opt_def *o = &opts[i];

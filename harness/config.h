@@ -11,7 +11,7 @@ enum { LRA_BATCH_RANDOM = 0, LRA_BATCH_BUCKET = 1, LRA_BATCH_FULL = 2 };
 typedef struct {
     char task[32], backend[32], attn_opts[256], profile[16];
     int layers, heads, emb, qkv, mlp, batch, max_len;
-    int steps, warmup, eval_every, log_every, timing_skip;
+    int steps, warmup, eval_every, eval_subset, log_every, timing_skip;
     double lr, wd, clip;
     float dropout, attn_dropout;
     int pool, pos_learned, schedule, batching;
@@ -30,8 +30,8 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
  * message naming them. *help is set when --help was given. */
 lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, char *err);
 
-/* The option table as --help text (with the defaults of the given profile). */
-void lra_config_print_help(FILE *f);
+/* The option table as --help text, with every profile's defaults for the task. */
+void lra_config_print_help(FILE *f, const char *task);
 
 /* Every option and its resolved value, for reports; caller owns. */
 cJSON *lra_config_to_json(const lra_config *c);

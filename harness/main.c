@@ -13,9 +13,9 @@
 #include "speed.h"
 #include "sysinfo.h"
 
-static void usage(FILE *f) {
+static void usage(FILE *f, const char *task) {
     fprintf(f,
-            "usage: lra-bench [run] --task=listops --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
+            "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
             "a profile sets the defaults (columns below) and every option overrides it. --seeds=1,2,3 runs\n"
             "the configuration once per seed, one report each (compare aggregates them).\n\n");
-    lra_config_print_help(f);
+    lra_config_print_help(f, task);
     fprintf(f, "\nattention backends:\n");
     for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++)
         fprintf(f, "  %-8s %s\n", (*b)->name, (*b)->summary);
@@ -34,7 +34,10 @@ static void usage(FILE *f) {
             "\ntasks:\n"
             "  listops  official TSVs basic_{train,val,test}.tsv under the data directory (also in\n"
             "           listops-1000/ or the release's lra_release/lra_release/listops-1000/); when none\n"
-            "           are found, the official generator writes 96000/2000/2000 examples there first\n\n"
+            "           are found, the official generator writes 96000/2000/2000 examples there first\n"
+            "  text     IMDB reviews as bytes (+1), 2 classes; train = IMDB train, val = test = IMDB test;\n"
+            "           reads aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz or an extracted aclImdb/ in the data\n"
+            "           directory (download the archive from https://ai.stanford.edu/~amaas/data/sentiment/)\n\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
             "\ncompare: tables from reports (test accuracy per backend x task with mean +- sd over seeds, the\n"
             "LRA average and the published Transformer row; throughput, memory and the 10%% parameter rule).\n"
@@ -131,7 +134,10 @@ int main(int argc, char **argv) {
     lra_status st = lra_config_parse(&c, nargs, args, &help, err);
     free(args);
     if (help) {
-        usage(stdout);
+        const char *task = "listops";
+        for (int i = first; i < argc; i++)
+            if (strncmp(argv[i], "--task=", 7) == 0) task = argv[i] + 7;
+        usage(stdout, task);
         return 0;
     }
     if (st != LRA_OK) {

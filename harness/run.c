@@ -30,6 +30,8 @@ typedef struct {
     lra_split split[3];
     char source[4200], data_dir[4096], data_checksum[65];
     uint32_t *eval_order[3];
+    uint32_t *eval_sub[3]; /* the periodic evaluations' fixed subset, in length order */
+    size_t n_sub[3];
     uint32_t *idx;
     int32_t *tokens, *labels;
     uint8_t *mask;
@@ -56,15 +58,18 @@ static int argmax(const float *p, int K) {
 
 /* Evaluation visits every example once: in order of length (so padding is small) unless the
  * batching mode pads everything to max-len. The last batch may be smaller than the others. */
-static eval_result evaluate(run_state *r, int which) {
+/* Evaluates every example of a split, or (subset) the periodic evaluations' fixed subset. */
+static eval_result evaluate(run_state *r, int which, int subset) {
     const lra_split *s = &r->split[which];
     const int B = r->c->batch, K = r->task->classes;
+    const uint32_t *order = subset ? r->eval_sub[which] : r->eval_order[which];
+    const size_t total = subset ? r->n_sub[which] : s->n;
     eval_result e = {0};
     double t0 = lra_now();
-    for (size_t i0 = 0; i0 < s->n; i0 += (size_t)B) {
-        int n = s->n - i0 < (size_t)B ? (int)(s->n - i0) : B;
+    for (size_t i0 = 0; i0 < total; i0 += (size_t)B) {
+        int n = total - i0 < (size_t)B ? (int)(total - i0) : B;
         long real;
-        int L = lra_batch_fill(s, r->eval_order[which] + i0, n, r->c->batching, r->c->max_len,
+        int L = lra_batch_fill(s, order + i0, n, r->c->batching, r->c->max_len,
                                r->tokens, r->mask, r->labels, &real);
         lra_model_forward(&r->model, r->tokens, r->mask, r->labels, n, L, 0, 0);
         for (int b = 0; b < n; b++) {
@@ -164,7 +169,8 @@ static cJSON *build_report(run_state *r) {
 
     cJSON *data = cJSON_AddObjectToObject(j, "data");
     cJSON_AddStringToObject(data, "source", r->source);
-    cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
+    if (r->task->has_generator) cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
+    if (r->task->val_is_test) cJSON_AddStringToObject(data, "val_split", "the test split, as in the official code");
     cJSON_AddStringToObject(data, "checksum_sha256", r->data_checksum);
     cJSON *files = cJSON_AddObjectToObject(data, "splits");
     for (int s = 0; s < 3; s++) {
@@ -276,6 +282,26 @@ static lra_status load_data(run_state *r, char *err) {
             for (size_t i = 0; i < n; i++) r->eval_order[s][cnt[lra_split_len(&r->split[s], i)]++] = (uint32_t)i;
             free(cnt);
         }
+        /* the periodic subset: the same examples for every run and backend (a fixed seed, not the
+         * run's), kept in evaluation order so its batches pad as little as the full pass */
+        size_t want = c->eval_subset > 0 && (size_t)c->eval_subset < n ? (size_t)c->eval_subset : n;
+        uint8_t *pick = calloc(n, 1);
+        r->eval_sub[s] = malloc(want * sizeof(uint32_t));
+        if (!pick || !r->eval_sub[s]) { free(pick); return lra_fail(err, LRA_ERR_NOMEM, "out of memory"); }
+        if (want == n) memset(pick, 1, n);
+        else {
+            lra_rng g;
+            lra_rng_seed(&g, 0x5eb5e7u + (uint64_t)s);
+            for (size_t i = n - want; i < n; i++) { /* Floyd's sampling: want distinct indices */
+                size_t j = (size_t)(lra_rng_u64(&g) % (i + 1));
+                pick[pick[j] ? i : j] = 1;
+            }
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (pick[r->eval_order[s][i]]) r->eval_sub[s][k++] = r->eval_order[s][i];
+        r->n_sub[s] = k;
+        free(pick);
     }
     return LRA_OK;
 }
@@ -380,7 +406,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         }
         if (c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->steps) {
             double te = lra_now();
-            eval_result v = evaluate(r, LRA_SPLIT_VAL), t = evaluate(r, LRA_SPLIT_TEST);
+            eval_result v = evaluate(r, LRA_SPLIT_VAL, 1), t = r->task->val_is_test ? v : evaluate(r, LRA_SPLIT_TEST, 1);
             double wl, wa;
             int wn;
             window_means(r, &wl, &wa, &wn);
@@ -393,6 +419,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
             cJSON_AddNumberToObject(pt, "val_accuracy", v.acc);
             cJSON_AddNumberToObject(pt, "test_loss", t.loss);
             cJSON_AddNumberToObject(pt, "test_accuracy", t.acc);
+            cJSON_AddNumberToObject(pt, "eval_examples", (double)v.n);
             cJSON_AddNumberToObject(pt, "elapsed_s", lra_now() - r->t0);
             cJSON_AddItemToArray(r->curve, pt);
             if (progress)
@@ -405,8 +432,8 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         }
     }
     if (st == LRA_OK) {
-        r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL);
-        r->final[LRA_SPLIT_TEST] = evaluate(r, LRA_SPLIT_TEST);
+        r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
+        r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
         r->have_final = 1;
         r->status = "completed";
         r->attn_diag = attention_diagnostics(r);
@@ -422,7 +449,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
 done:
     lra_batcher_free(&bat);
     if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
-    for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); }
+    for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); free(r->eval_sub[s]); }
     free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
     cJSON_Delete(r->curve);
     cJSON_Delete(r->attn_diag);

@@ -200,6 +200,7 @@ const lra_task_i lra_task_listops = {
     .vocab = LISTOPS_VOCAB,
     .classes = 10,
     .max_len = 2000,
+    .has_generator = 1,
     .prepare = listops_prepare,
     .open = listops_open,
 };

@@ -30,6 +30,8 @@ typedef struct {
 typedef struct lra_task_i {
     const char *name;
     int vocab, classes, max_len; /* max_len: the official sequence length */
+    int has_generator;           /* 1 when prepare can generate the data offline (data_seed applies) */
+    int val_is_test;             /* 1 when the official validation split is the test split (Text) */
     /* Makes sure the data exists under cfg->data_dir; writes a one-line description of where it
      * came from into source (e.g. "generated, seed 1, in DIR"). */
     lra_status (*prepare)(const lra_task_cfg *cfg, char *source, size_t n, char *err);

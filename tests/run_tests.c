@@ -9,6 +9,10 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "../datasets/datadir.h"
 #include "tests.h"
 
 void t_fill(float *x, size_t n, float scale, uint64_t seed) {
@@ -97,6 +101,40 @@ const char *t_bench(void) {
     return b && *b ? b : "build/lra-bench";
 }
 
+void t_tar_gz(const char *path, int n, const char *const *names, const char *const *data, const size_t *lens) {
+    struct archive *a = archive_write_new();
+    archive_write_add_filter_gzip(a);
+    archive_write_set_format_ustar(a);
+    ck_assert_msg(archive_write_open_filename(a, path) == ARCHIVE_OK, "%s: %s", path, archive_error_string(a));
+    for (int i = 0; i < n; i++) {
+        size_t len = lens ? lens[i] : strlen(data[i]);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, names[i]);
+        archive_entry_set_size(e, (la_int64_t)len);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        ck_assert_msg(archive_write_header(a, e) == ARCHIVE_OK, "%s: %s", names[i], archive_error_string(a));
+        ck_assert(archive_write_data(a, data[i], len) == (la_ssize_t)len);
+        archive_entry_free(e);
+    }
+    ck_assert(archive_write_close(a) == ARCHIVE_OK);
+    archive_write_free(a);
+}
+
+void t_write_file(const char *path, const void *data, size_t len) {
+    char dir[4096], err[LRA_ERR_LEN];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        ck_assert_msg(lra_mkdirs(dir, err) == LRA_OK, "%s", err);
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert(fwrite(data, 1, len, f) == len);
+    fclose(f);
+}
+
 int main(void) {
     SRunner *sr = srunner_create(layers_suite());
     srunner_add_suite(sr, model_suite());
@@ -104,6 +142,7 @@ int main(void) {
     srunner_add_suite(sr, listops_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, compare_suite());
+    srunner_add_suite(sr, text_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -12,6 +12,7 @@ Suite *attention_suite(void);
 Suite *listops_suite(void);
 Suite *cli_suite(void);
 Suite *compare_suite(void);
+Suite *text_suite(void);
 
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
@@ -32,5 +33,10 @@ const char *t_tmpdir(void);
 int t_run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The lra-bench binary ($LRA_BENCH, default build/lra-bench). */
 const char *t_bench(void);
+/* Writes a gzipped tar (ustar) at path holding n regular files names[i] with lens[i] bytes of
+ * data[i] (lens NULL: strlen), through libarchive's writer; fails the test on error. */
+void t_tar_gz(const char *path, int n, const char *const *names, const char *const *data, const size_t *lens);
+/* Writes len bytes to path (creating parent directories); fails the test on error. */
+void t_write_file(const char *path, const void *data, size_t len);
 
 #endif
