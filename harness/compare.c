@@ -99,7 +99,13 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
         cJSON_Delete(j);
         return lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path, acc->valuedouble);
     }
-    group *g = lra_find_group(gs, task->valuestring, backend->valuestring, profile->valuestring, 1);
+    /* a substitute dataset (Image on Fashion-MNIST) is its own column, never the task's */
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), "dataset");
+    char task_key[96];
+    if (cJSON_IsString(sub) && strcmp(sub->valuestring, "fashion-mnist") == 0)
+        snprintf(task_key, sizeof task_key, "%s[%s]", task->valuestring, sub->valuestring);
+    else snprintf(task_key, sizeof task_key, "%s", task->valuestring);
+    group *g = lra_find_group(gs, task_key, backend->valuestring, profile->valuestring, 1);
     if (!g) { cJSON_Delete(j); return lra_fail(err, LRA_ERR_NOMEM, "out of memory"); }
     if (g->n == (int)(sizeof g->acc / sizeof *g->acc)) {
         cJSON_Delete(j);

@@ -29,6 +29,7 @@ static const char *const pos_names[] = {"sin", "learned", NULL};
 static const char *const sched_names[] = {"rsqrt", "cosine", "constant", NULL};
 static const char *const batching_names[] = {"random", "bucket", "full", NULL};
 static const char *const progress_names[] = {"off", "on", NULL};
+static const char *const pad_mask_names[] = {"official", "length", NULL};
 
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
@@ -55,6 +56,9 @@ static const opt_def opts[] = {
     {"pos", OPT_ENUM, F(pos_learned), 0, 0, pos_names, "positions: sin | learned"},
     {"batching", OPT_ENUM, F(batching), 0, 0, batching_names,
      "random (pad to the longest) | bucket (similar lengths) | full (pad to max-len)"},
+    {"pad-mask", OPT_ENUM, F(pad_mask), 0, 0, pad_mask_names,
+     "official: token 0 is padding (on Image it masks black pixels) | length: only past the end"},
+    {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "image: cifar10 (default) | fashion-mnist (a labelled substitute)"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
     {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads (0 = all cores)"},
@@ -199,6 +203,8 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
         lra_attn_names(names, sizeof names);
         return lra_fail(err, LRA_ERR_USAGE, "unknown attention backend '%s' (known: %s)", c->backend, names);
     }
+    if (c->dataset[0] && strcmp(c->task, "image") != 0)
+        return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: only --task=image has alternative datasets", c->dataset);
     if (c->qkv % c->heads)
         return lra_fail(err, LRA_ERR_USAGE, "--qkv=%d must be a multiple of --heads=%d", c->qkv, c->heads);
     if (c->emb % 2 && !c->pos_learned)

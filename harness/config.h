@@ -14,7 +14,8 @@ typedef struct {
     int steps, warmup, eval_every, eval_subset, log_every, timing_skip;
     double lr, wd, clip;
     float dropout, attn_dropout;
-    int pool, pos_learned, schedule, batching;
+    int pool, pos_learned, schedule, batching, pad_mask;
+    char dataset[32];
     long seed, data_seed;
     int threads;
     int progress; /* -1 auto (only on a terminal), 0 never, 1 always */

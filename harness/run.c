@@ -171,6 +171,9 @@ static cJSON *build_report(run_state *r) {
     cJSON_AddStringToObject(data, "source", r->source);
     if (r->task->has_generator) cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
     if (r->task->val_is_test) cJSON_AddStringToObject(data, "val_split", "the test split, as in the official code");
+    if (c->dataset[0]) cJSON_AddStringToObject(data, "dataset", c->dataset);
+    if (strcmp(c->dataset, "fashion-mnist") == 0)
+        cJSON_AddStringToObject(data, "substitute", "fashion-mnist: a stand-in for CIFAR-10, not comparable with LRA Image");
     cJSON_AddStringToObject(data, "checksum_sha256", r->data_checksum);
     cJSON *files = cJSON_AddObjectToObject(data, "splits");
     for (int s = 0; s < 3; s++) {
@@ -256,12 +259,13 @@ static lra_status load_data(run_state *r, char *err) {
     const lra_config *c = r->c;
     lra_status st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err);
     if (st != LRA_OK) return st;
-    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed};
+    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
     if ((st = r->task->prepare(&tc, r->source, sizeof r->source, err)) != LRA_OK) return st;
     lra_sha256 h;
     lra_sha256_init(&h);
     for (int s = 0; s < 3; s++) {
         if ((st = r->task->open(&r->split[s], &tc, s, err)) != LRA_OK) return st;
+        r->split[s].mask_by_length = c->pad_mask == 1;
         lra_sha256_update(&h, r->split[s].sha256, 64);
     }
     lra_sha256_final_hex(&h, r->data_checksum);

@@ -5,9 +5,9 @@
 
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
-extern const lra_task_i lra_task_listops, lra_task_text;
+extern const lra_task_i lra_task_listops, lra_task_text, lra_task_image;
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, NULL};
+static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_image, NULL};
 
 const lra_task_i *lra_task_find(const char *name) {
     for (const lra_task_i *const *t = tasks; *t; t++)
@@ -35,6 +35,6 @@ void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uin
     const uint16_t *src = s->tokens + s->offset[i];
     for (int t = 0; t < n; t++) tokens[t] = src[t];
     for (int t = n; t < L; t++) tokens[t] = 0;
-    for (int t = 0; t < L; t++) mask[t] = tokens[t] != 0;
+    for (int t = 0; t < L; t++) mask[t] = t < n && (s->mask_by_length || tokens[t] != 0);
     *label = s->labels[i];
 }

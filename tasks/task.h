@@ -16,15 +16,18 @@ typedef struct {
     int max_len;          /* tokens kept per example */
     int quiet;            /* no messages on stderr */
     uint64_t data_seed;   /* seed of offline generators */
+    const char *dataset;  /* NULL or "": the task's official data; else a named alternative */
 } lra_task_cfg;
 
 typedef struct {
     size_t n;
-    uint16_t *tokens; /* all examples' ids, concatenated; 0 is padding and never stored */
+    uint16_t *tokens; /* all examples' ids, concatenated (Image: pixel 0 is a stored token) */
     size_t *offset;   /* (n + 1): example i is tokens[offset[i] .. offset[i+1]) */
     int32_t *labels;  /* (n) */
     char path[4096];  /* the file it came from */
     char sha256[65];  /* of that file's bytes */
+    int mask_by_length; /* 0: token 0 is padding wherever it is (the official code; masks black
+                           pixels on Image); 1: only positions past the example's end */
 } lra_split;
 
 typedef struct lra_task_i {
@@ -44,7 +47,8 @@ void lra_task_names(char *buf, size_t n);
 
 void lra_split_free(lra_split *s);
 static inline int lra_split_len(const lra_split *s, size_t i) { return (int)(s->offset[i + 1] - s->offset[i]); }
-/* Writes example i padded to L >= its length: tokens (L), mask (L) = token != 0, label. */
+/* Writes example i padded to L >= its length: tokens (L), mask (L) = position inside the example
+ * and (unless mask_by_length) token != 0, label. */
 void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label);
 
 #endif
