@@ -1,9 +1,11 @@
 /* datadir.c - see datadir.h. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "datadir.h"
 
 #include <errno.h>
 #include <string.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err) {
@@ -38,4 +40,17 @@ lra_status lra_mkdirs(const char *path, char *err) {
 int lra_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+lra_status lra_rmtree(const char *path, char *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return LRA_OK;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return lra_fail(err, LRA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return LRA_OK;
 }

@@ -10,5 +10,7 @@ lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err
 /* mkdir -p */
 lra_status lra_mkdirs(const char *path, char *err);
 int lra_file_exists(const char *path);
+/* rm -r: removes path and everything under it (no error when it does not exist). */
+lra_status lra_rmtree(const char *path, char *err);
 
 #endif

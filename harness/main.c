@@ -5,6 +5,7 @@
 #include "../attention/attention.h"
 #include "../datasets/datadir.h"
 #include "../datasets/listops_gen.h"
+#include "../datasets/pathfinder_gen.h"
 #include "../tasks/task.h"
 #include "compare.h"
 #include "config.h"
@@ -17,6 +18,8 @@ static void usage(FILE *f, const char *task) {
     fprintf(f,
             "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+            "       lra-bench generate --task=pathfinder --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
+            "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
@@ -37,7 +40,11 @@ static void usage(FILE *f, const char *task) {
             "           are found, the official generator writes 96000/2000/2000 examples there first\n"
             "  text     IMDB reviews as bytes (+1), 2 classes; train = IMDB train, val = test = IMDB test;\n"
             "           reads aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz or an extracted aclImdb/ in the data\n"
-            "           directory (download the archive from https://ai.stanford.edu/~amaas/data/sentiment/)\n\n"
+            "           directory (download the archive from https://ai.stanford.edu/~amaas/data/sentiment/)\n"
+            "  image    CIFAR-10 grayscale, 10 classes, 45000/5000/10000, from cifar-10-binary.tar.gz; or\n"
+            "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)\n"
+            "  pathfinder  pathfinder32/curv_contour_length_14 (metadata/*.npy + imgs/), 80/10/10 by line;\n"
+            "           when none is found, lra-bench's generator writes 200000 images there first\n\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
             "\ncompare: tables from reports (test accuracy per backend x task with mean +- sd over seeds, the\n"
             "LRA average and the published Transformer row; throughput, memory and the 10%% parameter rule).\n"
@@ -56,15 +63,38 @@ static int cmd_generate(int argc, char **argv) {
     const char *out = NULL, *task = "listops";
     lra_listops_gen_cfg g;
     lra_listops_gen_defaults(&g);
+    lra_pathfinder_gen_cfg pf;
+    lra_pathfinder_gen_defaults(&pf, 32, 200000);
+    int listops_only = 0, pathfinder_only = 0;
+    const char *preview = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        char *end;
         if (strncmp(a, "--out=", 6) == 0) out = a + 6;
         else if (strncmp(a, "--task=", 7) == 0) task = a + 7;
-        else if (strncmp(a, "--data-seed=", 12) == 0) g.seed = strtoull(a + 12, NULL, 10);
+        else if (strncmp(a, "--data-seed=", 12) == 0) g.seed = pf.seed = strtoull(a + 12, NULL, 10);
         else if (strncmp(a, "--sizes=", 8) == 0) {
+            listops_only = 1;
             if (sscanf(a + 8, "%ld,%ld,%ld", &g.n_train, &g.n_val, &g.n_test) != 3 || g.n_train < 1 ||
                 g.n_val < 1 || g.n_test < 1) {
                 fprintf(stderr, "lra-bench generate: --sizes='%s' must be three positive counts TRAIN,VAL,TEST\n", a + 8);
+                return 2;
+            }
+        } else if (strncmp(a, "--images=", 9) == 0) {
+            pathfinder_only = 1;
+            pf.n_images = strtol(a + 9, &end, 10);
+            if (*end || pf.n_images < 10 || pf.n_images > 100000000) {
+                fprintf(stderr, "lra-bench generate: --images='%s' must be a count from 10 to 1e8\n", a + 9);
+                return 2;
+            }
+        } else if (strncmp(a, "--preview=", 10) == 0) {
+            pathfinder_only = 1;
+            preview = a + 10;
+        } else if (strncmp(a, "--contour=", 10) == 0) {
+            pathfinder_only = 1;
+            pf.contour_length = (int)strtol(a + 10, &end, 10);
+            if (*end || pf.contour_length < 2 || pf.contour_length > 64) {
+                fprintf(stderr, "lra-bench generate: --contour='%s' must be 2..64 paddles (LRA: 6, 9, 14)\n", a + 10);
                 return 2;
             }
         } else {
@@ -72,22 +102,49 @@ static int cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
-    if (strcmp(task, "listops") != 0) {
-        fprintf(stderr, "lra-bench generate: no offline generator for task '%s' (available: listops)\n", task);
+    const int is_pf = strcmp(task, "pathfinder") == 0;
+    if (!is_pf && strcmp(task, "listops") != 0) {
+        fprintf(stderr, "lra-bench generate: no offline generator for task '%s' (available: listops, pathfinder)\n", task);
         return 2;
+    }
+    if ((is_pf && listops_only) || (!is_pf && pathfinder_only)) {
+        fprintf(stderr, "lra-bench generate: --sizes is for listops; --images and --contour are for pathfinder\n");
+        return 2;
+    }
+    if (preview) { /* the first 16 images on one sheet, for eyes */
+        int labels[16];
+        lra_status st = lra_pathfinder_contact_sheet(preview, &pf, 8, labels, err);
+        if (st != LRA_OK) {
+            fprintf(stderr, "lra-bench generate: %s\n", err);
+            return exit_code(st);
+        }
+        fprintf(stderr, "lra-bench: wrote %s; labels row by row:", preview);
+        for (int i = 0; i < 16; i++) fprintf(stderr, "%s%d", i % 4 ? " " : i ? " | " : " ", labels[i]);
+        fprintf(stderr, "\n");
+        return 0;
     }
     if (!out) {
         fprintf(stderr, "lra-bench generate: --out=DIR is required\n");
         return 2;
     }
     lra_status st = lra_mkdirs(out, err);
-    if (st == LRA_OK) st = lra_listops_generate(out, &g, err);
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/pathfinder32/curv_contour_length_%d", out, pf.contour_length);
+    if (st == LRA_OK && is_pf && lra_file_exists(dir)) {
+        fprintf(stderr, "lra-bench generate: %s exists; remove it first\n", dir);
+        return 1;
+    }
+    if (st == LRA_OK) st = is_pf ? lra_pathfinder_generate(dir, &pf, 0, err) : lra_listops_generate(out, &g, err);
     if (st != LRA_OK) {
         fprintf(stderr, "lra-bench generate: %s\n", err);
         return exit_code(st);
     }
-    fprintf(stderr, "lra-bench: wrote %s/basic_{train,val,test}.tsv (%ld/%ld/%ld examples, seed %llu)\n", out,
-            g.n_train, g.n_val, g.n_test, (unsigned long long)g.seed);
+    if (is_pf)
+        fprintf(stderr, "lra-bench: wrote %ld images (32 px, contour length %d, seed %llu) to %s\n", pf.n_images,
+                pf.contour_length, (unsigned long long)pf.seed, dir);
+    else
+        fprintf(stderr, "lra-bench: wrote %s/basic_{train,val,test}.tsv (%ld/%ld/%ld examples, seed %llu)\n", out,
+                g.n_train, g.n_val, g.n_test, (unsigned long long)g.seed);
     return 0;
 }
 

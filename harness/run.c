@@ -181,6 +181,7 @@ static cJSON *build_report(run_state *r) {
         cJSON_AddStringToObject(f, "path", r->split[s].path);
         cJSON_AddStringToObject(f, "sha256", r->split[s].sha256);
         cJSON_AddNumberToObject(f, "examples", (double)r->split[s].n);
+        if (r->split[s].skipped) cJSON_AddNumberToObject(f, "skipped_unreadable", (double)r->split[s].skipped);
     }
 
     cJSON *res = cJSON_AddObjectToObject(j, "results");

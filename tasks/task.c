@@ -5,9 +5,9 @@
 
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
-extern const lra_task_i lra_task_listops, lra_task_text, lra_task_image;
+extern const lra_task_i lra_task_listops, lra_task_text, lra_task_image, lra_task_pathfinder;
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_image, NULL};
+static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_image, &lra_task_pathfinder, NULL};
 
 const lra_task_i *lra_task_find(const char *name) {
     for (const lra_task_i *const *t = tasks; *t; t++)

@@ -26,6 +26,7 @@ typedef struct {
     int32_t *labels;  /* (n) */
     char path[4096];  /* the file it came from */
     char sha256[65];  /* of that file's bytes */
+    size_t skipped;     /* examples left out as unreadable (Pathfinder's empty images) */
     int mask_by_length; /* 0: token 0 is padding wherever it is (the official code; masks black
                            pixels on Image); 1: only positions past the example's end */
 } lra_split;

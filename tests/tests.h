@@ -14,6 +14,7 @@ Suite *cli_suite(void);
 Suite *compare_suite(void);
 Suite *text_suite(void);
 Suite *image_suite(void);
+Suite *pathfinder_suite(void);
 
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);

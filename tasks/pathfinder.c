@@ -1,0 +1,241 @@
+/* pathfinder.c - Pathfinder (lra.md, "Tasks"): 32x32 images of dashed curves, 2 classes: are the
+ * two markers on one curve? The LRA "hard" set, curv_contour_length_14; split by line order of
+ * the metadata files, 80/10/10. Metadata files are plain text despite their .npy name.
+ *
+ * With no data found, the offline generator (datasets/pathfinder_gen.c) writes a set of the
+ * official layout first; reports say the data was generated. */
+#define _POSIX_C_SOURCE 200809L
+#include "pathfinder.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+
+#include "../common/sha256.h"
+#include "../datasets/archive.h"
+#include "../datasets/datadir.h"
+#include "../datasets/pathfinder_gen.h"
+#include "../datasets/png.h"
+
+enum { PF_DEFAULT_IMAGES = 200000 };
+
+int lra_pathfinder_find(const char *data_dir, int size, char *out, size_t n) {
+    static const char *const pre[] = {"", "/lra_release", "/lra_release/lra_release"};
+    for (int i = 0; i < 3; i++) {
+        char probe[4400];
+        snprintf(out, n, "%s%s/pathfinder%d/curv_contour_length_14", data_dir, pre[i], size);
+        snprintf(probe, sizeof probe, "%s/metadata", out);
+        DIR *d = opendir(probe);
+        if (d) { closedir(d); return 1; }
+    }
+    return 0;
+}
+
+typedef struct { char *rel; int32_t label; } entry; /* rel: "imgs/<b>/sample_<k>.png" */
+
+typedef struct { long num; char *name; } metafile;
+
+static int cmp_meta(const void *a, const void *b) {
+    const metafile *x = a, *y = b;
+    return (x->num > y->num) - (x->num < y->num);
+}
+
+/* Reads every metadata line (in file-number order) into entries; hashes the metadata bytes. */
+static lra_status read_metadata(const char *root, entry **out, size_t *count, lra_sha256 *h, char *err) {
+    char dir[4400];
+    snprintf(dir, sizeof dir, "%s/metadata", root);
+    DIR *d = opendir(dir);
+    if (!d) return lra_fail(err, LRA_ERR_IO, "%s: %s", dir, strerror(errno));
+    metafile *files = NULL;
+    size_t nf = 0, capf = 0;
+    lra_status st = LRA_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) && st == LRA_OK) {
+        const char *dot = strrchr(de->d_name, '.');
+        char *end;
+        long num = strtol(de->d_name, &end, 10);
+        if (!dot || strcmp(dot, ".npy") != 0 || end != dot || end == de->d_name) continue;
+        if (nf == capf) {
+            capf = capf ? 2 * capf : 256;
+            metafile *p = realloc(files, capf * sizeof *p);
+            if (!p) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory"); break; }
+            files = p;
+        }
+        files[nf].num = num;
+        if (!(files[nf++].name = strdup(de->d_name))) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    if (st == LRA_OK && nf == 0) st = lra_fail(err, LRA_ERR_FORMAT, "%s: no metadata files (<n>.npy)", dir);
+    if (files) qsort(files, nf, sizeof *files, cmp_meta);
+    entry *e = NULL;
+    size_t ne = 0, cape = 0, linecap = 0;
+    char *line = NULL;
+    for (size_t f = 0; f < nf && st == LRA_OK; f++) {
+        char path[4700];
+        snprintf(path, sizeof path, "%s/%s", dir, files[f].name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp) { st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno)); break; }
+        ssize_t got;
+        long lineno = 0;
+        while (st == LRA_OK && (got = getline(&line, &linecap, fp)) > 0) {
+            lra_sha256_update(h, line, (size_t)got);
+            lineno++;
+            char *field[4], *save = NULL;
+            int nfld = 0;
+            for (char *t = strtok_r(line, " \t\r\n", &save); t && nfld < 4; t = strtok_r(NULL, " \t\r\n", &save))
+                field[nfld++] = t;
+            if (nfld == 0) continue;
+            if (nfld < 4) {
+                st = lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: %d fields, expected 'imgs/<n> sample_<k>.png <k> <label> ...'",
+                              path, lineno, nfld);
+                break;
+            }
+            if (strcmp(field[3], "0") != 0 && strcmp(field[3], "1") != 0) {
+                st = lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: label '%s' is not 0 or 1", path, lineno, field[3]);
+                break;
+            }
+            char rel[4200];
+            snprintf(rel, sizeof rel, "%s/%s", field[0], field[1]);
+            if (!lra_archive_name_safe(rel)) {
+                st = lra_fail(err, LRA_ERR_FORMAT, "%s:%ld: image path '%s' leaves the data directory", path, lineno, rel);
+                break;
+            }
+            if (ne == cape) {
+                cape = cape ? 2 * cape : 4096;
+                entry *p = realloc(e, cape * sizeof *p);
+                if (!p) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory"); break; }
+                e = p;
+            }
+            e[ne].label = field[3][0] - '0';
+            if (!(e[ne++].rel = strdup(rel))) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+        }
+        fclose(fp);
+    }
+    free(line);
+    for (size_t f = 0; f < nf; f++) free(files[f].name);
+    free(files);
+    if (st == LRA_OK && ne == 0) st = lra_fail(err, LRA_ERR_FORMAT, "%s: the metadata lists no images", dir);
+    *out = e;
+    *count = ne;
+    return st;
+}
+
+/* Whole file into a reusable buffer; -1 on error. */
+static long slurp(const char *path, unsigned char **buf, size_t *cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t n = 0, k;
+    for (;;) {
+        if (n == *cap) {
+            size_t c = *cap ? 2 * *cap : 4096;
+            unsigned char *p = realloc(*buf, c);
+            if (!p) { fclose(f); return -1; }
+            *buf = p;
+            *cap = c;
+        }
+        if ((k = fread(*buf + n, 1, *cap - n, f)) == 0) break;
+        n += k;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? -1 : (long)n;
+}
+
+lra_status lra_pathfinder_load(lra_split *s, const char *root, int size, int split, int quiet, char *err) {
+    memset(s, 0, sizeof *s);
+    lra_sha256 h;
+    lra_sha256_init(&h);
+    entry *e = NULL;
+    size_t ne = 0;
+    lra_status st = read_metadata(root, &e, &ne, &h, err);
+    const size_t cut1 = ne * 8 / 10, cut2 = ne * 9 / 10;
+    const size_t lo = split == LRA_SPLIT_TRAIN ? 0 : split == LRA_SPLIT_VAL ? cut1 : cut2;
+    const size_t hi = split == LRA_SPLIT_TRAIN ? cut1 : split == LRA_SPLIT_VAL ? cut2 : ne;
+    const size_t P = (size_t)size * size;
+    if (st == LRA_OK) {
+        s->tokens = malloc((hi - lo) * P * sizeof *s->tokens + 1);
+        s->offset = malloc((hi - lo + 1) * sizeof *s->offset);
+        s->labels = malloc((hi - lo) * sizeof *s->labels + 1);
+        if (!s->tokens || !s->offset || !s->labels) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", root);
+    }
+    unsigned char *buf = NULL, *px = malloc(P);
+    size_t cap = 0;
+    char first_bad[LRA_ERR_LEN] = "";
+    if (!px && st == LRA_OK) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    if (st == LRA_OK) s->offset[0] = 0;
+    for (size_t i = lo; i < hi && st == LRA_OK; i++) {
+        char path[4400], why[LRA_ERR_LEN];
+        snprintf(path, sizeof path, "%s/%s", root, e[i].rel);
+        long n = slurp(path, &buf, &cap);
+        lra_status ok = n < 0 ? lra_fail(why, LRA_ERR_IO, "%s: %s", path, strerror(errno))
+                              : lra_png_decode_gray(buf, (size_t)n, px, size, size, path, why);
+        if (n > 0) lra_sha256_update(&h, buf, (size_t)n);
+        if (ok != LRA_OK) { /* the official set has empty images (sample_172.png): skip, count */
+            if (!s->skipped) snprintf(first_bad, sizeof first_bad, "%s", why);
+            s->skipped++;
+            continue;
+        }
+        uint16_t *t = s->tokens + s->n * P;
+        for (size_t p = 0; p < P; p++) t[p] = px[p];
+        s->labels[s->n] = e[i].label;
+        s->offset[s->n + 1] = (s->n + 1) * P;
+        s->n++;
+    }
+    if (st == LRA_OK && s->n == 0)
+        st = lra_fail(err, LRA_ERR_FORMAT, "%s: no readable image in the %s split (%zu skipped; first: %s)", root,
+                      lra_split_names[split], s->skipped, first_bad);
+    if (st == LRA_OK && s->skipped && !quiet)
+        fprintf(stderr, "lra-bench: warning: pathfinder %s: skipped %zu empty or unreadable image%s (first: %s)\n",
+                lra_split_names[split], s->skipped, s->skipped > 1 ? "s" : "", first_bad);
+    for (size_t i = 0; i < ne; i++) free(e[i].rel);
+    free(e);
+    free(buf);
+    free(px);
+    if (st != LRA_OK) { lra_split_free(s); return st; }
+    lra_sha256_final_hex(&h, s->sha256);
+    snprintf(s->path, sizeof s->path, "%s", root);
+    return LRA_OK;
+}
+
+static lra_status pf_prepare(const lra_task_cfg *cfg, char *source, size_t n, char *err) {
+    char root[4300];
+    if (lra_pathfinder_find(cfg->data_dir, 32, root, sizeof root)) {
+        snprintf(source, n, "%s", root);
+        return LRA_OK;
+    }
+    snprintf(root, sizeof root, "%s/pathfinder32/curv_contour_length_14", cfg->data_dir);
+    lra_pathfinder_gen_cfg g;
+    lra_pathfinder_gen_defaults(&g, 32, PF_DEFAULT_IMAGES);
+    g.seed = cfg->data_seed;
+    if (!cfg->quiet)
+        fprintf(stderr, "lra-bench: no Pathfinder data found under %s; generating %ld images (32 px, contour "
+                        "length 14, generator seed %llu) into %s\n",
+                cfg->data_dir, g.n_images, (unsigned long long)g.seed, root);
+    lra_status st = lra_pathfinder_generate(root, &g, cfg->quiet, err);
+    if (st != LRA_OK) return st;
+    snprintf(source, n, "generated by lra-bench's Pathfinder generator (seed %llu) in %s", (unsigned long long)g.seed, root);
+    return LRA_OK;
+}
+
+static lra_status pf_open(lra_split *out, const lra_task_cfg *cfg, int split, char *err) {
+    char root[4300];
+    if (!lra_pathfinder_find(cfg->data_dir, 32, root, sizeof root))
+        return lra_fail(err, LRA_ERR_IO, "%s: no pathfinder32/curv_contour_length_14", cfg->data_dir);
+    lra_status st = lra_pathfinder_load(out, root, 32, split, cfg->quiet, err);
+    if (st == LRA_OK && cfg->max_len < 1024) { /* keep the first max_len pixels (ci profile) */
+        for (size_t i = 0; i < out->n; i++)
+            memmove(out->tokens + i * cfg->max_len, out->tokens + i * 1024, (size_t)cfg->max_len * sizeof *out->tokens);
+        for (size_t i = 0; i <= out->n; i++) out->offset[i] = i * (size_t)cfg->max_len;
+    }
+    return st;
+}
+
+const lra_task_i lra_task_pathfinder = {
+    .name = "pathfinder",
+    .vocab = 256,
+    .classes = 2,
+    .max_len = 1024,
+    .has_generator = 1,
+    .prepare = pf_prepare,
+    .open = pf_open,
+};
