@@ -10,6 +10,7 @@
 #include <archive_entry.h>
 
 #include "../common/sha256.h"
+#include "datadir.h"
 
 struct lra_archive_member {
     struct archive *a;
@@ -106,4 +107,51 @@ ssize_t lra_archive_read(lra_archive_member *m, void *buf, size_t n, char *err) 
         return -1;
     }
     return (ssize_t)got;
+}
+
+typedef struct {
+    const char *dir;
+    const char *const *want;
+    long count;
+    unsigned char buf[1 << 16];
+} extractor;
+
+static lra_status extract_member(void *user, const char *name, int64_t size, lra_archive_member *m, char *err) {
+    (void)size;
+    extractor *x = user;
+    int hit = 0;
+    for (const char *const *w = x->want; *w && !hit; w++) hit = strstr(name, *w) != NULL;
+    if (!hit) return LRA_OK;
+    char path[8400], tmp[8500];
+    snprintf(path, sizeof path, "%s/%s", x->dir, name);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    lra_status st = lra_mkdirs(path, err);
+    *slash = '/';
+    if (st != LRA_OK) return st;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    ssize_t k;
+    while ((k = lra_archive_read(m, x->buf, sizeof x->buf, err)) > 0)
+        if (fwrite(x->buf, 1, (size_t)k, f) != (size_t)k) { k = -2; break; }
+    int bad = fclose(f) != 0;
+    if (k < 0 || bad) {
+        remove(tmp);
+        return k == -1 ? LRA_ERR_FORMAT : lra_fail(err, LRA_ERR_IO, "%s: write failed (disk full?)", tmp);
+    }
+    if (rename(tmp, path) != 0) return lra_fail(err, LRA_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+    x->count++;
+    return LRA_OK;
+}
+
+lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, char *err) {
+    extractor *x = calloc(1, sizeof *x);
+    if (!x) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    x->dir = dir;
+    x->want = want;
+    lra_status st = lra_archive_walk(path, extract_member, x, NULL, err);
+    if (count) *count = x->count;
+    free(x);
+    return st;
 }

@@ -34,4 +34,10 @@ ssize_t lra_archive_read(lra_archive_member *m, void *buf, size_t n, char *err);
  * directory (the check lra_archive_walk applies to every member). */
 int lra_archive_name_safe(const char *name);
 
+/* Extracts the regular-file members whose path contains one of the NULL-terminated `want`
+ * substrings into dir (keeping their paths), each through a temporary file renamed when
+ * complete; *count receives the number written. A member that would escape dir stops the
+ * extraction with an error: nothing is ever written outside dir. */
+lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, char *err);
+
 #endif

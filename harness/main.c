@@ -8,6 +8,7 @@
 #include "../datasets/pathfinder_gen.h"
 #include "../tasks/task.h"
 #include "compare.h"
+#include "fetch_cmd.h"
 #include "config.h"
 #include "plot.h"
 #include "run.h"
@@ -20,6 +21,7 @@ static void usage(FILE *f, const char *task) {
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench generate --task=pathfinder --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
+            "       lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]   (downloads, resumable)\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
@@ -159,12 +161,13 @@ int main(int argc, char **argv) {
     }
     int first = 1;
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "fetch") == 0) return lra_fetch_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "speed") == 0) return lra_speed_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "plot") == 0) return lra_plot_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, generate, compare, speed, plot; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, fetch, generate, compare, speed, plot; see --help)\n", argv[1]);
         return 2;
     }
     /* --seeds=1,2,3: the same configuration once per seed, one report each */

@@ -281,8 +281,9 @@ static lra_status image_prepare(const lra_task_cfg *cfg, char *source, size_t n,
     }
     if (!find_cifar(cfg->data_dir, path, sizeof path))
         return lra_fail(err, LRA_ERR_IO, "no CIFAR-10 under %s (looked for cifar-10-binary.tar.gz and "
-                        "cifar-10-batches-bin/): download https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz "
-                        "into that directory, or run offline on the labelled substitute --dataset=fashion-mnist",
+                        "cifar-10-batches-bin/): run `lra-bench fetch --task=image` (downloads https://www.cs.toronto.edu/"
+                        "~kriz/cifar-10-binary.tar.gz, 163 MB, md5-verified), or run offline on the labelled "
+                        "substitute --dataset=fashion-mnist",
                         cfg->data_dir);
     snprintf(source, n, "%s", path);
     return LRA_OK;

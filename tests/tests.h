@@ -15,6 +15,7 @@ Suite *compare_suite(void);
 Suite *text_suite(void);
 Suite *image_suite(void);
 Suite *pathfinder_suite(void);
+Suite *fetch_suite(void);
 
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
