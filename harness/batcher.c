@@ -58,16 +58,20 @@ void lra_batcher_next(lra_batcher *b, uint32_t *idx) {
 
 int lra_batch_fill(const lra_split *s, const uint32_t *idx, int n, int mode, int max_len,
                    int32_t *tokens, uint8_t *mask, int32_t *labels, long *real_tokens) {
+    const int docs = lra_split_docs(s);
     int L = 1;
     long real = 0;
     for (int i = 0; i < n; i++) {
         int len = lra_split_len(s, idx[i]);
         L = len > L ? len : L;
-        real += len;
+        for (int d = 0; d < docs; d++) {
+            const size_t j = (size_t)idx[i] * docs + d;
+            real += (long)(s->offset[j + 1] - s->offset[j]);
+        }
     }
     if (mode == LRA_BATCH_FULL) L = max_len;
     for (int i = 0; i < n; i++)
-        lra_split_example(s, idx[i], L, tokens + (size_t)i * L, mask + (size_t)i * L, labels + i);
+        lra_split_example(s, idx[i], L, tokens + (size_t)i * docs * L, mask + (size_t)i * docs * L, labels + i);
     *real_tokens = real;
     return L;
 }

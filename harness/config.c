@@ -30,6 +30,7 @@ static const char *const sched_names[] = {"rsqrt", "cosine", "constant", NULL};
 static const char *const batching_names[] = {"random", "bucket", "full", NULL};
 static const char *const progress_names[] = {"off", "on", NULL};
 static const char *const pad_mask_names[] = {"official", "length", NULL};
+static const char *const retrieval_head_names[] = {"official", "paper", NULL};
 
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
@@ -58,6 +59,8 @@ static const opt_def opts[] = {
      "random (pad to the longest) | bucket (similar lengths) | full (pad to max-len)"},
     {"pad-mask", OPT_ENUM, F(pad_mask), 0, 0, pad_mask_names,
      "official: token 0 is padding (on Image it masks black pixels) | length: only past the end"},
+    {"retrieval-head", OPT_ENUM, F(retrieval_head), 0, 0, retrieval_head_names,
+     "retrieval: official [u, v] | paper [u, v, u*v, u-v] into the dual encoder's head"},
     {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "image: cifar10 (default) | fashion-mnist (a labelled substitute)"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},

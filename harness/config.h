@@ -14,7 +14,7 @@ typedef struct {
     int steps, warmup, eval_every, eval_subset, log_every, timing_skip;
     double lr, wd, clip;
     float dropout, attn_dropout;
-    int pool, pos_learned, schedule, batching, pad_mask;
+    int pool, pos_learned, schedule, batching, pad_mask, retrieval_head;
     char dataset[32];
     long seed, data_seed;
     int threads;

@@ -319,3 +319,35 @@ void lra_crossentropy_backward(float *dlogits, const float *probs, const int32_t
         for (int i = 0; i < K; i++)
             dlogits[(size_t)b * K + i] += scale * (probs[(size_t)b * K + i] - (i == labels[b] ? 1.0f : 0.0f));
 }
+
+void lra_pair_features_forward(float *feat, const float *pooled, int products, int B, int C) {
+    const int F = products ? 4 * C : 2 * C;
+    for (int b = 0; b < B; b++) { // feat (B,F), pooled (2B,C)
+        const float *u = pooled + (size_t)2 * b * C, *v = u + C;
+        float *f = feat + (size_t)b * F;
+        for (int i = 0; i < C; i++) {
+            f[i] = u[i];
+            f[C + i] = v[i];
+            if (products) {
+                f[2 * C + i] = u[i] * v[i];
+                f[3 * C + i] = u[i] - v[i];
+            }
+        }
+    }
+}
+
+void lra_pair_features_backward(float *dpooled, const float *dfeat, const float *pooled, int products, int B, int C) {
+    const int F = products ? 4 * C : 2 * C;
+    for (int b = 0; b < B; b++) {
+        const float *u = pooled + (size_t)2 * b * C, *v = u + C, *g = dfeat + (size_t)b * F;
+        float *du = dpooled + (size_t)2 * b * C, *dv = du + C;
+        for (int i = 0; i < C; i++) {
+            du[i] += g[i];
+            dv[i] += g[C + i];
+            if (products) {
+                du[i] += g[2 * C + i] * v[i] + g[3 * C + i];
+                dv[i] += g[2 * C + i] * u[i] - g[3 * C + i];
+            }
+        }
+    }
+}

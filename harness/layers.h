@@ -60,6 +60,11 @@ void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
 
 enum { LRA_POOL_CLS = 0, LRA_POOL_MEAN = 1 };
+
+/* The dual encoder's pair features: u = pooled[2b], v = pooled[2b+1] (each C) ->
+ * feat[b] = [u, v] (2C), or with products = 1 [u, v, u*v, u-v] (4C). */
+void lra_pair_features_forward(float *feat, const float *pooled, int products, int B, int C);
+void lra_pair_features_backward(float *dpooled, const float *dfeat, const float *pooled, int products, int B, int C);
 /* out (B,C): position 0 (CLS) or the mean over all T positions (official MEAN pooling) */
 void lra_pool_forward(float *out, const float *in, int mode, int B, int T, int C);
 void lra_pool_backward(float *din, const float *dout, int mode, int B, int T, int C);

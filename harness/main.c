@@ -43,6 +43,8 @@ static void usage(FILE *f, const char *task) {
             "  text     IMDB reviews as bytes (+1), 2 classes; train = IMDB train, val = test = IMDB test;\n"
             "           reads aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz or an extracted aclImdb/ in the data\n"
             "           directory (`lra-bench fetch --task=text` downloads the official archive)\n"
+            "  retrieval  AAN document pairs tsv_data/new_aan_pairs.{train,eval,test}.tsv (fetch --task=retrieval),\n"
+            "           bytes (+1), dual encoder; --retrieval-head=official [u,v] | paper [u,v,u*v,u-v]\n"
             "  image    CIFAR-10 grayscale, 10 classes, 45000/5000/10000, from cifar-10-binary.tar.gz (fetch\n"
             "           --task=image), --pad-mask=official|length; or\n"
             "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)\n"

@@ -9,6 +9,13 @@ enum { SITE_ATTN_OUT = 1, SITE_MLP_HIDDEN = 2, SITE_MLP_OUT = 3, SITE_ATTN_PROBS
 #define LAYER_EMBED 100000u /* stream id of the embedding dropout */
 #define NORM_CHUNK 65536
 
+/* Retrieval's dual encoder runs both documents of an example through the one encoder: rows of
+ * the encoder per example, the width of the head's input and its hidden widths. */
+static int enc_rows(const lra_model_cfg *c) { return c->dual ? 2 : 1; }
+static size_t head_in(const lra_model_cfg *c) { return (size_t)c->emb * (c->dual ? (c->dual_head ? 4 : 2) : 1); }
+static size_t head_mid(const lra_model_cfg *c) { return c->dual ? (size_t)c->mlp / 2 : 0; }
+static size_t head_last(const lra_model_cfg *c) { return c->dual ? head_mid(c) : (size_t)c->mlp; }
+
 static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
     size_t C = c->emb, Q = c->qkv, M = c->mlp;
     return 2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C + attn_params;
@@ -17,26 +24,27 @@ static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
 /* Floats of the parameters (one of the four parameter-shaped arrays) for max length T. */
 static size_t param_floats(const lra_model_cfg *c, int T, size_t attn_params) {
     return (size_t)c->vocab * c->emb + (c->cls ? c->emb : 0) + (c->learned_pos ? (size_t)T * c->emb : 0) +
-           c->layers * block_param_floats(c, attn_params) + 2 * (size_t)c->emb + (size_t)c->mlp * c->emb + c->mlp +
-           (size_t)c->classes * c->mlp + c->classes;
+           c->layers * block_param_floats(c, attn_params) + 2 * (size_t)c->emb + (size_t)c->mlp * head_in(c) + c->mlp +
+           head_mid(c) * c->mlp + head_mid(c) + (size_t)c->classes * head_last(c) + c->classes;
 }
 
 /* The two backward scratch buffers: big holds (B,T,3Q) or (B,T,M), mid (B,T,M), (B,T,Q) or (B,T,C). */
 static void scratch_floats(const lra_model_cfg *c, int T, size_t *big, size_t *mid) {
-    size_t BT = (size_t)c->batch * T, C = c->emb, Q = c->qkv, M = c->mlp;
+    size_t BT = (size_t)c->batch * enc_rows(c) * T, C = c->emb, Q = c->qkv, M = c->mlp;
     *big = BT * (3 * Q > M ? 3 * Q : M);
     *mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
 }
 
 /* Floats of the activation arena for (batch, T): its carving in lra_model_create must fit. */
 static size_t activation_floats(const lra_model_cfg *c, int T) {
-    size_t B = c->batch, BT = B * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
+    size_t B = c->batch, E = B * enc_rows(c), BT = E * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
+    size_t F = head_in(c), H = head_mid(c);
     scratch_floats(c, T, &big, &mid);
     size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
     return (c->learned_pos ? 0 : (size_t)T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
-           B * C + 2 * B * M + 3 * B * K + B /*head*/ + c->layers * per_block +
+           E * C + B * F + 2 * B * M + 2 * B * H + 3 * B * K + B /*head*/ + c->layers * per_block +
            BT * 3 * Q + BT * C /*tmp*/ + BT * C /*dres*/ + big + mid + BT * C + 3 * BT * Q +
-           B * C + 2 * B * M + B * K;
+           E * C + B * F + 2 * B * M + 2 * B * H + B * K;
 }
 
 lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err) {
@@ -44,11 +52,11 @@ lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *er
     if (cfg->heads < 1 || cfg->qkv % cfg->heads)
         return lra_fail(err, LRA_ERR_USAGE, "qkv dimension %d is not a multiple of heads %d", cfg->qkv, cfg->heads);
     lra_attn h;
-    lra_attn_shape max = {cfg->batch, cfg->heads, T, cfg->qkv / cfg->heads};
+    lra_attn_shape max = {cfg->batch * enc_rows(cfg), cfg->heads, T, cfg->qkv / cfg->heads};
     lra_status st = lra_attn_create(&h, cfg->backend, cfg->attn_opts, max, cfg->nthreads, err);
     if (st != LRA_OK) return st;
     z->params = param_floats(cfg, T, lra_attn_param_count(&h));
-    z->activation_bytes = activation_floats(cfg, T) * sizeof(float) + (size_t)cfg->batch * T;
+    z->activation_bytes = activation_floats(cfg, T) * sizeof(float) + (size_t)cfg->batch * enc_rows(cfg) * T;
     z->attention_workspace_bytes = ((lra_attn_workspace_bytes(&h) + 63) & ~(size_t)63) * cfg->layers;
     z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
     lra_attn_free(&h);
@@ -73,8 +81,9 @@ static size_t layout_params(lra_params *p, float *base, const lra_model *m) {
         TAKE(b->attn, m->attn_params_per_layer);
     }
     TAKE(p->lnfw, C); TAKE(p->lnfb, C);
-    TAKE(p->h1w, M * C); TAKE(p->h1b, M);
-    TAKE(p->h2w, (size_t)c->classes * M); TAKE(p->h2b, (size_t)c->classes);
+    TAKE(p->h1w, M * head_in(c)); TAKE(p->h1b, M);
+    if (c->dual) { TAKE(p->hmw, head_mid(c) * M); TAKE(p->hmb, head_mid(c)); } else p->hmw = p->hmb = NULL;
+    TAKE(p->h2w, (size_t)c->classes * head_last(c)); TAKE(p->h2b, (size_t)c->classes);
 #undef TAKE
     return off;
 }
@@ -89,9 +98,11 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
         return lra_fail(err, LRA_ERR_USAGE, "emb %d must be even for sinusoidal positions", c->emb);
     if (c->dropout < 0 || c->dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
         return lra_fail(err, LRA_ERR_USAGE, "dropout rates must be in [0, 1)");
+    if (c->dual && c->mlp < 2)
+        return lra_fail(err, LRA_ERR_USAGE, "the dual encoder's head needs mlp >= 2 (its second layer is mlp/2 wide)");
     m->T = c->max_len + (c->cls ? 1 : 0);
     m->hs = c->qkv / c->heads;
-    lra_attn_shape max = {c->batch, c->heads, m->T, m->hs};
+    lra_attn_shape max = {c->batch * enc_rows(c), c->heads, m->T, m->hs};
     lra_status st = lra_attn_create(&m->attn, c->backend, c->attn_opts, max, c->nthreads, err);
     if (st != LRA_OK) return st;
     m->attn_params_per_layer = lra_attn_param_count(&m->attn);
@@ -114,7 +125,8 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     if (!m->norm_partials) goto nomem;
 
     /* activations: sized for (batch, T) once */
-    size_t B = c->batch, BT = B * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
+    size_t B = c->batch, E = B * enc_rows(c), BT = E * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    size_t F = head_in(c), H = head_mid(c), big, mid;
     scratch_floats(c, m->T, &big, &mid);
     const size_t total = activation_floats(c, m->T);
     m->acts_floats = total;
@@ -125,7 +137,8 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     if (!c->learned_pos) TAKE(m->sinusoid, (size_t)m->T * C);
     TAKE(m->enc, BT * C);
     TAKE(m->lnf, BT * C); TAKE(m->lnf_mean, BT); TAKE(m->lnf_rstd, BT);
-    TAKE(m->pooled, B * C); TAKE(m->h1, B * M); TAKE(m->h1r, B * M);
+    TAKE(m->pooled, E * C); TAKE(m->feat, B * F); TAKE(m->h1, B * M); TAKE(m->h1r, B * M);
+    TAKE(m->hm, B * H); TAKE(m->hmr, B * H);
     TAKE(m->logits, B * K); TAKE(m->probs, B * K); TAKE(m->losses, B);
     TAKE(m->dlogits, B * K);
     for (int l = 0; l < c->layers; l++) {
@@ -139,7 +152,8 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     TAKE(m->tmp_big, BT * 3 * Q); TAKE(m->tmp_c, BT * C);
     TAKE(m->dres, BT * C); TAKE(m->dbig, big); TAKE(m->dbig2, mid); TAKE(m->dc, BT * C);
     TAKE(m->dq3, 3 * BT * Q);
-    TAKE(m->dpooled, B * C); TAKE(m->dh1, B * M); TAKE(m->dh1r, B * M);
+    TAKE(m->dpooled, E * C); TAKE(m->dfeat, B * F); TAKE(m->dh1, B * M); TAKE(m->dh1r, B * M);
+    TAKE(m->dhm, B * H); TAKE(m->dhmr, B * H);
 #undef TAKE
     LRA_ASSERT((size_t)(a - m->acts) <= total);
     if (m->sinusoid) lra_sinusoid_table(m->sinusoid, m->T, (int)C);
@@ -212,8 +226,10 @@ void lra_model_init(lra_model *m, uint64_t seed) {
         }
     }
     fill_const(m->p.lnfw, C, 1.0f); fill_const(m->p.lnfb, C, 0.0f);
-    fill_lecun(m->p.h1w, M * C, (int)C, &r); fill_const(m->p.h1b, M, 0.0f);
-    fill_lecun(m->p.h2w, (size_t)c->classes * M, (int)M, &r); fill_const(m->p.h2b, (size_t)c->classes, 0.0f);
+    fill_lecun(m->p.h1w, M * head_in(c), (int)head_in(c), &r); fill_const(m->p.h1b, M, 0.0f);
+    if (c->dual) { fill_lecun(m->p.hmw, head_mid(c) * M, (int)M, &r); fill_const(m->p.hmb, head_mid(c), 0.0f); }
+    fill_lecun(m->p.h2w, (size_t)c->classes * head_last(c), (int)head_last(c), &r);
+    fill_const(m->p.h2b, (size_t)c->classes, 0.0f);
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
 }
 
@@ -222,45 +238,57 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     const lra_model_cfg *c = &m->cfg;
     LRA_ASSERT(B >= 1 && B <= c->batch && L >= 1 && L <= c->max_len);
     const int T = L + (c->cls ? 1 : 0), C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    const int NH = c->heads, hs = m->hs, BT = B * T;
+    const int E = B * enc_rows(c), NH = c->heads, hs = m->hs, BT = E * T;
+    const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
     const float drop = train ? c->dropout : 0.0f;
     m->tokens = tokens; m->labels = labels; m->B = B; m->L = L; m->Tcur = T;
     m->train = train; m->step_seed = step_seed;
 
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < E; b++) {
         uint8_t *mb = m->mask + (size_t)b * T;
         if (c->cls) mb[0] = mask[(size_t)b * L]; /* official: the CLS position copies token 0's mask */
         memcpy(mb + (c->cls ? 1 : 0), mask + (size_t)b * L, (size_t)L);
     }
-    lra_embed_forward(m->enc, tokens, m->p.wte, m->p.cls, m->p.pos ? m->p.pos : m->sinusoid, B, L, C);
-    lra_dropout_apply(m->enc, B, T, C, m->T, drop, lra_stream(step_seed, LAYER_EMBED, 0));
+    lra_embed_forward(m->enc, tokens, m->p.wte, m->p.cls, m->p.pos ? m->p.pos : m->sinusoid, E, L, C);
+    lra_dropout_apply(m->enc, E, T, C, m->T, drop, lra_stream(step_seed, LAYER_EMBED, 0));
     const float *x = m->enc;
-    lra_attn_shape shape = {B, NH, T, hs};
+    lra_attn_shape shape = {E, NH, T, hs};
     for (int l = 0; l < c->layers; l++) {
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
         lra_matmul_forward(m->tmp_big, a->ln1, p->qkvw, NULL, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
-        lra_split_heads(q, k, v, m->tmp_big, B, T, NH, hs);
+        lra_split_heads(q, k, v, m->tmp_big, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
         m->attn.iface->forward(m->attn.ctx, shape, &args, a->atto, a->ws, q, k, v, p->attn);
-        lra_merge_heads(a->atty, a->atto, B, T, NH, hs);
+        lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
         lra_matmul_forward(m->tmp_c, a->atty, p->projw, NULL, BT, Q, C);
-        lra_residual_dropout_forward(a->res2, x, m->tmp_c, B, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
+        lra_residual_dropout_forward(a->res2, x, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
         lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M);
         lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
-        lra_dropout_apply(a->fchg, B, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        lra_dropout_apply(a->fchg, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
         lra_matmul_forward(m->tmp_c, a->fchg, p->fcprojw, p->fcprojb, BT, M, C);
-        lra_residual_dropout_forward(a->res3, a->res2, m->tmp_c, B, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
+        lra_residual_dropout_forward(a->res3, a->res2, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
     }
     lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
-    lra_pool_forward(m->pooled, m->lnf, c->pool, B, T, C);
-    lra_matmul_forward(m->h1, m->pooled, m->p.h1w, m->p.h1b, B, C, M);
+    lra_pool_forward(m->pooled, m->lnf, c->pool, E, T, C);
+    const float *feat = m->pooled;
+    if (c->dual) {
+        lra_pair_features_forward(m->feat, m->pooled, c->dual_head, B, C);
+        feat = m->feat;
+    }
+    lra_matmul_forward(m->h1, feat, m->p.h1w, m->p.h1b, B, F, M);
     lra_relu_forward(m->h1r, m->h1, (long)B * M);
-    lra_matmul_forward(m->logits, m->h1r, m->p.h2w, m->p.h2b, B, M, K);
+    const float *last = m->h1r;
+    if (c->dual) {
+        lra_matmul_forward(m->hm, m->h1r, m->p.hmw, m->p.hmb, B, M, H);
+        lra_relu_forward(m->hmr, m->hm, (long)B * H);
+        last = m->hmr;
+    }
+    lra_matmul_forward(m->logits, last, m->p.h2w, m->p.h2b, B, HL, K);
     lra_crossentropy_forward(m->losses, m->probs, m->logits, labels, B, K);
     double sum = 0.0;
     for (int b = 0; b < B; b++) sum += m->losses[b];
@@ -272,7 +300,8 @@ void lra_model_zero_grad(lra_model *m) { memset(m->grads, 0, m->nparams * sizeof
 void lra_model_backward(lra_model *m) {
     const lra_model_cfg *c = &m->cfg;
     const int B = m->B, T = m->Tcur, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    const int NH = c->heads, hs = m->hs, BT = B * T;
+    const int E = B * enc_rows(c), NH = c->heads, hs = m->hs, BT = E * T;
+    const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
     const float drop = m->train ? c->dropout : 0.0f;
     const uint64_t seed = m->step_seed;
     const size_t szC = sizeof(float) * BT * C, szQ = sizeof(float) * BT * Q, szM = sizeof(float) * BT * M;
@@ -280,28 +309,42 @@ void lra_model_backward(lra_model *m) {
     memset(m->dlogits, 0, sizeof(float) * B * K);
     memset(m->dh1r, 0, sizeof(float) * B * M);
     memset(m->dh1, 0, sizeof(float) * B * M);
-    memset(m->dpooled, 0, sizeof(float) * B * C);
+    memset(m->dpooled, 0, sizeof(float) * E * C);
     lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
-    lra_matmul_backward(m->dh1r, m->g.h2w, m->g.h2b, m->dlogits, m->h1r, m->p.h2w, B, M, K);
+    if (c->dual) {
+        memset(m->dhmr, 0, sizeof(float) * B * H);
+        memset(m->dhm, 0, sizeof(float) * B * H);
+        memset(m->dfeat, 0, sizeof(float) * B * F);
+        lra_matmul_backward(m->dhmr, m->g.h2w, m->g.h2b, m->dlogits, m->hmr, m->p.h2w, B, HL, K);
+        lra_relu_backward(m->dhm, m->hm, m->dhmr, (long)B * H);
+        lra_matmul_backward(m->dh1r, m->g.hmw, m->g.hmb, m->dhm, m->h1r, m->p.hmw, B, M, H);
+    } else {
+        lra_matmul_backward(m->dh1r, m->g.h2w, m->g.h2b, m->dlogits, m->h1r, m->p.h2w, B, HL, K);
+    }
     lra_relu_backward(m->dh1, m->h1, m->dh1r, (long)B * M);
-    lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, C, M);
+    if (c->dual) {
+        lra_matmul_backward(m->dfeat, m->g.h1w, m->g.h1b, m->dh1, m->feat, m->p.h1w, B, F, M);
+        lra_pair_features_backward(m->dpooled, m->dfeat, m->pooled, c->dual_head, B, C);
+    } else {
+        lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M);
+    }
     memset(m->dc, 0, szC);
-    lra_pool_backward(m->dc, m->dpooled, c->pool, B, T, C);
+    lra_pool_backward(m->dc, m->dpooled, c->pool, E, T, C);
     const float *xlast = c->layers ? m->blocks[c->layers - 1].res3 : m->enc;
     memset(m->dres, 0, szC);
     lra_layernorm_backward(m->dres, m->g.lnfw, m->g.lnfb, m->dc, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
 
-    lra_attn_shape shape = {B, NH, T, hs};
+    lra_attn_shape shape = {E, NH, T, hs};
     for (int l = c->layers - 1; l >= 0; l--) {
         lra_block_params *p = &m->p.blocks[l], *g = &m->g.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
         /* res3 = res2 + dropout(fcproj) */
         memcpy(m->dc, m->dres, szC);
-        lra_dropout_apply(m->dc, B, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
+        lra_dropout_apply(m->dc, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
         memset(m->dbig, 0, szM);
         lra_matmul_backward(m->dbig, g->fcprojw, g->fcprojb, m->dc, a->fchg, p->fcprojw, BT, M, C);
-        lra_dropout_apply(m->dbig, B, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        lra_dropout_apply(m->dbig, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
         memset(m->dbig2, 0, szM);
         lra_gelu_backward(m->dbig2, a->fch, m->dbig, (long)BT * M);
         memset(m->dc, 0, szC);
@@ -309,24 +352,24 @@ void lra_model_backward(lra_model *m) {
         lra_layernorm_backward(m->dres, g->ln2w, g->ln2b, m->dc, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
         memcpy(m->dc, m->dres, szC);
-        lra_dropout_apply(m->dc, B, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
+        lra_dropout_apply(m->dc, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
         memset(m->dbig, 0, szQ);
         lra_matmul_backward(m->dbig, g->projw, NULL, m->dc, a->atty, p->projw, BT, Q, C);
         memset(m->dbig2, 0, szQ);
-        lra_merge_heads_backward(m->dbig2, m->dbig, B, T, NH, hs);
+        lra_merge_heads_backward(m->dbig2, m->dbig, E, T, NH, hs);
         memset(m->dq3, 0, 3 * szQ);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dq3, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
         lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
         m->attn.iface->backward(m->attn.ctx, shape, &args, dq, dk, dv, g->attn, a->ws, m->dbig2, a->atto, q, k, v, p->attn);
         memset(m->dbig, 0, 3 * szQ);
-        lra_split_heads_backward(m->dbig, dq, dk, dv, B, T, NH, hs);
+        lra_split_heads_backward(m->dbig, dq, dk, dv, E, T, NH, hs);
         memset(m->dc, 0, szC);
         lra_matmul_backward(m->dc, g->qkvw, NULL, m->dbig, a->ln1, p->qkvw, BT, C, 3 * Q);
         lra_layernorm_backward(m->dres, g->ln1w, g->ln1b, m->dc, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
-    lra_dropout_apply(m->dres, B, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
-    lra_embed_backward(m->g.wte, m->g.cls, m->g.pos, m->dres, m->tokens, B, m->L, C);
+    lra_dropout_apply(m->dres, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
+    lra_embed_backward(m->g.wte, m->g.cls, m->g.pos, m->dres, m->tokens, E, m->L, C);
 }
 
 double lra_model_grad_norm(lra_model *m) {
@@ -343,5 +386,7 @@ double lra_model_grad_norm(lra_model *m) {
     return sqrt(total);
 }
 
-size_t lra_model_act_bytes(const lra_model *m) { return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * m->T; }
+size_t lra_model_act_bytes(const lra_model *m) {
+    return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * enc_rows(&m->cfg) * m->T;
+}
 size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers; }

@@ -19,6 +19,9 @@ typedef struct {
     int cls;           /* prepend a CLS token */
     int pool;          /* LRA_POOL_CLS or LRA_POOL_MEAN */
     int learned_pos;   /* learned N(0, 0.02) positions instead of sinusoids */
+    int dual;          /* Retrieval: two documents per example through the one encoder, pooled to
+                          u and v; the head reads [u, v] and has two hidden layers (mlp, mlp/2) */
+    int dual_head;     /* with dual: 0 [u, v] (the official code), 1 [u, v, u*v, u-v] (the paper) */
     float dropout, attn_dropout;
     const char *backend, *attn_opts;
     int nthreads;
@@ -32,7 +35,7 @@ typedef struct {
 typedef struct {
     float *wte, *cls, *pos; /* cls NULL without CLS token, pos NULL with sinusoidal positions */
     lra_block_params *blocks;
-    float *lnfw, *lnfb, *h1w, *h1b, *h2w, *h2b;
+    float *lnfw, *lnfb, *h1w, *h1b, *hmw, *hmb, *h2w, *h2b; /* hm*: the dual head's middle layer */
 } lra_params;
 
 typedef struct {
@@ -55,11 +58,11 @@ typedef struct {
     float *acts;      /* the activation arena */
     size_t acts_floats, ws_bytes_per_layer;
     float *sinusoid;  /* (T, C) constant table, NULL with learned positions */
-    float *enc, *lnf, *lnf_mean, *lnf_rstd, *pooled, *h1, *h1r, *logits, *probs, *losses;
+    float *enc, *lnf, *lnf_mean, *lnf_rstd, *pooled, *feat, *h1, *h1r, *hm, *hmr, *logits, *probs, *losses;
     lra_block_acts *blocks;
     float *tmp_big, *tmp_c;             /* forward scratch: (B,T,3Q) and (B,T,C) */
     float *dres, *dbig, *dbig2, *dc, *dq3; /* backward scratch */
-    float *dpooled, *dh1, *dh1r, *dlogits;
+    float *dpooled, *dfeat, *dh1, *dh1r, *dhm, *dhmr, *dlogits;
     uint8_t *mask;    /* (B,T) attention mask including the CLS position */
     double *norm_partials; size_t norm_chunks;
 
@@ -84,7 +87,8 @@ void lra_model_free(lra_model *m);
 void lra_model_init(lra_model *m, uint64_t seed);
 
 /* Forward over B <= cfg.batch examples of L <= cfg.max_len tokens each: tokens and mask (B,L)
- * (mask 1 = real token), labels (B). Fills m->probs and m->losses and returns the mean loss.
+ * (mask 1 = real token; with dual, (2B,L): rows 2b and 2b+1 are example b's two documents),
+ * labels (B). Fills m->probs and m->losses and returns the mean loss.
  * train = 1 applies dropout from the stream `step_seed` (derive it per step from the run seed);
  * backward may follow only a forward with the same buffers still alive. */
 float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask,

@@ -97,8 +97,8 @@ static cJSON *attention_diagnostics(run_state *r) {
     int L = lra_batch_fill(s, r->eval_order[LRA_SPLIT_VAL], n, r->c->batching, r->c->max_len, r->tokens, r->mask,
                            r->labels, &real);
     lra_model_forward(m, r->tokens, r->mask, r->labels, n, L, 0, 0);
-    const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs;
-    lra_attn_shape sh = {n, NH, T, hs};
+    const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs, rows = n * (m->cfg.dual ? 2 : 1);
+    lra_attn_shape sh = {rows, NH, T, hs};
     lra_attn_args args = {m->mask, 0.0f, 0};
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "layer", 0);
@@ -108,7 +108,7 @@ static cJSON *attention_diagnostics(run_state *r) {
         cJSON_AddItemToObject(j, "routing", m->attn.iface->diagnostics(m->attn.ctx, m->blocks[0].ws, sh, &args));
     lra_attn full;
     char err[LRA_ERR_LEN];
-    const size_t BQ = (size_t)n * NH * T * hs;
+    const size_t BQ = (size_t)rows * NH * T * hs;
     float *o = NULL;
     void *ws = NULL;
     if (lra_attn_create(&full, "full", "", sh, omp_get_max_threads(), err) == LRA_OK &&
@@ -116,7 +116,7 @@ static cJSON *attention_diagnostics(run_state *r) {
         const float *q = m->blocks[0].qkvh, *k = q + BQ, *v = k + BQ, *mine = m->blocks[0].atto;
         full.iface->forward(full.ctx, sh, &args, o, ws, q, k, v, NULL);
         double num = 0, den = 0;
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < rows; b++)
             for (int h = 0; h < NH; h++)
                 for (int t = 0; t < T; t++) {
                     if (!m->mask[(size_t)b * T + t]) continue;
@@ -336,13 +336,14 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         .layers = c->layers, .heads = c->heads, .emb = c->emb, .qkv = c->qkv, .mlp = c->mlp,
         .cls = c->pool == LRA_POOL_CLS, .pool = c->pool, .learned_pos = c->pos_learned,
         .dropout = c->dropout, .attn_dropout = c->attn_dropout, .backend = c->backend,
-        .attn_opts = c->attn_opts, .nthreads = threads};
+        .attn_opts = c->attn_opts, .nthreads = threads, .dual = r->task->docs == 2,
+        .dual_head = c->retrieval_head};
     /* the model first: a bad backend option fails before any data work */
     if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) goto done;
     if ((st = load_data(r, err)) != LRA_OK) goto done;
     lra_model_init(&r->model, (uint64_t)c->seed);
 
-    const size_t BL = (size_t)c->batch * c->max_len;
+    const size_t BL = (size_t)c->batch * c->max_len * (r->task->docs == 2 ? 2 : 1);
     r->idx = malloc(sizeof(uint32_t) * c->batch);
     r->tokens = lra_alloc_touched(sizeof(int32_t) * BL);
     r->labels = malloc(sizeof(int32_t) * c->batch);
@@ -396,7 +397,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
             r->train_time += dt;
             r->timed_steps++;
             r->timed_real_tokens += real;
-            r->timed_padded_tokens += (long)c->batch * L;
+            r->timed_padded_tokens += (long)c->batch * L * (r->task->docs == 2 ? 2 : 1);
         }
         log_loss += loss; log_acc += (double)correct / c->batch; log_tokens += real; log_n++;
         if (progress && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {

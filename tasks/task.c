@@ -5,9 +5,9 @@
 
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
-extern const lra_task_i lra_task_listops, lra_task_text, lra_task_image, lra_task_pathfinder;
+extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image, lra_task_pathfinder;
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_image, &lra_task_pathfinder, NULL};
+static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image, &lra_task_pathfinder, NULL};
 
 const lra_task_i *lra_task_find(const char *name) {
     for (const lra_task_i *const *t = tasks; *t; t++)
@@ -30,11 +30,15 @@ void lra_split_free(lra_split *s) {
 }
 
 void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label) {
-    const int n = lra_split_len(s, i);
-    LRA_ASSERT(n <= L);
-    const uint16_t *src = s->tokens + s->offset[i];
-    for (int t = 0; t < n; t++) tokens[t] = src[t];
-    for (int t = n; t < L; t++) tokens[t] = 0;
-    for (int t = 0; t < L; t++) mask[t] = t < n && (s->mask_by_length || tokens[t] != 0);
+    const int docs = lra_split_docs(s);
+    for (int d = 0; d < docs; d++, tokens += L, mask += L) {
+        const size_t j = i * docs + d;
+        const int n = (int)(s->offset[j + 1] - s->offset[j]);
+        LRA_ASSERT(n <= L);
+        const uint16_t *src = s->tokens + s->offset[j];
+        for (int t = 0; t < n; t++) tokens[t] = src[t];
+        for (int t = n; t < L; t++) tokens[t] = 0;
+        for (int t = 0; t < L; t++) mask[t] = t < n && (s->mask_by_length || tokens[t] != 0);
+    }
     *label = s->labels[i];
 }

@@ -21,8 +21,10 @@ typedef struct {
 
 typedef struct {
     size_t n;
-    uint16_t *tokens; /* all examples' ids, concatenated (Image: pixel 0 is a stored token) */
-    size_t *offset;   /* (n + 1): example i is tokens[offset[i] .. offset[i+1]) */
+    int docs;         /* sequences per example (0 is read as 1; Retrieval 2) */
+    uint16_t *tokens; /* all sequences' ids, concatenated (Image: pixel 0 is a stored token) */
+    size_t *offset;   /* (n * docs + 1): sequence j is tokens[offset[j] .. offset[j+1]); example i
+                         holds sequences i * docs .. i * docs + docs - 1 */
     int32_t *labels;  /* (n) */
     char path[4096];  /* the file it came from */
     char sha256[65];  /* of that file's bytes */
@@ -36,6 +38,7 @@ typedef struct lra_task_i {
     int vocab, classes, max_len; /* max_len: the official sequence length */
     int has_generator;           /* 1 when prepare can generate the data offline (data_seed applies) */
     int val_is_test;             /* 1 when the official validation split is the test split (Text) */
+    int docs;                    /* sequences per example: 1, or 2 for Retrieval's document pairs */
     /* Makes sure the data exists under cfg->data_dir; writes a one-line description of where it
      * came from into source (e.g. "generated, seed 1, in DIR"). */
     lra_status (*prepare)(const lra_task_cfg *cfg, char *source, size_t n, char *err);
@@ -47,9 +50,19 @@ const lra_task_i *lra_task_find(const char *name);
 void lra_task_names(char *buf, size_t n);
 
 void lra_split_free(lra_split *s);
-static inline int lra_split_len(const lra_split *s, size_t i) { return (int)(s->offset[i + 1] - s->offset[i]); }
-/* Writes example i padded to L >= its length: tokens (L), mask (L) = position inside the example
- * and (unless mask_by_length) token != 0, label. */
+static inline int lra_split_docs(const lra_split *s) { return s->docs > 1 ? s->docs : 1; }
+/* The length of example i: its longest sequence. */
+static inline int lra_split_len(const lra_split *s, size_t i) {
+    const int d = lra_split_docs(s);
+    int most = 0;
+    for (int k = 0; k < d; k++) {
+        const int n = (int)(s->offset[i * d + k + 1] - s->offset[i * d + k]);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+/* Writes example i padded to L >= its length: tokens (docs, L), mask (docs, L) = position inside
+ * the sequence and (unless mask_by_length) token != 0, label. */
 void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label);
 
 #endif

@@ -143,6 +143,34 @@ START_TEST(test_pool) {
 }
 END_TEST
 
+/* ---- the dual encoder's pair features ---- */
+typedef struct { float pooled[2 * 3 * 5], feat[3 * 20], R[3 * 20]; int products; } pair_ctx;
+static double pair_loss(void *p) {
+    pair_ctx *c = p;
+    lra_pair_features_forward(c->feat, c->pooled, c->products, 3, 5);
+    return dot(c->feat, c->R, (size_t)3 * (c->products ? 20 : 10));
+}
+START_TEST(test_pair_features) {
+    for (int products = 0; products < 2; products++) {
+        pair_ctx c;
+        c.products = products;
+        t_fill(c.pooled, 30, 1.0f, 1); t_fill(c.R, 60, 1.0f, 2);
+        float d[30] = {0};
+        pair_loss(&c);
+        /* the layout by hand: example 1 = [u, v, u*v, u-v] with u = row 2, v = row 3 */
+        const int F = products ? 20 : 10;
+        ck_assert_float_eq(c.feat[F + 2], c.pooled[10 + 2]);
+        ck_assert_float_eq(c.feat[F + 5 + 2], c.pooled[15 + 2]);
+        if (products) {
+            ck_assert_float_eq(c.feat[F + 10 + 2], c.pooled[12] * c.pooled[17]);
+            ck_assert_float_eq(c.feat[F + 15 + 2], c.pooled[12] - c.pooled[17]);
+        }
+        lra_pair_features_backward(d, c.R, c.pooled, products, 3, 5);
+        fd(pair_loss, &c, c.pooled, d, 30, products ? "pair features [u,v,u*v,u-v]" : "pair features [u,v]");
+    }
+}
+END_TEST
+
 /* ---- cross-entropy ---- */
 typedef struct { float logits[4 * 6], probs[4 * 6], losses[4]; int32_t labels[4]; } ce_ctx;
 static double ce_loss(void *p) {
@@ -219,6 +247,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_embed);
     tcase_add_test(tc, test_sinusoid);
     tcase_add_test(tc, test_pool);
+    tcase_add_test(tc, test_pair_features);
     tcase_add_test(tc, test_crossentropy);
     tcase_add_test(tc, test_dropout_and_permutations);
     suite_add_tcase(s, tc);

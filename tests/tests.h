@@ -13,6 +13,7 @@ Suite *listops_suite(void);
 Suite *cli_suite(void);
 Suite *compare_suite(void);
 Suite *text_suite(void);
+Suite *retrieval_suite(void);
 Suite *image_suite(void);
 Suite *pathfinder_suite(void);
 Suite *fetch_suite(void);
