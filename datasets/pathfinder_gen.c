@@ -29,7 +29,9 @@ typedef struct {
 } canvas;
 
 /* Paints a segment's coverage (antialiased by distance) into ink, or only tests whether its
- * margin-dilated footprint is free of other paddles than `skip` (test != 0). Returns 0 when the
+ * margin-dilated footprint is free of paddles other than ids skip..id (test != 0): a snake's
+ * own last two paddles are its neighbours, not obstacles (at the full margin, the paddle two back
+ * is exactly as far as a straight continuation allows, so any turn would hit it). Returns 0 when the
  * footprint leaves the canvas or hits another paddle. */
 static int segment(canvas *cv, float x0, float y0, float x1, float y1, int id, int skip, int test) {
     const float r = cv->thick * 0.5f, reach = test ? r + 2 * cv->gap : r + 0.5f; /* see claim() */
@@ -46,7 +48,7 @@ static int segment(canvas *cv, float x0, float y0, float x1, float y1, int id, i
             const float ex = px - t * dx, ey = py - t * dy, d = sqrtf(ex * ex + ey * ey);
             int32_t *o = &cv->owner[y * cv->W + x];
             if (test) {
-                if (d <= reach && *o && *o != id + 1 && *o != skip + 1) return 0;
+                if (d <= reach && *o && (*o - 1 < skip || *o - 1 > id)) return 0;
             } else {
                 /* a flat-ended stroke: full inside, ramping to 0 over one canvas pixel across its
                  * sides and its ends, so the gaps between paddles stay dark */
@@ -94,7 +96,7 @@ static int snake(canvas *cv, lra_rng *r, int n, int *next_id, float ends[4]) {
             float t = i == 0 ? th : th + (float)((2 * lra_rng_uniform(r) - 1) * cv->max_turn);
             float sx = i == 0 ? x : p[i - 1].x1 + cv->gap * cosf(t), sy = i == 0 ? y : p[i - 1].y1 + cv->gap * sinf(t);
             paddle c = {sx, sy, sx + cv->len * cosf(t), sy + cv->len * sinf(t)};
-            if (segment(cv, c.x0, c.y0, c.x1, c.y1, base + i, i ? base + i - 1 : -1, 1)) {
+            if (segment(cv, c.x0, c.y0, c.x1, c.y1, base + i, base + (i >= 2 ? i - 2 : 0), 1)) {
                 p[i] = c;
                 th = t;
                 ok = 1;
@@ -107,7 +109,7 @@ static int snake(canvas *cv, lra_rng *r, int n, int *next_id, float ends[4]) {
             return 0;
         }
     }
-    for (int i = 0; i < n; i++) segment(cv, p[i].x0, p[i].y0, p[i].x1, p[i].y1, base + i, -1, 0);
+    for (int i = 0; i < n; i++) segment(cv, p[i].x0, p[i].y0, p[i].x1, p[i].y1, base + i, base + i, 0);
     *next_id = base + n;
     ends[0] = p[0].x0; ends[1] = p[0].y0; ends[2] = p[n - 1].x1; ends[3] = p[n - 1].y1;
     return 1;
