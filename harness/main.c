@@ -19,7 +19,7 @@ static void usage(FILE *f, const char *task) {
     fprintf(f,
             "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
-            "       lra-bench generate --task=pathfinder --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
+            "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
             "       lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]   (downloads, resumable)\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
@@ -49,7 +49,9 @@ static void usage(FILE *f, const char *task) {
             "           --task=image), --pad-mask=official|length; or\n"
             "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)\n"
             "  pathfinder  pathfinder32/curv_contour_length_14 (metadata/*.npy + imgs/), 80/10/10 by line;\n"
-            "           when none is found, lra-bench's generator writes 200000 images there first\n\n"
+            "           when none is found, lra-bench's generator writes 200000 images there first\n"
+            "  pathx    the same at 128 x 128 (T = 16384): pathfinder128/curv_contour_length_14, generated the\n"
+            "           same way when absent (geometry scaled from 32 px; about 16 ms an image)\n\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
             "\ncompare: tables from reports (test accuracy per backend x task with mean +- sd over seeds, the\n"
             "LRA average and the published Transformer row; throughput, memory and the 10%% parameter rule).\n"
@@ -107,18 +109,19 @@ static int cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
-    const int is_pf = strcmp(task, "pathfinder") == 0;
+    const int is_pf = strcmp(task, "pathfinder") == 0 || strcmp(task, "pathx") == 0;
+    if (strcmp(task, "pathx") == 0) pf.size = 128;
     if (!is_pf && strcmp(task, "listops") != 0) {
-        fprintf(stderr, "lra-bench generate: no offline generator for task '%s' (available: listops, pathfinder)\n", task);
+        fprintf(stderr, "lra-bench generate: no offline generator for task '%s' (available: listops, pathfinder, pathx)\n", task);
         return 2;
     }
     if ((is_pf && listops_only) || (!is_pf && pathfinder_only)) {
-        fprintf(stderr, "lra-bench generate: --sizes is for listops; --images and --contour are for pathfinder\n");
+        fprintf(stderr, "lra-bench generate: --sizes is for listops; --images, --contour and --preview are for pathfinder and pathx\n");
         return 2;
     }
     if (preview) { /* the first 16 images on one sheet, for eyes */
         int labels[16];
-        lra_status st = lra_pathfinder_contact_sheet(preview, &pf, 8, labels, err);
+        lra_status st = lra_pathfinder_contact_sheet(preview, &pf, pf.size >= 128 ? 2 : 8, labels, err);
         if (st != LRA_OK) {
             fprintf(stderr, "lra-bench generate: %s\n", err);
             return exit_code(st);
@@ -134,7 +137,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     lra_status st = lra_mkdirs(out, err);
     char dir[4300];
-    snprintf(dir, sizeof dir, "%s/pathfinder32/curv_contour_length_%d", out, pf.contour_length);
+    snprintf(dir, sizeof dir, "%s/pathfinder%d/curv_contour_length_%d", out, pf.size, pf.contour_length);
     if (st == LRA_OK && is_pf && lra_file_exists(dir)) {
         fprintf(stderr, "lra-bench generate: %s exists; remove it first\n", dir);
         return 1;
@@ -145,8 +148,8 @@ static int cmd_generate(int argc, char **argv) {
         return exit_code(st);
     }
     if (is_pf)
-        fprintf(stderr, "lra-bench: wrote %ld images (32 px, contour length %d, seed %llu) to %s\n", pf.n_images,
-                pf.contour_length, (unsigned long long)pf.seed, dir);
+        fprintf(stderr, "lra-bench: wrote %ld images (%d px, contour length %d, seed %llu) to %s\n", pf.n_images,
+                pf.size, pf.contour_length, (unsigned long long)pf.seed, dir);
     else
         fprintf(stderr, "lra-bench: wrote %s/basic_{train,val,test}.tsv (%ld/%ld/%ld examples, seed %llu)\n", out,
                 g.n_train, g.n_val, g.n_test, (unsigned long long)g.seed);

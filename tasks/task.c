@@ -5,9 +5,10 @@
 
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
-extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image, lra_task_pathfinder;
+extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image, lra_task_pathfinder,
+    lra_task_pathx;
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image, &lra_task_pathfinder, NULL};
+static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image, &lra_task_pathfinder, &lra_task_pathx, NULL};
 
 const lra_task_i *lra_task_find(const char *name) {
     for (const lra_task_i *const *t = tasks; *t; t++)

@@ -228,6 +228,27 @@ START_TEST(test_pathfinder_generate_and_every_backend) {
 }
 END_TEST
 
+/* Path-X: 128 px images in pathfinder128/, every backend at the ci profile's 256 tokens, and mita
+ * over the whole 16384-pixel sequence. */
+START_TEST(test_pathx_end_to_end) {
+    const char *data = t_tmpdir(), *out = t_tmpdir();
+    char msg[8192], path[512];
+    int rc = t_run(msg, sizeof msg, "%s generate --task=pathx --images=30 --out=%s && "
+                   "ls %s/pathfinder128/curv_contour_length_14/imgs/0/sample_29.png", t_bench(), data, data);
+    ck_assert_msg(rc == 0, "%s", msg);
+    for (const lra_attn_i *const *be = lra_attn_registry(); *be; be++) {
+        snprintf(path, sizeof path, "%s/%s.json", out, (*be)->name);
+        rc = t_run(msg, sizeof msg, "%s --task=pathx --profile=ci --steps=2 --batch=4 --backend=%s --data-dir=%s --out=%s",
+                   t_bench(), (*be)->name, data, path);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", (*be)->name, rc, msg);
+    }
+    rc = t_run(msg, sizeof msg, "%s --task=pathx --profile=ci --steps=2 --batch=2 --max-len=16384 --backend=mita "
+               "--data-dir=%s --out=%s/long.json && grep -cE '\"length\":[[:space:]]*16384' %s/long.json",
+               t_bench(), data, out, out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+}
+END_TEST
+
 Suite *pathfinder_suite(void) {
     Suite *s = suite_create("pathfinder");
     TCase *tc = tcase_create("data");
@@ -240,6 +261,7 @@ Suite *pathfinder_suite(void) {
     tc = tcase_create("cli");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_pathfinder_generate_and_every_backend);
+    tcase_add_test(tc, test_pathx_end_to_end);
     suite_add_tcase(s, tc);
     return s;
 }
