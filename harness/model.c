@@ -169,6 +169,40 @@ nomem:
     return lra_fail(err, LRA_ERR_NOMEM, "out of memory allocating the model arenas");
 }
 
+void lra_model_param_name(const lra_model *m, size_t i, char *buf, size_t n) {
+    const lra_model_cfg *c = &m->cfg;
+    const lra_params *p = &m->p;
+    /* the tensors in layout order: each starts where its pointer points */
+    typedef struct { const char *name; const float *at; int layer; } tensor;
+    tensor t[64];
+    int nt = 0;
+#define ADD(ptr, nm, l) do { if ((ptr) && nt < 64) t[nt++] = (tensor){nm, ptr, l}; } while (0)
+    ADD(p->wte, "wte", -1); ADD(p->cls, "cls", -1); ADD(p->pos, "pos", -1);
+    for (int l = 0; l < c->layers && nt < 50; l++) {
+        const lra_block_params *b = &p->blocks[l];
+        ADD(b->ln1w, "ln1w", l); ADD(b->ln1b, "ln1b", l); ADD(b->qkvw, "qkvw", l); ADD(b->projw, "projw", l);
+        ADD(b->ln2w, "ln2w", l); ADD(b->ln2b, "ln2b", l); ADD(b->fcw, "fcw", l); ADD(b->fcb, "fcb", l);
+        ADD(b->fcprojw, "fcprojw", l); ADD(b->fcprojb, "fcprojb", l);
+        if (m->attn_params_per_layer) ADD(b->attn, "attn", l);
+    }
+    ADD(p->lnfw, "lnfw", -1); ADD(p->lnfb, "lnfb", -1); ADD(p->h1w, "h1w", -1); ADD(p->h1b, "h1b", -1);
+    ADD(p->hmw, "hmw", -1); ADD(p->hmb, "hmb", -1); ADD(p->h2w, "h2w", -1); ADD(p->h2b, "h2b", -1);
+#undef ADD
+    const float *x = m->params + i;
+    int best = 0;
+    for (int k = 0; k < nt; k++)
+        if (t[k].at <= x && t[k].at >= t[best].at) best = k;
+    const size_t off = (size_t)(x - t[best].at);
+    if (t[best].layer >= 0) snprintf(buf, n, "blocks.%d.%s[%zu]", t[best].layer, t[best].name, off);
+    else snprintf(buf, n, "%s[%zu]", t[best].name, off);
+}
+
+size_t lra_model_first_nonfinite(const lra_model *m, const float *x) {
+    for (size_t i = 0; i < m->nparams; i++)
+        if (!isfinite(x[i])) return i;
+    return m->nparams;
+}
+
 void lra_model_free(lra_model *m) {
     if (m->blocks && m->cfg.layers > 0) free(m->blocks[0].ws);
     free(m->blocks);

@@ -81,6 +81,11 @@ typedef struct {
 lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err);
 
 lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err);
+
+/* The name of the parameter tensor holding flat index i ("blocks.1.fcw[37]", "wte[5]") into buf. */
+void lra_model_param_name(const lra_model *m, size_t i, char *buf, size_t n);
+/* The first flat index in x (nparams floats, parameter layout) that is NaN or Inf; nparams if none. */
+size_t lra_model_first_nonfinite(const lra_model *m, const float *x);
 void lra_model_free(lra_model *m);
 /* The official initialisations (lra.md): embeddings N(0,1), xavier-uniform dense kernels in the
  * blocks, biases N(0, 1e-6), LayerNorm 1/0, lecun-normal head kernels with zero biases. */

@@ -46,7 +46,7 @@ typedef struct {
     eval_result final[3];
     int have_final;
     const char *status;
-    char diverged_at[128];
+    char diverged_at[256];
 } run_state;
 
 static int argmax(const float *p, int K) {
@@ -311,6 +311,33 @@ static lra_status load_data(run_state *r, char *err) {
     return LRA_OK;
 }
 
+/* Names what went bad first: a parameter (poisoned, or an update that overflowed), else the first
+ * gradient, else the loss itself. */
+static void diverged(run_state *r, int step, float loss) {
+    lra_model *m = &r->model;
+    char name[96];
+    size_t i = lra_model_first_nonfinite(m, m->params);
+    const char *what = "parameter";
+    const float *x = m->params;
+    if (i == m->nparams) { i = lra_model_first_nonfinite(m, m->grads); what = "gradient of"; x = m->grads; }
+    if (i < m->nparams) {
+        lra_model_param_name(m, i, name, sizeof name);
+        snprintf(r->diverged_at, sizeof r->diverged_at, "step %d: %s %s is %s (loss %g)", step, what, name,
+                 isnan(x[i]) ? "NaN" : "Inf", (double)loss);
+    } else {
+        snprintf(r->diverged_at, sizeof r->diverged_at, "step %d: the loss is %s with finite parameters and gradients",
+                 step, isnan(loss) ? "NaN" : "Inf");
+    }
+}
+
+/* LRA_TEST_POISON=STEP:INDEX (tests only) sets parameter INDEX to NaN before training step STEP. */
+static void test_poison(run_state *r, int step) {
+    const char *e = getenv("LRA_TEST_POISON");
+    long at, index;
+    if (e && sscanf(e, "%ld:%ld", &at, &index) == 2 && at == step && index >= 0 && (size_t)index < r->model.nparams)
+        r->model.params[index] = NAN;
+}
+
 lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *err) {
     run_state *r = calloc(1, sizeof *r);
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
@@ -368,6 +395,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     for (int step = 0; step < c->steps; step++) {
         double ts = lra_now();
         lra_batcher_next(&bat, r->idx);
+        test_poison(r, step);
         long real;
         int L = lra_batch_fill(&r->split[LRA_SPLIT_TRAIN], r->idx, c->batch, c->batching, c->max_len,
                                r->tokens, r->mask, r->labels, &real);
@@ -377,8 +405,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         lra_model_backward(&r->model);
         double norm = lra_model_grad_norm(&r->model);
         if (!isfinite(loss) || !isfinite(norm)) {
-            snprintf(r->diverged_at, sizeof r->diverged_at, "step %d: %s is %s", step,
-                     isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? (isnan(norm) ? "NaN" : "Inf") : (isnan(loss) ? "NaN" : "Inf"));
+            diverged(r, step, loss);
             r->status = "diverged";
             st = lra_fail(err, LRA_ERR_DIVERGED, "training diverged at %s", r->diverged_at);
             break;

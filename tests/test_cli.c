@@ -328,6 +328,25 @@ START_TEST(test_speed_sweep) {
 }
 END_TEST
 
+/* A NaN forced into one parameter (the LRA_TEST_POISON hook) stops the run: exit 1, a report
+ * marked diverged naming the step and the tensor, and compare leaves it out of the tables. */
+START_TEST(test_divergence_report) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192], path[512];
+    snprintf(path, sizeof path, "%s/d.json", out);
+    /* flat index 1000 of the ci model: past wte (17 x 32) and cls (32), ln1w, ln1b (32 each):
+     * element 360 of block 0's qkv kernel */
+    int rc = t_run(msg, sizeof msg, "LRA_TEST_POISON=3:1000 %s --profile=ci --data-dir=%s --out=%s", t_bench(), data, path);
+    ck_assert_msg(rc == 1 && strstr(msg, "step 3") && strstr(msg, "blocks.0.qkvw[360]"), "exit %d: %s", rc, msg);
+    cJSON *j = load_json(path);
+    ck_assert_str_eq(str(j, "status"), "diverged");
+    ck_assert_msg(strstr(str(j, "diverged_at"), "step 3: parameter blocks.0.qkvw[360] is NaN"), "%s", str(j, "diverged_at"));
+    cJSON_Delete(j);
+    rc = t_run(msg, sizeof msg, "%s compare %s", t_bench(), path);
+    ck_assert_msg(strstr(msg, "status 'diverged'") && !strstr(msg, "| full |"), "%s", msg);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("end to end");
@@ -343,6 +362,7 @@ Suite *cli_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_bad_data);
+    tcase_add_test(tc, test_divergence_report);
     suite_add_tcase(s, tc);
     return s;
 }
