@@ -6,7 +6,7 @@ PKGS    := openblas libcjson libcurl zlib libarchive libpng
 ARCH    ?= -march=native
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) $(ARCH) -g
-CFLAGS  += -std=c11 -Wall -Wextra -fopenmp
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp $(EXTRA_CFLAGS)
 # the attention kernels gain ~2x from vectorised expf (glibc's libmvec needs -ffast-math); they
 # use finite sentinels instead of -inf, and hold no NaN checks (those live in harness/run.c)
 KERNEL_CFLAGS := -O3 -ffast-math
@@ -59,7 +59,15 @@ test: $(B)/lra-bench $(B)/tests/run_tests
 ci: test
 	sh scripts/ci-matrix.sh
 
-clean:
-	rm -rf $(B)
+# The tests under AddressSanitizer and UndefinedBehaviorSanitizer, built in their own directory.
+# ASAN_SUITES narrows the run (CI runs all of it; see .ci/run).
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="$(SAN)" KERNEL_CFLAGS="-O1 -ffast-math" build-asan/lra-bench build-asan/tests/run_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    LRA_BENCH=build-asan/lra-bench build-asan/tests/run_tests
 
-.PHONY: all test bench ci clean
+clean:
+	rm -rf $(B) build-asan
+
+.PHONY: all test bench ci asan clean
