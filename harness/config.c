@@ -219,7 +219,11 @@ static void value_str(const lra_config *c, const opt_def *o, char *buf, size_t n
     const char *p = (const char *)c + o->off;
     switch (o->type) {
     case OPT_STR: snprintf(buf, n, "%s", *p ? p : "(none)"); break;
-    case OPT_ENUM: snprintf(buf, n, "%s", o->enums[*(const int *)p]); break;
+    case OPT_ENUM: { /* --progress is -1 (auto: on a terminal) until given */
+        const int e = *(const int *)p;
+        snprintf(buf, n, "%s", e >= 0 ? o->enums[e] : "auto");
+        break;
+    }
     case OPT_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case OPT_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
     case OPT_DOUBLE: snprintf(buf, n, "%g", *(const double *)p); break;
