@@ -18,6 +18,7 @@ const char *lra_strerror(lra_status st) {
     case LRA_ERR_NOMEM: return "out of memory";
     case LRA_ERR_CHECKSUM: return "checksum mismatch";
     case LRA_ERR_DIVERGED: return "training diverged";
+    case LRA_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

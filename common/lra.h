@@ -26,6 +26,7 @@ typedef enum {
     LRA_ERR_NOMEM,    /* an allocation failed */
     LRA_ERR_CHECKSUM, /* data does not match its known checksum */
     LRA_ERR_DIVERGED, /* a NaN or Inf appeared in training */
+    LRA_ERR_INTERRUPTED, /* stopped by SIGINT or SIGTERM (a partial report was written) */
 } lra_status;
 
 /* Static, never NULL. */

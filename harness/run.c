@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -311,6 +312,15 @@ static lra_status load_data(run_state *r, char *err) {
     return LRA_OK;
 }
 
+/* SIGINT/SIGTERM: the first asks the training loop to stop after the current step and write a
+ * partial report; a second one exits at once (the previous report on disk stays intact). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) {
+    if (stop_signal) _exit(128 + sig);
+    stop_signal = sig;
+}
+
 /* Names what went bad first: a parameter (poisoned, or an update that overflowed), else the first
  * gradient, else the loss itself. */
 static void diverged(run_state *r, int step, float loss) {
@@ -345,6 +355,13 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     r->t0 = lra_now();
     r->started = (long)time(NULL);
     r->status = "running";
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     lra_status st = LRA_OK;
     lra_batcher bat = {0};
     r->task = lra_task_find(c->task);
@@ -393,6 +410,13 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     int log_n = 0;
     const int K = r->task->classes;
     for (int step = 0; step < c->steps; step++) {
+        if (stop_signal) {
+            r->status = "interrupted";
+            st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted (%s) after %d of %d steps; the partial report "
+                          "is written (checkpoint and resume are not built yet: the run cannot be continued)",
+                          stop_signal == SIGINT ? "SIGINT" : "SIGTERM", step, c->steps);
+            break;
+        }
         double ts = lra_now();
         lra_batcher_next(&bat, r->idx);
         test_poison(r, step);
@@ -480,6 +504,8 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
     }
 done:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     lra_batcher_free(&bat);
     if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
     for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); free(r->eval_sub[s]); }

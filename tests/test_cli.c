@@ -347,6 +347,34 @@ START_TEST(test_divergence_report) {
 }
 END_TEST
 
+/* SIGINT finishes the current step and writes a partial report marked interrupted (exit 1);
+ * SIGTERM too; a second SIGINT exits at once (130). */
+START_TEST(test_interrupt) {
+    const char *data = small_data(), *out = t_tmpdir();
+    char msg[8192], path[512];
+    for (int sig = 0; sig < 2; sig++) {
+        snprintf(path, sizeof path, "%s/i%d.json", out, sig);
+        /* wait until training has started (the first report exists after the first evaluation) */
+        t_run(msg, sizeof msg,
+                       "%s --profile=ci --steps=100000000 --eval-every=5 --data-dir=%s --out=%s 2>&1 & p=$!; "
+                       "for i in $(seq 600); do [ -e %s ] && break; sleep 0.1; done; kill -%s $p; wait $p; echo rc=$?",
+                       t_bench(), data, path, path, sig ? "TERM" : "INT");
+        ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, sig ? "SIGTERM" : "SIGINT"), "%s", msg);
+        cJSON *j = load_json(path);
+        ck_assert_str_eq(str(j, "status"), "interrupted");
+        ck_assert(num(j, "results.train.steps") >= 5);
+        cJSON_Delete(j);
+    }
+    /* steps of about a second (2000 tokens, full attention), so that the second signal lands
+     * while the first one waits for its step to end */
+    t_run(msg, sizeof msg,
+          "%s --profile=ci --steps=100000000 --eval-every=2 --max-len=2000 --batch=64 --data-dir=%s --out=%s/twice.json "
+          "2>&1 & p=$!; for i in $(seq 1200); do [ -e %s/twice.json ] && break; sleep 0.1; done; kill -INT $p; "
+          "sleep 0.2; kill -INT $p; wait $p; echo rc=$?", t_bench(), data, out, out);
+    ck_assert_msg(strstr(msg, "rc=130"), "%s", msg);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("end to end");
@@ -363,6 +391,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_bad_data);
     tcase_add_test(tc, test_divergence_report);
+    tcase_add_test(tc, test_interrupt);
     suite_add_tcase(s, tc);
     return s;
 }
