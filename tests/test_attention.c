@@ -687,6 +687,7 @@ Suite *attention_suite(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("gradients");
     tcase_set_timeout(tc, 120);
+    tcase_set_tags(tc, "slow"); /* make asan leaves it out in CI (ASAN_EXCLUDE_TAGS) */
     tcase_add_test(tc, test_gradcheck_registry);
     tcase_add_test(tc, test_gradcheck_registry_dropout);
     suite_add_tcase(s, tc);
