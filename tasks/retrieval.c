@@ -6,7 +6,6 @@
  * (harness/model.c) encodes both with the same weights. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <math.h>
 #include <string.h>
 #include <sys/types.h>
 
