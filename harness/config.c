@@ -237,20 +237,20 @@ void lra_config_print_help(FILE *f, const char *task) {
     if (!lra_task_find(task)) task = "listops";
     for (int i = 0; i < 3; i++) lra_config_profile(&pc[i], task, profiles[i], NULL);
     fprintf(f, "defaults for --task=%s (--task=NAME --help shows another task's):\n", task);
-    fprintf(f, "  %-15s %9s %9s %9s\n", "option", "small", "official", "ci");
+    fprintf(f, "  %-17s %9s %9s %9s\n", "option", "small", "official", "ci");
     for (int i = 0; i < NOPTS; i++) {
         const opt_def *o = &opts[i];
         char v[3][64];
         for (int k = 0; k < 3; k++) value_str(&pc[k], o, v[k], sizeof v[k]);
         if (o->type == OPT_STR) {
-            fprintf(f, "  --%-13s %29s  %s\n", o->name, "", o->help);
+            fprintf(f, "  --%-15s %29s  %s\n", o->name, "", o->help);
             continue;
         }
         if (strcmp(o->name, "progress") == 0) {
-            fprintf(f, "  --%-13s %29s  %s\n", "progress[=on]", "", o->help);
+            fprintf(f, "  --%-15s %29s  %s\n", "progress[=on]", "", o->help);
             continue;
         }
-        fprintf(f, "  --%-13s %9s %9s %9s  %s\n", o->name, v[0], v[1], v[2], o->help);
+        fprintf(f, "  --%-15s %9s %9s %9s  %s\n", o->name, v[0], v[1], v[2], o->help);
     }
 }
 
