@@ -30,8 +30,8 @@ uint8_t lra_gray(uint8_t r, uint8_t g, uint8_t b) {
     return (uint8_t)(y * 255.5f);
 }
 
-/* All images are decoded whole into the first n * PIX tokens; lra_image_keep then cuts each to
- * the first max_len pixels (row-major) when --max-len asks for fewer than 1024. */
+/* All images are decoded whole into the first n * PIX tokens; image_open then cuts each to the
+ * first max_len pixels (row-major) when --max-len asks for fewer than 1024. */
 static lra_status split_alloc(lra_split *s, size_t n, const char *where, char *err) {
     s->n = n;
     s->tokens = malloc(n * PIX * sizeof *s->tokens);
@@ -42,11 +42,6 @@ static lra_status split_alloc(lra_split *s, size_t n, const char *where, char *e
     return LRA_OK;
 }
 
-static void keep_first(lra_split *s, int max_len) {
-    if (max_len >= PIX) return;
-    for (size_t i = 0; i < s->n; i++) memmove(s->tokens + i * max_len, s->tokens + i * PIX, max_len * sizeof *s->tokens);
-    for (size_t i = 0; i <= s->n; i++) s->offset[i] = i * (size_t)max_len;
-}
 
 /* ---- CIFAR-10 -------------------------------------------------------------------------- */
 
@@ -299,7 +294,7 @@ static lra_status image_open(lra_split *out, const lra_task_cfg *cfg, int split,
         if (!find_cifar(cfg->data_dir, path, sizeof path)) return lra_fail(err, LRA_ERR_IO, "%s: no CIFAR-10", cfg->data_dir);
         st = lra_cifar_load(out, path, split, err);
     }
-    if (st == LRA_OK) keep_first(out, cfg->max_len);
+    if (st == LRA_OK) lra_split_keep_first(out, PIX, cfg->max_len);
     return st;
 }
 

@@ -85,22 +85,8 @@ static lra_status listops_prepare(const lra_task_cfg *cfg, char *source, size_t 
     return LRA_OK;
 }
 
-/* Growable arrays of a split being read. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
-}
-
 /* Parses one example line (without its line end) into s; lineno for messages. */
-typedef struct { size_t tokens, offsets, labels; } capacities;
-
-static lra_status parse_line(lra_split *s, const char *p, const char *eol, int max_len, capacities *cap,
+static lra_status parse_line(lra_split *s, const char *p, const char *eol, int max_len, lra_split_caps *cap,
                              const char *path, long lineno, char *err) {
     const char *tab = memchr(p, '\t', (size_t)(eol - p));
     if (!tab)
@@ -112,9 +98,9 @@ static lra_status parse_line(lra_split *s, const char *p, const char *eol, int m
     size_t ntok = s->offset[s->n];
     /* at most one token per two bytes of source, and at most max_len kept */
     size_t most = (size_t)(tab - p) / 2 + 1;
-    if (!grow((void **)&s->tokens, &cap->tokens, ntok + (most < (size_t)max_len ? most : (size_t)max_len), sizeof(uint16_t)) ||
-        !grow((void **)&s->offset, &cap->offsets, s->n + 2, sizeof(size_t)) ||
-        !grow((void **)&s->labels, &cap->labels, s->n + 1, sizeof(int32_t)))
+    if (!lra_grow((void **)&s->tokens, &cap->tokens, ntok + (most < (size_t)max_len ? most : (size_t)max_len), sizeof(uint16_t)) ||
+        !lra_grow((void **)&s->offset, &cap->offsets, s->n + 2, sizeof(size_t)) ||
+        !lra_grow((void **)&s->labels, &cap->labels, s->n + 1, sizeof(int32_t)))
         return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
     /* exactly the official text pipeline: ']' -> 'X', delete '(' and ')', split on whitespace */
     int kept = 0;
@@ -146,13 +132,13 @@ lra_status lra_listops_load_file(lra_split *s, const char *path, int max_len, ch
     snprintf(s->path, sizeof s->path, "%s", path);
     FILE *f = fopen(path, "rb");
     if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
-    capacities cap = {0, 0, 0};
+    lra_split_caps cap = {0, 0, 0};
     size_t linecap = 0;
     char *line = NULL;
     lra_sha256 h;
     lra_sha256_init(&h);
     lra_status st = LRA_OK;
-    if (!grow((void **)&s->offset, &cap.offsets, 1, sizeof(size_t))) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
+    if (!lra_grow((void **)&s->offset, &cap.offsets, 1, sizeof(size_t))) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
     else s->offset[0] = 0;
     long lineno = 0;
     ssize_t got;

@@ -224,11 +224,7 @@ static lra_status open_size(lra_split *out, const lra_task_cfg *cfg, int size, i
     if (!lra_pathfinder_find(cfg->data_dir, size, root, sizeof root))
         return lra_fail(err, LRA_ERR_IO, "%s: no pathfinder%d/curv_contour_length_14", cfg->data_dir, size);
     lra_status st = lra_pathfinder_load(out, root, size, split, cfg->quiet, err);
-    if (st == LRA_OK && cfg->max_len < P) { /* keep the first max_len pixels (ci profile) */
-        for (size_t i = 0; i < out->n; i++)
-            memmove(out->tokens + i * cfg->max_len, out->tokens + i * P, (size_t)cfg->max_len * sizeof *out->tokens);
-        for (size_t i = 0; i <= out->n; i++) out->offset[i] = i * (size_t)cfg->max_len;
-    }
+    if (st == LRA_OK) lra_split_keep_first(out, P, cfg->max_len); /* the first max_len pixels (ci profile) */
     return st;
 }
 

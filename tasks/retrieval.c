@@ -33,19 +33,6 @@ static int find_dir(const char *root, char *out, size_t n) {
     return 0;
 }
 
-typedef struct { size_t tokens, offsets, labels; } caps;
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
-}
-
 lra_status lra_retrieval_load_file(lra_split *s, const char *path, int max_len, char *err) {
     memset(s, 0, sizeof *s);
     s->docs = 2;
@@ -53,7 +40,7 @@ lra_status lra_retrieval_load_file(lra_split *s, const char *path, int max_len, 
     FILE *f = fopen(path, "rb");
     if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
     const size_t keep = (size_t)(max_len < RETRIEVAL_CUT ? max_len : RETRIEVAL_CUT);
-    caps cap = {0, 0, 0};
+    lra_split_caps cap = {0, 0, 0};
     lra_sha256 h;
     lra_sha256_init(&h);
     char *line = NULL;
@@ -62,7 +49,7 @@ lra_status lra_retrieval_load_file(lra_split *s, const char *path, int max_len, 
     long lineno = 0;
     lra_status st = LRA_OK;
     size_t ntok = 0;
-    if (!grow((void **)&s->offset, &cap.offsets, 1, sizeof(size_t))) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    if (!lra_grow((void **)&s->offset, &cap.offsets, 1, sizeof(size_t))) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     else s->offset[0] = 0;
     while (st == LRA_OK && (got = getline(&line, &linecap, f)) > 0) {
         lra_sha256_update(&h, line, (size_t)got);
@@ -96,9 +83,9 @@ lra_status lra_retrieval_load_file(lra_split *s, const char *path, int max_len, 
         size_t n1 = (size_t)(e1 - t1), n2 = (size_t)(e2 - t2);
         n1 = n1 < keep ? n1 : keep;
         n2 = n2 < keep ? n2 : keep;
-        if (!grow((void **)&s->tokens, &cap.tokens, ntok + n1 + n2 + 1, sizeof(uint16_t)) ||
-            !grow((void **)&s->offset, &cap.offsets, 2 * s->n + 3, sizeof(size_t)) ||
-            !grow((void **)&s->labels, &cap.labels, s->n + 1, sizeof(int32_t))) {
+        if (!lra_grow((void **)&s->tokens, &cap.tokens, ntok + n1 + n2 + 1, sizeof(uint16_t)) ||
+            !lra_grow((void **)&s->offset, &cap.offsets, 2 * s->n + 3, sizeof(size_t)) ||
+            !lra_grow((void **)&s->labels, &cap.labels, s->n + 1, sizeof(int32_t))) {
             st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", path);
             break;
         }

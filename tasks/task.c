@@ -30,6 +30,24 @@ void lra_split_free(lra_split *s) {
     memset(s, 0, sizeof *s);
 }
 
+int lra_grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+void lra_split_keep_first(lra_split *s, int len, int max_len) {
+    if (max_len >= len) return;
+    for (size_t i = 0; i < s->n; i++)
+        memmove(s->tokens + i * max_len, s->tokens + i * (size_t)len, (size_t)max_len * sizeof *s->tokens);
+    for (size_t i = 0; i <= s->n; i++) s->offset[i] = i * (size_t)max_len;
+}
+
 void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label) {
     const int docs = lra_split_docs(s);
     for (int d = 0; d < docs; d++, tokens += L, mask += L) {

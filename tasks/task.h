@@ -65,4 +65,13 @@ static inline int lra_split_len(const lra_split *s, size_t i) {
  * the sequence and (unless mask_by_length) token != 0, label. */
 void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uint8_t *mask, int32_t *label);
 
+/* Loaders that read a split line by line grow its arrays by doubling: capacities in elements. */
+typedef struct { size_t tokens, offsets, labels; } lra_split_caps;
+/* Makes *p (of *cap elements of elem bytes) hold at least need elements; 0 when out of memory. */
+int lra_grow(void **p, size_t *cap, size_t need, size_t elem);
+
+/* For splits of fixed-length examples (images): keeps the first max_len tokens of each of the
+ * n examples of len tokens, in place; nothing when max_len >= len. */
+void lra_split_keep_first(lra_split *s, int len, int max_len);
+
 #endif
