@@ -22,7 +22,7 @@ LIB_SRC := common/lra.c common/sha256.c common/md5.c \
            datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
            harness/layers.c harness/model.c harness/optim.c harness/config.c harness/batcher.c \
-           harness/report.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c harness/plot.c harness/fetch_cmd.c
+           harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/compare.c harness/speed.c harness/plot.c harness/fetch_cmd.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
@@ -70,7 +70,30 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 CK_EXCLUDE_TAGS=$(ASAN_EXCLUDE_TAGS) \
 	    LRA_BENCH=build-asan/lra-bench build-asan/tests/run_tests
 
-clean:
-	rm -rf $(B) build-asan
+# libFuzzer harnesses (fuzz/, clang from Debian): one per parser of outside input, built with
+# AddressSanitizer and UBSan into build-fuzz/. `make fuzz-corpus` runs the tests with
+# LRA_FUZZ_CORPUS set, so that the files they write in the official formats become seed corpora;
+# `make fuzz-run FUZZ_SECONDS=600` runs every harness that long on its corpus, two at a time.
+FUZZERS := listops aan pathfinder_meta png archive cifar idx options report checkpoint
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang OPT=-O1 ARCH= EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	    KERNEL_CFLAGS="-O1" $(FUZZERS:%=build-fuzz/fuzz/fuzz_%)
 
-.PHONY: all test bench ci asan clean
+$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(B)/liblra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(B)/liblra.a $(LDLIBS)
+
+fuzz-corpus: $(B)/lra-bench $(B)/tests/run_tests
+	rm -rf build-fuzz/corpus
+	LRA_FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus CK_EXCLUDE_TAGS=slow LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
+	sh scripts/fuzz.sh corpus-check $(FUZZERS)
+
+fuzz-run: fuzz
+	sh scripts/fuzz.sh run $(FUZZ_SECONDS) $(FUZZERS)
+
+clean:
+	rm -rf $(B) build-asan build-fuzz
+
+.PHONY: all test bench ci asan fuzz fuzz-corpus fuzz-run clean

@@ -112,21 +112,18 @@ static uint64_t hash_str(const char *s, size_t n) {
     return lra_mix64(h ^ n);
 }
 
-static lra_status write_split(const char *dir, const char *name, char *const *rows, const int *vals,
-                              long n, char *err) {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+/* Writes one split to tmp (flushed to disk); removes it on failure. */
+static lra_status write_split(const char *tmp, char *const *rows, const int *vals, long n, char *err) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
-    fputs("Source\tTarget\r\n", f);
-    for (long i = 0; i < n; i++) fprintf(f, "%s\t%d\r\n", rows[i], vals[i]);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        lra_status st = lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    int bad = fputs("Source\tTarget\r\n", f) == EOF;
+    for (long i = 0; i < n && !bad; i++) bad = fprintf(f, "%s\t%d\r\n", rows[i], vals[i]) < 0;
+    bad = bad || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
+    if (bad) {
         remove(tmp);
-        return st;
+        return lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", tmp, strerror(e ? e : EIO));
     }
     return LRA_OK;
 }
@@ -160,10 +157,24 @@ lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, c
         memcpy(rows[have], buf, n + 1);
         vals[have++] = v;
     }
-    st = write_split(dir, "train", rows, vals, c->n_train, err);
-    if (st == LRA_OK) st = write_split(dir, "val", rows + c->n_train, vals + c->n_train, c->n_val, err);
-    if (st == LRA_OK)
-        st = write_split(dir, "test", rows + c->n_train + c->n_val, vals + c->n_train + c->n_val, c->n_test, err);
+    /* all three to temporary names first, renamed only when every one is on disk: a full disk or a
+     * kill leaves no split under its final name (a lone one would look like a damaged download) */
+    {
+        static const char *const names[3] = {"train", "val", "test"};
+        const long counts[3] = {c->n_train, c->n_val, c->n_test}, first[3] = {0, c->n_train, c->n_train + c->n_val};
+        char tmp[3][4200], path[4096];
+        int written = 0;
+        for (int k = 0; k < 3 && st == LRA_OK; k++) {
+            snprintf(tmp[k], sizeof tmp[k], "%s/basic_%s.tsv.tmp.%ld", dir, names[k], (long)getpid());
+            if ((st = write_split(tmp[k], rows + first[k], vals + first[k], counts[k], err)) == LRA_OK) written++;
+        }
+        for (int k = 0; k < 3 && st == LRA_OK; k++) {
+            snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, names[k]);
+            if (rename(tmp[k], path) != 0) st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", path, strerror(errno));
+        }
+        if (st != LRA_OK)
+            for (int k = 0; k < written; k++) remove(tmp[k]);
+    }
 done:
     if (rows)
         for (long i = 0; i < total; i++) free(rows[i]);

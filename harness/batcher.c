@@ -56,6 +56,22 @@ void lra_batcher_next(lra_batcher *b, uint32_t *idx) {
     memcpy(idx, b->order + b->batch_start[b->next++], sizeof(uint32_t) * (size_t)b->B);
 }
 
+lra_status lra_batcher_check(const lra_batcher *b, char *err) {
+    const size_t n = b->split->n;
+    if (b->next > b->nbatches || b->epoch < 0)
+        return lra_fail(err, LRA_ERR_FORMAT, "checkpoint: batch position %zu of %zu, epoch %ld", b->next, b->nbatches, b->epoch);
+    uint8_t *seen = calloc(n, 1);
+    if (!seen) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        bad = b->order[i] >= n || seen[b->order[i]];
+        if (!bad) seen[b->order[i]] = 1;
+    }
+    free(seen);
+    for (size_t i = 0; i < b->nbatches && !bad; i++) bad = (size_t)b->batch_start[i] + (size_t)b->B > n;
+    return bad ? lra_fail(err, LRA_ERR_FORMAT, "checkpoint: the saved data order is not one of this split's") : LRA_OK;
+}
+
 int lra_batch_fill(const lra_split *s, const uint32_t *idx, int n, int mode, int max_len,
                    int32_t *tokens, uint8_t *mask, int32_t *labels, long *real_tokens) {
     const int docs = lra_split_docs(s);

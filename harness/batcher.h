@@ -24,6 +24,11 @@ void lra_batcher_free(lra_batcher *b);
 /* Fills the next batch: indices (B). */
 void lra_batcher_next(lra_batcher *b, uint32_t *idx);
 
+/* A checkpoint saves rng, epoch, next, order (n) and batch_start (nbatches): everything that decides
+ * later batches. After restoring them into b, this checks they can be this split's (order a
+ * permutation, batches inside it); LRA_ERR_FORMAT otherwise. */
+lra_status lra_batcher_check(const lra_batcher *b, char *err);
+
 /* Assembles examples idx[0..n) into tokens/mask (n, L) and labels (n), where L is the longest
  * member (or max_len in full mode). Returns L; *real_tokens gets the number of real tokens. */
 int lra_batch_fill(const lra_split *s, const uint32_t *idx, int n, int mode, int max_len,

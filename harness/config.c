@@ -28,7 +28,7 @@ static const char *const pool_names[] = {"cls", "mean", NULL};
 static const char *const pos_names[] = {"sin", "learned", NULL};
 static const char *const sched_names[] = {"rsqrt", "cosine", "constant", NULL};
 static const char *const batching_names[] = {"random", "bucket", "full", NULL};
-static const char *const progress_names[] = {"off", "on", NULL};
+static const char *const onoff_names[] = {"off", "on", NULL}; /* a bare --name means on */
 static const char *const pad_mask_names[] = {"official", "length", NULL};
 static const char *const retrieval_head_names[] = {"official", "paper", NULL};
 
@@ -70,11 +70,19 @@ static const opt_def opts[] = {
      "examples of val and of test in periodic evaluations (fixed for all runs; 0 = all)"},
     {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
     {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
-    {"progress", OPT_ENUM, F(progress), 0, 0, progress_names, "progress on stderr (default: on a terminal)"},
+    {"progress", OPT_ENUM, F(progress), 0, 0, onoff_names, "progress on stderr (default: on a terminal)"},
     {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL,
      "data directory (else $LRA_DATA_DIR, else $XDG_CACHE_HOME/lra-bench, else ~/.cache/lra-bench)"},
     {"out", OPT_STR, F(out), 0, 0, NULL, "report path (default results/<task>/<backend>-<profile>-seed<N>.json)"},
+    {"checkpoint-every", OPT_INT, F(checkpoint_every), 0, 1e9, NULL,
+     "steps between checkpoints (0 = only when stopped by a signal)"},
+    {"checkpoint", OPT_STR, F(checkpoint), 0, 0, NULL, "checkpoint path (default: the report's, .json -> .ckpt)"},
+    {"resume", OPT_ENUM, F(resume), 0, 0, onoff_names,
+     "continue from the checkpoint, exactly (the options must match it)"},
 };
+/* options that do not change a run's numbers (see lra_config_identity_json) */
+static const char *const not_identity[] = {"threads", "progress", "log-every", "timing-skip", "data-dir", "out",
+                                           "checkpoint-every", "checkpoint", "resume", NULL};
 #undef F
 enum { NOPTS = sizeof opts / sizeof *opts };
 
@@ -120,13 +128,14 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
     if (strcmp(profile, "official") == 0) {
         d.layers = row->layers; d.heads = row->heads; d.emb = row->emb; d.qkv = row->qkv; d.mlp = row->mlp;
         d.batch = row->batch; d.warmup = row->warmup; d.steps = row->steps;
-        d.batching = LRA_BATCH_RANDOM; d.eval_every = 1000; d.timing_skip = 5;
+        d.batching = LRA_BATCH_RANDOM; d.eval_every = 1000; d.timing_skip = 5; d.checkpoint_every = 1000;
     } else if (strcmp(profile, "small") == 0) {
         /* the official sequence length with a model a 2-core CPU trains in a few hours;
          * README.md ("Profiles") explains the choices */
         d.layers = 2; d.heads = 4; d.emb = 64; d.qkv = 64; d.mlp = 128; d.batch = 32;
         d.warmup = 500; d.steps = 5000;
         d.batching = LRA_BATCH_BUCKET; d.eval_every = 400; d.eval_subset = 2000; d.timing_skip = 5;
+        d.checkpoint_every = 200;
     } else if (strcmp(profile, "ci") == 0) {
         /* a smoke run that finishes in seconds: tiny model, sequences cut to 256 tokens */
         d.layers = 1; d.heads = 2; d.emb = 32; d.qkv = 32; d.mlp = 64; d.batch = 16;
@@ -196,7 +205,7 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
         const opt_def *o = find_opt(a + 2, n);
         if (!o) return lra_fail(err, LRA_ERR_USAGE, "unknown option '%.*s' (see --help)", (int)n + 2, a);
         if (!eq) {
-            if (strcmp(o->name, "progress") == 0) { c->progress = 1; continue; }
+            if (o->enums == onoff_names) { *(int *)((char *)c + o->off) = 1; continue; }
             return lra_fail(err, LRA_ERR_USAGE, "option --%s needs a value: --%s=...", o->name, o->name);
         }
         if ((st = set_opt(c, o, eq + 1, err)) != LRA_OK) return st;
@@ -246,8 +255,10 @@ void lra_config_print_help(FILE *f, const char *task) {
             fprintf(f, "  --%-15s %29s  %s\n", o->name, "", o->help);
             continue;
         }
-        if (strcmp(o->name, "progress") == 0) {
-            fprintf(f, "  --%-15s %29s  %s\n", "progress[=on]", "", o->help);
+        if (o->enums == onoff_names) {
+            char bare[32];
+            snprintf(bare, sizeof bare, "%s[=on]", o->name);
+            fprintf(f, "  --%-15s %29s  %s\n", bare, "", o->help);
             continue;
         }
         fprintf(f, "  --%-15s %9s %9s %9s  %s\n", o->name, v[0], v[1], v[2], o->help);
@@ -272,4 +283,75 @@ cJSON *lra_config_to_json(const lra_config *c) {
         }
     }
     return j;
+}
+
+static int in_list(const char *name, const char *const *list) {
+    for (; *list; list++)
+        if (strcmp(name, *list) == 0) return 1;
+    return 0;
+}
+
+cJSON *lra_config_identity_json(const lra_config *c) {
+    cJSON *j = lra_config_to_json(c);
+    for (int i = 0; i < NOPTS; i++)
+        if (in_list(opts[i].name, not_identity)) cJSON_DeleteItemFromObjectCaseSensitive(j, opts[i].name);
+    return j;
+}
+
+/* the shortest of %.15g and %.17g that reads back as x: 0.05, not 0.050000000000000003 */
+static void shortest(double x, char *buf, size_t n) {
+    snprintf(buf, n, "%.15g", x);
+    if (strtod(buf, NULL) != x) snprintf(buf, n, "%.17g", x);
+}
+
+static void item_str(const cJSON *x, char *buf, size_t n) {
+    if (!x) snprintf(buf, n, "(absent)");
+    else if (cJSON_IsString(x)) snprintf(buf, n, "%s", *x->valuestring ? x->valuestring : "(none)");
+    else if (cJSON_IsNumber(x)) shortest(x->valuedouble, buf, n);
+    else snprintf(buf, n, "(?)");
+}
+
+int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n) {
+    int count = 0;
+    size_t used = 0;
+    msg[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) { /* keys of now, then keys only saved has */
+        const cJSON *x, *list = pass ? saved : now;
+        cJSON_ArrayForEach(x, list) {
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, x->string);
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(now, x->string);
+            if (pass && b) continue;
+            int same = a && b && ((cJSON_IsString(a) && cJSON_IsString(b) && strcmp(a->valuestring, b->valuestring) == 0) ||
+                                  (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble == b->valuedouble));
+            if (same) continue;
+            char va[128], vb[128];
+            item_str(a, va, sizeof va);
+            item_str(b, vb, sizeof vb);
+            if (used < n)
+                used += (size_t)snprintf(msg + used, n - used, "%s--%s=%s in the checkpoint, %s here", count ? "; " : "",
+                                         x->string, va, vb);
+            count++;
+        }
+    }
+    return count;
+}
+
+int lra_config_args_from_json(const cJSON *j, char **args, int max) {
+    if (!cJSON_IsObject(j)) return -1;
+    int k = 0;
+    for (int i = 0; i < NOPTS && k < max; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, opts[i].name);
+        if (!x || opts[i].enums == onoff_names) continue;
+        char val[4200];
+        if (cJSON_IsString(x)) snprintf(val, sizeof val, "%s", x->valuestring);
+        else if (cJSON_IsNumber(x) && (opts[i].type == OPT_INT || opts[i].type == OPT_LONG))
+            snprintf(val, sizeof val, "%.0f", x->valuedouble);
+        else if (cJSON_IsNumber(x)) shortest(x->valuedouble, val, sizeof val);
+        else continue;
+        size_t len = strlen(opts[i].name) + strlen(val) + 4;
+        if (!(args[k] = malloc(len))) break;
+        snprintf(args[k], len, "--%s=%s", opts[i].name, val);
+        k++;
+    }
+    return k;
 }

@@ -19,7 +19,8 @@ typedef struct {
     long seed, data_seed;
     int threads;
     int progress; /* -1 auto (only on a terminal), 0 never, 1 always */
-    char data_dir[4096], out[4096];
+    int checkpoint_every, resume;
+    char data_dir[4096], out[4096], checkpoint[4096];
 } lra_config;
 
 /* Fills c with the named profile's values for the task ("official", "small", "ci").
@@ -36,5 +37,19 @@ void lra_config_print_help(FILE *f, const char *task);
 
 /* Every option and its resolved value, for reports; caller owns. */
 cJSON *lra_config_to_json(const lra_config *c);
+
+/* The options that determine a run's numbers: all but where input and output go, threads (results
+ * do not depend on them), progress, logging and checkpointing. A checkpoint records them and a run
+ * resumes from it only when they are equal. Caller owns. */
+cJSON *lra_config_identity_json(const lra_config *c);
+
+/* Lists in msg the options whose values differ between two identity objects, as
+ * "--lr=0.05 in the checkpoint, 0.001 here; ..."; returns how many differ. */
+int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n);
+
+/* "--name=value" arguments rebuilding the options of a config object (a report's or a
+ * checkpoint's), for `lra-bench resume`. Returns the count written into args (at most max), each a
+ * malloc'd string the caller frees; -1 when j is not a config object. */
+int lra_config_args_from_json(const cJSON *j, char **args, int max);
 
 #endif

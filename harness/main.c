@@ -7,10 +7,12 @@
 #include "../datasets/listops_gen.h"
 #include "../datasets/pathfinder_gen.h"
 #include "../tasks/task.h"
+#include "checkpoint.h"
 #include "compare.h"
 #include "fetch_cmd.h"
 #include "config.h"
 #include "plot.h"
+#include "report.h"
 #include "run.h"
 #include "speed.h"
 #include "sysinfo.h"
@@ -21,6 +23,7 @@ static void usage(FILE *f, const char *task) {
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
+            "       lra-bench resume CHECKPOINT|REPORT [options]   (continues a stopped run exactly)\n"
             "       lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]   (downloads, resumable)\n"
             "       lra-bench compare [--format=markdown|csv] [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
@@ -30,7 +33,12 @@ static void usage(FILE *f, const char *task) {
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on every\n"
             "example of the validation and test splits and writes a JSON report. Options are --name=value;\n"
             "a profile sets the defaults (columns below) and every option overrides it. --seeds=1,2,3 runs\n"
-            "the configuration once per seed, one report each (compare aggregates them).\n\n");
+            "the configuration once per seed, one report each (compare aggregates them).\n\n"
+            "Checkpoints (parameters, optimizer, step, data order, RNG) are written every --checkpoint-every\n"
+            "steps and on SIGINT/SIGTERM, beside the report as .ckpt. `lra-bench resume FILE` (the checkpoint\n"
+            "or the report) continues with the options it was started with, ending with the same numbers, to\n"
+            "the bit, as a run never stopped; given options override only --threads, --progress, --log-every,\n"
+            "--checkpoint-every and where files go, and any other that differs is refused by name.\n\n");
     lra_config_print_help(f, task);
     fprintf(f, "\nattention backends:\n");
     for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++)
@@ -64,6 +72,70 @@ static void usage(FILE *f, const char *task) {
 }
 
 static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_USAGE ? 2 : 1; }
+
+static int run_main(int argc, char **argv);
+
+/* resume FILE [options]: rebuilds the run's options from a checkpoint's header (or from a report,
+ * which names its checkpoint) and runs again with --resume; options given after FILE come last,
+ * so they win, and lra_run refuses the ones that would change the numbers. */
+static int cmd_resume(int argc, char **argv) {
+    if (argc < 1 || strncmp(argv[0], "--", 2) == 0) {
+        fprintf(stderr, "lra-bench resume: name a checkpoint (.ckpt) or a report (.json) first\n");
+        return 2;
+    }
+    const char *file = argv[0];
+    char err[LRA_ERR_LEN], ckpt[4096], report[4096];
+    lra_status st;
+    cJSON *src = NULL; /* owned */
+    const cJSON *config = NULL;
+    if (lra_checkpoint_sniff(file)) {
+        lra_checkpoint ck;
+        if ((st = lra_checkpoint_read(file, &ck, err)) != LRA_OK) {
+            fprintf(stderr, "lra-bench resume: %s\n", err);
+            return exit_code(st);
+        }
+        src = ck.header;
+        ck.header = NULL;
+        lra_checkpoint_free(&ck);
+        const cJSON *rp = cJSON_GetObjectItemCaseSensitive(src, "report");
+        snprintf(ckpt, sizeof ckpt, "%s", file);
+        snprintf(report, sizeof report, "%s", cJSON_IsString(rp) ? rp->valuestring : "");
+    } else {
+        if (!(src = lra_read_json(file, &st, err))) {
+            fprintf(stderr, "lra-bench resume: %s\n", err);
+            return exit_code(st);
+        }
+        const cJSON *ck = cJSON_GetObjectItemCaseSensitive(src, "checkpoint");
+        const cJSON *cp = cJSON_GetObjectItemCaseSensitive(ck, "path");
+        if (!cJSON_IsString(cp)) {
+            fprintf(stderr, "lra-bench resume: %s names no checkpoint (the run wrote none: see --checkpoint-every)\n", file);
+            cJSON_Delete(src);
+            return 1;
+        }
+        snprintf(ckpt, sizeof ckpt, "%s", cp->valuestring);
+        snprintf(report, sizeof report, "%s", file);
+    }
+    config = cJSON_GetObjectItemCaseSensitive(src, "config");
+    enum { MAXA = 128 };
+    char *args[MAXA + 4];
+    int n = lra_config_args_from_json(config, args, MAXA - argc);
+    cJSON_Delete(src);
+    if (n < 0) {
+        fprintf(stderr, "lra-bench resume: %s holds no run configuration\n", file);
+        return 1;
+    }
+    char copt[4200], ropt[4200];
+    snprintf(copt, sizeof copt, "--checkpoint=%s", ckpt);
+    snprintf(ropt, sizeof ropt, "--out=%s", report);
+    int total = n;
+    if (report[0]) args[total++] = ropt;
+    args[total++] = copt;
+    for (int i = 1; i < argc && total < MAXA + 2; i++) args[total++] = argv[i];
+    args[total++] = "--resume";
+    int rc = run_main(total, args);
+    for (int i = 0; i < n; i++) free(args[i]);
+    return rc;
+}
 
 static int cmd_generate(int argc, char **argv) {
     char err[LRA_ERR_LEN];
@@ -166,6 +238,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     int first = 1;
+    if (argc >= 2 && strcmp(argv[1], "resume") == 0) return cmd_resume(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "fetch") == 0) return lra_fetch_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
@@ -173,14 +246,19 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "plot") == 0) return lra_plot_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, fetch, generate, compare, speed, plot; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, resume, fetch, generate, compare, speed, plot; see --help)\n", argv[1]);
         return 2;
     }
+    return run_main(argc - first, argv + first);
+}
+
+/* run [options]: argv holds the options only */
+static int run_main(int argc, char **argv) {
     /* --seeds=1,2,3: the same configuration once per seed, one report each */
     long seeds[64];
     int nseeds = 0, nargs = 0;
     char **args = calloc((size_t)argc + 1, sizeof(char *));
-    for (int i = first; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "--seeds=", 8) != 0) { args[nargs++] = argv[i]; continue; }
         char *p = argv[i] + 8, *end;
         while (*p) {
@@ -201,7 +279,7 @@ int main(int argc, char **argv) {
     free(args);
     if (help) {
         const char *task = "listops";
-        for (int i = first; i < argc; i++)
+        for (int i = 0; i < argc; i++)
             if (strncmp(argv[i], "--task=", 7) == 0) task = argv[i] + 7;
         usage(stdout, task);
         return 0;
@@ -210,8 +288,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lra-bench: %s\n", err);
         return exit_code(st);
     }
-    if (nseeds > 1 && c.out[0]) {
-        fprintf(stderr, "lra-bench: --out names one report; with --seeds leave it out (reports go to "
+    if (nseeds > 1 && (c.out[0] || c.checkpoint[0])) {
+        fprintf(stderr, "lra-bench: --out and --checkpoint name one file; with --seeds leave them out (reports go to "
                         "results/<task>/<backend>-<profile>-seed<N>.json)\n");
         return 2;
     }

@@ -15,6 +15,7 @@
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "batcher.h"
+#include "checkpoint.h"
 #include "model.h"
 #include "optim.h"
 #include "report.h"
@@ -48,6 +49,10 @@ typedef struct {
     int have_final;
     const char *status;
     char diverged_at[256];
+    /* checkpoints */
+    char ckpt_path[4200];
+    int ckpt_step; /* the step of the last checkpoint this process wrote or resumed from, -1 none */
+    cJSON *resumed_at; /* steps at which this run was resumed */
 } run_state;
 
 static int argmax(const float *p, int K) {
@@ -199,6 +204,12 @@ static cJSON *build_report(run_state *r) {
         cJSON_AddItemToObject(res, "val", eval_json(&r->final[LRA_SPLIT_VAL]));
         cJSON_AddItemToObject(res, "test", eval_json(&r->final[LRA_SPLIT_TEST]));
     }
+    if (r->ckpt_step >= 0) {
+        cJSON *ck = cJSON_AddObjectToObject(j, "checkpoint");
+        cJSON_AddStringToObject(ck, "path", r->ckpt_path);
+        cJSON_AddNumberToObject(ck, "step", r->ckpt_step);
+    }
+    if (cJSON_GetArraySize(r->resumed_at)) cJSON_AddItemReferenceToObject(j, "resumed_at_steps", r->resumed_at);
     cJSON_AddItemReferenceToObject(j, "curve", r->curve);
     if (r->attn_diag) cJSON_AddItemReferenceToObject(j, "attention_diagnostics", r->attn_diag);
 
@@ -348,6 +359,142 @@ static void test_poison(run_state *r, int step) {
         r->model.params[index] = NAN;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------------
+ * Everything a later step depends on: parameters, Adam's moments, the step (which also fixes the
+ * learning rate, Adam's bias correction and every dropout stream), the batcher's generator, epoch
+ * order and position, and the statistics the report prints (loss window, curve, timings). */
+
+static void section_list(run_state *r, const lra_batcher *b, lra_ckpt_section *s) {
+    const size_t np = r->model.nparams * sizeof(float);
+    s[0] = (lra_ckpt_section){"params", r->model.params, np};
+    s[1] = (lra_ckpt_section){"adam_m", r->model.adam_m, np};
+    s[2] = (lra_ckpt_section){"adam_v", r->model.adam_v, np};
+    s[3] = (lra_ckpt_section){"order", b->order, b->split->n * sizeof(uint32_t)};
+    s[4] = (lra_ckpt_section){"batch_start", b->batch_start, b->nbatches * sizeof(uint32_t)};
+    s[5] = (lra_ckpt_section){"win_loss", r->win_loss, sizeof r->win_loss};
+    s[6] = (lra_ckpt_section){"win_acc", r->win_acc, sizeof r->win_acc};
+}
+enum { NSECTIONS = 7 };
+
+static lra_status save_checkpoint(run_state *r, const lra_batcher *b, const char *report_path, char *err) {
+    char hex[17], when[32];
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "kind", "lra-bench checkpoint");
+    cJSON_AddItemToObject(h, "config", lra_config_to_json(r->c));
+    cJSON_AddItemToObject(h, "identity", lra_config_identity_json(r->c));
+    cJSON_AddStringToObject(h, "report", report_path);
+    cJSON_AddStringToObject(h, "data_checksum", r->data_checksum);
+    cJSON_AddNumberToObject(h, "nparams", (double)r->model.nparams);
+    cJSON_AddNumberToObject(h, "step", r->steps_done);
+    cJSON *bj = cJSON_AddObjectToObject(h, "batcher");
+    cJSON_AddNumberToObject(bj, "epoch", (double)b->epoch);
+    cJSON_AddNumberToObject(bj, "next", (double)b->next);
+    cJSON_AddNumberToObject(bj, "nbatches", (double)b->nbatches);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)b->rng.state);
+    cJSON_AddStringToObject(bj, "rng", hex);
+    cJSON *tj = cJSON_AddObjectToObject(h, "train");
+    cJSON_AddNumberToObject(tj, "time_s", r->train_time);
+    cJSON_AddNumberToObject(tj, "timed_steps", (double)r->timed_steps);
+    cJSON_AddNumberToObject(tj, "timed_real_tokens", (double)r->timed_real_tokens);
+    cJSON_AddNumberToObject(tj, "timed_padded_tokens", (double)r->timed_padded_tokens);
+    cJSON_AddNumberToObject(h, "elapsed_s", lra_now() - r->t0);
+    cJSON_AddNumberToObject(h, "started", (double)r->started);
+    cJSON_AddItemReferenceToObject(h, "resumed_at_steps", r->resumed_at);
+    cJSON_AddItemReferenceToObject(h, "curve", r->curve);
+    cJSON_AddStringToObject(h, "git_commit", lra_git_commit());
+    lra_iso_time((long)time(NULL), when);
+    cJSON_AddStringToObject(h, "written_at", when);
+    lra_ckpt_section s[NSECTIONS];
+    section_list(r, b, s);
+    lra_status st = lra_checkpoint_write(r->ckpt_path, h, s, NSECTIONS, err);
+    cJSON_Delete(h);
+    if (st == LRA_OK) r->ckpt_step = r->steps_done;
+    return st;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* Restores the state save_checkpoint wrote, after refusing a checkpoint of another run: other
+ * options (named), other data, another model size. */
+static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
+    const char *path = r->ckpt_path;
+    if (!lra_file_exists(path))
+        return lra_fail(err, LRA_ERR_USAGE, "--resume: no checkpoint at %s (--checkpoint=PATH names another)", path);
+    lra_checkpoint ck;
+    lra_status st = lra_checkpoint_read(path, &ck, err);
+    if (st != LRA_OK) return st;
+    const cJSON *h = ck.header;
+    char diff[LRA_ERR_LEN - 100];
+    cJSON *mine = lra_config_identity_json(r->c);
+    const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(h, "identity");
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(h, "data_checksum");
+    const cJSON *bj = cJSON_GetObjectItemCaseSensitive(h, "batcher"), *tj = cJSON_GetObjectItemCaseSensitive(h, "train");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(bj, "rng"), *curve = cJSON_GetObjectItemCaseSensitive(h, "curve");
+    const cJSON *resumed = cJSON_GetObjectItemCaseSensitive(h, "resumed_at_steps");
+    const double step = jnum(h, "step"), epoch = jnum(bj, "epoch"), next = jnum(bj, "next");
+    if (!cJSON_IsObject(theirs) || !cJSON_IsString(sum) || !cJSON_IsString(rng) || !cJSON_IsArray(curve) ||
+        !cJSON_IsArray(resumed) || !cJSON_IsObject(tj) || !(step >= 0 && step <= r->c->steps) || step != floor(step) ||
+        !(epoch >= 0 && epoch < 1e15) || !(next >= 0 && next <= (double)b->nbatches) || strlen(rng->valuestring) != 16)
+        st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's header lacks or has out-of-range run state", path);
+    else if (lra_config_diff(theirs, mine, diff, sizeof diff))
+        st = lra_fail(err, LRA_ERR_USAGE, "%s is another run's checkpoint: %s", path, diff);
+    else if (strcmp(sum->valuestring, r->data_checksum) != 0)
+        st = lra_fail(err, LRA_ERR_USAGE, "%s was written on other data (sha256 %.12s..., this run's %.12s...)", path,
+                      sum->valuestring, r->data_checksum);
+    else if (jnum(h, "nparams") != (double)r->model.nparams)
+        st = lra_fail(err, LRA_ERR_FORMAT, "%s holds %.0f parameters; this model has %zu", path, jnum(h, "nparams"),
+                      r->model.nparams);
+    cJSON_Delete(mine);
+    lra_ckpt_section s[NSECTIONS];
+    section_list(r, b, s);
+    for (int i = 0; i < NSECTIONS && st == LRA_OK; i++) {
+        st = lra_checkpoint_section(&ck, s[i].name, (void *)s[i].data, s[i].bytes, err);
+        if (st != LRA_OK) {
+            char e2[LRA_ERR_LEN];
+            snprintf(e2, sizeof e2, "%s", err);
+            snprintf(err, LRA_ERR_LEN, "%.200s: %.300s", path, e2);
+        }
+    }
+    if (st == LRA_OK) {
+        b->epoch = (long)epoch;
+        b->next = (size_t)next;
+        b->rng.state = strtoull(rng->valuestring, NULL, 16);
+        st = lra_batcher_check(b, err);
+    }
+    if (st == LRA_OK) {
+        r->steps_done = (int)step;
+        r->train_time = jnum(tj, "time_s");
+        r->timed_steps = (long)jnum(tj, "timed_steps");
+        r->timed_real_tokens = (long)jnum(tj, "timed_real_tokens");
+        r->timed_padded_tokens = (long)jnum(tj, "timed_padded_tokens");
+        if (isfinite(jnum(h, "elapsed_s"))) r->t0 = lra_now() - jnum(h, "elapsed_s");
+        if (isfinite(jnum(h, "started"))) r->started = (long)jnum(h, "started");
+        cJSON_Delete(r->curve);
+        cJSON_Delete(r->resumed_at);
+        r->curve = cJSON_Duplicate(curve, 1);
+        r->resumed_at = cJSON_Duplicate(resumed, 1);
+        cJSON_AddItemToArray(r->resumed_at, cJSON_CreateNumber(step));
+        r->ckpt_step = (int)step;
+        const cJSON *git = cJSON_GetObjectItemCaseSensitive(h, "git_commit");
+        if (cJSON_IsString(git) && strcmp(git->valuestring, lra_git_commit()) != 0)
+            fprintf(stderr, "lra-bench: note: %s was written by lra-bench %s, this is %s\n", path, git->valuestring,
+                    lra_git_commit());
+        if (!r->curve || !r->resumed_at) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    }
+    lra_checkpoint_free(&ck);
+    return st;
+}
+
+/* Tests only: LRA_TEST_STOP_AT=STEP stops the process (SIGSTOP) before training step STEP, so a
+ * test can SIGKILL it at a known point. */
+static void test_stop(int step) {
+    const char *e = getenv("LRA_TEST_STOP_AT");
+    if (e && atoi(e) == step) raise(SIGSTOP);
+}
+
 lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *err) {
     run_state *r = calloc(1, sizeof *r);
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
@@ -355,6 +502,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     r->t0 = lra_now();
     r->started = (long)time(NULL);
     r->status = "running";
+    r->ckpt_step = -1;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -370,6 +518,12 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
     if (c->out[0]) snprintf(report_path, pathn, "%s", c->out);
     else snprintf(report_path, pathn, "results/%s/%s-%s-seed%ld.json", c->task, c->backend, c->profile, c->seed);
+    if (c->checkpoint[0]) snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s", c->checkpoint);
+    else { /* beside the report: X.json -> X.ckpt */
+        size_t n = strlen(report_path);
+        int json = n > 5 && strcmp(report_path + n - 5, ".json") == 0;
+        snprintf(r->ckpt_path, sizeof r->ckpt_path, "%.*s.ckpt", (int)(json ? n - 5 : n), report_path);
+    }
 
     const int threads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     omp_set_num_threads(threads);
@@ -393,30 +547,39 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     r->labels = malloc(sizeof(int32_t) * c->batch);
     r->mask = lra_alloc_touched(BL);
     r->curve = cJSON_CreateArray();
-    if (!r->idx || !r->tokens || !r->labels || !r->mask || !r->curve) {
+    r->resumed_at = cJSON_CreateArray();
+    if (!r->idx || !r->tokens || !r->labels || !r->mask || !r->curve || !r->resumed_at) {
         st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
         goto done;
     }
     if ((st = lra_batcher_init(&bat, &r->split[LRA_SPLIT_TRAIN], c->batch, c->batching, c->max_len,
                                lra_stream((uint64_t)c->seed, 0x5AFF1E, 0), err)) != LRA_OK)
         goto done;
+    if (c->resume && (st = resume_from(r, &bat, err)) != LRA_OK) goto done;
 
     const int progress = c->progress < 0 ? isatty(2) : c->progress;
     if (progress)
-        fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d, %d threads\n",
-                c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads);
+        fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d, %d threads%s%s\n",
+                c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads,
+                c->resume ? "; resuming from " : "", c->resume ? r->ckpt_path : "");
     double log_loss = 0, log_acc = 0, log_t0 = lra_now();
     long log_tokens = 0;
     int log_n = 0;
     const int K = r->task->classes;
-    for (int step = 0; step < c->steps; step++) {
+    for (int step = r->steps_done; step < c->steps; step++) {
         if (stop_signal) {
+            const char *sig = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+            char cerr[LRA_ERR_LEN];
             r->status = "interrupted";
-            st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted (%s) after %d of %d steps; the partial report "
-                          "is written (checkpoint and resume are not built yet: the run cannot be continued)",
-                          stop_signal == SIGINT ? "SIGINT" : "SIGTERM", step, c->steps);
+            if (r->ckpt_step != step && save_checkpoint(r, &bat, report_path, cerr) != LRA_OK)
+                st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted (%s) after %d of %d steps; the partial report is "
+                              "written, but not the checkpoint: %s", sig, step, c->steps, cerr);
+            else
+                st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted (%s) after %d of %d steps; checkpoint %s - "
+                              "`lra-bench resume %s` continues the run", sig, step, c->steps, r->ckpt_path, r->ckpt_path);
             break;
         }
+        test_stop(step);
         double ts = lra_now();
         lra_batcher_next(&bat, r->idx);
         test_poison(r, step);
@@ -487,6 +650,10 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
             if (write_report(r, report_path, werr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", werr);
             log_t0 += lra_now() - te; /* the progress line's rates leave evaluation out */
         }
+        if (c->checkpoint_every > 0 && ((step + 1) % c->checkpoint_every == 0 || step + 1 == c->steps)) {
+            char cerr[LRA_ERR_LEN]; /* a run that cannot checkpoint goes on: losing it is worse */
+            if (save_checkpoint(r, &bat, report_path, cerr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", cerr);
+        }
     }
     if (st == LRA_OK) {
         r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
@@ -511,6 +678,7 @@ done:
     for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); free(r->eval_sub[s]); }
     free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
     cJSON_Delete(r->curve);
+    cJSON_Delete(r->resumed_at);
     cJSON_Delete(r->attn_diag);
     free(r);
     return st;

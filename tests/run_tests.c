@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <archive.h>
 #include <archive_entry.h>
 
@@ -72,13 +74,49 @@ const char *t_tmpdir(void) {
     return b;
 }
 
+cJSON *t_load_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "no report at %s", path);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    ck_assert_msg(j != NULL, "%s is not JSON", path);
+    return j;
+}
+
+cJSON *t_get(const cJSON *j, const char *dotted) {
+    char key[256];
+    snprintf(key, sizeof key, "%s", dotted);
+    const cJSON *cur = j;
+    for (char *save = NULL, *k = strtok_r(key, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+        ck_assert_msg(cur != NULL, "report lacks %s", dotted);
+    }
+    return (cJSON *)cur;
+}
+
+double t_num(const cJSON *j, const char *dotted) {
+    cJSON *x = t_get(j, dotted);
+    ck_assert_msg(cJSON_IsNumber(x), "%s is not a number", dotted);
+    return x->valuedouble;
+}
+
+const char *t_str(const cJSON *j, const char *dotted) {
+    cJSON *x = t_get(j, dotted);
+    ck_assert_msg(cJSON_IsString(x), "%s is not a string", dotted);
+    return x->valuestring;
+}
+
 int t_run(char *out, size_t n, const char *fmt, ...) {
-    char cmd[8192];
+    char body[8192], cmd[8300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    /* a group, so that every command of a list (a; b & c) has its stderr captured */
+    snprintf(cmd, sizeof cmd, "{ %s\n} 2>&1", body);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t got = 0;
@@ -119,6 +157,7 @@ void t_tar_gz(const char *path, int n, const char *const *names, const char *con
     }
     ck_assert(archive_write_close(a) == ARCHIVE_OK);
     archive_write_free(a);
+    t_corpus("archive", path, 0, 0);
 }
 
 void t_write_file(const char *path, const void *data, size_t len) {
@@ -133,6 +172,48 @@ void t_write_file(const char *path, const void *data, size_t len) {
     ck_assert_msg(f != NULL, "cannot write %s", path);
     ck_assert(fwrite(data, 1, len, f) == len);
     fclose(f);
+    t_corpus_classify(path);
+}
+
+void t_corpus(const char *kind, const char *path, size_t max_bytes, size_t strip) {
+    const char *root = getenv("LRA_FUZZ_CORPUS");
+    if (!root || !*root) return;
+    static int count;
+    char dir[4096], copy[4400];
+    snprintf(dir, sizeof dir, "%s/%s", root, kind);
+    if (lra_mkdirs(dir, NULL) != LRA_OK) return;
+    const char *base = strrchr(path, '/');
+    snprintf(copy, sizeof copy, "%s/%ld-%d-%s", dir, (long)getpid(), count++, base ? base + 1 : path);
+    FILE *in = fopen(path, "rb"), *out = in ? fopen(copy, "wb") : NULL;
+    if (out) {
+        fseek(in, 0, SEEK_END);
+        long size = ftell(in);
+        rewind(in);
+        size_t take = size > (long)strip ? (size_t)size - strip : 0;
+        if (max_bytes && take > max_bytes) take = max_bytes;
+        char buf[8192];
+        for (size_t k; take && (k = fread(buf, 1, take < sizeof buf ? take : sizeof buf, in)) > 0; take -= k)
+            fwrite(buf, 1, k, out);
+        fclose(out);
+    }
+    if (in) fclose(in);
+}
+
+void t_corpus_classify(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+#define ENDS(x) (n >= sizeof(x) - 1 && strcmp(b + n - (sizeof(x) - 1), x) == 0)
+    if (strncmp(b, "basic_", 6) == 0 && ENDS(".tsv")) t_corpus("listops", path, 0, 0);
+    else if (strstr(b, "aan_pairs")) t_corpus("aan", path, 0, 0);
+    else if (ENDS(".npy")) t_corpus("pathfinder_meta", path, 0, 0);
+    else if (ENDS(".png")) t_corpus("png", path, 0, 0);
+    else if (ENDS(".bin")) t_corpus("cifar", path, 10 * 3073, 0); /* ten records are plenty */
+    else if (strstr(b, "-ubyte")) t_corpus("idx", path, 16 + 10 * 784, 0);
+    else if (ENDS(".json")) t_corpus("report", path, 0, 0);
+    else if (ENDS(".ckpt")) t_corpus("checkpoint", path, 0, 64); /* without its hash: fuzz_checkpoint appends one */
+    else if (ENDS(".gz") || ENDS(".tgz")) t_corpus("archive", path, 0, 0);
+#undef ENDS
 }
 
 int main(void) {
@@ -150,6 +231,7 @@ int main(void) {
     srunner_add_suite(sr, image_suite());
     srunner_add_suite(sr, pathfinder_suite());
     srunner_add_suite(sr, fetch_suite());
+    srunner_add_suite(sr, checkpoint_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -22,41 +22,6 @@ static const char *small_data(void) {
     return dir;
 }
 
-static cJSON *load_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "no report at %s", path);
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    cJSON *j = cJSON_Parse(buf);
-    ck_assert_msg(j != NULL, "%s is not JSON", path);
-    return j;
-}
-
-static cJSON *get(const cJSON *j, const char *dotted) {
-    char key[256];
-    snprintf(key, sizeof key, "%s", dotted);
-    const cJSON *cur = j;
-    for (char *save = NULL, *k = strtok_r(key, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
-        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
-        ck_assert_msg(cur != NULL, "report lacks %s", dotted);
-    }
-    return (cJSON *)cur;
-}
-
-static double num(const cJSON *j, const char *dotted) {
-    cJSON *x = get(j, dotted);
-    ck_assert_msg(cJSON_IsNumber(x), "%s is not a number", dotted);
-    return x->valuedouble;
-}
-
-static const char *str(const cJSON *j, const char *dotted) {
-    cJSON *x = get(j, dotted);
-    ck_assert_msg(cJSON_IsString(x), "%s is not a string", dotted);
-    return x->valuestring;
-}
-
 START_TEST(test_ci_run_report) {
     const char *data = small_data(), *out = t_tmpdir();
     char msg[8192], report[512];
@@ -64,63 +29,63 @@ START_TEST(test_ci_run_report) {
     int rc = t_run(msg, sizeof msg, "%s --task=listops --backend=full --profile=ci --data-dir=%s --out=%s --seed=3",
                    t_bench(), data, report);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
-    cJSON *j = load_json(report);
-    ck_assert_int_eq((int)num(j, "schema_version"), 1);
-    ck_assert_str_eq(str(j, "status"), "completed");
-    ck_assert_str_eq(str(j, "task"), "listops");
-    ck_assert_str_eq(str(j, "backend"), "full");
-    ck_assert(cJSON_IsObject(get(j, "backend_options")));
-    ck_assert_str_eq(str(j, "profile"), "ci");
-    ck_assert_int_eq((int)num(j, "seed"), 3);
+    cJSON *j = t_load_json(report);
+    ck_assert_int_eq((int)t_num(j, "schema_version"), 1);
+    ck_assert_str_eq(t_str(j, "status"), "completed");
+    ck_assert_str_eq(t_str(j, "task"), "listops");
+    ck_assert_str_eq(t_str(j, "backend"), "full");
+    ck_assert(cJSON_IsObject(t_get(j, "backend_options")));
+    ck_assert_str_eq(t_str(j, "profile"), "ci");
+    ck_assert_int_eq((int)t_num(j, "seed"), 3);
     /* the resolved configuration: the ci profile's values */
-    ck_assert_int_eq((int)num(j, "config.layers"), 1);
-    ck_assert_int_eq((int)num(j, "config.emb"), 32);
-    ck_assert_int_eq((int)num(j, "config.batch"), 16);
-    ck_assert_int_eq((int)num(j, "config.steps"), 30);
-    ck_assert_str_eq(str(j, "config.batching"), "bucket");
-    ck_assert_str_eq(str(j, "config.pool"), "cls");
-    ck_assert_double_eq_tol(num(j, "config.lr"), 0.05, 1e-12);
+    ck_assert_int_eq((int)t_num(j, "config.layers"), 1);
+    ck_assert_int_eq((int)t_num(j, "config.emb"), 32);
+    ck_assert_int_eq((int)t_num(j, "config.batch"), 16);
+    ck_assert_int_eq((int)t_num(j, "config.steps"), 30);
+    ck_assert_str_eq(t_str(j, "config.batching"), "bucket");
+    ck_assert_str_eq(t_str(j, "config.pool"), "cls");
+    ck_assert_double_eq_tol(t_num(j, "config.lr"), 0.05, 1e-12);
     /* data: where from, per-split sizes and checksums */
-    ck_assert(strstr(str(j, "data.source"), data) != NULL);
-    ck_assert_int_eq((int)strlen(str(j, "data.checksum_sha256")), 64);
-    ck_assert_int_eq((int)num(j, "data.splits.train.examples"), 300);
-    ck_assert_int_eq((int)num(j, "data.splits.val.examples"), 50);
-    ck_assert_int_eq((int)num(j, "data.splits.test.examples"), 40);
+    ck_assert(strstr(t_str(j, "data.source"), data) != NULL);
+    ck_assert_int_eq((int)strlen(t_str(j, "data.checksum_sha256")), 64);
+    ck_assert_int_eq((int)t_num(j, "data.splits.train.examples"), 300);
+    ck_assert_int_eq((int)t_num(j, "data.splits.val.examples"), 50);
+    ck_assert_int_eq((int)t_num(j, "data.splits.test.examples"), 40);
     /* each split's checksum is its file's sha256 */
     char sum[256];
-    ck_assert_int_eq(t_run(sum, sizeof sum, "sha256sum %s", str(j, "data.splits.test.path")), 0);
-    ck_assert_msg(strncmp(sum, str(j, "data.splits.test.sha256"), 64) == 0, "sha256sum says %.64s", sum);
+    ck_assert_int_eq(t_run(sum, sizeof sum, "sha256sum %s", t_str(j, "data.splits.test.path")), 0);
+    ck_assert_msg(strncmp(sum, t_str(j, "data.splits.test.sha256"), 64) == 0, "sha256sum says %.64s", sum);
     /* results: every val and test example evaluated (50 and 40: no dropped last batch of 16) */
-    ck_assert_int_eq((int)num(j, "results.val.examples"), 50);
-    ck_assert_int_eq((int)num(j, "results.test.examples"), 40);
-    ck_assert_int_eq((int)num(j, "results.train.steps"), 30);
-    ck_assert_int_eq((int)num(j, "results.train.examples"), 480);
+    ck_assert_int_eq((int)t_num(j, "results.val.examples"), 50);
+    ck_assert_int_eq((int)t_num(j, "results.test.examples"), 40);
+    ck_assert_int_eq((int)t_num(j, "results.train.steps"), 30);
+    ck_assert_int_eq((int)t_num(j, "results.train.examples"), 480);
     const char *acc[] = {"results.train.accuracy", "results.val.accuracy", "results.test.accuracy"};
-    for (int i = 0; i < 3; i++) ck_assert(num(j, acc[i]) >= 0 && num(j, acc[i]) <= 1);
-    ck_assert(num(j, "results.val.loss") > 0 && num(j, "results.val.loss") < 10);
+    for (int i = 0; i < 3; i++) ck_assert(t_num(j, acc[i]) >= 0 && t_num(j, acc[i]) <= 1);
+    ck_assert(t_num(j, "results.val.loss") > 0 && t_num(j, "results.val.loss") < 10);
     /* accuracy on 40 test examples is a multiple of 1/40 */
-    double k = num(j, "results.test.accuracy") * 40;
+    double k = t_num(j, "results.test.accuracy") * 40;
     ck_assert_double_eq_tol(k, (double)(long)(k + 0.5), 1e-9);
     /* throughput, memory, parameters, machine, provenance */
-    ck_assert_int_eq((int)num(j, "throughput.timed_steps"), 28);
-    ck_assert(num(j, "throughput.train_tokens_per_s") > 0);
-    ck_assert(num(j, "throughput.train_steps_per_s") > 0);
-    ck_assert(num(j, "throughput.eval_tokens_per_s") > 0);
-    ck_assert(num(j, "memory.peak_rss_bytes") > 1e6);
-    ck_assert(num(j, "memory.activation_arena_bytes") > 0);
-    ck_assert(num(j, "memory.attention_workspace_bytes") > 0);
+    ck_assert_int_eq((int)t_num(j, "throughput.timed_steps"), 28);
+    ck_assert(t_num(j, "throughput.train_tokens_per_s") > 0);
+    ck_assert(t_num(j, "throughput.train_steps_per_s") > 0);
+    ck_assert(t_num(j, "throughput.eval_tokens_per_s") > 0);
+    ck_assert(t_num(j, "memory.peak_rss_bytes") > 1e6);
+    ck_assert(t_num(j, "memory.activation_arena_bytes") > 0);
+    ck_assert(t_num(j, "memory.attention_workspace_bytes") > 0);
     /* vocab 17, emb 32, CLS, one block (qkv 32, mlp 64), head mlp 64 -> 10 classes */
     long C = 32, Q = 32, M = 64;
     long expect = 17 * C + C + (2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C) + 2 * C + M * C + M + 10 * M + 10;
-    ck_assert_int_eq((long)num(j, "parameters.count"), expect);
-    ck_assert_int_eq((long)num(j, "memory.parameter_arena_bytes"), 16 * expect);
-    ck_assert(strlen(str(j, "machine.cpu")) > 0);
-    ck_assert(num(j, "machine.cores") >= 1);
-    ck_assert(strstr(str(j, "machine.cflags"), "-O") != NULL);
-    ck_assert(strlen(str(j, "git_commit")) > 0);
-    ck_assert_int_eq((int)strlen(str(j, "started_at")), 20);
-    ck_assert(num(j, "wall_time_s") > 0);
-    ck_assert(cJSON_IsArray(get(j, "curve")));
+    ck_assert_int_eq((long)t_num(j, "parameters.count"), expect);
+    ck_assert_int_eq((long)t_num(j, "memory.parameter_arena_bytes"), 16 * expect);
+    ck_assert(strlen(t_str(j, "machine.cpu")) > 0);
+    ck_assert(t_num(j, "machine.cores") >= 1);
+    ck_assert(strstr(t_str(j, "machine.cflags"), "-O") != NULL);
+    ck_assert(strlen(t_str(j, "git_commit")) > 0);
+    ck_assert_int_eq((int)strlen(t_str(j, "started_at")), 20);
+    ck_assert(t_num(j, "wall_time_s") > 0);
+    ck_assert(cJSON_IsArray(t_get(j, "curve")));
     cJSON_Delete(j);
     /* no temporary file left beside the report */
     ck_assert_int_eq(t_run(NULL, 0, "ls %s/sub | grep -q tmp", out), 1);
@@ -137,15 +102,15 @@ START_TEST(test_every_backend_end_to_end) {
         int rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=4 --backend=%s --data-dir=%s --out=%s", t_bench(),
                        (*b)->name, data, path);
         ck_assert_msg(rc == 0, "%s: exit %d: %s", (*b)->name, rc, msg);
-        cJSON *j = load_json(path);
-        ck_assert_str_eq(str(j, "status"), "completed");
-        ck_assert_str_eq(str(j, "backend"), (*b)->name);
-        ck_assert(cJSON_IsObject(get(j, "backend_options")));
-        ck_assert_int_eq((int)num(j, "results.test.examples"), 40);
-        double err = num(j, "attention_diagnostics.relative_l2_error_vs_full");
+        cJSON *j = t_load_json(path);
+        ck_assert_str_eq(t_str(j, "status"), "completed");
+        ck_assert_str_eq(t_str(j, "backend"), (*b)->name);
+        ck_assert(cJSON_IsObject(t_get(j, "backend_options")));
+        ck_assert_int_eq((int)t_num(j, "results.test.examples"), 40);
+        double err = t_num(j, "attention_diagnostics.relative_l2_error_vs_full");
         ck_assert_msg(err >= 0 && err < 2, "%s: relative error %g", (*b)->name, err);
         if (strcmp((*b)->name, "full") == 0) ck_assert_double_eq(err, 0.0);
-        if ((*b)->diagnostics) ck_assert(cJSON_IsObject(get(j, "attention_diagnostics.routing")));
+        if ((*b)->diagnostics) ck_assert(cJSON_IsObject(t_get(j, "attention_diagnostics.routing")));
         cJSON_Delete(j);
     }
 }
@@ -179,12 +144,12 @@ START_TEST(test_threads_same_results) {
         ck_assert_msg(rc == 0, "%s", msg);
         char path[256];
         snprintf(path, sizeof path, "%s/t%d.json", out, t);
-        cJSON *j = load_json(path);
-        v[t - 1][0] = num(j, "results.train.loss");
-        v[t - 1][1] = num(j, "results.val.loss");
-        v[t - 1][2] = num(j, "results.test.loss");
-        v[t - 1][3] = num(j, "results.test.accuracy");
-        ck_assert_int_eq((int)num(j, "machine.threads"), t);
+        cJSON *j = t_load_json(path);
+        v[t - 1][0] = t_num(j, "results.train.loss");
+        v[t - 1][1] = t_num(j, "results.val.loss");
+        v[t - 1][2] = t_num(j, "results.test.loss");
+        v[t - 1][3] = t_num(j, "results.test.accuracy");
+        ck_assert_int_eq((int)t_num(j, "machine.threads"), t);
         cJSON_Delete(j);
     }
     for (int i = 0; i < 4; i++) ck_assert_msg(v[0][i] == v[1][i], "value %d: %.17g vs %.17g", i, v[0][i], v[1][i]);
@@ -205,10 +170,10 @@ START_TEST(test_generates_once) {
     ck_assert_msg(rc == 0, "%s", msg);
     ck_assert_msg(strstr(msg, "generating") == NULL, "generated twice: %s", msg);
     snprintf(path, sizeof path, "%s/b.json", out);
-    cJSON *j = load_json(path);
-    ck_assert_int_eq((int)num(j, "data.splits.train.examples"), 96000);
-    ck_assert_int_eq((int)num(j, "data.splits.val.examples"), 2000);
-    ck_assert_int_eq((int)num(j, "results.test.examples"), 2000);
+    cJSON *j = t_load_json(path);
+    ck_assert_int_eq((int)t_num(j, "data.splits.train.examples"), 96000);
+    ck_assert_int_eq((int)t_num(j, "data.splits.val.examples"), 2000);
+    ck_assert_int_eq((int)t_num(j, "results.test.examples"), 2000);
     cJSON_Delete(j);
 }
 END_TEST
@@ -234,6 +199,14 @@ START_TEST(test_usage_errors) {
         {"frobnicate", 2, "frobnicate"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (getenv("LRA_FUZZ_CORPUS")) { /* each case's arguments, a line each, seed fuzz_options */
+            char path[512], lines[512];
+            snprintf(path, sizeof path, "%s/args%zu", t_tmpdir(), i);
+            snprintf(lines, sizeof lines, "%s", cases[i].args);
+            for (char *c = lines; *c; c++) *c = *c == ' ' ? '\n' : *c;
+            FILE *f = fopen(path, "w");
+            if (f) { fputs(lines, f); fclose(f); t_corpus("options", path, 0, 0); }
+        }
         int rc = t_run(msg, sizeof msg, "%s %s --data-dir=%s --out=%s/r%zu.json", t_bench(), cases[i].args, data, out, i);
         ck_assert_msg(rc == cases[i].code, "'%s': exit %d, expected %d (%s)", cases[i].args, rc, cases[i].code, msg);
         ck_assert_msg(strstr(msg, cases[i].expect) != NULL, "'%s': message '%s' does not name '%s'", cases[i].args, msg,
@@ -284,37 +257,37 @@ START_TEST(test_speed_sweep) {
                    "--mem-limit=20M --threads=1 --out=%s", t_bench(), path);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
     ck_assert_msg(strstr(msg, "| full | ") && strstr(msg, "| mita | ") && strstr(msg, "OOM") && strstr(msg, "n/a"), "%s", msg);
-    cJSON *j = load_json(path);
-    ck_assert_str_eq(str(j, "kind"), "speed");
-    cJSON *entries = get(j, "entries");
+    cJSON *j = t_load_json(path);
+    ck_assert_str_eq(t_str(j, "kind"), "speed");
+    cJSON *entries = t_get(j, "entries");
     ck_assert_int_eq(cJSON_GetArraySize(entries), 8);
     cJSON *e;
     int checked = 0;
     cJSON_ArrayForEach(e, entries) {
-        const char *b = str(e, "backend");
-        int T = (int)num(e, "length");
+        const char *b = t_str(e, "backend");
+        int T = (int)t_num(e, "length");
         if (T == 100000) {
             /* planned above 20 MB: marked, never run */
-            ck_assert(cJSON_IsTrue(get(e, "attention.out_of_memory")));
-            ck_assert(cJSON_GetObjectItem(get(e, "attention"), "forward_s") == NULL);
-            ck_assert(cJSON_IsTrue(get(e, "encoder_step.out_of_memory")));
-            ck_assert(num(e, "attention.planned_bytes") > 20 * 1048576.0);
+            ck_assert(cJSON_IsTrue(t_get(e, "attention.out_of_memory")));
+            ck_assert(cJSON_GetObjectItem(t_get(e, "attention"), "forward_s") == NULL);
+            ck_assert(cJSON_IsTrue(t_get(e, "encoder_step.out_of_memory")));
+            ck_assert(t_num(e, "attention.planned_bytes") > 20 * 1048576.0);
         } else if (!strcmp(b, "agent") || !strcmp(b, "moe")) {
-            ck_assert(cJSON_IsTrue(get(e, "attention.not_applicable"))); /* n=128 > 64; s=2 > 1 block */
+            ck_assert(cJSON_IsTrue(t_get(e, "attention.not_applicable"))); /* n=128 > 64; s=2 > 1 block */
         } else {
-            ck_assert(num(e, "attention.forward_backward_s.median") > 0);
-            ck_assert(num(e, "attention.forward_backward_s.q1") <= num(e, "attention.forward_backward_s.q3"));
-            ck_assert(num(e, "encoder_step.train_step_s.median") > 0);
+            ck_assert(t_num(e, "attention.forward_backward_s.median") > 0);
+            ck_assert(t_num(e, "attention.forward_backward_s.q1") <= t_num(e, "attention.forward_backward_s.q3"));
+            ck_assert(t_num(e, "encoder_step.train_step_s.median") > 0);
             lra_attn h;
             char err[LRA_ERR_LEN];
             lra_attn_shape sh = {1, 1, 64, 8};
             ck_assert_int_eq(lra_attn_create(&h, b, "", sh, 1, err), LRA_OK);
             double f, bw;
             h.iface->flops(h.ctx, sh, &f, &bw);
-            ck_assert_double_eq(num(e, "attention.attention_flops_fwd"), f);
-            ck_assert_double_eq(num(e, "attention.attention_flops_bwd"), bw);
-            ck_assert_double_eq_tol(num(e, "attention.gflops_per_s"),
-                                    (f + bw) / num(e, "attention.forward_backward_s.median") / 1e9, 1e-9);
+            ck_assert_double_eq(t_num(e, "attention.attention_flops_fwd"), f);
+            ck_assert_double_eq(t_num(e, "attention.attention_flops_bwd"), bw);
+            ck_assert_double_eq_tol(t_num(e, "attention.gflops_per_s"),
+                                    (f + bw) / t_num(e, "attention.forward_backward_s.median") / 1e9, 1e-9);
             lra_attn_free(&h);
             checked++;
         }
@@ -338,9 +311,9 @@ START_TEST(test_divergence_report) {
      * element 360 of block 0's qkv kernel */
     int rc = t_run(msg, sizeof msg, "LRA_TEST_POISON=3:1000 %s --profile=ci --data-dir=%s --out=%s", t_bench(), data, path);
     ck_assert_msg(rc == 1 && strstr(msg, "step 3") && strstr(msg, "blocks.0.qkvw[360]"), "exit %d: %s", rc, msg);
-    cJSON *j = load_json(path);
-    ck_assert_str_eq(str(j, "status"), "diverged");
-    ck_assert_msg(strstr(str(j, "diverged_at"), "step 3: parameter blocks.0.qkvw[360] is NaN"), "%s", str(j, "diverged_at"));
+    cJSON *j = t_load_json(path);
+    ck_assert_str_eq(t_str(j, "status"), "diverged");
+    ck_assert_msg(strstr(t_str(j, "diverged_at"), "step 3: parameter blocks.0.qkvw[360] is NaN"), "%s", t_str(j, "diverged_at"));
     cJSON_Delete(j);
     rc = t_run(msg, sizeof msg, "%s compare %s", t_bench(), path);
     ck_assert_msg(strstr(msg, "status 'diverged'") && !strstr(msg, "| full |"), "%s", msg);
@@ -360,9 +333,9 @@ START_TEST(test_interrupt) {
                        "for i in $(seq 600); do [ -e %s ] && break; sleep 0.1; done; kill -%s $p; wait $p; echo rc=$?",
                        t_bench(), data, path, path, sig ? "TERM" : "INT");
         ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, sig ? "SIGTERM" : "SIGINT"), "%s", msg);
-        cJSON *j = load_json(path);
-        ck_assert_str_eq(str(j, "status"), "interrupted");
-        ck_assert(num(j, "results.train.steps") >= 5);
+        cJSON *j = t_load_json(path);
+        ck_assert_str_eq(t_str(j, "status"), "interrupted");
+        ck_assert(t_num(j, "results.train.steps") >= 5);
         cJSON_Delete(j);
     }
     /* steps of about a second (2000 tokens, full attention), so that the second signal lands

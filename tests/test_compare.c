@@ -21,6 +21,7 @@ static void report(const char *dir, const char *name, const char *task, const ch
             " \"memory\": {\"peak_rss_bytes\": 104857600}, \"parameters\": {\"count\": %.17g}}\n",
             version, status, task, backend, seed, task, acc, tokens_s, params);
     fclose(f);
+    t_corpus("report", path, 0, 0);
 }
 
 START_TEST(test_tables_by_hand) {
@@ -87,12 +88,14 @@ START_TEST(test_unreadable_reports) {
     FILE *f = fopen(path, "w");
     fputs("{\"schema_version\": 1, \"status\": ", f);
     fclose(f);
+    t_corpus("report", path, 0, 0);
     rc = t_run(out, sizeof out, "%s compare %s", t_bench(), path);
     ck_assert_msg(rc == 1 && strstr(out, "broken.json"), "exit %d: %s", rc, out);
     snprintf(path, sizeof path, "%s/nofield.json", d);
     f = fopen(path, "w");
     fputs("{\"schema_version\": 1, \"status\": \"completed\", \"task\": \"listops\"}", f);
     fclose(f);
+    t_corpus("report", path, 0, 0);
     rc = t_run(out, sizeof out, "%s compare %s", t_bench(), path);
     ck_assert_msg(rc == 1 && strstr(out, "nofield.json") && strstr(out, "'backend'"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare %s/missing.json", t_bench(), d);
@@ -181,6 +184,7 @@ START_TEST(test_plot_svgs) {
           "{\"backend\": \"mita & co\", \"length\": 1024, \"attention\": {\"tokens_per_s\": 9000, \"planned_bytes\": 2e6}},"
           "{\"backend\": \"mita & co\", \"length\": 4096, \"attention\": {\"tokens_per_s\": 30000, \"planned_bytes\": 8e6}}]}", f);
     fclose(f);
+    t_corpus("report", path, 0, 0);
     report(d, "a.json", "listops", "full", 0, 0.30, 1000, 1000, 1, "completed");
     report(d, "b.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
     report(d, "c.json", "text", "agent", 0, 0.60, 1000, 1000, 1, "completed");

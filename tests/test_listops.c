@@ -14,6 +14,7 @@ static void write_file(const char *path, const char *text) {
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
     fclose(f);
+    t_corpus("listops", path, 0, 0);
 }
 
 START_TEST(test_evaluator_by_hand) {

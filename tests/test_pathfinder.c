@@ -29,6 +29,7 @@ START_TEST(test_png_round_trip_and_bad_files) {
     for (int i = 0; i < 32 * 32; i++) px[i] = (uint8_t)(i * 7 + 3);
     snprintf(path, sizeof path, "%s/a.png", dir);
     ck_assert_msg(lra_png_write_gray(path, px, 32, 32, err) == LRA_OK, "%s", err);
+    t_corpus("png", path, 0, 0);
     static unsigned char buf[1 << 16];
     size_t n = read_all(path, buf, sizeof buf);
     ck_assert_msg(lra_png_decode_gray(buf, n, back, 32, 32, path, err) == LRA_OK, "%s", err);

@@ -1,0 +1,332 @@
+/* test_checkpoint.c - runs that survive: the checkpoint file format, exact resume after SIGKILL at
+ * several points (between steps, halfway through writing a checkpoint) and after SIGINT, refusal
+ * of another run's, a corrupt or a truncated checkpoint, and reports, checkpoints and generated
+ * data on a full disk or past a file-size limit. */
+#define _DEFAULT_SOURCE
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/sha256.h"
+#include "../harness/checkpoint.h"
+#include "tests.h"
+
+/* ---- the file format ------------------------------------------------------------------------ */
+
+static size_t file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s missing", path);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void patch_byte(const char *path, long off, int value) {
+    FILE *f = fopen(path, "r+b");
+    ck_assert(f != NULL);
+    fseek(f, off, SEEK_SET);
+    fputc(value, f);
+    fclose(f);
+}
+
+START_TEST(test_format_round_trip) {
+    const char *dir = t_tmpdir();
+    char path[256], err[LRA_ERR_LEN];
+    snprintf(path, sizeof path, "%s/sub/x.ckpt", dir);
+    float a[5] = {1, -2.5f, 3e-20f, 0, 7};
+    uint32_t b[3] = {9, 8, 7};
+    lra_ckpt_section s[2] = {{"a", a, sizeof a}, {"b", b, sizeof b}};
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "step", 12);
+    ck_assert_int_eq(lra_checkpoint_write(path, h, s, 2, err), LRA_OK);
+    cJSON_Delete(h);
+    lra_checkpoint ck;
+    ck_assert_msg(lra_checkpoint_read(path, &ck, err) == LRA_OK, "%s", err);
+    ck_assert_double_eq(cJSON_GetObjectItem(ck.header, "step")->valuedouble, 12);
+    float a2[5];
+    uint32_t b2[3];
+    ck_assert_int_eq(lra_checkpoint_section(&ck, "a", a2, sizeof a2, err), LRA_OK);
+    ck_assert_int_eq(lra_checkpoint_section(&ck, "b", b2, sizeof b2, err), LRA_OK);
+    ck_assert(memcmp(a, a2, sizeof a) == 0 && memcmp(b, b2, sizeof b) == 0);
+    ck_assert_int_eq(lra_checkpoint_section(&ck, "b", b2, 8, err), LRA_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "'b' holds 12 bytes where this run needs 8"), "%s", err);
+    ck_assert_int_eq(lra_checkpoint_section(&ck, "c", b2, 8, err), LRA_ERR_FORMAT);
+    lra_checkpoint_free(&ck);
+    ck_assert_int_eq(t_run(NULL, 0, "ls %s/sub | grep -q tmp", dir), 1);
+
+    /* every single flipped byte and every truncation is refused, never misread */
+    const size_t n = file_size(path);
+    char copy[300];
+    snprintf(copy, sizeof copy, "%s/c.ckpt", dir);
+    for (size_t off = 0; off < n; off += 7) {
+        ck_assert_int_eq(t_run(NULL, 0, "cp %s %s", path, copy), 0);
+        patch_byte(copy, (long)off, 0x5a ^ (int)(off & 0xff) ^ 0x80);
+        ck_assert_msg(lra_checkpoint_read(copy, &ck, err) == LRA_ERR_FORMAT, "byte %zu flipped and accepted", off);
+    }
+    for (size_t len = 0; len < n; len += 13) {
+        ck_assert_int_eq(t_run(NULL, 0, "head -c %zu %s > %s", len, path, copy), 0);
+        ck_assert_msg(lra_checkpoint_read(copy, &ck, err) == LRA_ERR_FORMAT, "cut to %zu bytes and accepted", len);
+    }
+    ck_assert_int_eq(t_run(NULL, 0, "head -c %zu %s > %s", n - 1, path, copy), 0);
+    lra_checkpoint_read(copy, &ck, err);
+    ck_assert_msg(strstr(err, "truncated or corrupt"), "%s", err);
+    ck_assert_int_eq(t_run(NULL, 0, "cp %s %s", path, copy), 0);
+    patch_byte(copy, 8, 99);
+    lra_checkpoint_read(copy, &ck, err);
+    ck_assert_msg(strstr(err, "format version 99; this lra-bench reads version 1"), "%s", err);
+    lra_checkpoint_read("/nonexistent/x.ckpt", &ck, err);
+    ck_assert_msg(strstr(err, "/nonexistent/x.ckpt"), "%s", err);
+}
+END_TEST
+
+/* ---- exact resume --------------------------------------------------------------------------- */
+
+static const char *data_dir(void) {
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s", t_tmpdir());
+        char out[1024];
+        int rc = t_run(out, sizeof out, "%s generate --task=listops --out=%s --sizes=300,50,40", t_bench(), dir);
+        ck_assert_msg(rc == 0, "generate failed: %s", out);
+    }
+    return dir;
+}
+
+/* 40 steps, evaluations every 10 and checkpoints every 7 (they fall between evaluations) */
+#define RUN "%s --profile=ci --steps=40 --eval-every=10 --checkpoint-every=7 --threads=2 --data-dir=%s"
+
+/* Every loss and accuracy of a completed report: results and the curve without its times, as
+ * JSON text. cJSON prints a number with 17 digits when 15 do not give it back, so equal text
+ * means equal bits. Caller frees. */
+static char *numbers(const char *report) {
+    cJSON *j = t_load_json(report);
+    ck_assert_msg(strcmp(t_str(j, "status"), "completed") == 0, "%s: status %s", report, t_str(j, "status"));
+    cJSON *out = cJSON_CreateObject(), *curve = cJSON_Duplicate(t_get(j, "curve"), 1), *pt;
+    cJSON_ArrayForEach(pt, curve) cJSON_DeleteItemFromObjectCaseSensitive(pt, "elapsed_s");
+    cJSON_AddItemToObject(out, "results", cJSON_Duplicate(t_get(j, "results"), 1));
+    cJSON_AddItemToObject(out, "curve", curve);
+    char *s = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* Starts the run with env set, waits until it stops itself (the SIGSTOP test hooks), then kills it
+ * with SIGKILL. */
+static void run_and_kill(const char *env, const char *backend, const char *report) {
+    char msg[4096];
+    t_run(msg, sizeof msg,
+          "%s " RUN " --backend=%s --out=%s & p=$!; "
+          "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+          "kill -KILL $p; wait $p; echo rc=$?",
+          env, t_bench(), data_dir(), backend, report);
+    ck_assert_msg(strstr(msg, "rc=137"), "%s: not killed while stopped: %s", env, msg);
+}
+
+static void check_resumed(const char *report, const char *ref, double resumed_at) {
+    char *a = numbers(report), *b = numbers(ref);
+    ck_assert_msg(strcmp(a, b) == 0, "resumed run differs:\n%s\nuninterrupted:\n%s", a, b);
+    free(a);
+    free(b);
+    cJSON *j = t_load_json(report);
+    cJSON *at = t_get(j, "resumed_at_steps");
+    ck_assert_int_eq(cJSON_GetArraySize(at), 1);
+    ck_assert_double_eq(cJSON_GetArrayItem(at, 0)->valuedouble, resumed_at);
+    ck_assert_double_eq(t_num(j, "checkpoint.step"), 40);
+    cJSON_Delete(j);
+}
+
+START_TEST(test_exact_resume_after_sigkill) {
+    const char *out = t_tmpdir();
+    static const struct { const char *env, *backend; double resumed_at; } kills[] = {
+        {"LRA_TEST_STOP_AT=15", "full", 14},          /* just after a checkpoint and an evaluation */
+        {"LRA_TEST_STOP_AT=23", "full", 21},
+        {"LRA_TEST_STOP_AT=39", "full", 35},          /* before the last step */
+        {"LRA_TEST_STOP_IN_CHECKPOINT=3", "full", 14}, /* halfway through writing step 21's */
+        {"LRA_TEST_STOP_AT=23", "mita", 21},
+        {"LRA_TEST_STOP_IN_CHECKPOINT=2", "mita", 7},
+    };
+    char msg[8192], ref[2][256], report[256];
+    const char *backends[2] = {"full", "mita"};
+    for (int b = 0; b < 2; b++) {
+        snprintf(ref[b], sizeof ref[b], "%s/ref-%s.json", out, backends[b]);
+        ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=%s --out=%s", t_bench(), data_dir(), backends[b], ref[b]) == 0,
+                      "%s", msg);
+        char ckpt[300];
+        snprintf(ckpt, sizeof ckpt, "%s/ref-%s.ckpt", out, backends[b]);
+        t_corpus_classify(ref[b]);
+        t_corpus_classify(ckpt);
+    }
+    for (size_t k = 0; k < sizeof kills / sizeof *kills; k++) {
+        const int b = strcmp(kills[k].backend, "mita") == 0;
+        snprintf(report, sizeof report, "%s/k%zu.json", out, k);
+        run_and_kill(kills[k].env, kills[k].backend, report);
+        if (strstr(kills[k].env, "CHECKPOINT")) /* the half-written file is there, under a temporary name only */
+            ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q 'k%zu.ckpt.tmp'", out, k), 0);
+        /* by the checkpoint, or (k odd) by the report, which names its checkpoint; another thread count */
+        int rc = t_run(msg, sizeof msg, "%s resume %s/k%zu.%s --threads=1", t_bench(), out, k, k % 2 ? "json" : "ckpt");
+        ck_assert_msg(rc == 0, "%s: resume failed: %s", kills[k].env, msg);
+        check_resumed(report, ref[b], kills[k].resumed_at);
+    }
+}
+END_TEST
+
+/* SIGINT finishes the step, checkpoints and exits 1 with the command that continues; that command
+ * ends where the uninterrupted run ends. */
+START_TEST(test_exact_resume_after_sigint) {
+    const char *out = t_tmpdir();
+    char msg[8192], ref[256], report[256];
+    snprintf(ref, sizeof ref, "%s/ref.json", out);
+    snprintf(report, sizeof report, "%s/i.json", out);
+    ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=agent --checkpoint-every=0 --out=%s", t_bench(), data_dir(), ref) == 0,
+                  "%s", msg);
+    t_run(msg, sizeof msg,
+          "LRA_TEST_STOP_AT=17 " RUN " --backend=agent --checkpoint-every=0 --out=%s & p=$!; "
+          "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+          "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?",
+          t_bench(), data_dir(), report);
+    ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, "after 18 of 40 steps") && strstr(msg, "lra-bench resume"), "%s", msg);
+    cJSON *j = t_load_json(report);
+    ck_assert_str_eq(t_str(j, "status"), "interrupted");
+    ck_assert_double_eq(t_num(j, "checkpoint.step"), 18);
+    cJSON_Delete(j);
+    ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s", t_bench(), report) == 0, "%s", msg);
+    char *a = numbers(report), *b = numbers(ref);
+    ck_assert_msg(strcmp(a, b) == 0, "resumed:\n%s\nuninterrupted:\n%s", a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
+static void sha_of(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s missing", path);
+    lra_sha256 h;
+    lra_sha256_init(&h);
+    char buf[8192];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) lra_sha256_update(&h, buf, k);
+    fclose(f);
+    lra_sha256_final_hex(&h, hex);
+}
+
+/* Another run's checkpoint (options, backend, data), a damaged one, or none: refused with a
+ * message saying what differs, the report left as it was. */
+START_TEST(test_resume_refused) {
+    const char *out = t_tmpdir(), *data = data_dir();
+    char msg[8192], ckpt[256], report[256], before[65], after[65];
+    snprintf(ckpt, sizeof ckpt, "%s/a.ckpt", out);
+    snprintf(report, sizeof report, "%s/a.json", out);
+    ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=full --steps=10 --out=%s", t_bench(), data, report) == 0, "%s", msg);
+    sha_of(report, before);
+    struct { const char *cmd, *want; int rc; } cases[] = {
+        {"%1$s resume %2$s/a.ckpt --lr=0.5", "--lr=0.05 in the checkpoint, 0.5 here", 2},
+        {"%1$s resume %2$s/a.json --dropout=0 --batch=8", "--batch=16 in the checkpoint, 8 here; --dropout=0.1", 2},
+        {"%1$s --profile=ci --steps=10 --backend=mita --resume --checkpoint=%2$s/a.ckpt --out=%2$s/a.json --data-dir=%3$s",
+         "--backend=full in the checkpoint, mita here", 2},
+        {"%1$s --profile=ci --steps=10 --eval-every=10 --resume --out=%2$s/a.json --data-dir=%2$s/other",
+         "written on other data", 2},
+        {"%1$s --profile=ci --steps=10 --eval-every=10 --resume --checkpoint=%2$s/none.ckpt --out=%2$s/a.json --data-dir=%3$s",
+         "no checkpoint at", 2},
+        {"cp %2$s/a.ckpt %2$s/t.ckpt && truncate -s -100 %2$s/t.ckpt && %1$s resume %2$s/t.ckpt",
+         "t.ckpt: checkpoint is truncated or corrupt", 1},
+        {"cp %2$s/a.ckpt %2$s/c.ckpt && printf 'X' | dd of=%2$s/c.ckpt bs=1 seek=3000 conv=notrunc 2>/dev/null && "
+         "%1$s resume %2$s/c.ckpt",
+         "c.ckpt: checkpoint is truncated or corrupt", 1},
+        {"printf 'hello' > %2$s/h.txt && %1$s resume %2$s/h.txt", "h.txt: not a JSON report", 1},
+        {"%1$s resume", "name a checkpoint", 2},
+    };
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s generate --task=listops --out=%s/other --sizes=300,50,41", t_bench(), out), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, cases[i].cmd, t_bench(), out, data);
+        int rc = t_run(msg, sizeof msg, "%s; echo rc=$?", cmd);
+        char want_rc[16];
+        snprintf(want_rc, sizeof want_rc, "rc=%d", cases[i].rc);
+        ck_assert_msg(strstr(msg, cases[i].want) && strstr(msg, want_rc), "case %zu: %s\n-> %s", i, cmd, msg);
+        (void)rc;
+        sha_of(report, after);
+        ck_assert_msg(strcmp(before, after) == 0, "case %zu changed the report", i);
+    }
+    /* a report whose run wrote no checkpoint says so */
+    ck_assert_int_eq(t_run(msg, sizeof msg, RUN " --steps=3 --checkpoint-every=0 --out=%s/n.json", t_bench(), data, out), 0);
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s resume %s/n.json", t_bench(), out), 1);
+    ck_assert_msg(strstr(msg, "names no checkpoint"), "%s", msg);
+}
+END_TEST
+
+/* ---- write failures ------------------------------------------------------------------------- */
+
+/* The report and checkpoint of a good run, then the same run again where writing fails: exit 1
+ * with the reason, the earlier files byte for byte as they were, no temporary file left. prefix
+ * sets up the failure in the shell that runs lra-bench. Returns NULL, or what went wrong (so that
+ * a caller can clean up before failing the test). */
+static const char *write_failure(const char *dir, const char *prefix, const char *reason) {
+    static char msg[8192];
+    char r0[65], c0[65], r1[65], c1[65], path[512];
+    const char *data = data_dir();
+    if (t_run(msg, sizeof msg, RUN " --backend=full --steps=8 --out=%s/r.json", t_bench(), data, dir) != 0) return msg;
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    sha_of(path, r0);
+    snprintf(path, sizeof path, "%s/r.ckpt", dir);
+    sha_of(path, c0);
+    int rc = t_run(msg, sizeof msg, "%s " RUN " --backend=full --steps=8 --seed=1 --out=%s/r.json", prefix, t_bench(), data, dir);
+    if (rc != 1 || !strstr(msg, "r.json: could not write the report") || !strstr(msg, reason) ||
+        !strstr(msg, "r.ckpt: could not write the checkpoint"))
+        return msg;
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    sha_of(path, r1);
+    snprintf(path, sizeof path, "%s/r.ckpt", dir);
+    sha_of(path, c1);
+    if (strcmp(r0, r1) != 0 || strcmp(c0, c1) != 0) return "the previous report or checkpoint changed";
+    if (t_run(msg, sizeof msg, "ls %s | grep tmp", dir) != 1) return msg;
+    return NULL;
+}
+
+START_TEST(test_file_size_limit) {
+    /* SIGXFSZ ignored (as a shell's trap '' does), so writes past the limit fail with EFBIG */
+    const char *bad = write_failure(t_tmpdir(), "trap '' XFSZ; ulimit -f 2;", "File too large");
+    ck_assert_msg(bad == NULL, "%s", bad);
+}
+END_TEST
+
+/* A real full filesystem: a 1 MiB tmpfs (mounting needs root; skipped with a message otherwise),
+ * filled after a good run. Generated data fails whole too: no split, no .partial tree left. */
+START_TEST(test_full_disk) {
+    const char *dir = t_tmpdir();
+    char mnt[256], fill[512], gen[8192], pf[8192];
+    snprintf(mnt, sizeof mnt, "%s/m", dir);
+    if (t_run(gen, sizeof gen, "mkdir -p %s && mount -t tmpfs -o size=1m lra-test %s", mnt, mnt) != 0) {
+        fprintf(stderr, "test_full_disk: skipped, cannot mount a tmpfs here: %s\n", gen);
+        return;
+    }
+    snprintf(fill, sizeof fill, "dd if=/dev/zero of=%s/fill bs=4k 2>/dev/null;", mnt);
+    const char *bad = write_failure(mnt, fill, "No space left on device");
+    int rc_gen = t_run(gen, sizeof gen, "%s generate --task=listops --out=%s/gen --sizes=300,50,40", t_bench(), mnt);
+    int left_gen = t_run(NULL, 0, "ls -A %s/gen | grep -q .", mnt) == 0;
+    int rc_pf = t_run(pf, sizeof pf, "%s generate --task=pathfinder --images=50 --out=%s/pf", t_bench(), mnt);
+    int left_pf = t_run(NULL, 0, "ls -A %s/pf/pathfinder32 | grep -q .", mnt) == 0;
+    t_run(NULL, 0, "umount %s", mnt);
+    ck_assert_msg(bad == NULL, "%s", bad);
+    ck_assert_msg(rc_gen == 1 && strstr(gen, "No space left on device") && !left_gen, "exit %d, files left %d: %s",
+                  rc_gen, left_gen, gen);
+    ck_assert_msg(rc_pf == 1 && strstr(pf, "No space left on device") && !left_pf, "exit %d, files left %d: %s", rc_pf,
+                  left_pf, pf);
+}
+END_TEST
+
+Suite *checkpoint_suite(void) {
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("format");
+    tcase_add_test(tc, test_format_round_trip);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("resume");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_exact_resume_after_sigkill);
+    tcase_add_test(tc, test_exact_resume_after_sigint);
+    tcase_add_test(tc, test_resume_refused);
+    tcase_add_test(tc, test_file_size_limit);
+    tcase_add_test(tc, test_full_disk);
+    suite_add_tcase(s, tc);
+    return s;
+}
