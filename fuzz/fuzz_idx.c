@@ -1,6 +1,7 @@
 /* fuzz_idx.c - Fashion-MNIST IDX files (tasks/image.c). The input is tried as the images file
  * (plain, and under the .gz name zlib also reads plain), then as the labels file, each time beside
- * a valid other file for 3 images, so that both headers and the pixel loop are reached. */
+ * a well-formed other file for 3 items whose header claims the count the input's header claims,
+ * so that a file claiming more than it holds gets past the count check, as a hostile pair would. */
 #include "fuzz.h" /* first: it sets the feature macros */
 
 #include "../tasks/image.h"
@@ -19,6 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     for (int i = 0; i < 3 * 784; i++) images[16 + i] = (uint8_t)i;
     memcpy(labels, lh, 8);
     labels[8] = 1, labels[9] = 7, labels[10] = 9;
+    if (n >= 8) { /* the other file's header claims what the input's does */
+        memcpy(images + 4, data + 4, 4);
+        memcpy(labels + 4, data + 4, 4);
+    }
     char gz[4200];
     snprintf(gz, sizeof gz, "%s/f/t10k-images-idx3-ubyte.gz", fuzz_dir());
 
