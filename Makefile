@@ -54,10 +54,13 @@ bench: $(B)/lra-bench
 test: $(B)/lra-bench $(B)/tests/run_tests
 	LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
 
-# What CI runs (.ci/run): the tests, the tests again under the sanitizers, then the comparison
-# matrix of every backend on every task with data here, printed to the log (scripts/ci-matrix.sh).
-ci: test
+# What CI runs (.ci/run): the tests (their fixtures becoming the fuzzers' seed corpora), the tests
+# again under the sanitizers, every fuzzer on its corpus and 5 s more (a smoke test: the long runs
+# are `make fuzz-run`), then the comparison matrix of every backend on every task with data here,
+# printed to the log (scripts/ci-matrix.sh).
+ci: fuzz-corpus
 	$(MAKE) asan ASAN_EXCLUDE_TAGS=slow
+	$(MAKE) fuzz-run FUZZ_SECONDS=5
 	sh scripts/ci-matrix.sh
 
 # The tests under AddressSanitizer and UndefinedBehaviorSanitizer, built in their own directory.
@@ -87,7 +90,7 @@ $(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(B)/liblra.a
 
 fuzz-corpus: $(B)/lra-bench $(B)/tests/run_tests
 	rm -rf build-fuzz/corpus
-	LRA_FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus CK_EXCLUDE_TAGS=slow LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
+	LRA_FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus LRA_BENCH=$(B)/lra-bench $(B)/tests/run_tests
 	sh scripts/fuzz.sh corpus-check $(FUZZERS)
 
 fuzz-run: fuzz

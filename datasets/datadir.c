@@ -37,6 +37,16 @@ lra_status lra_mkdirs(const char *path, char *err) {
     return LRA_OK;
 }
 
+lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err) {
+    if (strlen(path) >= n) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) { snprintf(dir, n, "."); return LRA_OK; }
+    if (slash == dir) { dir[1] = '\0'; return LRA_OK; }
+    *slash = '\0';
+    return lra_mkdirs(dir, err);
+}
+
 int lra_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);

@@ -9,6 +9,9 @@
 lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err);
 /* mkdir -p */
 lra_status lra_mkdirs(const char *path, char *err);
+/* mkdir -p of the directory holding the file path; writes that directory ("." for a bare name)
+ * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
+lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);
 int lra_file_exists(const char *path);
 /* rm -r: removes path and everything under it (no error when it does not exist). */
 lra_status lra_rmtree(const char *path, char *err);

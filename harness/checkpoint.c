@@ -33,15 +33,8 @@ static int put(FILE *f, lra_sha256 *h, const void *p, size_t n) {
 
 lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra_ckpt_section *s, int n, char *err) {
     char dir[4096], tmp[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        lra_status st = lra_mkdirs(dir, err);
-        if (st != LRA_OK) return st;
-    } else {
-        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
-    }
+    lra_status st = lra_mkdirs_parent(path, dir, sizeof dir, err);
+    if (st != LRA_OK) return st;
     cJSON *h = cJSON_Duplicate(header, 1);
     cJSON *list = h ? cJSON_AddArrayToObject(h, "sections") : NULL;
     for (int i = 0; list && i < n; i++) {
@@ -57,7 +50,7 @@ lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        lra_status st = lra_fail(err, LRA_ERR_IO, "%s: cannot write a checkpoint: %s", tmp, strerror(errno));
+        st = lra_fail(err, LRA_ERR_IO, "%s: cannot write a checkpoint: %s", tmp, strerror(errno));
         free(text);
         return st;
     }

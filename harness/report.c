@@ -11,19 +11,14 @@
 
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
     char dir[4096], tmp[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        lra_status st = lra_mkdirs(dir, err);
-        if (st != LRA_OK) return st;
-    }
+    lra_status st = lra_mkdirs_parent(path, dir, sizeof dir, err);
+    if (st != LRA_OK) return st;
     char *text = cJSON_Print(j);
     if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory printing the report");
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        lra_status st = lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
+        st = lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
         free(text);
         return st;
     }

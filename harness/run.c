@@ -466,10 +466,14 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
     }
     if (st == LRA_OK) {
         r->steps_done = (int)step;
-        r->train_time = jnum(tj, "time_s");
-        r->timed_steps = (long)jnum(tj, "timed_steps");
-        r->timed_real_tokens = (long)jnum(tj, "timed_real_tokens");
-        r->timed_padded_tokens = (long)jnum(tj, "timed_padded_tokens");
+        /* timings only feed throughput: a missing one counts as none rather than a NaN */
+        const double tt = jnum(tj, "time_s"), ts = jnum(tj, "timed_steps");
+        const double rt = jnum(tj, "timed_real_tokens"), pt = jnum(tj, "timed_padded_tokens");
+        const int timed = tt >= 0 && ts >= 0 && rt >= 0 && pt >= 0 && ts < 1e15 && rt < 1e18 && pt < 1e18;
+        r->train_time = timed ? tt : 0;
+        r->timed_steps = timed ? (long)ts : 0;
+        r->timed_real_tokens = timed ? (long)rt : 0;
+        r->timed_padded_tokens = timed ? (long)pt : 0;
         if (isfinite(jnum(h, "elapsed_s"))) r->t0 = lra_now() - jnum(h, "elapsed_s");
         if (isfinite(jnum(h, "started"))) r->started = (long)jnum(h, "started");
         cJSON_Delete(r->curve);

@@ -40,6 +40,7 @@ START_TEST(test_format_round_trip) {
     cJSON_AddNumberToObject(h, "step", 12);
     ck_assert_int_eq(lra_checkpoint_write(path, h, s, 2, err), LRA_OK);
     cJSON_Delete(h);
+    t_corpus_classify(path);
     lra_checkpoint ck;
     ck_assert_msg(lra_checkpoint_read(path, &ck, err) == LRA_OK, "%s", err);
     ck_assert_double_eq(cJSON_GetObjectItem(ck.header, "step")->valuedouble, 12);
@@ -81,17 +82,6 @@ END_TEST
 
 /* ---- exact resume --------------------------------------------------------------------------- */
 
-static const char *data_dir(void) {
-    static char dir[64];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "%s", t_tmpdir());
-        char out[1024];
-        int rc = t_run(out, sizeof out, "%s generate --task=listops --out=%s --sizes=300,50,40", t_bench(), dir);
-        ck_assert_msg(rc == 0, "generate failed: %s", out);
-    }
-    return dir;
-}
-
 /* 40 steps, evaluations every 10 and checkpoints every 7 (they fall between evaluations) */
 #define RUN "%s --profile=ci --steps=40 --eval-every=10 --checkpoint-every=7 --threads=2 --data-dir=%s"
 
@@ -119,7 +109,7 @@ static void run_and_kill(const char *env, const char *backend, const char *repor
           "%s " RUN " --backend=%s --out=%s & p=$!; "
           "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
           "kill -KILL $p; wait $p; echo rc=$?",
-          env, t_bench(), data_dir(), backend, report);
+          env, t_bench(), t_listops_data(), backend, report);
     ck_assert_msg(strstr(msg, "rc=137"), "%s: not killed while stopped: %s", env, msg);
 }
 
@@ -150,7 +140,7 @@ START_TEST(test_exact_resume_after_sigkill) {
     const char *backends[2] = {"full", "mita"};
     for (int b = 0; b < 2; b++) {
         snprintf(ref[b], sizeof ref[b], "%s/ref-%s.json", out, backends[b]);
-        ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=%s --out=%s", t_bench(), data_dir(), backends[b], ref[b]) == 0,
+        ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=%s --out=%s", t_bench(), t_listops_data(), backends[b], ref[b]) == 0,
                       "%s", msg);
         char ckpt[300];
         snprintf(ckpt, sizeof ckpt, "%s/ref-%s.ckpt", out, backends[b]);
@@ -178,13 +168,13 @@ START_TEST(test_exact_resume_after_sigint) {
     char msg[8192], ref[256], report[256];
     snprintf(ref, sizeof ref, "%s/ref.json", out);
     snprintf(report, sizeof report, "%s/i.json", out);
-    ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=agent --checkpoint-every=0 --out=%s", t_bench(), data_dir(), ref) == 0,
+    ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=agent --checkpoint-every=0 --out=%s", t_bench(), t_listops_data(), ref) == 0,
                   "%s", msg);
     t_run(msg, sizeof msg,
           "LRA_TEST_STOP_AT=17 " RUN " --backend=agent --checkpoint-every=0 --out=%s & p=$!; "
           "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
           "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?",
-          t_bench(), data_dir(), report);
+          t_bench(), t_listops_data(), report);
     ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, "after 18 of 40 steps") && strstr(msg, "lra-bench resume"), "%s", msg);
     cJSON *j = t_load_json(report);
     ck_assert_str_eq(t_str(j, "status"), "interrupted");
@@ -213,7 +203,7 @@ static void sha_of(const char *path, char hex[65]) {
 /* Another run's checkpoint (options, backend, data), a damaged one, or none: refused with a
  * message saying what differs, the report left as it was. */
 START_TEST(test_resume_refused) {
-    const char *out = t_tmpdir(), *data = data_dir();
+    const char *out = t_tmpdir(), *data = t_listops_data();
     char msg[8192], ckpt[256], report[256], before[65], after[65];
     snprintf(ckpt, sizeof ckpt, "%s/a.ckpt", out);
     snprintf(report, sizeof report, "%s/a.json", out);
@@ -264,7 +254,7 @@ END_TEST
 static const char *write_failure(const char *dir, const char *prefix, const char *reason) {
     static char msg[8192];
     char r0[65], c0[65], r1[65], c1[65], path[512];
-    const char *data = data_dir();
+    const char *data = t_listops_data();
     if (t_run(msg, sizeof msg, RUN " --backend=full --steps=8 --out=%s/r.json", t_bench(), data, dir) != 0) return msg;
     snprintf(path, sizeof path, "%s/r.json", dir);
     sha_of(path, r0);

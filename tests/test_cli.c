@@ -10,20 +10,8 @@
 #include "../attention/attention.h"
 #include "tests.h"
 
-/* a small official-format dataset, made once per test process */
-static const char *small_data(void) {
-    static char dir[64];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "%s", t_tmpdir());
-        char out[1024];
-        int rc = t_run(out, sizeof out, "%s generate --task=listops --out=%s --sizes=300,50,40", t_bench(), dir);
-        ck_assert_msg(rc == 0, "generate failed: %s", out);
-    }
-    return dir;
-}
-
 START_TEST(test_ci_run_report) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], report[512];
     snprintf(report, sizeof report, "%s/sub/r.json", out);
     int rc = t_run(msg, sizeof msg, "%s --task=listops --backend=full --profile=ci --data-dir=%s --out=%s --seed=3",
@@ -95,7 +83,7 @@ END_TEST
 /* Every registered backend trains and evaluates end to end at the ci profile; its report holds
  * its resolved options and the diagnostics against full attention. */
 START_TEST(test_every_backend_end_to_end) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], path[512];
     for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
         snprintf(path, sizeof path, "%s/%s.json", out, (*b)->name);
@@ -118,7 +106,7 @@ END_TEST
 
 /* --seeds runs once per seed into the default paths, and compare aggregates the reports */
 START_TEST(test_seeds_and_compare) {
-    const char *data = small_data(), *dir = t_tmpdir();
+    const char *data = t_listops_data(), *dir = t_tmpdir();
     char msg[8192], bench[4096];
     ck_assert_ptr_nonnull(realpath(t_bench(), bench));
     int rc = t_run(msg, sizeof msg, "cd %s && %s --profile=ci --steps=3 --seeds=5,6 --data-dir=%s", dir, bench, data);
@@ -135,7 +123,7 @@ END_TEST
 
 /* Same seed, 1 vs 2 threads: the same losses, to the last digit. */
 START_TEST(test_threads_same_results) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192];
     double v[2][4];
     for (int t = 1; t <= 2; t++) {
@@ -179,7 +167,7 @@ START_TEST(test_generates_once) {
 END_TEST
 
 START_TEST(test_usage_errors) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192];
     struct { const char *args; int code; const char *expect; } cases[] = {
         {"--profile=ci --bogus=1", 2, "--bogus"},
@@ -240,7 +228,7 @@ START_TEST(test_bad_data) {
     ck_assert_msg(strstr(msg, "basic_val.tsv") != NULL, "message: %s", msg);
     ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q json", out), 1);
     /* an unwritable report path: a clear error, exit 1 */
-    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=1 --data-dir=%s --out=/proc/lra-no/r.json", t_bench(), small_data());
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=1 --data-dir=%s --out=/proc/lra-no/r.json", t_bench(), t_listops_data());
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(msg, "/proc/lra-no") != NULL, "message: %s", msg);
 }
@@ -304,7 +292,7 @@ END_TEST
 /* A NaN forced into one parameter (the LRA_TEST_POISON hook) stops the run: exit 1, a report
  * marked diverged naming the step and the tensor, and compare leaves it out of the tables. */
 START_TEST(test_divergence_report) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], path[512];
     snprintf(path, sizeof path, "%s/d.json", out);
     /* flat index 1000 of the ci model: past wte (17 x 32) and cls (32), ln1w, ln1b (32 each):
@@ -323,7 +311,7 @@ END_TEST
 /* SIGINT finishes the current step and writes a partial report marked interrupted (exit 1);
  * SIGTERM too; a second SIGINT exits at once (130). */
 START_TEST(test_interrupt) {
-    const char *data = small_data(), *out = t_tmpdir();
+    const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], path[512];
     for (int sig = 0; sig < 2; sig++) {
         snprintf(path, sizeof path, "%s/i%d.json", out, sig);
