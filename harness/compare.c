@@ -95,9 +95,10 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     const cJSON *par = field(j, "parameters.count", 1, path, err, &bad);
     const cJSON *seed = field(j, "seed", 1, path, err, &bad), *data = field(j, "data.checksum_sha256", 0, path, err, &bad);
     if (bad) { cJSON_Delete(j); return LRA_ERR_FORMAT; }
-    if (!(acc->valuedouble >= 0 && acc->valuedouble <= 1)) {
+    if (!(acc->valuedouble >= 0 && acc->valuedouble <= 1)) { /* the message before the delete (fuzz_report) */
+        lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path, acc->valuedouble);
         cJSON_Delete(j);
-        return lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path, acc->valuedouble);
+        return LRA_ERR_FORMAT;
     }
     /* a substitute dataset (Image on Fashion-MNIST) is its own column, never the task's */
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), "dataset");
