@@ -100,6 +100,12 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
         cJSON_Delete(j);
         return LRA_ERR_FORMAT;
     }
+    if (!(seed->valuedouble >= 0 && seed->valuedouble <= 9e15 && seed->valuedouble == floor(seed->valuedouble))) {
+        /* converting it to long first would be undefined (fuzz_report, under UBSan) */
+        lra_fail(err, LRA_ERR_FORMAT, "%s: seed %g is not a whole number from 0 to 9e15", path, seed->valuedouble);
+        cJSON_Delete(j);
+        return LRA_ERR_FORMAT;
+    }
     /* a substitute dataset (Image on Fashion-MNIST) is its own column, never the task's */
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), "dataset");
     char task_key[96];

@@ -475,7 +475,8 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
         r->timed_real_tokens = timed ? (long)rt : 0;
         r->timed_padded_tokens = timed ? (long)pt : 0;
         if (isfinite(jnum(h, "elapsed_s"))) r->t0 = lra_now() - jnum(h, "elapsed_s");
-        if (isfinite(jnum(h, "started"))) r->started = (long)jnum(h, "started");
+        const double started = jnum(h, "started");
+        if (started >= 0 && started < 1e12) r->started = (long)started; /* a range first: (long)1e300 is undefined */
         cJSON_Delete(r->curve);
         cJSON_Delete(r->resumed_at);
         r->curve = cJSON_Duplicate(curve, 1);

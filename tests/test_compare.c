@@ -108,6 +108,11 @@ START_TEST(test_unreadable_reports) {
     report(d, "acc.json", "listops", "full", 5, 1.32, 1000, 1000, 1, "completed");
     rc = t_run(out, sizeof out, "%s compare %s/acc.json", t_bench(), d);
     ck_assert_msg(rc == 1 && strstr(out, "acc.json: test accuracy 1.32 is not in [0, 1]"), "exit %d: %s", rc, out);
+    /* so is a seed that is no whole number in range (its conversion to long was undefined) */
+    report(d, "seed.json", "listops", "full", 6, 0.3, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 6/\"seed\": 1.5e92/' %s/seed.json", d), 0);
+    rc = t_run(out, sizeof out, "%s compare %s/seed.json", t_bench(), d);
+    ck_assert_msg(rc == 1 && strstr(out, "seed.json: seed 1.5e+92 is not a whole number"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare", t_bench());
     ck_assert_int_eq(rc, 2);
     rc = t_run(out, sizeof out, "%s compare --frobnicate %s/s0.json", t_bench(), d);
