@@ -10,7 +10,7 @@
 #include <archive_entry.h>
 
 #include "../common/sha256.h"
-#include "datadir.h"
+#include "atomic_file.h"
 
 struct lra_archive_member {
     struct archive *a;
@@ -109,49 +109,70 @@ ssize_t lra_archive_read(lra_archive_member *m, void *buf, size_t n, char *err) 
     return (ssize_t)got;
 }
 
+enum { MAX_WANT = 16, MAX_ROOT = 1024 };
+
 typedef struct {
     const char *dir;
     const char *const *want;
-    long count;
+    /* the release holds some folders twice (lra_release/listops-1000 and, nested,
+     * lra_release/lra_release/listops-1000): each want keeps the copy under the first root it met */
+    char root[MAX_WANT][MAX_ROOT];
+    int rooted[MAX_WANT];
+    long count, skipped;
     unsigned char buf[1 << 16];
 } extractor;
 
 static lra_status extract_member(void *user, const char *name, int64_t size, lra_archive_member *m, char *err) {
     (void)size;
     extractor *x = user;
-    int hit = 0;
-    for (const char *const *w = x->want; *w && !hit; w++) hit = strstr(name, *w) != NULL;
-    if (!hit) return LRA_OK;
-    char path[8400], tmp[8500];
-    snprintf(path, sizeof path, "%s/%s", x->dir, name);
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    lra_status st = lra_mkdirs(path, err);
-    *slash = '/';
-    if (st != LRA_OK) return st;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
-    ssize_t k;
-    while ((k = lra_archive_read(m, x->buf, sizeof x->buf, err)) > 0)
-        if (fwrite(x->buf, 1, (size_t)k, f) != (size_t)k) { k = -2; break; }
-    int bad = fclose(f) != 0;
-    if (k < 0 || bad) {
-        remove(tmp);
-        return k == -1 ? LRA_ERR_FORMAT : lra_fail(err, LRA_ERR_IO, "%s: write failed (disk full?)", tmp);
+    const char *at = NULL;
+    int i;
+    for (i = 0; x->want[i]; i++)
+        if ((at = strstr(name, x->want[i]))) break;
+    if (!at) return LRA_OK;
+    size_t plen = (size_t)(at - name);
+    if (plen >= MAX_ROOT) return lra_fail(err, LRA_ERR_FORMAT, "archive member %.80s...: name too long", name);
+    if (!x->rooted[i]) {
+        memcpy(x->root[i], name, plen);
+        x->root[i][plen] = '\0';
+        x->rooted[i] = 1;
+    } else if (strlen(x->root[i]) != plen || memcmp(x->root[i], name, plen) != 0) {
+        x->skipped++;
+        return LRA_OK;
     }
-    if (rename(tmp, path) != 0) return lra_fail(err, LRA_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+    char path[8400];
+    int w = snprintf(path, sizeof path, "%s/%s", x->dir, name);
+    if (w < 0 || (size_t)w >= sizeof path) return lra_fail(err, LRA_ERR_FORMAT, "archive member %s: name too long", name);
+    /* not fsync'd: an extraction lost to a crash is redone, and a release has ~200,000 members */
+    lra_atomic_file a;
+    lra_status st = lra_atomic_open(&a, path, err);
+    if (st != LRA_OK) return st;
+    ssize_t k;
+    int ok = 1;
+    while ((k = lra_archive_read(m, x->buf, sizeof x->buf, err)) > 0)
+        if (fwrite(x->buf, 1, (size_t)k, a.f) != (size_t)k) { ok = 0; break; }
+    if (k < 0) { /* the archive is damaged: err already says how */
+        lra_atomic_finish(&a, 0, 0);
+        return LRA_ERR_FORMAT;
+    }
+    int e = lra_atomic_commit(&a, ok, 0);
+    if (e) return lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", path, strerror(e));
     x->count++;
     return LRA_OK;
 }
 
-lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, char *err) {
+lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, long *skipped,
+                               char *err) {
+    int nw = 0;
+    while (want[nw]) nw++;
+    if (nw > MAX_WANT) return lra_fail(err, LRA_ERR_USAGE, "lra_archive_extract: more than %d patterns", MAX_WANT);
     extractor *x = calloc(1, sizeof *x);
     if (!x) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     x->dir = dir;
     x->want = want;
     lra_status st = lra_archive_walk(path, extract_member, x, NULL, err);
     if (count) *count = x->count;
+    if (skipped) *skipped = x->skipped;
     free(x);
     return st;
 }

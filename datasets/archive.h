@@ -35,9 +35,13 @@ ssize_t lra_archive_read(lra_archive_member *m, void *buf, size_t n, char *err);
 int lra_archive_name_safe(const char *name);
 
 /* Extracts the regular-file members whose path contains one of the NULL-terminated `want`
- * substrings into dir (keeping their paths), each through a temporary file renamed when
- * complete; *count receives the number written. A member that would escape dir stops the
- * extraction with an error: nothing is ever written outside dir. */
-lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, char *err);
+ * substrings (at most 16) into dir (keeping their paths), each through a temporary file renamed
+ * when complete. Where a want matches under two roots (the release's duplicate folders:
+ * lra_release/X and lra_release/lra_release/X), only the members under the root met first are
+ * extracted. *count receives the number written, *skipped the duplicates passed over (either
+ * may be NULL). A member that would escape dir stops the extraction with an error: nothing is
+ * ever written outside dir. */
+lra_status lra_archive_extract(const char *path, const char *dir, const char *const *want, long *count, long *skipped,
+                               char *err);
 
 #endif

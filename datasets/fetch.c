@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -117,7 +118,9 @@ lra_status lra_fetch(const lra_fetch_req *r, char *err) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
     if (pg.shown) fprintf(stderr, "\n");
-    int werr = fclose(f) != 0;
+    /* on disk before it can be renamed complete: a crash must not leave a short file under the final name */
+    int werr = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    werr |= fclose(f) != 0;
     lra_status st = LRA_OK;
     if (code == 416 && have && (r->md5 || r->sha256) && verify(r, part, err) == LRA_OK) {
         /* nothing left to fetch: the previous attempt got every byte and stopped before the rename */

@@ -13,7 +13,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "atomic_file.h"
 
 static const char *const OPS[4] = {"[MIN", "[MAX", "[MED", "[SM"};
 
@@ -112,20 +113,12 @@ static uint64_t hash_str(const char *s, size_t n) {
     return lra_mix64(h ^ n);
 }
 
-/* Writes one split to tmp (flushed to disk); removes it on failure. */
-static lra_status write_split(const char *tmp, char *const *rows, const int *vals, long n, char *err) {
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
-    int bad = fputs("Source\tTarget\r\n", f) == EOF;
-    for (long i = 0; i < n && !bad; i++) bad = fprintf(f, "%s\t%d\r\n", rows[i], vals[i]) < 0;
-    bad = bad || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
-    if (bad) {
-        remove(tmp);
-        return lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", tmp, strerror(e ? e : EIO));
-    }
-    return LRA_OK;
+/* Writes one split in the official TSV layout to a's temporary file, finished and on disk;
+ * returns 0 or errno (the temporary file then removed). */
+static int write_split(lra_atomic_file *a, char *const *rows, const int *vals, long n) {
+    int ok = fputs("Source\tTarget\r\n", a->f) != EOF;
+    for (long i = 0; i < n && ok; i++) ok = fprintf(a->f, "%s\t%d\r\n", rows[i], vals[i]) >= 0;
+    return lra_atomic_finish(a, ok, LRA_ATOMIC_SYNC);
 }
 
 lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, char *err) {
@@ -162,18 +155,25 @@ lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, c
     {
         static const char *const names[3] = {"train", "val", "test"};
         const long counts[3] = {c->n_train, c->n_val, c->n_test}, first[3] = {0, c->n_train, c->n_train + c->n_val};
-        char tmp[3][4200], path[4096];
-        int written = 0;
-        for (int k = 0; k < 3 && st == LRA_OK; k++) {
-            snprintf(tmp[k], sizeof tmp[k], "%s/basic_%s.tsv.tmp.%ld", dir, names[k], (long)getpid());
-            if ((st = write_split(tmp[k], rows + first[k], vals + first[k], counts[k], err)) == LRA_OK) written++;
-        }
+        lra_atomic_file *out = malloc(3 * sizeof *out); /* 37 KB: off the stack */
+        if (!out) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory generating ListOps"); goto done; }
+        char path[4096];
+        int written = 0, renamed = 0, e;
         for (int k = 0; k < 3 && st == LRA_OK; k++) {
             snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, names[k]);
-            if (rename(tmp[k], path) != 0) st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", path, strerror(errno));
+            if ((st = lra_atomic_open(&out[k], path, err)) != LRA_OK) break;
+            if ((e = write_split(&out[k], rows + first[k], vals + first[k], counts[k])) != 0)
+                st = lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", out[k].tmp, strerror(e));
+            else
+                written++;
         }
-        if (st != LRA_OK)
-            for (int k = 0; k < written; k++) remove(tmp[k]);
+        for (int k = 0; k < 3 && st == LRA_OK; k++) {
+            if ((e = lra_atomic_rename(&out[k], LRA_ATOMIC_SYNC)) != 0)
+                st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", out[k].path, strerror(e));
+            renamed++; /* a failed rename removed its own temporary file */
+        }
+        for (int k = renamed; st != LRA_OK && k < written; k++) lra_atomic_discard(&out[k]);
+        free(out);
     }
 done:
     if (rows)

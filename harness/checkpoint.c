@@ -3,13 +3,11 @@
 #include "checkpoint.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../common/sha256.h"
-#include "../datasets/datadir.h"
+#include "../datasets/atomic_file.h"
 
 enum { PREFIX = 24, TRAILER = 64 }; /* magic + version + byte-order mark + header length; hex hash */
 
@@ -32,9 +30,6 @@ static int put(FILE *f, lra_sha256 *h, const void *p, size_t n) {
 }
 
 lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra_ckpt_section *s, int n, char *err) {
-    char dir[4096], tmp[4200];
-    lra_status st = lra_mkdirs_parent(path, dir, sizeof dir, err);
-    if (st != LRA_OK) return st;
     cJSON *h = cJSON_Duplicate(header, 1);
     cJSON *list = h ? cJSON_AddArrayToObject(h, "sections") : NULL;
     for (int i = 0; list && i < n; i++) {
@@ -47,13 +42,9 @@ lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra
     cJSON_Delete(h);
     if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory writing checkpoint %s", path);
 
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = lra_fail(err, LRA_ERR_IO, "%s: cannot write a checkpoint: %s", tmp, strerror(errno));
-        free(text);
-        return st;
-    }
+    lra_atomic_file a;
+    lra_status st = lra_atomic_open(&a, path, err);
+    if (st != LRA_OK) { free(text); return st; }
     lra_sha256 hash;
     lra_sha256_init(&hash);
     uint8_t prefix[PREFIX];
@@ -61,26 +52,19 @@ lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra
     put_u32(prefix + 8, LRA_CHECKPOINT_VERSION);
     put_u32(prefix + 12, 0x01020304u);
     put_u64(prefix + 16, strlen(text));
-    int ok = put(f, &hash, prefix, PREFIX) && put(f, &hash, text, strlen(text));
+    int ok = put(a.f, &hash, prefix, PREFIX) && put(a.f, &hash, text, strlen(text));
     free(text);
     for (int i = 0; ok && i < n; i++) {
-        if (i == n / 2) { ok = fflush(f) == 0; test_stop_midway(); }
-        ok = ok && put(f, &hash, s[i].data, s[i].bytes);
+        if (i == n / 2) { ok = fflush(a.f) == 0; test_stop_midway(); }
+        ok = ok && put(a.f, &hash, s[i].data, s[i].bytes);
     }
     char hex[65];
     lra_sha256_final_hex(&hash, hex);
-    ok = ok && fwrite(hex, 1, TRAILER, f) == TRAILER && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
-    if (ok && rename(tmp, path) != 0) { ok = 0; e = errno; }
-    if (!ok) {
-        remove(tmp);
+    ok = ok && fwrite(hex, 1, TRAILER, a.f) == TRAILER;
+    int e = lra_atomic_commit(&a, ok, LRA_ATOMIC_SYNC);
+    if (e)
         return lra_fail(err, LRA_ERR_IO, "%s: could not write the checkpoint (%s); the previous one, if any, is untouched",
-                        path, strerror(e ? e : EIO));
-    }
-    /* the rename itself is durable only once the directory is */
-    int d = open(dir, O_RDONLY);
-    if (d >= 0) { fsync(d); close(d); }
+                        path, strerror(e));
     return LRA_OK;
 }
 

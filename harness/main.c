@@ -1,6 +1,7 @@
 /* main.c - the lra-bench command line. Exit status: 0 success, 1 failure, 2 usage error. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../attention/attention.h"
 #include "../datasets/datadir.h"
@@ -75,6 +76,29 @@ static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_US
 
 static int run_main(int argc, char **argv);
 
+/* dirname(p) exists (a bare name: the working directory does) */
+static int parent_exists(const char *p) {
+    const char *slash = strrchr(p, '/');
+    if (!slash) return 1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash == p ? 1 : (int)(slash - p), p);
+    struct stat sb;
+    return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A run records its report and checkpoint paths as it was given them, relative to its working
+ * directory. Resumed from another directory, such a path is taken beside the file the user
+ * named (where a run puts its checkpoint by default) when it does not resolve from here:
+ * must_exist says whether it must name an existing file (the checkpoint) or only an existing
+ * directory (the report, which a killed run may not have written). */
+static void beside(char *out, size_t n, const char *recorded, const char *named, int must_exist) {
+    snprintf(out, n, "%s", recorded);
+    if (!recorded[0] || recorded[0] == '/') return;
+    if (must_exist ? lra_file_exists(recorded) : parent_exists(recorded)) return;
+    const char *slash = strrchr(named, '/'), *base = strrchr(recorded, '/');
+    snprintf(out, n, "%.*s%s", slash ? (int)(slash - named + 1) : 0, named, base ? base + 1 : recorded);
+}
+
 /* resume FILE [options]: rebuilds the run's options from a checkpoint's header (or from a report,
  * which names its checkpoint) and runs again with --resume; options given after FILE come last,
  * so they win, and lra_run refuses the ones that would change the numbers. */
@@ -99,7 +123,7 @@ static int cmd_resume(int argc, char **argv) {
         lra_checkpoint_free(&ck);
         const cJSON *rp = cJSON_GetObjectItemCaseSensitive(src, "report");
         snprintf(ckpt, sizeof ckpt, "%s", file);
-        snprintf(report, sizeof report, "%s", cJSON_IsString(rp) ? rp->valuestring : "");
+        beside(report, sizeof report, cJSON_IsString(rp) ? rp->valuestring : "", file, 0);
     } else {
         if (!(src = lra_read_json(file, &st, err))) {
             fprintf(stderr, "lra-bench resume: %s\n", err);
@@ -112,7 +136,7 @@ static int cmd_resume(int argc, char **argv) {
             cJSON_Delete(src);
             return 1;
         }
-        snprintf(ckpt, sizeof ckpt, "%s", cp->valuestring);
+        beside(ckpt, sizeof ckpt, cp->valuestring, file, 1);
         snprintf(report, sizeof report, "%s", file);
     }
     config = cJSON_GetObjectItemCaseSensitive(src, "config");

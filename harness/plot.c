@@ -13,10 +13,10 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "../datasets/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "compare.h"
 #include "report.h"
@@ -170,18 +170,13 @@ static void bar_chart(FILE *f, groups *gs) {
 
 /* writes through a temporary file; returns 0 on success */
 static int write_svg(const char *dir, const char *name, void (*draw)(FILE *, void *), void *ctx) {
-    char path[4200], tmp[4300];
+    char path[4200], err[LRA_ERR_LEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) { fprintf(stderr, "lra-bench plot: %s: %s\n", tmp, strerror(errno)); return 1; }
-    draw(f, ctx);
-    int bad = ferror(f) | (fclose(f) != 0);
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "lra-bench plot: %s: write failed: %s\n", path, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
+    lra_atomic_file a;
+    if (lra_atomic_open(&a, path, err) != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); return 1; }
+    draw(a.f, ctx);
+    int e = lra_atomic_commit(&a, !ferror(a.f), LRA_ATOMIC_SYNC);
+    if (e) { fprintf(stderr, "lra-bench plot: %s: write failed: %s\n", path, strerror(e)); return 1; }
     printf("%s\n", path);
     return 0;
 }

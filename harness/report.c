@@ -5,35 +5,21 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "../datasets/datadir.h"
+#include "../datasets/atomic_file.h"
 
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
-    char dir[4096], tmp[4200];
-    lra_status st = lra_mkdirs_parent(path, dir, sizeof dir, err);
-    if (st != LRA_OK) return st;
     char *text = cJSON_Print(j);
     if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory printing the report");
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = lra_fail(err, LRA_ERR_IO, "%s: %s", tmp, strerror(errno));
-        free(text);
-        return st;
+    lra_atomic_file a;
+    lra_status st = lra_atomic_open(&a, path, err);
+    if (st == LRA_OK) {
+        size_t n = strlen(text);
+        int e = lra_atomic_commit(&a, fwrite(text, 1, n, a.f) == n && fputc('\n', a.f) != EOF, LRA_ATOMIC_SYNC);
+        if (e) st = lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", path, strerror(e));
     }
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n || fputc('\n', f) == EOF || fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
     free(text);
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad) e = errno;
-        remove(tmp);
-        return lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", path, strerror(e));
-    }
-    return LRA_OK;
+    return st;
 }
 
 cJSON *lra_read_json(const char *path, lra_status *st, char *err) {

@@ -277,7 +277,10 @@ static lra_status load_data(run_state *r, char *err) {
     lra_sha256 h;
     lra_sha256_init(&h);
     for (int s = 0; s < 3; s++) {
-        if ((st = r->task->open(&r->split[s], &tc, s, err)) != LRA_OK) return st;
+        if (s == LRA_SPLIT_TEST && r->task->val_is_test)
+            r->split[s] = r->split[LRA_SPLIT_VAL]; /* the same examples: shared, freed once (with val) */
+        else if ((st = r->task->open(&r->split[s], &tc, s, err)) != LRA_OK)
+            return st;
         r->split[s].mask_by_length = c->pad_mask == 1;
         lra_sha256_update(&h, r->split[s].sha256, 64);
     }
@@ -568,6 +571,8 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
                 c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads,
                 c->resume ? "; resuming from " : "", c->resume ? r->ckpt_path : "");
     double log_loss = 0, log_acc = 0, log_t0 = lra_now();
+    const double loop_t0 = log_t0;
+    const int loop_first = r->steps_done;
     long log_tokens = 0;
     int log_n = 0;
     const int K = r->task->classes;
@@ -621,7 +626,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         log_loss += loss; log_acc += (double)correct / c->batch; log_tokens += real; log_n++;
         if (progress && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {
             double now = lra_now(), span = now - log_t0;
-            double per_step = r->timed_steps ? r->train_time / r->timed_steps : dt;
+            /* this process's pace, periodic evaluations and checkpoints included (a resumed run
+             * may have another thread count than the steps before it) */
+            double per_step = (now - loop_t0) / (step + 1 - loop_first);
             char eta[32];
             fmt_duration(per_step * (c->steps - step - 1), eta, sizeof eta);
             fprintf(stderr, "step %6d/%d | loss %.4f | acc %.3f | lr %.2e | %.2f steps/s | %.0f tok/s | ETA %s\n",
@@ -680,7 +687,11 @@ done:
     sigaction(SIGTERM, &old_term, NULL);
     lra_batcher_free(&bat);
     if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
-    for (int s = 0; s < 3; s++) { lra_split_free(&r->split[s]); free(r->eval_order[s]); free(r->eval_sub[s]); }
+    for (int s = 0; s < 3; s++) {
+        if (!(s == LRA_SPLIT_TEST && r->task && r->task->val_is_test)) lra_split_free(&r->split[s]);
+        free(r->eval_order[s]);
+        free(r->eval_sub[s]);
+    }
     free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
     cJSON_Delete(r->curve);
     cJSON_Delete(r->resumed_at);

@@ -1,7 +1,7 @@
 /* run_tests.c - the one runner for every suite. Check runs each test in a forked child, so the
  * parent process must never enter an OpenMP parallel region (libgomp's pool does not survive
  * fork): every test does its numerical work inside the test function. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -146,8 +146,14 @@ int t_run(char *out, size_t n, const char *fmt, ...) {
 }
 
 const char *t_bench(void) {
-    const char *b = getenv("LRA_BENCH");
-    return b && *b ? b : "build/lra-bench";
+    /* absolute, so that tests may run it from another directory */
+    static char abs[4096];
+    if (!abs[0]) {
+        const char *b = getenv("LRA_BENCH");
+        b = b && *b ? b : "build/lra-bench";
+        if (!realpath(b, abs)) snprintf(abs, sizeof abs, "%s", b);
+    }
+    return abs;
 }
 
 void t_tar_gz(const char *path, int n, const char *const *names, const char *const *data, const size_t *lens) {

@@ -3,12 +3,78 @@
  * of another run's, a corrupt or a truncated checkpoint, and reports, checkpoints and generated
  * data on a full disk or past a file-size limit. */
 #define _DEFAULT_SOURCE
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../common/sha256.h"
+#include "../datasets/atomic_file.h"
+#include "../datasets/datadir.h"
 #include "../harness/checkpoint.h"
 #include "tests.h"
+
+/* ---- replacing a file whole: the writer every report, checkpoint and generated file goes through -- */
+
+static void slurp(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s missing", path);
+    size_t k = fread(buf, 1, n - 1, f);
+    buf[k] = '\0';
+    fclose(f);
+}
+
+START_TEST(test_atomic_file) {
+    const char *dir = t_tmpdir();
+    char path[512], buf[64], err[LRA_ERR_LEN], ls[1024];
+    snprintf(path, sizeof path, "%s/new/dir/f.txt", dir);
+    lra_atomic_file a;
+    /* the directory is created; the file appears only at commit */
+    ck_assert_int_eq(lra_atomic_open(&a, path, err), LRA_OK);
+    fputs("old", a.f);
+    ck_assert(!lra_file_exists(path));
+    ck_assert_int_eq(lra_atomic_commit(&a, 1, LRA_ATOMIC_SYNC), 0);
+    slurp(path, buf, sizeof buf);
+    ck_assert_str_eq(buf, "old");
+    /* the caller's write failed: its errno comes back, the old file stays, the temporary goes */
+    ck_assert_int_eq(lra_atomic_open(&a, path, err), LRA_OK);
+    fputs("half", a.f);
+    errno = ENOSPC;
+    ck_assert_int_eq(lra_atomic_commit(&a, 0, LRA_ATOMIC_SYNC), ENOSPC);
+    ck_assert(!lra_file_exists(a.tmp));
+    slurp(path, buf, sizeof buf);
+    ck_assert_str_eq(buf, "old");
+    /* finished but discarded (another file of a set failed) */
+    ck_assert_int_eq(lra_atomic_open(&a, path, err), LRA_OK);
+    fputs("unused", a.f);
+    ck_assert_int_eq(lra_atomic_finish(&a, 1, 0), 0);
+    ck_assert(lra_file_exists(a.tmp));
+    lra_atomic_discard(&a);
+    ck_assert(!lra_file_exists(a.tmp));
+    slurp(path, buf, sizeof buf);
+    ck_assert_str_eq(buf, "old");
+    /* the rename fails (a directory holds the name): EISDIR, temporary removed */
+    char dir_path[600];
+    snprintf(dir_path, sizeof dir_path, "%s/new/dir/d", dir);
+    ck_assert_int_eq(lra_mkdirs(dir_path, err), LRA_OK);
+    ck_assert_int_eq(lra_atomic_open(&a, dir_path, err), LRA_OK);
+    fputs("x", a.f);
+    ck_assert_int_eq(lra_atomic_commit(&a, 1, 0), EISDIR);
+    ck_assert(!lra_file_exists(a.tmp));
+    /* a replacement does replace */
+    ck_assert_int_eq(lra_atomic_open(&a, path, err), LRA_OK);
+    fputs("new", a.f);
+    ck_assert_int_eq(lra_atomic_commit(&a, 1, 0), 0);
+    slurp(path, buf, sizeof buf);
+    ck_assert_str_eq(buf, "new");
+    t_run(ls, sizeof ls, "ls -A %s/new/dir", dir);
+    ck_assert_str_eq(ls, "d\nf.txt\n");
+    /* a file that cannot be created: the message names it */
+    snprintf(path, sizeof path, "%s/new/dir/f.txt/below", dir);
+    ck_assert_int_ne(lra_atomic_open(&a, path, err), LRA_OK);
+    ck_assert_msg(strstr(err, "f.txt") != NULL, "%s", err);
+    ck_assert(a.f == NULL);
+}
+END_TEST
 
 /* ---- the file format ------------------------------------------------------------------------ */
 
@@ -170,17 +236,19 @@ START_TEST(test_exact_resume_after_sigint) {
     snprintf(report, sizeof report, "%s/i.json", out);
     ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=agent --checkpoint-every=0 --out=%s", t_bench(), t_listops_data(), ref) == 0,
                   "%s", msg);
+    /* started with a relative report path in out/, resumed from another directory */
     t_run(msg, sizeof msg,
-          "LRA_TEST_STOP_AT=17 " RUN " --backend=agent --checkpoint-every=0 --out=%s & p=$!; "
+          "cd %s && LRA_TEST_STOP_AT=17 " RUN " --backend=agent --checkpoint-every=0 --out=i.json & p=$!; "
           "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
           "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?",
-          t_bench(), t_listops_data(), report);
+          out, t_bench(), t_listops_data());
     ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, "after 18 of 40 steps") && strstr(msg, "lra-bench resume"), "%s", msg);
     cJSON *j = t_load_json(report);
     ck_assert_str_eq(t_str(j, "status"), "interrupted");
     ck_assert_double_eq(t_num(j, "checkpoint.step"), 18);
     cJSON_Delete(j);
-    ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s", t_bench(), report) == 0, "%s", msg);
+    ck_assert_msg(t_run(msg, sizeof msg, "cd / && %s resume %s", t_bench(), report) == 0, "%s", msg);
+    ck_assert_msg(t_run(msg, sizeof msg, "ls -A %s", out) == 0 && strcmp(msg, "i.ckpt\ni.json\nref.json\n") == 0, "%s", msg);
     char *a = numbers(report), *b = numbers(ref);
     ck_assert_msg(strcmp(a, b) == 0, "resumed:\n%s\nuninterrupted:\n%s", a, b);
     free(a);
@@ -308,6 +376,7 @@ END_TEST
 Suite *checkpoint_suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("format");
+    tcase_add_test(tc, test_atomic_file);
     tcase_add_test(tc, test_format_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("resume");

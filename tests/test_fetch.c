@@ -214,12 +214,15 @@ START_TEST(test_fetch_cli) {
     char msg[8192], tsv[3][4096], arch[512];
     int rc = t_run(msg, sizeof msg, "%s generate --task=listops --out=%s --sizes=60,30,30", t_bench(), src);
     ck_assert_msg(rc == 0, "%s", msg);
-    const char *names[4] = {"lra_release/lra_release/listops-1000/basic_train.tsv",
+    /* the release's nested folder, a member no task needs, and the top-level duplicate folder */
+    const char *names[7] = {"lra_release/lra_release/listops-1000/basic_train.tsv",
                             "lra_release/lra_release/listops-1000/basic_val.tsv",
-                            "lra_release/lra_release/listops-1000/basic_test.tsv", "lra_release/lra_release/other/x.txt"};
+                            "lra_release/lra_release/listops-1000/basic_test.tsv", "lra_release/lra_release/other/x.txt",
+                            "lra_release/listops-1000/basic_train.tsv", "lra_release/listops-1000/basic_val.tsv",
+                            "lra_release/listops-1000/basic_test.tsv"};
     static char bodies[3][1 << 21];
-    size_t lens[4];
-    const char *bp[4];
+    size_t lens[7];
+    const char *bp[7];
     for (int s = 0; s < 3; s++) {
         static const char *const split[3] = {"train", "val", "test"};
         snprintf(tsv[s], sizeof tsv[s], "%s/basic_%s.tsv", src, split[s]);
@@ -231,15 +234,16 @@ START_TEST(test_fetch_cli) {
     }
     bp[3] = "not needed";
     lens[3] = 10;
+    for (int s = 4; s < 7; s++) { bp[s] = "a second copy"; lens[s] = 13; }
     snprintf(arch, sizeof arch, "%s/release.tar.gz", src);
-    t_tar_gz(arch, 4, names, bp, lens);
+    t_tar_gz(arch, 7, names, bp, lens);
     int port;
     pid_t srv = start_server(&port, arch);
     rc = t_run(msg, sizeof msg, "%s fetch --task=listops --url=http://127.0.0.1:%d/file --data-dir=%s", t_bench(), port, data);
-    ck_assert_msg(rc == 0 && strstr(msg, "3 files"), "exit %d: %s", rc, msg);
-    rc = t_run(msg, sizeof msg, "test ! -e %s/lra_release/lra_release/other && %s --task=listops --profile=ci --steps=2 "
+    ck_assert_msg(rc == 0 && strstr(msg, "3 files") && strstr(msg, "3 duplicate copies"), "exit %d: %s", rc, msg);
+    rc = t_run(msg, sizeof msg, "test ! -e %s/lra_release/listops-1000 && test ! -e %s/lra_release/lra_release/other && %s --task=listops --profile=ci --steps=2 "
                "--data-dir=%s --out=%s/r.json && grep -c '\"examples\":\\s*30' %s/r.json",
-               data, t_bench(), data, data, data);
+               data, data, t_bench(), data, data, data);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
     /* the IMDB source verifies the official md5: this archive is not it */
     rc = t_run(msg, sizeof msg, "%s fetch --task=text --url=http://127.0.0.1:%d/file --data-dir=%s", t_bench(), port, data);

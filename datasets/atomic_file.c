@@ -1,0 +1,56 @@
+/* atomic_file.c - see atomic_file.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "datadir.h"
+
+lra_status lra_atomic_open(lra_atomic_file *a, const char *path, char *err) {
+    a->f = NULL;
+    lra_status st = lra_mkdirs_parent(path, a->dir, sizeof a->dir, err);
+    if (st != LRA_OK) return st;
+    snprintf(a->path, sizeof a->path, "%s", path);
+    int w = snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof a->tmp) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) return lra_fail(err, LRA_ERR_IO, "%s: %s", a->tmp, strerror(errno));
+    return LRA_OK;
+}
+
+/* errno, or EIO where a failure left none (a short fwrite need not set it) */
+static int why(void) { return errno ? errno : EIO; }
+
+int lra_atomic_finish(lra_atomic_file *a, int ok, int flags) {
+    int e = ok ? 0 : why();
+    if (!e && fflush(a->f) != 0) e = why();
+    if (!e && (flags & LRA_ATOMIC_SYNC) && fsync(fileno(a->f)) != 0) e = why();
+    if (fclose(a->f) != 0 && !e) e = why();
+    a->f = NULL;
+    if (e) remove(a->tmp);
+    return e;
+}
+
+int lra_atomic_rename(lra_atomic_file *a, int flags) {
+    if (rename(a->tmp, a->path) != 0) {
+        int e = why();
+        remove(a->tmp);
+        return e;
+    }
+    if (flags & LRA_ATOMIC_SYNC) {
+        /* the rename itself is durable only once the directory is */
+        int d = open(a->dir, O_RDONLY);
+        if (d >= 0) { fsync(d); close(d); }
+    }
+    return 0;
+}
+
+void lra_atomic_discard(lra_atomic_file *a) { remove(a->tmp); }
+
+int lra_atomic_commit(lra_atomic_file *a, int ok, int flags) {
+    int e = lra_atomic_finish(a, ok, flags);
+    return e ? e : lra_atomic_rename(a, flags);
+}
