@@ -65,11 +65,14 @@ void t_gradcheck(t_loss_fn loss, void *ctx, float *x, const float *g, size_t n, 
     ck_assert_msg(jumps * 5 <= total, "%s: %d of %d sampled points sit on a discontinuity", what, jumps, total);
 }
 
+/* Every test's scratch directory lives under one root that main() makes and removes at the end
+ * (kept when a test failed, or with LRA_KEEP_TEST_DIRS=1): the runner writes gigabytes a run. */
 const char *t_tmpdir(void) {
-    static char bufs[8][64];
+    static char bufs[8][4200];
     static int next;
     char *b = bufs[next++ % 8];
-    snprintf(b, 64, "/tmp/lra-test-XXXXXX");
+    const char *root = getenv("LRA_TEST_ROOT");
+    snprintf(b, sizeof bufs[0], "%s/t-XXXXXX", root && *root ? root : "/tmp");
     if (!mkdtemp(b)) { perror("mkdtemp"); abort(); }
     return b;
 }
@@ -110,7 +113,7 @@ const char *t_str(const cJSON *j, const char *dotted) {
 }
 
 const char *t_listops_data(void) {
-    static char dir[64];
+    static char dir[4200];
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "%s", t_tmpdir());
         char out[1024];
@@ -239,6 +242,11 @@ int main(void) {
     /* Check's default of 4 s per test is a hang guard, not a speed target: on a shared 2-core
      * machine a small test can wait that long for a core. CK_DEFAULT_TIMEOUT still overrides. */
     setenv("CK_DEFAULT_TIMEOUT", "60", 0);
+    const char *tmp = getenv("TMPDIR");
+    char root[4096];
+    snprintf(root, sizeof root, "%s/lra-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(root)) { perror("mkdtemp"); return EXIT_FAILURE; }
+    setenv("LRA_TEST_ROOT", root, 1);
     SRunner *sr = srunner_create(layers_suite());
     srunner_add_suite(sr, model_suite());
     srunner_add_suite(sr, attention_suite());
@@ -254,5 +262,12 @@ int main(void) {
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    const char *keep = getenv("LRA_KEEP_TEST_DIRS");
+    if (failed || (keep && strcmp(keep, "0") != 0)) {
+        fprintf(stderr, "test files kept in %s\n", root);
+    } else {
+        char err[LRA_ERR_LEN];
+        if (lra_rmtree(root, err) != LRA_OK) fprintf(stderr, "%s\n", err);
+    }
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
