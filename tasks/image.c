@@ -34,10 +34,10 @@ uint8_t lra_gray(uint8_t r, uint8_t g, uint8_t b) {
  * first max_len pixels (row-major) when --max-len asks for fewer than 1024. */
 static lra_status split_alloc(lra_split *s, size_t n, const char *where, char *err) {
     s->n = n;
-    s->tokens = malloc(n * PIX * sizeof *s->tokens);
+    s->pixels = malloc(n * PIX);
     s->offset = malloc((n + 1) * sizeof *s->offset);
     s->labels = malloc(n * sizeof *s->labels);
-    if (!s->tokens || !s->offset || !s->labels) return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", where);
+    if (!s->pixels || !s->offset || !s->labels) return lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", where);
     for (size_t i = 0; i <= n; i++) s->offset[i] = i * PIX;
     return LRA_OK;
 }
@@ -88,7 +88,7 @@ static lra_status cifar_records(cifar_loader *L, int batch, const char *name,
                             name, r, rec[0]);
         const long at = base + r;
         if (at < 0 || at >= (long)L->s->n) continue;
-        uint16_t *t = L->s->tokens + (size_t)at * PIX;
+        uint8_t *t = L->s->pixels + (size_t)at * PIX;
         for (int p = 0; p < PIX; p++) t[p] = lra_gray(rec[1 + p], rec[1 + PIX + p], rec[1 + 2 * PIX + p]);
         L->s->labels[at] = rec[0];
     }
@@ -224,12 +224,12 @@ lra_status lra_fmnist_load(lra_split *s, const char *dir, int split, char *err) 
         if ((st = idx_read(&lb, &label, 1, "labels", err)) != LRA_OK) break;
         if (label > 9) { st = lra_fail(err, LRA_ERR_FORMAT, "%s: label %d of image %zu is not 0-9", lb.path, label, i); break; }
         if (i < lo || i >= hiend) continue;
-        if (!lra_grow((void **)&s->tokens, &cap.tokens, (i - lo + 1) * PIX, sizeof *s->tokens) ||
+        if (!lra_grow((void **)&s->pixels, &cap.tokens, (i - lo + 1) * PIX, 1) ||
             !lra_grow((void **)&s->labels, &cap.labels, i - lo + 1, sizeof *s->labels)) {
             st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", im.path);
             break;
         }
-        uint16_t *t = s->tokens + (i - lo) * PIX;
+        uint8_t *t = s->pixels + (i - lo) * PIX;
         for (int p = 0; p < PIX; p++) {
             int y = p / 32 - 2, x = p % 32 - 2;
             t[p] = y >= 0 && y < 28 && x >= 0 && x < 28 ? px[y * 28 + x] : 0;

@@ -153,10 +153,10 @@ lra_status lra_pathfinder_load(lra_split *s, const char *root, int size, int spl
     const size_t hi = split == LRA_SPLIT_TRAIN ? cut1 : split == LRA_SPLIT_VAL ? cut2 : ne;
     const size_t P = (size_t)size * size;
     if (st == LRA_OK) {
-        s->tokens = malloc((hi - lo) * P * sizeof *s->tokens + 1);
+        s->pixels = malloc((hi - lo) * P + 1);
         s->offset = malloc((hi - lo + 1) * sizeof *s->offset);
         s->labels = malloc((hi - lo) * sizeof *s->labels + 1);
-        if (!s->tokens || !s->offset || !s->labels) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", root);
+        if (!s->pixels || !s->offset || !s->labels) st = lra_fail(err, LRA_ERR_NOMEM, "%s: out of memory", root);
     }
     unsigned char *buf = NULL, *px = malloc(P);
     size_t cap = 0;
@@ -175,8 +175,7 @@ lra_status lra_pathfinder_load(lra_split *s, const char *root, int size, int spl
             s->skipped++;
             continue;
         }
-        uint16_t *t = s->tokens + s->n * P;
-        for (size_t p = 0; p < P; p++) t[p] = px[p];
+        memcpy(s->pixels + s->n * P, px, P);
         s->labels[s->n] = e[i].label;
         s->offset[s->n + 1] = (s->n + 1) * P;
         s->n++;

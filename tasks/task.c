@@ -25,6 +25,7 @@ void lra_task_names(char *buf, size_t n) {
 
 void lra_split_free(lra_split *s) {
     free(s->tokens);
+    free(s->pixels);
     free(s->offset);
     free(s->labels);
     memset(s, 0, sizeof *s);
@@ -43,8 +44,10 @@ int lra_grow(void **p, size_t *cap, size_t need, size_t elem) {
 
 void lra_split_keep_first(lra_split *s, int len, int max_len) {
     if (max_len >= len) return;
-    for (size_t i = 0; i < s->n; i++)
-        memmove(s->tokens + i * max_len, s->tokens + i * (size_t)len, (size_t)max_len * sizeof *s->tokens);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->pixels) memmove(s->pixels + i * max_len, s->pixels + i * (size_t)len, (size_t)max_len);
+        else memmove(s->tokens + i * max_len, s->tokens + i * (size_t)len, (size_t)max_len * sizeof *s->tokens);
+    }
     for (size_t i = 0; i <= s->n; i++) s->offset[i] = i * (size_t)max_len;
 }
 
@@ -54,8 +57,10 @@ void lra_split_example(const lra_split *s, size_t i, int L, int32_t *tokens, uin
         const size_t j = i * docs + d;
         const int n = (int)(s->offset[j + 1] - s->offset[j]);
         LRA_ASSERT(n <= L);
-        const uint16_t *src = s->tokens + s->offset[j];
-        for (int t = 0; t < n; t++) tokens[t] = src[t];
+        if (s->pixels)
+            for (int t = 0; t < n; t++) tokens[t] = s->pixels[s->offset[j] + t];
+        else
+            for (int t = 0; t < n; t++) tokens[t] = s->tokens[s->offset[j] + t];
         for (int t = n; t < L; t++) tokens[t] = 0;
         for (int t = 0; t < L; t++) mask[t] = t < n && (s->mask_by_length || tokens[t] != 0);
     }

@@ -76,7 +76,7 @@ static const char *fixture_set(void) {
 static void expect_image(const lra_split *s, size_t e, int i) {
     ck_assert_int_eq(s->labels[e], i % 3 == 0);
     for (int p = 0; p < 1024; p++)
-        ck_assert_msg(s->tokens[s->offset[e] + p] == ((3 * i + p) & 255), "example %zu (image %d) pixel %d", e, i, p);
+        ck_assert_msg(lra_split_token(s, s->offset[e] + p) == ((3 * i + p) & 255), "example %zu (image %d) pixel %d", e, i, p);
 }
 
 START_TEST(test_pathfinder_loader) {
