@@ -10,7 +10,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "listops_gen.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -10,7 +10,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plot.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
 
