@@ -2,8 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,4 +55,29 @@ void lra_atomic_discard(lra_atomic_file *a) { remove(a->tmp); }
 int lra_atomic_commit(lra_atomic_file *a, int ok, int flags) {
     int e = lra_atomic_finish(a, ok, flags);
     return e ? e : lra_atomic_rename(a, flags);
+}
+
+int lra_atomic_sweep(const char *path) {
+    char dir[4096], stale[8400];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    const size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0) continue;
+        char *end;
+        long pid = strtol(n + blen + 5, &end, 10);
+        if (*end || end == n + blen + 5 || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* running (or not ours to ask) */
+        snprintf(stale, sizeof stale, "%s/%s", dir, n);
+        removed += remove(stale) == 0;
+    }
+    closedir(d);
+    return removed;
 }

@@ -42,4 +42,9 @@ void lra_atomic_discard(lra_atomic_file *a);
 /* finish, then rename: the one call of a writer with a single file. */
 int lra_atomic_commit(lra_atomic_file *a, int ok, int flags);
 
+/* Removes path.tmp.PID files whose writer is gone (no process PID here): what a SIGKILL or a
+ * crash left halfway. Called once per run for its report and checkpoint, not per write (it
+ * reads the whole directory). Returns the number removed. */
+int lra_atomic_sweep(const char *path);
+
 #endif

@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "../common/sha256.h"
+#include "../datasets/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "batcher.h"
@@ -532,6 +533,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         int json = n > 5 && strcmp(report_path + n - 5, ".json") == 0;
         snprintf(r->ckpt_path, sizeof r->ckpt_path, "%.*s.ckpt", (int)(json ? n - 5 : n), report_path);
     }
+    /* a killed run's half-written report or checkpoint: never read, only in the way */
+    lra_atomic_sweep(report_path);
+    lra_atomic_sweep(r->ckpt_path);
 
     const int threads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     omp_set_num_threads(threads);

@@ -223,6 +223,8 @@ START_TEST(test_exact_resume_after_sigkill) {
         int rc = t_run(msg, sizeof msg, "%s resume %s/k%zu.%s --threads=1", t_bench(), out, k, k % 2 ? "json" : "ckpt");
         ck_assert_msg(rc == 0, "%s: resume failed: %s", kills[k].env, msg);
         check_resumed(report, ref[b], kills[k].resumed_at);
+        /* the killed writer's temporary file is swept when the run resumes */
+        ck_assert_msg(t_run(msg, sizeof msg, "ls %s | grep 'k%zu.*tmp'", out, k) == 1, "left behind: %s", msg);
     }
 }
 END_TEST
