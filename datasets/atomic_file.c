@@ -59,10 +59,9 @@ int lra_atomic_commit(lra_atomic_file *a, int ok, int flags) {
 
 int lra_atomic_sweep(const char *path) {
     char dir[4096], stale[8400];
+    if (!lra_dirname(path, dir, sizeof dir)) return 0;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     const size_t blen = strlen(base);
     DIR *d = opendir(dir);
     if (!d) return 0;

@@ -37,14 +37,17 @@ lra_status lra_mkdirs(const char *path, char *err) {
     return LRA_OK;
 }
 
+int lra_dirname(const char *path, char *dir, size_t n) {
+    if (strlen(path) >= n || n < 2) return 0;
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, n, ".");
+    else snprintf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return 1;
+}
+
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err) {
-    if (strlen(path) >= n) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
-    snprintf(dir, n, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) { snprintf(dir, n, "."); return LRA_OK; }
-    if (slash == dir) { dir[1] = '\0'; return LRA_OK; }
-    *slash = '\0';
-    return lra_mkdirs(dir, err);
+    if (!lra_dirname(path, dir, n)) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    return strchr(path, '/') && strcmp(dir, "/") != 0 ? lra_mkdirs(dir, err) : LRA_OK;
 }
 
 int lra_file_exists(const char *path) {

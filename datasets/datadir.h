@@ -9,6 +9,9 @@
 lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err);
 /* mkdir -p */
 lra_status lra_mkdirs(const char *path, char *err);
+/* The directory holding path into dir (n bytes): "." for a bare name, "/" for a file at the root.
+ * 0 when path does not fit. */
+int lra_dirname(const char *path, char *dir, size_t n);
 /* mkdir -p of the directory holding the file path; writes that directory ("." for a bare name)
  * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);

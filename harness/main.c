@@ -76,12 +76,10 @@ static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_US
 
 static int run_main(int argc, char **argv);
 
-/* dirname(p) exists (a bare name: the working directory does) */
+/* the directory holding p exists */
 static int parent_exists(const char *p) {
-    const char *slash = strrchr(p, '/');
-    if (!slash) return 1;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash == p ? 1 : (int)(slash - p), p);
+    if (!lra_dirname(p, dir, sizeof dir)) return 0;
     struct stat sb;
     return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
