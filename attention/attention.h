@@ -84,6 +84,9 @@ lra_status lra_attn_create(lra_attn *h, const char *name, const char *opts, lra_
 void lra_attn_free(lra_attn *h);
 size_t lra_attn_workspace_bytes(const lra_attn *h);
 size_t lra_attn_param_count(const lra_attn *h);
+/* The backend's diagnostics of the last forward at shape s with workspace ws, or NULL when it has
+ * none; the caller owns the result. */
+cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a);
 
 /* ---- helpers shared by backends' option parsers ---- */
 

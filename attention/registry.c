@@ -60,6 +60,11 @@ size_t lra_attn_param_count(const lra_attn *h) {
     return h->iface->param_count ? h->iface->param_count(h->ctx, h->max) : 0;
 }
 
+cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a) {
+    if (!h->iface->diagnostics) return NULL;
+    return h->iface->diagnostics(h->ctx, ws, s, a);
+}
+
 lra_status lra_attn_parse_opts(const char *backend, const char *opts, lra_opt_fn fn, void *user,
                                char *err) {
     if (!opts || !*opts) return LRA_OK;

@@ -12,9 +12,11 @@ typedef struct {
     char task[32], backend[32], attn_opts[256], profile[16];
     int layers, heads, emb, qkv, mlp, batch, max_len;
     int steps, warmup, eval_every, eval_subset, log_every, timing_skip;
-    double lr, wd, clip;
+    double lr, wd, clip, adam_b1, adam_b2, adam_eps;
     float dropout, attn_dropout;
     int pool, pos_learned, schedule, batching, pad_mask, retrieval_head;
+    int mean_len;  /* MEAN pooling's divisor: 0 max_len, 1 its next power of two (lra_config_pool_len) */
+    int init, attn_bias;
     char dataset[32];
     long seed, data_seed;
     int threads;
@@ -23,7 +25,7 @@ typedef struct {
     char data_dir[4096], out[4096], checkpoint[4096];
 } lra_config;
 
-/* Fills c with the named profile's values for the task ("official", "small", "ci").
+/* Fills c with the named profile's values for the task ("repro", "official", "ci").
  * LRA_ERR_USAGE names an unknown profile or task. */
 lra_status lra_config_profile(lra_config *c, const char *task, const char *profile, char *err);
 
@@ -31,6 +33,13 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
  * profile, then every other option. Unknown options and bad values are LRA_ERR_USAGE with a
  * message naming them. *help is set when --help was given. */
 lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, char *err);
+
+/* The reproduction recipe's own evaluation frequency for the task (lra.md), 0 for an unknown task;
+ * the repro profile's --eval-every may be coarser (config.c says why). */
+int lra_config_recipe_eval_every(const char *task);
+
+/* MEAN pooling's fixed divisor: max_len, or with --mean-len=pow2 its next power of two. */
+int lra_config_pool_len(const lra_config *c);
 
 /* The option table as --help text, with every profile's defaults for the task. */
 void lra_config_print_help(FILE *f, const char *task);

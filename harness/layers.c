@@ -271,7 +271,7 @@ void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int N
             }
 }
 
-void lra_pool_forward(float *out, const float *in, int mode, int B, int T, int C) {
+void lra_pool_forward(float *out, const float *in, const uint8_t *mask, int mode, int B, int T, int C, int len) {
     for (int b = 0; b < B; b++) {
         const float *x = in + (size_t)b * T * C;
         float *o = out + (size_t)b * C;
@@ -281,12 +281,13 @@ void lra_pool_forward(float *out, const float *in, int mode, int B, int T, int C
         }
         for (int c = 0; c < C; c++) o[c] = 0.0f;
         for (int t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) o[c] += x[(size_t)t * C + c];
-        for (int c = 0; c < C; c++) o[c] /= T;
+            if (mask[(size_t)b * T + t])
+                for (int c = 0; c < C; c++) o[c] += x[(size_t)t * C + c];
+        for (int c = 0; c < C; c++) o[c] /= (float)len;
     }
 }
 
-void lra_pool_backward(float *din, const float *dout, int mode, int B, int T, int C) {
+void lra_pool_backward(float *din, const float *dout, const uint8_t *mask, int mode, int B, int T, int C, int len) {
     for (int b = 0; b < B; b++) {
         float *d = din + (size_t)b * T * C;
         const float *g = dout + (size_t)b * C;
@@ -295,7 +296,8 @@ void lra_pool_backward(float *din, const float *dout, int mode, int B, int T, in
             continue;
         }
         for (int t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) d[(size_t)t * C + c] += g[c] / T;
+            if (mask[(size_t)b * T + t])
+                for (int c = 0; c < C; c++) d[(size_t)t * C + c] += g[c] / (float)len;
     }
 }
 

@@ -65,9 +65,11 @@ enum { LRA_POOL_CLS = 0, LRA_POOL_MEAN = 1 };
  * feat[b] = [u, v] (2C), or with products = 1 [u, v, u*v, u-v] (4C). */
 void lra_pair_features_forward(float *feat, const float *pooled, int products, int B, int C);
 void lra_pair_features_backward(float *dpooled, const float *dfeat, const float *pooled, int products, int B, int C);
-/* out (B,C): position 0 (CLS) or the mean over all T positions (official MEAN pooling) */
-void lra_pool_forward(float *out, const float *in, int mode, int B, int T, int C);
-void lra_pool_backward(float *din, const float *dout, int mode, int B, int T, int C);
+/* out (B,C): position 0 (CLS), or MEAN: sum_t mask[b,t] in[b,t,:] / len, the real positions over
+ * a fixed length (the official code zeroes padded rows and averages over its fixed padded length,
+ * so the result never depends on how far a batch is padded). mask (B,T), 1 = real. */
+void lra_pool_forward(float *out, const float *in, const uint8_t *mask, int mode, int B, int T, int C, int len);
+void lra_pool_backward(float *din, const float *dout, const uint8_t *mask, int mode, int B, int T, int C, int len);
 
 /* Softmax cross-entropy: probs (B,K), losses (B) from logits (B,K) and labels (B). */
 void lra_crossentropy_forward(float *losses, float *probs, const float *logits,

@@ -13,12 +13,12 @@ enum { SITE_ATTN_OUT = 1, SITE_MLP_HIDDEN = 2, SITE_MLP_OUT = 3, SITE_ATTN_PROBS
  * the encoder per example, the width of the head's input and its hidden widths. */
 static int enc_rows(const lra_model_cfg *c) { return c->dual ? 2 : 1; }
 static size_t head_in(const lra_model_cfg *c) { return (size_t)c->emb * (c->dual ? (c->dual_head ? 4 : 2) : 1); }
-static size_t head_mid(const lra_model_cfg *c) { return c->dual ? (size_t)c->mlp / 2 : 0; }
-static size_t head_last(const lra_model_cfg *c) { return c->dual ? head_mid(c) : (size_t)c->mlp; }
+static size_t head_mid(const lra_model_cfg *c) { return c->dual && !c->dual_one_hidden ? (size_t)c->mlp / 2 : 0; }
+static size_t head_last(const lra_model_cfg *c) { return head_mid(c) ? head_mid(c) : (size_t)c->mlp; }
 
 static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
     size_t C = c->emb, Q = c->qkv, M = c->mlp;
-    return 2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C + attn_params;
+    return 2 * C + 3 * Q * C + C * Q + (c->attn_bias ? 3 * Q + C : 0) + 2 * C + M * C + M + C * M + C + attn_params;
 }
 
 /* Floats of the parameters (one of the four parameter-shaped arrays) for max length T. */
@@ -75,6 +75,7 @@ static size_t layout_params(lra_params *p, float *base, const lra_model *m) {
         lra_block_params *b = &p->blocks[l];
         TAKE(b->ln1w, C); TAKE(b->ln1b, C);
         TAKE(b->qkvw, 3 * Q * C); TAKE(b->projw, C * Q);
+        if (c->attn_bias) { TAKE(b->qkvb, 3 * Q); TAKE(b->projb, C); } else b->qkvb = b->projb = NULL;
         TAKE(b->ln2w, C); TAKE(b->ln2b, C);
         TAKE(b->fcw, M * C); TAKE(b->fcb, M);
         TAKE(b->fcprojw, C * M); TAKE(b->fcprojb, C);
@@ -82,7 +83,7 @@ static size_t layout_params(lra_params *p, float *base, const lra_model *m) {
     }
     TAKE(p->lnfw, C); TAKE(p->lnfb, C);
     TAKE(p->h1w, M * head_in(c)); TAKE(p->h1b, M);
-    if (c->dual) { TAKE(p->hmw, head_mid(c) * M); TAKE(p->hmb, head_mid(c)); } else p->hmw = p->hmb = NULL;
+    if (head_mid(c)) { TAKE(p->hmw, head_mid(c) * M); TAKE(p->hmb, head_mid(c)); } else p->hmw = p->hmb = NULL;
     TAKE(p->h2w, (size_t)c->classes * head_last(c)); TAKE(p->h2b, (size_t)c->classes);
 #undef TAKE
     return off;
@@ -96,9 +97,11 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
         return lra_fail(err, LRA_ERR_USAGE, "qkv dimension %d is not a multiple of heads %d", c->qkv, c->heads);
     if (c->emb % 2 != 0 && !c->learned_pos)
         return lra_fail(err, LRA_ERR_USAGE, "emb %d must be even for sinusoidal positions", c->emb);
+    if (c->pool == LRA_POOL_MEAN && c->pool_len < c->max_len)
+        return lra_fail(err, LRA_ERR_USAGE, "MEAN pooling's length %d is shorter than max_len %d", c->pool_len, c->max_len);
     if (c->dropout < 0 || c->dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
         return lra_fail(err, LRA_ERR_USAGE, "dropout rates must be in [0, 1)");
-    if (c->dual && c->mlp < 2)
+    if (head_mid(c) == 0 && c->dual && !c->dual_one_hidden)
         return lra_fail(err, LRA_ERR_USAGE, "the dual encoder's head needs mlp >= 2 (its second layer is mlp/2 wide)");
     m->T = c->max_len + (c->cls ? 1 : 0);
     m->hs = c->qkv / c->heads;
@@ -178,9 +181,10 @@ void lra_model_param_name(const lra_model *m, size_t i, char *buf, size_t n) {
     int nt = 0;
 #define ADD(ptr, nm, l) do { if ((ptr) && nt < 64) t[nt++] = (tensor){nm, ptr, l}; } while (0)
     ADD(p->wte, "wte", -1); ADD(p->cls, "cls", -1); ADD(p->pos, "pos", -1);
-    for (int l = 0; l < c->layers && nt < 50; l++) {
+    for (int l = 0; l < c->layers && nt < 48; l++) {
         const lra_block_params *b = &p->blocks[l];
         ADD(b->ln1w, "ln1w", l); ADD(b->ln1b, "ln1b", l); ADD(b->qkvw, "qkvw", l); ADD(b->projw, "projw", l);
+        ADD(b->qkvb, "qkvb", l); ADD(b->projb, "projb", l);
         ADD(b->ln2w, "ln2w", l); ADD(b->ln2b, "ln2b", l); ADD(b->fcw, "fcw", l); ADD(b->fcb, "fcb", l);
         ADD(b->fcprojw, "fcprojw", l); ADD(b->fcprojb, "fcprojb", l);
         if (m->attn_params_per_layer) ADD(b->attn, "attn", l);
@@ -235,35 +239,70 @@ static void fill_lecun(float *x, size_t n, int fan_in, lra_rng *r) {
     }
 }
 
-void lra_model_init(lra_model *m, uint64_t seed) {
+/* PyTorch's nn.Linear: kernel (kaiming-uniform with a = sqrt(5)) and bias both U(+-1/sqrt(fan_in)) */
+static void fill_torch_linear(float *w, float *bias, size_t out, int fan_in, lra_rng *r) {
+    const double bound = 1.0 / sqrt((double)fan_in);
+    fill_uniform(w, out * (size_t)fan_in, bound, r);
+    if (bias) fill_uniform(bias, out, bound, r);
+}
+
+static void init_flax(lra_model *m, lra_rng *r) {
     const lra_model_cfg *c = &m->cfg;
     size_t C = c->emb, Q = c->qkv, M = c->mlp;
+    fill_normal(m->p.wte, (size_t)c->vocab * C, 1.0, r);
+    if (m->p.pos) fill_normal(m->p.pos, (size_t)m->T * C, 0.02, r);
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_params *b = &m->p.blocks[l];
+        /* query, key and value are three separate (C -> Q) kernels in flax */
+        fill_uniform(b->qkvw, 3 * Q * C, sqrt(6.0 / (double)(C + Q)), r);
+        fill_uniform(b->projw, C * Q, sqrt(6.0 / (double)(C + Q)), r);
+        if (b->qkvb) { fill_normal(b->qkvb, 3 * Q, 1e-6, r); fill_normal(b->projb, C, 1e-6, r); }
+        fill_uniform(b->fcw, M * C, sqrt(6.0 / (double)(C + M)), r);
+        fill_normal(b->fcb, M, 1e-6, r);
+        fill_uniform(b->fcprojw, C * M, sqrt(6.0 / (double)(C + M)), r);
+        fill_normal(b->fcprojb, C, 1e-6, r);
+    }
+    fill_lecun(m->p.h1w, M * head_in(c), (int)head_in(c), r); fill_const(m->p.h1b, M, 0.0f);
+    if (head_mid(c)) { fill_lecun(m->p.hmw, head_mid(c) * M, (int)M, r); fill_const(m->p.hmb, head_mid(c), 0.0f); }
+    fill_lecun(m->p.h2w, (size_t)c->classes * head_last(c), (int)head_last(c), r);
+    fill_const(m->p.h2b, (size_t)c->classes, 0.0f);
+}
+
+static void init_torch(lra_model *m, lra_rng *r) {
+    const lra_model_cfg *c = &m->cfg;
+    size_t C = c->emb, Q = c->qkv, M = c->mlp;
+    fill_normal(m->p.wte, (size_t)c->vocab * C, 0.02, r);
+    if (m->p.pos) fill_normal(m->p.pos, (size_t)m->T * C, 0.02, r);
+    for (int l = 0; l < c->layers; l++) {
+        lra_block_params *b = &m->p.blocks[l];
+        fill_torch_linear(b->qkvw, b->qkvb, 3 * Q, (int)C, r); /* W_q, W_k, W_v: each fan-in C */
+        fill_torch_linear(b->projw, b->projb, C, (int)Q, r);
+        fill_torch_linear(b->fcw, b->fcb, M, (int)C, r);
+        fill_torch_linear(b->fcprojw, b->fcprojb, C, (int)M, r);
+    }
+    fill_torch_linear(m->p.h1w, m->p.h1b, M, (int)head_in(c), r);
+    if (head_mid(c)) fill_torch_linear(m->p.hmw, m->p.hmb, head_mid(c), (int)M, r);
+    fill_torch_linear(m->p.h2w, m->p.h2b, (size_t)c->classes, (int)head_last(c), r);
+}
+
+void lra_model_init(lra_model *m, uint64_t seed) {
+    const lra_model_cfg *c = &m->cfg;
+    const size_t C = c->emb;
     lra_rng r;
     lra_rng_seed(&r, lra_stream(seed, 0x1417, 0));
-    fill_normal(m->p.wte, (size_t)c->vocab * C, 1.0, &r);
+    if (c->init == LRA_INIT_TORCH) init_torch(m, &r);
+    else init_flax(m, &r);
     if (m->p.cls) fill_const(m->p.cls, C, 0.0f);
-    if (m->p.pos) fill_normal(m->p.pos, (size_t)m->T * C, 0.02, &r);
     for (int l = 0; l < c->layers; l++) {
         lra_block_params *b = &m->p.blocks[l];
         fill_const(b->ln1w, C, 1.0f); fill_const(b->ln1b, C, 0.0f);
-        /* query, key and value are three separate (C -> Q) kernels in flax */
-        fill_uniform(b->qkvw, 3 * Q * C, sqrt(6.0 / (double)(C + Q)), &r);
-        fill_uniform(b->projw, C * Q, sqrt(6.0 / (double)(C + Q)), &r);
         fill_const(b->ln2w, C, 1.0f); fill_const(b->ln2b, C, 0.0f);
-        fill_uniform(b->fcw, M * C, sqrt(6.0 / (double)(C + M)), &r);
-        fill_normal(b->fcb, M, 1e-6, &r);
-        fill_uniform(b->fcprojw, C * M, sqrt(6.0 / (double)(C + M)), &r);
-        fill_normal(b->fcprojb, C, 1e-6, &r);
         if (m->attn_params_per_layer && m->attn.iface->init_params) {
             lra_attn_shape max = m->attn.max;
             m->attn.iface->init_params(m->attn.ctx, max, b->attn, lra_stream(seed, 0xA77, (uint64_t)l));
         }
     }
     fill_const(m->p.lnfw, C, 1.0f); fill_const(m->p.lnfb, C, 0.0f);
-    fill_lecun(m->p.h1w, M * head_in(c), (int)head_in(c), &r); fill_const(m->p.h1b, M, 0.0f);
-    if (c->dual) { fill_lecun(m->p.hmw, head_mid(c) * M, (int)M, &r); fill_const(m->p.hmb, head_mid(c), 0.0f); }
-    fill_lecun(m->p.h2w, (size_t)c->classes * head_last(c), (int)head_last(c), &r);
-    fill_const(m->p.h2b, (size_t)c->classes, 0.0f);
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
 }
 
@@ -291,13 +330,13 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
-        lra_matmul_forward(m->tmp_big, a->ln1, p->qkvw, NULL, BT, C, 3 * Q);
+        lra_matmul_forward(m->tmp_big, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->tmp_big, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
         m->attn.iface->forward(m->attn.ctx, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
-        lra_matmul_forward(m->tmp_c, a->atty, p->projw, NULL, BT, Q, C);
+        lra_matmul_forward(m->tmp_c, a->atty, p->projw, p->projb, BT, Q, C);
         lra_residual_dropout_forward(a->res2, x, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
         lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M);
@@ -308,7 +347,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         x = a->res3;
     }
     lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
-    lra_pool_forward(m->pooled, m->lnf, c->pool, E, T, C);
+    lra_pool_forward(m->pooled, m->lnf, m->mask, c->pool, E, T, C, c->pool_len);
     const float *feat = m->pooled;
     if (c->dual) {
         lra_pair_features_forward(m->feat, m->pooled, c->dual_head, B, C);
@@ -317,7 +356,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     lra_matmul_forward(m->h1, feat, m->p.h1w, m->p.h1b, B, F, M);
     lra_relu_forward(m->h1r, m->h1, (long)B * M);
     const float *last = m->h1r;
-    if (c->dual) {
+    if (H) {
         lra_matmul_forward(m->hm, m->h1r, m->p.hmw, m->p.hmb, B, M, H);
         lra_relu_forward(m->hmr, m->hm, (long)B * H);
         last = m->hmr;
@@ -345,10 +384,10 @@ void lra_model_backward(lra_model *m) {
     memset(m->dh1, 0, sizeof(float) * B * M);
     memset(m->dpooled, 0, sizeof(float) * E * C);
     lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
-    if (c->dual) {
+    if (c->dual) memset(m->dfeat, 0, sizeof(float) * B * F);
+    if (H) {
         memset(m->dhmr, 0, sizeof(float) * B * H);
         memset(m->dhm, 0, sizeof(float) * B * H);
-        memset(m->dfeat, 0, sizeof(float) * B * F);
         lra_matmul_backward(m->dhmr, m->g.h2w, m->g.h2b, m->dlogits, m->hmr, m->p.h2w, B, HL, K);
         lra_relu_backward(m->dhm, m->hm, m->dhmr, (long)B * H);
         lra_matmul_backward(m->dh1r, m->g.hmw, m->g.hmb, m->dhm, m->h1r, m->p.hmw, B, M, H);
@@ -363,7 +402,7 @@ void lra_model_backward(lra_model *m) {
         lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M);
     }
     memset(m->dc, 0, szC);
-    lra_pool_backward(m->dc, m->dpooled, c->pool, E, T, C);
+    lra_pool_backward(m->dc, m->dpooled, m->mask, c->pool, E, T, C, c->pool_len);
     const float *xlast = c->layers ? m->blocks[c->layers - 1].res3 : m->enc;
     memset(m->dres, 0, szC);
     lra_layernorm_backward(m->dres, m->g.lnfw, m->g.lnfb, m->dc, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
@@ -388,7 +427,7 @@ void lra_model_backward(lra_model *m) {
         memcpy(m->dc, m->dres, szC);
         lra_dropout_apply(m->dc, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
         memset(m->dbig, 0, szQ);
-        lra_matmul_backward(m->dbig, g->projw, NULL, m->dc, a->atty, p->projw, BT, Q, C);
+        lra_matmul_backward(m->dbig, g->projw, g->projb, m->dc, a->atty, p->projw, BT, Q, C);
         memset(m->dbig2, 0, szQ);
         lra_merge_heads_backward(m->dbig2, m->dbig, E, T, NH, hs);
         memset(m->dq3, 0, 3 * szQ);
@@ -399,7 +438,7 @@ void lra_model_backward(lra_model *m) {
         memset(m->dbig, 0, 3 * szQ);
         lra_split_heads_backward(m->dbig, dq, dk, dv, E, T, NH, hs);
         memset(m->dc, 0, szC);
-        lra_matmul_backward(m->dc, g->qkvw, NULL, m->dbig, a->ln1, p->qkvw, BT, C, 3 * Q);
+        lra_matmul_backward(m->dc, g->qkvw, g->qkvb, m->dbig, a->ln1, p->qkvw, BT, C, 3 * Q);
         lra_layernorm_backward(m->dres, g->ln1w, g->ln1b, m->dc, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
     lra_dropout_apply(m->dres, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));

@@ -22,13 +22,21 @@ typedef struct {
     int dual;          /* Retrieval: two documents per example through the one encoder, pooled to
                           u and v; the head reads [u, v] and has two hidden layers (mlp, mlp/2) */
     int dual_head;     /* with dual: 0 [u, v] (the official code), 1 [u, v, u*v, u-v] (the paper) */
+    int dual_one_hidden; /* with dual: the head is Dense(mlp)-ReLU-Dense like the single one (the
+                            reproduction recipe), without the official mlp/2 middle layer */
+    int attn_bias;     /* biases on the q, k, v and output projections (PyTorch's nn.Linear) */
+    int init;          /* LRA_INIT_FLAX (lra_model_init's official scheme) or LRA_INIT_TORCH */
+    int pool_len;      /* MEAN pooling divides the sum over real positions by this fixed length
+                          (the official code's padded length), never by the batch's padding */
     float dropout, attn_dropout;
     const char *backend, *attn_opts;
     int nthreads;
 } lra_model_cfg;
 
+enum { LRA_INIT_FLAX = 0, LRA_INIT_TORCH = 1 };
+
 typedef struct {
-    float *ln1w, *ln1b, *qkvw, *projw, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *attn;
+    float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *attn;
 } lra_block_params;
 
 /* Views into one flat array (parameters, or gradients with the same layout). */
@@ -87,8 +95,11 @@ void lra_model_param_name(const lra_model *m, size_t i, char *buf, size_t n);
 /* The first flat index in x (nparams floats, parameter layout) that is NaN or Inf; nparams if none. */
 size_t lra_model_first_nonfinite(const lra_model *m, const float *x);
 void lra_model_free(lra_model *m);
-/* The official initialisations (lra.md): embeddings N(0,1), xavier-uniform dense kernels in the
- * blocks, biases N(0, 1e-6), LayerNorm 1/0, lecun-normal head kernels with zero biases. */
+/* LRA_INIT_FLAX, the official initialisations (lra.md): embeddings N(0,1), xavier-uniform dense
+ * kernels in the blocks, biases N(0, 1e-6), LayerNorm 1/0, lecun-normal head kernels with zero
+ * biases. LRA_INIT_TORCH, the reproduction recipe's (PyTorch defaults): token and position
+ * embeddings N(0, 0.02), every nn.Linear's kernel and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+ * LayerNorm 1/0. Learned positions are N(0, 0.02) under both. */
 void lra_model_init(lra_model *m, uint64_t seed);
 
 /* Forward over B <= cfg.batch examples of L <= cfg.max_len tokens each: tokens and mask (B,L)

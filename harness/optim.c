@@ -5,7 +5,29 @@
 
 #include "../common/lra.h"
 
+/* OneCycleLR's two linear phases: the position of step s within its phase, and which phase.
+ * PyTorch ends phase 1 at step pct_start * total - 1 = W - 1 and phase 2 at total - 1. */
+static double onecycle_pct(long s, long warmup, long total, int *phase) {
+    const double end1 = (double)warmup - 1.0, end2 = (double)total - 1.0;
+    if ((double)s <= end1) { *phase = 1; return end1 > 0 ? (double)s / end1 : 1.0; }
+    *phase = 2;
+    return end2 > end1 ? ((double)s - end1) / (end2 - end1) : 1.0;
+}
+
+double lra_beta1_at(int schedule, double b1, long s, long warmup, long total) {
+    if (schedule != LRA_SCHED_ONECYCLE) return b1;
+    int phase;
+    const double pct = onecycle_pct(s, warmup, total, &phase);
+    return phase == 1 ? 0.95 + (0.85 - 0.95) * pct : 0.85 + (0.95 - 0.85) * pct;
+}
+
 double lra_lr_at(int schedule, double base, long s, long warmup, long total) {
+    if (schedule == LRA_SCHED_ONECYCLE) {
+        const double initial = base / 25.0, final = initial / 1e4;
+        int phase;
+        const double pct = onecycle_pct(s, warmup, total, &phase);
+        return phase == 1 ? initial + (base - initial) * pct : base + (final - base) * pct;
+    }
     double warm = warmup > 0 ? fmin(1.0, (double)s / (double)warmup) : 1.0;
     switch (schedule) {
     case LRA_SCHED_RSQRT:

@@ -48,6 +48,13 @@ typedef struct {
     float win_loss[WINDOW], win_acc[WINDOW];
     eval_result final[3];
     int have_final;
+    /* model selection: the parameters of the periodic evaluation with the best validation
+     * accuracy (the first of equals), kept as the run goes and saved beside the checkpoint */
+    float *best_params;   /* (nparams) */
+    int best_step;        /* -1 before the first evaluation */
+    double best_val_acc, best_val_loss;
+    eval_result best[3];  /* val and test of the best parameters, evaluated at the end */
+    int have_best;
     const char *status;
     char diverged_at[256];
     /* checkpoints */
@@ -92,10 +99,33 @@ static eval_result evaluate(run_state *r, int which, int subset) {
     return e;
 }
 
-/* Diagnostics on the first validation batch, first layer, real q, k, v of the trained model: the
- * backend's own (routing statistics) and the relative L2 error of its output against full
- * attention on the same inputs, over the rows of real query tokens. Runs once, after training,
- * so the full-attention workspace it allocates never touches a training step. */
+/* The relative L2 error of layer l's attention output against full attention on the same q, k, v,
+ * over the rows of real query tokens (full's workspace ws and output o are the caller's). */
+static double error_vs_full(const lra_model *m, int l, lra_attn *full, lra_attn_shape sh, const lra_attn_args *args,
+                            float *o, void *ws) {
+    const size_t BQ = (size_t)sh.B * sh.NH * sh.T * sh.hs;
+    const float *q = m->blocks[l].qkvh, *k = q + BQ, *v = k + BQ, *mine = m->blocks[l].atto;
+    full->iface->forward(full->ctx, sh, args, o, ws, q, k, v, NULL);
+    double num = 0, den = 0;
+    for (int b = 0; b < sh.B; b++)
+        for (int h = 0; h < sh.NH; h++)
+            for (int t = 0; t < sh.T; t++) {
+                if (!m->mask[(size_t)b * sh.T + t]) continue;
+                size_t off = (((size_t)b * sh.NH + h) * sh.T + t) * sh.hs;
+                for (int d = 0; d < sh.hs; d++) {
+                    double e = (double)mine[off + d] - o[off + d];
+                    num += e * e;
+                    den += (double)o[off + d] * o[off + d];
+                }
+            }
+    return den > 0 ? sqrt(num / den) : 0.0;
+}
+
+/* Diagnostics on the first validation batch, every layer, real q, k, v of the model as it is: the
+ * backend's own (routing statistics) and its output's relative L2 error against full attention.
+ * Runs at each periodic evaluation and after training, outside any training step, so the
+ * full-attention workspace it allocates never touches one. The object holds layer 0's figures at
+ * its top and every layer's in "layers". */
 static cJSON *attention_diagnostics(run_state *r) {
     lra_model *m = &r->model;
     const lra_split *s = &r->split[LRA_SPLIT_VAL];
@@ -107,35 +137,27 @@ static cJSON *attention_diagnostics(run_state *r) {
     const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs, rows = n * (m->cfg.dual ? 2 : 1);
     lra_attn_shape sh = {rows, NH, T, hs};
     lra_attn_args args = {m->mask, 0.0f, 0};
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "layer", 0);
-    cJSON_AddNumberToObject(j, "examples", n);
-    cJSON_AddNumberToObject(j, "length", T);
-    if (m->attn.iface->diagnostics)
-        cJSON_AddItemToObject(j, "routing", m->attn.iface->diagnostics(m->attn.ctx, m->blocks[0].ws, sh, &args));
-    lra_attn full;
+    lra_attn full = {0};
     char err[LRA_ERR_LEN];
-    const size_t BQ = (size_t)rows * NH * T * hs;
     float *o = NULL;
     void *ws = NULL;
-    if (lra_attn_create(&full, "full", "", sh, omp_get_max_threads(), err) == LRA_OK &&
-        (o = malloc(BQ * sizeof(float))) && (ws = lra_alloc_touched(lra_attn_workspace_bytes(&full)))) {
-        const float *q = m->blocks[0].qkvh, *k = q + BQ, *v = k + BQ, *mine = m->blocks[0].atto;
-        full.iface->forward(full.ctx, sh, &args, o, ws, q, k, v, NULL);
-        double num = 0, den = 0;
-        for (int b = 0; b < rows; b++)
-            for (int h = 0; h < NH; h++)
-                for (int t = 0; t < T; t++) {
-                    if (!m->mask[(size_t)b * T + t]) continue;
-                    size_t off = (((size_t)b * NH + h) * T + t) * hs;
-                    for (int d = 0; d < hs; d++) {
-                        double e = (double)mine[off + d] - o[off + d];
-                        num += e * e;
-                        den += (double)o[off + d] * o[off + d];
-                    }
-                }
-        cJSON_AddNumberToObject(j, "relative_l2_error_vs_full", den > 0 ? sqrt(num / den) : 0.0);
+    const int have_full = lra_attn_create(&full, "full", "", sh, omp_get_max_threads(), err) == LRA_OK &&
+                          (o = malloc((size_t)rows * NH * T * hs * sizeof(float))) &&
+                          (ws = lra_alloc_touched(lra_attn_workspace_bytes(&full)));
+    cJSON *j = cJSON_CreateObject(), *layers = cJSON_CreateArray();
+    for (int l = 0; l < m->cfg.layers; l++) {
+        cJSON *x = l == 0 ? j : cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "layer", l);
+        if (l == 0) {
+            cJSON_AddNumberToObject(j, "examples", n);
+            cJSON_AddNumberToObject(j, "length", T);
+        }
+        cJSON *routing = lra_attn_diagnostics(&m->attn, m->blocks[l].ws, sh, &args);
+        if (routing) cJSON_AddItemToObject(x, "routing", routing);
+        if (have_full) cJSON_AddNumberToObject(x, "relative_l2_error_vs_full", error_vs_full(m, l, &full, sh, &args, o, ws));
+        cJSON_AddItemToArray(layers, l == 0 ? cJSON_Duplicate(j, 1) : x);
     }
+    cJSON_AddItemToObject(j, "layers", layers);
     free(o);
     free(ws);
     if (full.iface) lra_attn_free(&full);
@@ -204,6 +226,19 @@ static cJSON *build_report(run_state *r) {
     if (r->have_final) {
         cJSON_AddItemToObject(res, "val", eval_json(&r->final[LRA_SPLIT_VAL]));
         cJSON_AddItemToObject(res, "test", eval_json(&r->final[LRA_SPLIT_TEST]));
+    }
+    cJSON *sel = cJSON_AddObjectToObject(res, "best_val");
+    cJSON_AddStringToObject(sel, "selected_on", r->task->val_is_test ? "the test split (the task has no validation split)"
+                                                                      : "the validation split");
+    cJSON_AddNumberToObject(sel, "eval_every", c->eval_every);
+    cJSON_AddNumberToObject(sel, "eval_examples", (double)r->n_sub[LRA_SPLIT_VAL]);
+    if (lra_config_recipe_eval_every(c->task) && strcmp(c->profile, "repro") == 0)
+        cJSON_AddNumberToObject(sel, "recipe_eval_every", lra_config_recipe_eval_every(c->task));
+    cJSON_AddNumberToObject(sel, "step", r->best_step);
+    if (r->best_step >= 0) cJSON_AddNumberToObject(sel, "periodic_val_accuracy", r->best_val_acc);
+    if (r->have_best) {
+        cJSON_AddItemToObject(sel, "val", eval_json(&r->best[LRA_SPLIT_VAL]));
+        cJSON_AddItemToObject(sel, "test", eval_json(&r->best[LRA_SPLIT_TEST]));
     }
     if (r->ckpt_step >= 0) {
         cJSON *ck = cJSON_AddObjectToObject(j, "checkpoint");
@@ -377,8 +412,9 @@ static void section_list(run_state *r, const lra_batcher *b, lra_ckpt_section *s
     s[4] = (lra_ckpt_section){"batch_start", b->batch_start, b->nbatches * sizeof(uint32_t)};
     s[5] = (lra_ckpt_section){"win_loss", r->win_loss, sizeof r->win_loss};
     s[6] = (lra_ckpt_section){"win_acc", r->win_acc, sizeof r->win_acc};
+    s[7] = (lra_ckpt_section){"best_params", r->best_params, np};
 }
-enum { NSECTIONS = 7 };
+enum { NSECTIONS = 8 };
 
 static lra_status save_checkpoint(run_state *r, const lra_batcher *b, const char *report_path, char *err) {
     char hex[17], when[32];
@@ -390,6 +426,10 @@ static lra_status save_checkpoint(run_state *r, const lra_batcher *b, const char
     cJSON_AddStringToObject(h, "data_checksum", r->data_checksum);
     cJSON_AddNumberToObject(h, "nparams", (double)r->model.nparams);
     cJSON_AddNumberToObject(h, "step", r->steps_done);
+    cJSON *best = cJSON_AddObjectToObject(h, "best_val");
+    cJSON_AddNumberToObject(best, "step", r->best_step);
+    cJSON_AddNumberToObject(best, "accuracy", r->best_val_acc);
+    cJSON_AddNumberToObject(best, "loss", r->best_val_loss);
     cJSON *bj = cJSON_AddObjectToObject(h, "batcher");
     cJSON_AddNumberToObject(bj, "epoch", (double)b->epoch);
     cJSON_AddNumberToObject(bj, "next", (double)b->next);
@@ -438,10 +478,14 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
     const cJSON *bj = cJSON_GetObjectItemCaseSensitive(h, "batcher"), *tj = cJSON_GetObjectItemCaseSensitive(h, "train");
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(bj, "rng"), *curve = cJSON_GetObjectItemCaseSensitive(h, "curve");
     const cJSON *resumed = cJSON_GetObjectItemCaseSensitive(h, "resumed_at_steps");
+    const cJSON *best = cJSON_GetObjectItemCaseSensitive(h, "best_val");
     const double step = jnum(h, "step"), epoch = jnum(bj, "epoch"), next = jnum(bj, "next");
+    const double best_step = jnum(best, "step"), best_acc = jnum(best, "accuracy"), best_loss = jnum(best, "loss");
     if (!cJSON_IsObject(theirs) || !cJSON_IsString(sum) || !cJSON_IsString(rng) || !cJSON_IsArray(curve) ||
         !cJSON_IsArray(resumed) || !cJSON_IsObject(tj) || !(step >= 0 && step <= r->c->steps) || step != floor(step) ||
-        !(epoch >= 0 && epoch < 1e15) || !(next >= 0 && next <= (double)b->nbatches) || strlen(rng->valuestring) != 16)
+        !(epoch >= 0 && epoch < 1e15) || !(next >= 0 && next <= (double)b->nbatches) || strlen(rng->valuestring) != 16 ||
+        !(best_step >= -1 && best_step <= step) || best_step != floor(best_step) || !(best_acc >= 0 && best_acc <= 1) ||
+        isnan(best_loss))
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's header lacks or has out-of-range run state", path);
     else if (lra_config_diff(theirs, mine, diff, sizeof diff))
         st = lra_fail(err, LRA_ERR_USAGE, "%s is another run's checkpoint: %s", path, diff);
@@ -470,6 +514,9 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
     }
     if (st == LRA_OK) {
         r->steps_done = (int)step;
+        r->best_step = (int)best_step;
+        r->best_val_acc = best_acc;
+        r->best_val_loss = best_loss;
         /* timings only feed throughput: a missing one counts as none rather than a NaN */
         const double tt = jnum(tj, "time_s"), ts = jnum(tj, "timed_steps");
         const double rt = jnum(tj, "timed_real_tokens"), pt = jnum(tj, "timed_padded_tokens");
@@ -495,6 +542,72 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
     }
     lra_checkpoint_free(&ck);
     return st;
+}
+
+/* Every eval_every steps: validation (the fixed subset, or all of it with --eval-subset=0) for the
+ * curve and for model selection; the test split waits for the end. */
+static void periodic_evaluation(run_state *r, int step, int progress) {
+    const lra_config *c = r->c;
+    double te = lra_now();
+    eval_result v = evaluate(r, LRA_SPLIT_VAL, 1);
+    if (r->best_step < 0 || v.acc > r->best_val_acc) {
+        r->best_step = step;
+        r->best_val_acc = v.acc;
+        r->best_val_loss = v.loss;
+        memcpy(r->best_params, r->model.params, r->model.nparams * sizeof(float));
+    }
+    double wl, wa;
+    int wn;
+    window_means(r, &wl, &wa, &wn);
+    cJSON *pt = cJSON_CreateObject();
+    cJSON_AddNumberToObject(pt, "step", step);
+    cJSON_AddNumberToObject(pt, "examples", (double)step * c->batch);
+    cJSON_AddNumberToObject(pt, "train_loss", wl);
+    cJSON_AddNumberToObject(pt, "train_accuracy", wa);
+    cJSON_AddNumberToObject(pt, "val_loss", v.loss);
+    cJSON_AddNumberToObject(pt, "val_accuracy", v.acc);
+    cJSON_AddNumberToObject(pt, "eval_examples", (double)v.n);
+    cJSON_AddNumberToObject(pt, "elapsed_s", lra_now() - r->t0);
+    cJSON_AddNumberToObject(pt, "train_s", r->train_time);
+    cJSON *diag = attention_diagnostics(r); /* routing over training: a collapse shows when it happens */
+    cJSON_AddItemToObject(pt, "attention", cJSON_DetachItemFromObjectCaseSensitive(diag, "layers"));
+    cJSON_Delete(diag);
+    cJSON_AddItemToArray(r->curve, pt);
+    if (progress)
+        fprintf(stderr, "eval   %6d | val loss %.4f acc %.4f | best %.4f at %d | %.1fs\n", step, v.loss, v.acc,
+                r->best_val_acc, r->best_step, lra_now() - te);
+}
+
+/* After the last step: val and test of the last parameters, then of the best-validation ones (the
+ * field's reported figure). The last step competes too: its full validation pass is an evaluation
+ * every run has. */
+static void final_evaluation(run_state *r, int progress) {
+    lra_model *m = &r->model;
+    r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
+    r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
+    r->have_final = 1;
+    r->attn_diag = attention_diagnostics(r);
+    if (progress)
+        fprintf(stderr, "last   | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
+                r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);
+    const int full_periodic = r->n_sub[LRA_SPLIT_VAL] == r->split[LRA_SPLIT_VAL].n;
+    if (r->best_step < 0 || (full_periodic && r->final[LRA_SPLIT_VAL].acc > r->best_val_acc)) {
+        r->best_step = r->steps_done;
+        r->best_val_acc = r->final[LRA_SPLIT_VAL].acc;
+        r->best_val_loss = r->final[LRA_SPLIT_VAL].loss;
+    }
+    if (r->best_step == r->steps_done) {
+        r->best[LRA_SPLIT_VAL] = r->final[LRA_SPLIT_VAL];
+        r->best[LRA_SPLIT_TEST] = r->final[LRA_SPLIT_TEST];
+    } else { /* training is over: the model's parameters may become the best ones */
+        memcpy(m->params, r->best_params, m->nparams * sizeof(float));
+        r->best[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
+        r->best[LRA_SPLIT_TEST] = r->task->val_is_test ? r->best[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
+    }
+    r->have_best = 1;
+    if (progress)
+        fprintf(stderr, "best   | step %d | val loss %.4f acc %.4f | test loss %.4f acc %.4f\n", r->best_step,
+                r->best[1].loss, r->best[1].acc, r->best[2].loss, r->best[2].acc);
 }
 
 /* Tests only: LRA_TEST_STOP_AT=STEP stops the process (SIGSTOP) before training step STEP, so a
@@ -547,11 +660,16 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         .cls = c->pool == LRA_POOL_CLS, .pool = c->pool, .learned_pos = c->pos_learned,
         .dropout = c->dropout, .attn_dropout = c->attn_dropout, .backend = c->backend,
         .attn_opts = c->attn_opts, .nthreads = threads, .dual = r->task->docs == 2,
-        .dual_head = c->retrieval_head};
+        .dual_head = c->retrieval_head != 0, .dual_one_hidden = c->retrieval_head == 2,
+        .attn_bias = c->attn_bias, .init = c->init, .pool_len = lra_config_pool_len(c)};
     /* the model first: a bad backend option fails before any data work */
     if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) goto done;
     if ((st = load_data(r, err)) != LRA_OK) goto done;
     lra_model_init(&r->model, (uint64_t)c->seed);
+    r->best_step = -1;
+    r->best_params = malloc(r->model.nparams * sizeof(float));
+    if (!r->best_params) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory"); goto done; }
+    memcpy(r->best_params, r->model.params, r->model.nparams * sizeof(float));
 
     const size_t BL = (size_t)c->batch * c->max_len * (r->task->docs == 2 ? 2 : 1);
     r->idx = malloc(sizeof(uint32_t) * c->batch);
@@ -613,8 +731,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         }
         float scale = (c->clip > 0 && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
         double lr = lra_lr_at(c->schedule, c->lr, step, c->warmup, c->steps);
+        double b1 = lra_beta1_at(c->schedule, c->adam_b1, step, c->warmup, c->steps);
         lra_adam_step(r->model.params, r->model.grads, r->model.adam_m, r->model.adam_v, r->model.nparams,
-                      lr, 0.9, 0.98, 1e-9, c->wd, step + 1, scale);
+                      lr, b1, c->adam_b2, c->adam_eps, c->wd, step + 1, scale);
         int correct = 0;
         for (int b = 0; b < c->batch; b++) correct += argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
         double dt = lra_now() - ts;
@@ -642,25 +761,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         }
         if (c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->steps) {
             double te = lra_now();
-            eval_result v = evaluate(r, LRA_SPLIT_VAL, 1), t = r->task->val_is_test ? v : evaluate(r, LRA_SPLIT_TEST, 1);
-            double wl, wa;
-            int wn;
-            window_means(r, &wl, &wa, &wn);
-            cJSON *pt = cJSON_CreateObject();
-            cJSON_AddNumberToObject(pt, "step", step + 1);
-            cJSON_AddNumberToObject(pt, "examples", (double)(step + 1) * c->batch);
-            cJSON_AddNumberToObject(pt, "train_loss", wl);
-            cJSON_AddNumberToObject(pt, "train_accuracy", wa);
-            cJSON_AddNumberToObject(pt, "val_loss", v.loss);
-            cJSON_AddNumberToObject(pt, "val_accuracy", v.acc);
-            cJSON_AddNumberToObject(pt, "test_loss", t.loss);
-            cJSON_AddNumberToObject(pt, "test_accuracy", t.acc);
-            cJSON_AddNumberToObject(pt, "eval_examples", (double)v.n);
-            cJSON_AddNumberToObject(pt, "elapsed_s", lra_now() - r->t0);
-            cJSON_AddItemToArray(r->curve, pt);
-            if (progress)
-                fprintf(stderr, "eval   %6d | val loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1fs\n",
-                        step + 1, v.loss, v.acc, t.loss, t.acc, lra_now() - te);
+            periodic_evaluation(r, step + 1, progress);
             /* a report after every evaluation, so a long run that is stopped still has its curve */
             char werr[LRA_ERR_LEN];
             if (write_report(r, report_path, werr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", werr);
@@ -672,14 +773,8 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         }
     }
     if (st == LRA_OK) {
-        r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
-        r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
-        r->have_final = 1;
+        final_evaluation(r, progress);
         r->status = "completed";
-        r->attn_diag = attention_diagnostics(r);
-        if (progress)
-            fprintf(stderr, "final  | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
-                    r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);
     }
     {
         char werr[LRA_ERR_LEN];
@@ -696,7 +791,7 @@ done:
         free(r->eval_order[s]);
         free(r->eval_sub[s]);
     }
-    free(r->idx); free(r->tokens); free(r->labels); free(r->mask);
+    free(r->idx); free(r->tokens); free(r->labels); free(r->mask); free(r->best_params);
     cJSON_Delete(r->curve);
     cJSON_Delete(r->resumed_at);
     cJSON_Delete(r->attn_diag);

@@ -130,7 +130,7 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     char err[LRA_ERR_LEN];
     const int emb = c->heads * c->hs;
     lra_model_cfg mc = {.vocab = 257, .classes = 2, .max_len = T, .batch = c->batch, .layers = c->layers,
-                        .heads = c->heads, .emb = emb, .qkv = emb, .mlp = 2 * emb, .cls = 0, .pool = LRA_POOL_MEAN,
+                        .heads = c->heads, .emb = emb, .qkv = emb, .mlp = 2 * emb, .cls = 0, .pool = LRA_POOL_MEAN, .pool_len = T,
                         .learned_pos = 0, .dropout = 0.0f, .attn_dropout = 0.0f, .backend = backend,
                         .attn_opts = c->attn_opts, .nthreads = c->threads};
     lra_model_sizes z;

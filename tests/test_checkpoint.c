@@ -158,7 +158,10 @@ static char *numbers(const char *report) {
     cJSON *j = t_load_json(report);
     ck_assert_msg(strcmp(t_str(j, "status"), "completed") == 0, "%s: status %s", report, t_str(j, "status"));
     cJSON *out = cJSON_CreateObject(), *curve = cJSON_Duplicate(t_get(j, "curve"), 1), *pt;
-    cJSON_ArrayForEach(pt, curve) cJSON_DeleteItemFromObjectCaseSensitive(pt, "elapsed_s");
+    cJSON_ArrayForEach(pt, curve) { /* wall-clock fields: the only ones a resumed run may change */
+        cJSON_DeleteItemFromObjectCaseSensitive(pt, "elapsed_s");
+        cJSON_DeleteItemFromObjectCaseSensitive(pt, "train_s");
+    }
     cJSON_AddItemToObject(out, "results", cJSON_Duplicate(t_get(j, "results"), 1));
     cJSON_AddItemToObject(out, "curve", curve);
     char *s = cJSON_PrintUnformatted(out);

@@ -124,10 +124,10 @@ START_TEST(test_sinusoid) {
 END_TEST
 
 /* ---- pooling ---- */
-typedef struct { float in[3 * 4 * 5], out[3 * 5], R[3 * 5]; int mode; } pool_ctx;
+typedef struct { float in[3 * 4 * 5], out[3 * 5], R[3 * 5]; uint8_t mask[3 * 4]; int mode; } pool_ctx;
 static double pool_loss(void *p) {
     pool_ctx *c = p;
-    lra_pool_forward(c->out, c->in, c->mode, 3, 4, 5);
+    lra_pool_forward(c->out, c->in, c->mask, c->mode, 3, 4, 5, 6);
     return dot(c->out, c->R, 15);
 }
 START_TEST(test_pool) {
@@ -135,10 +135,19 @@ START_TEST(test_pool) {
         pool_ctx c;
         c.mode = mode;
         t_fill(c.in, 60, 1.0f, 1); t_fill(c.R, 15, 1.0f, 2);
+        for (int b = 0; b < 3; b++) /* lengths 4, 3, 2 */
+            for (int t = 0; t < 4; t++) c.mask[b * 4 + t] = t < 4 - b;
         float din[60] = {0};
         pool_loss(&c);
-        lra_pool_backward(din, c.R, mode, 3, 4, 5);
+        lra_pool_backward(din, c.R, c.mask, mode, 3, 4, 5, 6);
         fd(pool_loss, &c, c.in, din, 60, mode ? "mean pool" : "cls pool");
+        if (mode == LRA_POOL_MEAN) {
+            /* by hand: example 2 sums its 2 real rows and divides by the fixed 6; padded rows get
+             * no gradient */
+            for (int k = 0; k < 5; k++)
+                ck_assert_float_eq_tol(c.out[2 * 5 + k], (c.in[40 + k] + c.in[45 + k]) / 6.0f, 1e-6f);
+            for (int k = 0; k < 10; k++) ck_assert_float_eq(din[50 + k], 0.0f);
+        }
     }
 }
 END_TEST

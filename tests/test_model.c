@@ -13,14 +13,19 @@
 
 enum { VB = 17, MB = 3, ML = 20 };
 
-static void make_model(lra_model *m, int pool, int learned_pos, float drop, int max_len, int nthreads) {
-    lra_model_cfg c = {.vocab = VB, .classes = 10, .max_len = max_len, .batch = MB, .layers = 2, .heads = 2,
+/* repro = 1: the reproduction recipe's model (attention biases, PyTorch's initialisation) */
+static void make_model_as(lra_model *m, int pool, int learned_pos, float drop, int max_len, int nthreads, int repro) {
+    lra_model_cfg c = {.attn_bias = repro, .init = repro ? LRA_INIT_TORCH : LRA_INIT_FLAX,.vocab = VB, .classes = 10, .max_len = max_len, .batch = MB, .layers = 2, .heads = 2,
                        .emb = 8, .qkv = 8, .mlp = 16, .cls = pool == LRA_POOL_CLS, .pool = pool,
-                       .learned_pos = learned_pos, .dropout = drop, .attn_dropout = drop,
+                       .learned_pos = learned_pos, .dropout = drop, .attn_dropout = drop, .pool_len = max_len + 5,
                        .backend = "full", .attn_opts = "", .nthreads = nthreads};
     char err[LRA_ERR_LEN];
     ck_assert_msg(lra_model_create(m, &c, err) == LRA_OK, "%s", err);
     lra_model_init(m, 7);
+}
+
+static void make_model(lra_model *m, int pool, int learned_pos, float drop, int max_len, int nthreads) {
+    make_model_as(m, pool, learned_pos, drop, max_len, nthreads, 0);
 }
 
 /* batch of 3 ragged examples padded to L */
@@ -39,9 +44,9 @@ static void make_batch(int32_t *tok, uint8_t *mask, int32_t *lab, int L) {
     }
 }
 
-static void model_gradcheck(int pool, int learned_pos) {
+static void model_gradcheck(int pool, int learned_pos, int repro) {
     lra_model m;
-    make_model(&m, pool, learned_pos, 0.2f, ML, 2);
+    make_model_as(&m, pool, learned_pos, 0.2f, ML, 2, repro);
     int32_t tok[MB * ML], lab[MB];
     uint8_t mask[MB * ML];
     make_batch(tok, mask, lab, ML);
@@ -91,11 +96,12 @@ static double dual_loss(void *p) {
     return lra_model_forward(&d->m, d->tok, d->mask, d->lab, MB, ML, 1, 5);
 }
 
-static void dual_gradcheck(int products) {
+static void dual_gradcheck(int products, int one_hidden) {
     static dual_ctx d;
     lra_model_cfg c = {.vocab = VB, .classes = 2, .max_len = ML, .batch = MB, .layers = 1, .heads = 2, .emb = 8,
                        .qkv = 8, .mlp = 16, .cls = 1, .pool = LRA_POOL_CLS, .dropout = 0.2f, .attn_dropout = 0.2f,
-                       .backend = "full", .attn_opts = "", .nthreads = 2, .dual = 1, .dual_head = products};
+                       .backend = "full", .attn_opts = "", .nthreads = 2, .dual = 1, .dual_head = products,
+                       .dual_one_hidden = one_hidden, .attn_bias = one_hidden};
     char err[LRA_ERR_LEN];
     ck_assert_msg(lra_model_create(&d.m, &c, err) == LRA_OK, "%s", err);
     lra_model_init(&d.m, 7);
@@ -124,21 +130,25 @@ static void dual_gradcheck(int products) {
 }
 
 START_TEST(test_model_gradcheck_dual) {
-    dual_gradcheck(0);
-    dual_gradcheck(1);
+    dual_gradcheck(0, 0);
+    dual_gradcheck(1, 0);
+    dual_gradcheck(1, 1); /* the reproduction recipe's head: Dense(mlp)-ReLU-Dense on [u, v, u*v, u-v] */
 }
 END_TEST
 
-START_TEST(test_model_gradcheck_cls_sin) { model_gradcheck(LRA_POOL_CLS, 0); }
+START_TEST(test_model_gradcheck_cls_sin) { model_gradcheck(LRA_POOL_CLS, 0, 0); }
 END_TEST
-START_TEST(test_model_gradcheck_mean_learned) { model_gradcheck(LRA_POOL_MEAN, 1); }
+START_TEST(test_model_gradcheck_mean_learned) { model_gradcheck(LRA_POOL_MEAN, 1, 0); }
+END_TEST
+START_TEST(test_model_gradcheck_repro) { model_gradcheck(LRA_POOL_MEAN, 1, 1); }
 END_TEST
 
-/* With CLS pooling and masked padding keys, padding a batch less changes nothing but the float
- * summation order inside BLAS tiles: losses, probabilities and gradients agree to ~1e-7. */
-START_TEST(test_padding_invariance) {
+/* With masked padding keys, CLS pooling or MEAN pooling over real rows and a fixed length, padding
+ * a batch less changes nothing but the float summation order inside BLAS tiles: losses,
+ * probabilities and gradients agree to ~1e-7. */
+static void padding_invariance(int pool, int repro) {
     lra_model m;
-    make_model(&m, LRA_POOL_CLS, 0, 0.1f, 2 * ML, 2);
+    make_model_as(&m, pool, pool == LRA_POOL_MEAN, 0.1f, 2 * ML, 2, repro);
     int32_t tok[MB * 2 * ML], lab[MB];
     uint8_t mask[MB * 2 * ML];
     float probs_short[MB * 10], probs_long[MB * 10], g_short_norm, g_long_norm;
@@ -161,6 +171,12 @@ START_TEST(test_padding_invariance) {
         ck_assert_float_eq_tol(g_short_norm, g_long_norm, 1e-5f * g_long_norm);
     }
     lra_model_free(&m);
+}
+
+START_TEST(test_padding_invariance) {
+    padding_invariance(LRA_POOL_CLS, 0);
+    padding_invariance(LRA_POOL_MEAN, 0);
+    padding_invariance(LRA_POOL_MEAN, 1);
 }
 END_TEST
 
@@ -206,6 +222,48 @@ START_TEST(test_schedules) {
 }
 END_TEST
 
+/* OneCycleLR and its cycled beta1 at chosen steps of ListOps' and Text's reproduction runs, the
+ * values printed by PyTorch 1.13 (optimizer.param_groups[0] before each step's update). */
+START_TEST(test_onecycle) {
+    static const struct { long w, total, s; double lr, b1; } pts[] = {
+        {1000, 5000, 0, 4e-06, 0.95},
+        {1000, 5000, 1, 4.096096096096096e-06, 0.9498998998998999},
+        {1000, 5000, 500, 5.204804804804806e-05, 0.8999499499499499},
+        {1000, 5000, 999, 0.0001, 0.85},
+        {1000, 5000, 1000, 9.997500010000001e-05, 0.850025},
+        {1000, 5000, 3000, 4.997520010000001e-05, 0.900025},
+        {1000, 5000, 4998, 2.5399899999996463e-08, 0.949975},
+        {1000, 5000, 4999, 4.000000000008771e-10, 0.95},
+        {8000, 20000, 1, 4.012001500187524e-06, 0.9499874984373046},
+        {8000, 20000, 7999, 0.0001, 0.85},
+        {8000, 20000, 8001, 9.99833334e-05, 0.8500166666666666},
+        {8000, 20000, 14000, 4.9991866700000007e-05, 0.9000083333333333},
+        {8000, 20000, 19999, 4.000000000008771e-10, 0.95},
+    };
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
+        const double lr = lra_lr_at(LRA_SCHED_ONECYCLE, 1e-4, pts[i].s, pts[i].w, pts[i].total);
+        const double b1 = lra_beta1_at(LRA_SCHED_ONECYCLE, 0.9, pts[i].s, pts[i].w, pts[i].total);
+        ck_assert_msg(fabs(lr - pts[i].lr) <= 1e-12 * pts[i].lr + 1e-20, "lr at %ld of %ld: %.17g, PyTorch %.17g",
+                      pts[i].s, pts[i].total, lr, pts[i].lr);
+        ck_assert_msg(fabs(b1 - pts[i].b1) <= 1e-12, "beta1 at %ld: %.17g, PyTorch %.17g", pts[i].s, b1, pts[i].b1);
+    }
+    ck_assert_double_eq(lra_beta1_at(LRA_SCHED_RSQRT, 0.9, 17, 1000, 5000), 0.9);
+}
+END_TEST
+
+/* Four AdamW steps (betas (cycled, 0.999), eps 1e-6) under OneCycleLR(max_lr 0.1, 2 warm-up of 5
+ * steps) end where PyTorch 1.13's torch.optim.AdamW ends from the same gradients. */
+START_TEST(test_adamw_onecycle_torch) {
+    float p[3] = {1.0f, -2.0f, 0.5f}, m[3] = {0}, v[3] = {0};
+    const float g[4][3] = {{0.5f, -3.0f, 0.01f}, {0.2f, 1.0f, -0.02f}, {-0.4f, 0.5f, 0.03f}, {0.1f, -0.2f, 0.0f}};
+    for (int s = 0; s < 4; s++)
+        lra_adam_step(p, g[s], m, v, 3, lra_lr_at(LRA_SCHED_ONECYCLE, 0.1, s, 2, 5),
+                      lra_beta1_at(LRA_SCHED_ONECYCLE, 0.9, s, 2, 5), 0.999, 1e-6, 0.0, s + 1, 1.0f);
+    const float want[3] = {0.9459043145179749f, -2.012600898742676f, 0.5357012152671814f};
+    for (int i = 0; i < 3; i++) ck_assert_float_eq_tol(p[i], want[i], 2e-6f);
+}
+END_TEST
+
 START_TEST(test_adam) {
     /* one step from zero moments moves by lr * (sign(g) + wd * p): bias correction makes m/sqrt(v) = sign */
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
@@ -225,6 +283,9 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_padding_invariance);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_schedules);
+    tcase_add_test(tc, test_onecycle);
+    tcase_add_test(tc, test_adamw_onecycle_torch);
+    tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);
     suite_add_tcase(s, tc);
     return s;
