@@ -101,6 +101,14 @@ double lra_rng_normal(lra_rng *r);
 /* Fisher-Yates shuffle of n indices */
 void lra_rng_shuffle(lra_rng *r, uint32_t *idx, size_t n);
 
+/* ---- stopping on SIGINT / SIGTERM --------------------------------------------------------
+ * lra_stop_install() catches both: the first sets lra_stop_requested() (and says so on stderr),
+ * a second exits at once with 128 + signal. Long work (training steps, data generation) polls
+ * lra_stop_requested() and stops cleanly; lra_stop_restore() puts the previous handlers back. */
+void lra_stop_install(void);
+void lra_stop_restore(void);
+int lra_stop_requested(void); /* 0, or the signal that asked */
+
 /* ---- small utilities -------------------------------------------------------------------- */
 double lra_now(void); /* monotonic seconds */
 /* Allocates with 64-byte alignment and touches every page, so that later timing and training

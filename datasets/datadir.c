@@ -17,6 +17,13 @@ lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err
     else if ((env = getenv("HOME")) && *env) w = snprintf(out, n, "%s/.cache/lra-bench", env);
     else return lra_fail(err, LRA_ERR_USAGE, "no data directory: pass --data-dir or set LRA_DATA_DIR");
     if (w < 0 || (size_t)w >= n) return lra_fail(err, LRA_ERR_USAGE, "data directory path too long");
+    /* a directory the user named must exist: a typo would otherwise get generated data where the
+     * official files were meant; only the default cache is created */
+    const int named = (explicit_dir && *explicit_dir) || ((env = getenv("LRA_DATA_DIR")) && *env);
+    struct stat sb;
+    if (named && (stat(out, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return lra_fail(err, LRA_ERR_USAGE, "%s %s is not a directory (a data directory you name must exist; only the "
+                        "default cache is created)", explicit_dir && *explicit_dir ? "--data-dir" : "LRA_DATA_DIR", out);
     return LRA_OK;
 }
 

@@ -5,7 +5,9 @@
 
 #include "../common/lra.h"
 
-/* Resolves the data directory into out (explicit may be NULL or ""). */
+/* Resolves the data directory into out (explicit may be NULL or ""). One the user named (explicit
+ * or $LRA_DATA_DIR) must be an existing directory, else LRA_ERR_USAGE naming it; the default cache
+ * is the callers' to create. */
 lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err);
 /* mkdir -p */
 lra_status lra_mkdirs(const char *path, char *err);

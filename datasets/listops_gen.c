@@ -135,6 +135,11 @@ lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, c
     lra_rng_seed(&r, c->seed);
     long have = 0;
     while (have < total) {
+        if (lra_stop_requested()) { /* nothing is on disk yet: the splits are written at the end */
+            st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted while generating ListOps (%ld of %ld examples); nothing "
+                          "was written to %s", have, total, dir);
+            goto done;
+        }
         int length;
         int v = lra_listops_tree(&r, c, buf, bufsize, &length);
         if (!(length > c->min_length && length < c->max_length)) continue;

@@ -201,6 +201,10 @@ static lra_status write_batch(const char *part, const lra_pathfinder_gen_cfg *c,
     if (!meta) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
     for (long k = 0; k < c->per_batch && b * c->per_batch + k < c->n_images && st == LRA_OK; k++) {
         const long i = b * c->per_batch + k;
+        if (lra_stop_requested()) { /* polled per image (a few ms): Ctrl-C answers within a second */
+            st = lra_fail(err, LRA_ERR_INTERRUPTED, "interrupted while generating %s; nothing of it was kept", part);
+            break;
+        }
         const int label = (int)((i + 1) & 1);
         lra_rng r;
         lra_rng_seed(&r, lra_stream(c->seed, 0x9a7f, (uint64_t)i)); /* image i is a function of (seed, i) */

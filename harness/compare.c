@@ -1,9 +1,11 @@
 /* compare.c - `lra-bench compare FILES...`: comparison tables from reports.
  *
  * Reports are grouped by (task, backend, profile); several seeds of one group give mean and
- * sample standard deviation. Tables: test accuracy per backend x task with the LRA average over
+ * sample standard deviation. Tables: test accuracy (--select=best: at the best-validation step,
+ * the field's protocol; last: at the last step; both) per backend x task with the LRA average over
  * the five tasks (only when all five are there) and the LRA paper's Transformer row, marked as
- * published; throughput and memory; the official fair-comparison rule (at most 10% more
+ * published; throughput and memory (with --target=A, the wall time until validation accuracy
+ * first reached A); the official fair-comparison rule (at most 10% more
  * parameters than full on the same task and profile). --baseline=FILE[,FILE...] with
  * --max-regression=P compares each group with the same group in the baseline and exits with 3
  * when test accuracy or training tokens/s fell by more than P percent. Exit status: 0, 1 for a
@@ -60,16 +62,29 @@ static const cJSON *field(const cJSON *j, const char *dotted, int type_number, c
     return cur;
 }
 
+/* Wall seconds (the curve's elapsed_s) at the first periodic evaluation whose validation accuracy
+ * reached target, NAN when none did. */
+static double time_to_target(const cJSON *j, double target) {
+    const cJSON *pt;
+    if (isnan(target)) return NAN;
+    cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(j, "curve")) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(pt, "val_accuracy"), *t = cJSON_GetObjectItemCaseSensitive(pt, "elapsed_s");
+        if (cJSON_IsNumber(a) && cJSON_IsNumber(t) && a->valuedouble >= target && t->valuedouble >= 0)
+            return t->valuedouble;
+    }
+    return NAN;
+}
+
 /* Reads one report into the groups; only completed runs count (others are named on stderr). */
 static lra_status add_report(groups *gs, const char *path, char *err) {
     lra_status st;
     cJSON *j = lra_read_json(path, &st, err);
     if (!j) return st;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
-    if (cJSON_IsString(kind) && strcmp(kind->valuestring, "run") != 0) {
-        lra_fail(err, LRA_ERR_FORMAT, "%s: a '%s' report; compare reads the reports of training runs", path, kind->valuestring);
+    if (cJSON_IsString(kind) && strcmp(kind->valuestring, "run") != 0) { /* README's compare glob takes speed reports too */
+        fprintf(stderr, "lra-bench compare: %s: a '%s' report, not a training run: left out\n", path, kind->valuestring);
         cJSON_Delete(j);
-        return LRA_ERR_FORMAT;
+        return LRA_OK;
     }
     int bad = 0;
     const cJSON *ver = field(j, "schema_version", 1, path, err, &bad);
@@ -85,6 +100,12 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
         cJSON_Delete(j);
         return LRA_OK;
     }
+    const cJSON *timed = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "throughput"), "train_steps_per_s");
+    if (!bad && cJSON_IsNull(timed)) { /* --steps <= --timing-skip: a real run, with nothing to time */
+        fprintf(stderr, "lra-bench compare: %s: no timed training steps (steps <= timing-skip): left out\n", path);
+        cJSON_Delete(j);
+        return LRA_OK;
+    }
     const cJSON *task = field(j, "task", 0, path, err, &bad), *backend = field(j, "backend", 0, path, err, &bad);
     const cJSON *profile = field(j, "profile", 0, path, err, &bad);
     const cJSON *acc = field(j, "results.test.accuracy", 1, path, err, &bad);
@@ -95,8 +116,16 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     const cJSON *par = field(j, "parameters.count", 1, path, err, &bad);
     const cJSON *seed = field(j, "seed", 1, path, err, &bad), *data = field(j, "data.checksum_sha256", 0, path, err, &bad);
     if (bad) { cJSON_Delete(j); return LRA_ERR_FORMAT; }
-    if (!(acc->valuedouble >= 0 && acc->valuedouble <= 1)) { /* the message before the delete (fuzz_report) */
-        lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path, acc->valuedouble);
+    /* model selection: absent from reports written before it existed */
+    const cJSON *best = cJSON_GetObjectItemCaseSensitive(j, "results");
+    const char *best_path[] = {"best_val", "test", "accuracy"};
+    for (int k = 0; k < 3 && best; k++) best = cJSON_GetObjectItemCaseSensitive(best, best_path[k]);
+    if (best && !cJSON_IsNumber(best)) best = acc; /* and so fails the range check below, by name */
+    const double best_acc = best ? best->valuedouble : acc->valuedouble;
+    if (!(acc->valuedouble >= 0 && acc->valuedouble <= 1) || !(best_acc >= 0 && best_acc <= 1)) {
+        /* the message before the delete (fuzz_report) */
+        lra_fail(err, LRA_ERR_FORMAT, "%s: test accuracy %g is not in [0, 1]", path,
+                 !(acc->valuedouble >= 0 && acc->valuedouble <= 1) ? acc->valuedouble : best_acc);
         cJSON_Delete(j);
         return LRA_ERR_FORMAT;
     }
@@ -132,7 +161,9 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     snprintf(g->data, sizeof g->data, "%s", data->valuestring);
     g->seed[g->n] = (long)seed->valuedouble;
     g->file[g->n] = path;
-    g->acc[g->n++] = 100.0 * acc->valuedouble;
+    g->acc_last[g->n] = 100.0 * acc->valuedouble;
+    g->to_target_s[g->n] = time_to_target(j, gs->target);
+    g->acc[g->n++] = 100.0 * best_acc;
     g->steps_s += sps->valuedouble;
     g->tokens_s += tps->valuedouble;
     g->eval_tokens_s += eps->valuedouble;
@@ -178,71 +209,129 @@ static int row_keys(const groups *gs, int *first) {
     return n;
 }
 
-static void cell(char *buf, size_t n, const group *g) {
+enum { SELECT_BEST = 0, SELECT_LAST = 1, SELECT_BOTH = 2 };
+
+static const double *accuracies(const group *g, int last) { return last ? g->acc_last : g->acc; }
+
+static void cell(char *buf, size_t n, const group *g, int last) {
+    const double *a = g ? accuracies(g, last) : NULL;
     if (!g) snprintf(buf, n, "-");
-    else if (g->n == 1) snprintf(buf, n, "%.2f", g->acc[0]);
-    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->n);
+    else if (g->n == 1) snprintf(buf, n, "%.2f", a[0]);
+    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(a, g->n), stdev(a, g->n), g->n);
 }
 
-static void print_markdown(const groups *gs) {
-    int *rows = malloc(sizeof(int) * (size_t)(gs->n + 1)), nr = row_keys(gs, rows);
-    printf("## Test accuracy (%%)\n\n| backend | profile |");
-    for (int t = 0; t < LRA_NTASKS; t++) printf(" %s |", lra_task_titles[t]);
+/* The accuracy table's columns: the six tasks, then any substitute (image[fashion-mnist]). */
+static int columns(const groups *gs, const char **keys, const char **titles) {
+    int n = 0;
+    for (int t = 0; t < LRA_NTASKS; t++) { keys[n] = lra_task_order[t]; titles[n++] = lra_task_titles[t]; }
+    for (int i = 0; i < gs->n && n < LRA_NTASKS + 16; i++) {
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = strcmp(keys[k], gs->g[i].task) == 0;
+        if (!seen) { keys[n] = gs->g[i].task; titles[n++] = gs->g[i].task; }
+    }
+    return n;
+}
+
+static void print_accuracy(const groups *gs, const int *rows, int nr, int last) {
+    const char *keys[LRA_NTASKS + 16], *titles[LRA_NTASKS + 16];
+    const int nc = columns(gs, keys, titles);
+    printf("## Test accuracy (%%), %s\n\n| backend | profile |",
+           last ? "at the last training step"
+                : "at the best-validation step (the field's protocol; a report without model selection: its last step)");
+    for (int t = 0; t < nc; t++) printf(" %s |", titles[t]);
     printf(" Avg |\n|---|---|");
-    for (int t = 0; t <= LRA_NTASKS; t++) printf("---|");
+    for (int t = 0; t <= nc; t++) printf("---|");
     printf("\n");
     for (int r = 0; r < nr; r++) {
         const group *k = &gs->g[rows[r]];
         printf("| %s | %s |", k->backend, k->profile);
         double sum = 0;
         int have = 0;
-        for (int t = 0; t < LRA_NTASKS; t++) {
-            const group *g = lra_find_group((groups *)gs, lra_task_order[t], k->backend, k->profile, 0);
+        for (int t = 0; t < nc; t++) {
+            const group *g = lra_find_group((groups *)gs, keys[t], k->backend, k->profile, 0);
             char c[64];
-            cell(c, sizeof c, g);
+            cell(c, sizeof c, g, last);
             printf(" %s |", c);
-            if (g && t < 5) { sum += lra_mean(g->acc, g->n); have++; }
+            if (g && t < 5) { sum += lra_mean(accuracies(g, last), g->n); have++; }
         }
         if (have == 5) printf(" %.2f |\n", sum / 5);
         else printf(" - |\n");
     }
     printf("| Transformer (published, LRA paper; not measured here) | official |");
-    for (int t = 0; t < LRA_NTASKS; t++) isnan(published[t]) ? printf(" FAIL |") : printf(" %.2f |", published[t]);
+    for (int t = 0; t < nc; t++)
+        if (t >= LRA_NTASKS) printf(" - |");
+        else isnan(published[t]) ? printf(" FAIL |") : printf(" %.2f |", published[t]);
     printf(" %.2f |\n\nAvg: the mean over ListOps, Text, Retrieval, Image and Pathfinder, shown when all five are present.\n",
            published_avg);
+}
 
+/* "812 s" (mean over the seeds that reached it), "812 s (2/3)", or "not reached" */
+static void target_cell(char *buf, size_t n, const group *g) {
+    double sum = 0;
+    int reached = 0;
+    for (int i = 0; i < g->n; i++)
+        if (!isnan(g->to_target_s[i])) { sum += g->to_target_s[i]; reached++; }
+    if (!reached) snprintf(buf, n, "not reached");
+    else if (reached == g->n) snprintf(buf, n, "%.0f s", sum / reached);
+    else snprintf(buf, n, "%.0f s (%d/%d)", sum / reached, reached, g->n);
+}
+
+static void print_markdown(const groups *gs, int select) {
+    int *rows = malloc(sizeof(int) * (size_t)(gs->n + 1)), nr = row_keys(gs, rows);
+    if (select != SELECT_LAST) print_accuracy(gs, rows, nr, 0);
+    if (select == SELECT_BOTH) printf("\n");
+    if (select != SELECT_BEST) print_accuracy(gs, rows, nr, 1);
+    const int target = !isnan(gs->target);
+    char tcol[64] = "";
+    if (target) snprintf(tcol, sizeof tcol, " wall time to val >= %.2f%% |", 100 * gs->target);
     printf("\n## Throughput and memory (means over seeds)\n\n"
-           "| task | backend | profile | seeds | train steps/s | train tokens/s | eval tokens/s | peak RSS MB | parameters | vs full |\n"
-           "|---|---|---|---|---|---|---|---|---|---|\n");
+           "| task | backend | profile | seeds | train steps/s | train tokens/s | eval tokens/s | peak RSS MB | parameters | vs full |%s\n"
+           "|---|---|---|---|---|---|---|---|---|---|%s\n", tcol, target ? "---|" : "");
     int flagged = 0;
     for (int i = 0; i < gs->n; i++) {
         const group *g = &gs->g[i];
         const group *f = lra_find_group((groups *)gs, g->task, "full", g->profile, 0);
-        char rel[48] = "-";
+        char rel[48] = "-", tt[48] = "";
         if (f && f->params > 0) {
             double ratio = g->params / f->params;
             int over = ratio > 1.10;
             flagged += over;
             snprintf(rel, sizeof rel, "%+.1f%%%s", 100 * (ratio - 1), over ? " **over 10%**" : "");
         }
-        printf("| %s | %s | %s | %d | %.3f | %.0f | %.0f | %.0f | %.0f | %s |\n", g->task, g->backend, g->profile, g->n,
-               g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel);
+        if (target) {
+            target_cell(tt + 1, sizeof tt - 3, g);
+            tt[0] = ' ';
+            strcat(tt, " |");
+        }
+        printf("| %s | %s | %s | %d | %.3f | %.0f | %.0f | %.0f | %.0f | %s |%s\n", g->task, g->backend, g->profile, g->n,
+               g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel, tt);
     }
     printf("\nParameter rule (official LRA README): at most 10%% more parameters than full on the same task.%s\n",
            flagged ? " Rows marked **over 10%** break it." : " No row breaks it.");
+    if (target)
+        printf("Wall time: from the run's start (data loading, training and its periodic evaluations) to the first "
+               "evaluation at or above the target.\n");
     free(rows);
 }
 
 static void print_csv(const groups *gs) {
     printf("task,backend,profile,seeds,test_accuracy_mean,test_accuracy_std,train_steps_per_s,train_tokens_per_s,"
-           "eval_tokens_per_s,peak_rss_mb,parameters,parameters_vs_full\n");
+           "eval_tokens_per_s,peak_rss_mb,parameters,parameters_vs_full,last_step_test_accuracy_mean,"
+           "last_step_test_accuracy_std,seconds_to_target,target_reached\n");
     for (int i = 0; i < gs->n; i++) {
         const group *g = &gs->g[i];
         const group *f = lra_find_group((groups *)gs, g->task, "full", g->profile, 0);
-        char rel[32] = "";
+        char rel[32] = "", tt[48] = "";
         if (f && f->params > 0) snprintf(rel, sizeof rel, "%.4f", g->params / f->params);
-        printf("%s,%s,%s,%d,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%s\n", g->task, g->backend, g->profile, g->n,
-               lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel);
+        double sum = 0;
+        int reached = 0;
+        for (int k = 0; k < g->n; k++)
+            if (!isnan(g->to_target_s[k])) { sum += g->to_target_s[k]; reached++; }
+        if (reached) snprintf(tt, sizeof tt, "%.1f,%d", sum / reached, reached);
+        else snprintf(tt, sizeof tt, isnan(gs->target) ? "," : ",0");
+        printf("%s,%s,%s,%d,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%s,%.4f,%.4f,%s\n", g->task, g->backend, g->profile, g->n,
+               lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params,
+               rel, lra_mean(g->acc_last, g->n), stdev(g->acc_last, g->n), tt);
     }
 }
 
@@ -270,8 +359,8 @@ static int regressions(const groups *cur, const groups *base, double max_pct) {
 }
 
 int lra_compare_main(int argc, char **argv) {
-    int csv = 0, nfiles = 0, nbase = 0;
-    double max_pct = NAN;
+    int csv = 0, nfiles = 0, nbase = 0, select = SELECT_BEST;
+    double max_pct = NAN, target = NAN;
     char **files = calloc((size_t)argc + 1, sizeof(char *)), *base_list = NULL;
     char *base_files[256];
     for (int i = 0; i < argc; i++) {
@@ -279,6 +368,18 @@ int lra_compare_main(int argc, char **argv) {
         if (strcmp(a, "--format=csv") == 0) csv = 1;
         else if (strcmp(a, "--format=markdown") == 0) csv = 0;
         else if (strncmp(a, "--baseline=", 11) == 0) base_list = argv[i] + 11;
+        else if (strcmp(a, "--select=best") == 0) select = SELECT_BEST;
+        else if (strcmp(a, "--select=last") == 0) select = SELECT_LAST;
+        else if (strcmp(a, "--select=both") == 0) select = SELECT_BOTH;
+        else if (strncmp(a, "--target=", 9) == 0) {
+            char *end;
+            target = strtod(a + 9, &end);
+            if (!a[9] || *end || !(target > 0 && target <= 1)) {
+                fprintf(stderr, "lra-bench compare: --target='%s' must be a validation accuracy in (0, 1], e.g. 0.36\n", a + 9);
+                free(files);
+                return 2;
+            }
+        }
         else if (strncmp(a, "--max-regression=", 17) == 0) {
             char *end;
             max_pct = strtod(a + 17, &end);
@@ -288,8 +389,8 @@ int lra_compare_main(int argc, char **argv) {
                 return 2;
             }
         } else if (strncmp(a, "--", 2) == 0) {
-            fprintf(stderr, "lra-bench compare: unknown option '%s' (--format=markdown|csv, --baseline=FILES, "
-                            "--max-regression=P)\n", a);
+            fprintf(stderr, "lra-bench compare: unknown option '%s' (--format=markdown|csv, --select=best|last|both, "
+                            "--target=ACC, --baseline=FILES, --max-regression=P)\n", a);
             free(files);
             return 2;
         } else files[nfiles++] = argv[i];
@@ -308,6 +409,8 @@ int lra_compare_main(int argc, char **argv) {
     for (char *t = base_list ? strtok_r(base_list, ",", &save) : NULL; t && nbase < 256; t = strtok_r(NULL, ",", &save))
         base_files[nbase++] = t;
     groups cur = {0}, base = {0};
+    cur.target = target;
+    base.target = NAN;
     char err[LRA_ERR_LEN];
     int rc = 0;
     lra_status st = lra_groups_load(&cur, files, nfiles, err);
@@ -320,7 +423,7 @@ int lra_compare_main(int argc, char **argv) {
         rc = 1;
     } else {
         if (csv) print_csv(&cur);
-        else print_markdown(&cur);
+        else print_markdown(&cur, select);
         if (base_list && regressions(&cur, &base, max_pct)) rc = 3;
     }
     free(cur.g);

@@ -15,7 +15,11 @@ extern const char *const lra_task_titles[LRA_NTASKS]; /* "ListOps" ... "Path-X" 
 typedef struct {
     char task[32], backend[32], profile[32];
     int n;                       /* seeds */
-    double acc[64];              /* test accuracy of each seed, % */
+    double acc[64];              /* test accuracy of each seed at its best-validation step, % (a
+                                    report without model selection: its last step's) */
+    double acc_last[64];         /* test accuracy of each seed at its last step, % */
+    double to_target_s[64];      /* wall seconds until validation first reached groups.target, NAN
+                                    when it never did (or no target) */
     long seed[64];
     const char *file[64];        /* the report of each seed (the caller's strings) */
     char data[65];               /* data checksum shared by every seed */
@@ -25,11 +29,13 @@ typedef struct {
 typedef struct {
     group *g;
     int n, cap;
+    double target;               /* validation accuracy (0-1) for to_target_s; NAN for none */
 } groups;
 
 /* Reads and groups the reports (their path strings must outlive gs); free gs->g after. Reports
  * of other schema versions, malformed ones, duplicate seeds and mixed data are errors naming
- * the file; reports not "completed" are named on stderr and left out. */
+ * the file; what is not a comparable run (another kind of report, a run not "completed", one
+ * without timed steps) is named on stderr, one line each, and left out. */
 lra_status lra_groups_load(groups *gs, char **files, int n, char *err);
 group *lra_find_group(groups *gs, const char *task, const char *backend, const char *profile, int create);
 double lra_mean(const double *x, int n);

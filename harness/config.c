@@ -85,16 +85,19 @@ static const opt_def opts[] = {
     {"progress", OPT_ENUM, F(progress), 0, 0, onoff_names, "progress on stderr (default: on a terminal)"},
     {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL,
      "data directory (else $LRA_DATA_DIR, else $XDG_CACHE_HOME/lra-bench, else ~/.cache/lra-bench)"},
-    {"out", OPT_STR, F(out), 0, 0, NULL, "report path (default results/<task>/<backend>-<profile>-seed<N>.json)"},
+    {"out", OPT_STR, F(out), 0, 0, NULL,
+     "report path (default results/<task>/<backend>-<profile>-seed<N>-<hash of the options>.json)"},
     {"checkpoint-every", OPT_INT, F(checkpoint_every), 0, 1e9, NULL,
      "steps between checkpoints (0 = only when stopped by a signal)"},
     {"checkpoint", OPT_STR, F(checkpoint), 0, 0, NULL, "checkpoint path (default: the report's, .json -> .ckpt)"},
     {"resume", OPT_ENUM, F(resume), 0, 0, onoff_names,
      "continue from the checkpoint, exactly (the options must match it)"},
+    {"overwrite", OPT_ENUM, F(overwrite), 0, 0, onoff_names,
+     "replace an existing report and checkpoint at these paths (else refused)"},
 };
 /* options that do not change a run's numbers (see lra_config_identity_json) */
 static const char *const not_identity[] = {"threads", "progress", "log-every", "timing-skip", "data-dir", "out",
-                                           "checkpoint-every", "checkpoint", "resume", NULL};
+                                           "checkpoint-every", "checkpoint", "resume", "overwrite", NULL};
 #undef F
 enum { NOPTS = sizeof opts / sizeof *opts };
 

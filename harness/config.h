@@ -21,7 +21,7 @@ typedef struct {
     long seed, data_seed;
     int threads;
     int progress; /* -1 auto (only on a terminal), 0 never, 1 always */
-    int checkpoint_every, resume;
+    int checkpoint_every, resume, overwrite;
     char data_dir[4096], out[4096], checkpoint[4096];
 } lra_config;
 

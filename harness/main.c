@@ -20,7 +20,7 @@
 
 static void usage(FILE *f, const char *task) {
     fprintf(f,
-            "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=small|official|ci] [--seeds=1,2,3] [options]\n"
+            "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=repro|official|ci] [--seeds=1,2,3] [options]\n"
             "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
             "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
@@ -236,7 +236,10 @@ static int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "lra-bench generate: %s exists; remove it first\n", dir);
         return 1;
     }
+    lra_stop_install(); /* Ctrl-C stops generation within a second, leaving nothing half-made */
+    if (st == LRA_OK) fprintf(stderr, "lra-bench: generating %s into %s (Ctrl-C stops it, keeping nothing)\n", task, is_pf ? dir : out);
     if (st == LRA_OK) st = is_pf ? lra_pathfinder_generate(dir, &pf, 0, err) : lra_listops_generate(out, &g, err);
+    lra_stop_restore();
     if (st != LRA_OK) {
         fprintf(stderr, "lra-bench generate: %s\n", err);
         return exit_code(st);
@@ -260,6 +263,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     int first = 1;
+    if (argc < 2) { /* a bare command starts no hours-long run */
+        fprintf(stderr, "usage: lra-bench [run] --task=NAME --backend=NAME [options]   (a training run)\n"
+                        "       lra-bench resume|generate|fetch|compare|speed|plot ...\n"
+                        "       lra-bench --help   (every option and each profile's defaults)\n");
+        return 2;
+    }
     if (argc >= 2 && strcmp(argv[1], "resume") == 0) return cmd_resume(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "fetch") == 0) return lra_fetch_main(argc - 2, argv + 2);
@@ -312,7 +321,7 @@ static int run_main(int argc, char **argv) {
     }
     if (nseeds > 1 && (c.out[0] || c.checkpoint[0])) {
         fprintf(stderr, "lra-bench: --out and --checkpoint name one file; with --seeds leave them out (reports go to "
-                        "results/<task>/<backend>-<profile>-seed<N>.json)\n");
+                        "results/<task>/<backend>-<profile>-seed<N>-<hash>.json)\n");
         return 2;
     }
     if (nseeds == 0) seeds[nseeds++] = c.seed;
@@ -322,6 +331,13 @@ static int run_main(int argc, char **argv) {
         st = lra_run(&c, report, sizeof report, err);
         if (st != LRA_OK) {
             fprintf(stderr, "lra-bench: seed %ld: %s\n", c.seed, err);
+            if (i + 1 < nseeds) { /* a resume continues one run: say what --seeds has left */
+                fprintf(stderr, "lra-bench: not run: seed%s", nseeds - i > 2 ? "s" : "");
+                for (int k = i + 1; k < nseeds; k++) fprintf(stderr, "%s%ld", k > i + 1 ? "," : " ", seeds[k]);
+                fprintf(stderr, " (run them with the same options and --seeds=");
+                for (int k = i + 1; k < nseeds; k++) fprintf(stderr, "%s%ld", k > i + 1 ? "," : "", seeds[k]);
+                fprintf(stderr, ")\n");
+            }
             return exit_code(st);
         }
         printf("%s\n", report);

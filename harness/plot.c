@@ -255,7 +255,7 @@ int lra_plot_main(int argc, char **argv) {
         rc |= write_svg(out, "speed-memory.svg", draw_line, &a);
     }
     if (nruns) {
-        groups gs = {0};
+        groups gs = {.target = NAN};
         lra_status st = lra_groups_load(&gs, runs, nruns, err);
         if (st != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); rc = 1; }
         else if (gs.n) rc |= write_svg(out, "accuracy.svg", draw_bars, &gs);

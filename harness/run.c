@@ -362,15 +362,6 @@ static lra_status load_data(run_state *r, char *err) {
     return LRA_OK;
 }
 
-/* SIGINT/SIGTERM: the first asks the training loop to stop after the current step and write a
- * partial report; a second one exits at once (the previous report on disk stays intact). */
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig) {
-    if (stop_signal) _exit(128 + sig);
-    stop_signal = sig;
-}
-
 /* Names what went bad first: a parameter (poisoned, or an update that overflowed), else the first
  * gradient, else the loss itself. */
 static void diverged(run_state *r, int step, float loss) {
@@ -488,7 +479,8 @@ static lra_status resume_from(run_state *r, lra_batcher *b, char *err) {
         isnan(best_loss))
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's header lacks or has out-of-range run state", path);
     else if (lra_config_diff(theirs, mine, diff, sizeof diff))
-        st = lra_fail(err, LRA_ERR_USAGE, "%s is another run's checkpoint: %s", path, diff);
+        st = lra_fail(err, LRA_ERR_USAGE, "%s belongs to another run than these options (or the report they came from): %s",
+                      path, diff);
     else if (strcmp(sum->valuestring, r->data_checksum) != 0)
         st = lra_fail(err, LRA_ERR_USAGE, "%s was written on other data (sha256 %.12s..., this run's %.12s...)", path,
                       sum->valuestring, r->data_checksum);
@@ -617,6 +609,54 @@ static void test_stop(int step) {
     if (e && atoi(e) == step) raise(SIGSTOP);
 }
 
+/* Tests only: LRA_TEST_HOLD_ON_STOP=1 waits after the first signal for a second one (which exits
+ * at once), so a test of the second Ctrl-C never races the run finishing its step. */
+static void test_hold_on_stop(void) {
+    if (!getenv("LRA_TEST_HOLD_ON_STOP")) return;
+    for (;;) pause();
+}
+
+void lra_run_default_report(const lra_config *c, char *path, size_t n) {
+    cJSON *id = lra_config_identity_json(c);
+    cJSON_DeleteItemFromObjectCaseSensitive(id, "seed"); /* in the name already */
+    char *text = cJSON_PrintUnformatted(id), hex[65] = "00000000";
+    cJSON_Delete(id);
+    if (text) {
+        lra_sha256 h;
+        lra_sha256_init(&h);
+        lra_sha256_update(&h, text, strlen(text));
+        lra_sha256_final_hex(&h, hex);
+        free(text);
+    }
+    snprintf(path, n, "results/%s/%s-%s-seed%ld-%.8s.json", c->task, c->backend, c->profile, c->seed, hex);
+}
+
+/* A new run never replaces another's files silently: an existing report or checkpoint is refused
+ * (with what it holds and the ways on), unless --overwrite. Even then the old files stay until
+ * the new run's replace them atomically, so a run that cannot write loses nothing. */
+static lra_status claim_paths(const lra_config *c, const char *report, const char *ckpt, char *err) {
+    const char *both[2] = {report, ckpt};
+    for (int i = 0; i < 2 && !c->overwrite; i++) {
+        if (!lra_file_exists(both[i])) continue;
+        char what[160] = "";
+        if (i == 0) { /* say what the report holds */
+            lra_status ignored;
+            char e2[LRA_ERR_LEN];
+            cJSON *j = lra_read_json(report, &ignored, e2);
+            const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
+            const cJSON *steps = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "results"), "train"), "steps");
+            if (cJSON_IsString(status) && cJSON_IsNumber(steps))
+                snprintf(what, sizeof what, " (a %s run, %.0f steps)", status->valuestring, steps->valuedouble);
+            cJSON_Delete(j);
+        }
+        return lra_fail(err, LRA_ERR_USAGE,
+                        "%s exists%s: `lra-bench resume %s` continues that run; --out=PATH writes this one elsewhere; "
+                        "--overwrite replaces it", both[i], what, both[i]);
+    }
+    return LRA_OK;
+}
+
 lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *err) {
     run_state *r = calloc(1, sizeof *r);
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
@@ -625,13 +665,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     r->started = (long)time(NULL);
     r->status = "running";
     r->ckpt_step = -1;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    /* SIGINT/SIGTERM: the first stops data generation, or training after the current step with
+     * a checkpoint and a partial report; a second exits at once (the report on disk stays intact) */
+    lra_stop_install();
     lra_status st = LRA_OK;
     lra_batcher bat = {0};
     r->task = lra_task_find(c->task);
@@ -639,7 +675,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     if (c->max_len > r->task->max_len)
         fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
     if (c->out[0]) snprintf(report_path, pathn, "%s", c->out);
-    else snprintf(report_path, pathn, "results/%s/%s-%s-seed%ld.json", c->task, c->backend, c->profile, c->seed);
+    else lra_run_default_report(c, report_path, pathn);
     if (c->checkpoint[0]) snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s", c->checkpoint);
     else { /* beside the report: X.json -> X.ckpt */
         size_t n = strlen(report_path);
@@ -649,6 +685,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     /* a killed run's half-written report or checkpoint: never read, only in the way */
     lra_atomic_sweep(report_path);
     lra_atomic_sweep(r->ckpt_path);
+    if (!c->resume && (st = claim_paths(c, report_path, r->ckpt_path, err)) != LRA_OK) goto done;
 
     const int threads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     omp_set_num_threads(threads);
@@ -699,8 +736,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     int log_n = 0;
     const int K = r->task->classes;
     for (int step = r->steps_done; step < c->steps; step++) {
-        if (stop_signal) {
-            const char *sig = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+        if (lra_stop_requested()) {
+            test_hold_on_stop();
+            const char *sig = lra_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM";
             char cerr[LRA_ERR_LEN];
             r->status = "interrupted";
             if (r->ckpt_step != step && save_checkpoint(r, &bat, report_path, cerr) != LRA_OK)
@@ -781,9 +819,14 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         lra_status wst = write_report(r, report_path, werr);
         if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
     }
+    if (st == LRA_OK) /* one line for logs and CI, terminal or not */
+        fprintf(stderr, "lra-bench: %s/%s/%s seed %ld: test %.2f%% at the best-validation step %d (val %.2f%%), "
+                "%.2f%% at the last; %.0f training tokens/s; %s\n", c->task, c->backend, c->profile, c->seed,
+                100 * r->best[LRA_SPLIT_TEST].acc, r->best_step, 100 * r->best[LRA_SPLIT_VAL].acc,
+                100 * r->final[LRA_SPLIT_TEST].acc, r->train_time > 0 ? r->timed_real_tokens / r->train_time : 0.0,
+                report_path);
 done:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    lra_stop_restore();
     lra_batcher_free(&bat);
     if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
     for (int s = 0; s < 3; s++) {

@@ -5,8 +5,14 @@
 #include "config.h"
 
 /* Prepares the data, trains, evaluates val and test in full, writes the report (c->out, or the
- * default path, written into report_path). Returns LRA_OK, or a status with err set; a run that
+ * default path, written into report_path). Without c->resume, an existing report or checkpoint
+ * at its paths is refused (LRA_ERR_USAGE, naming it) unless c->overwrite. Returns LRA_OK, or a status with err set; a run that
  * diverged writes a report with "status": "diverged" and returns LRA_ERR_DIVERGED. */
 lra_status lra_run(const lra_config *c, char *report_path, size_t n, char *err);
+
+/* The default report path: results/<task>/<backend>-<profile>-seed<N>-<hash>.json, the hash (8 hex
+ * digits of a SHA-256) over every option that changes the numbers, so that runs whose options
+ * differ (a sweep over --lr, --attn-opt, --max-len...) never share a name. */
+void lra_run_default_report(const lra_config *c, char *path, size_t n);
 
 #endif

@@ -333,7 +333,8 @@ static const char *write_failure(const char *dir, const char *prefix, const char
     sha_of(path, r0);
     snprintf(path, sizeof path, "%s/r.ckpt", dir);
     sha_of(path, c0);
-    int rc = t_run(msg, sizeof msg, "%s " RUN " --backend=full --steps=8 --seed=1 --out=%s/r.json", prefix, t_bench(), data, dir);
+    int rc = t_run(msg, sizeof msg, "%s " RUN " --backend=full --steps=8 --seed=1 --overwrite --out=%s/r.json", prefix,
+                   t_bench(), data, dir);
     if (rc != 1 || !strstr(msg, "r.json: could not write the report") || !strstr(msg, reason) ||
         !strstr(msg, "r.ckpt: could not write the checkpoint"))
         return msg;

@@ -111,7 +111,9 @@ START_TEST(test_seeds_and_compare) {
     ck_assert_ptr_nonnull(realpath(t_bench(), bench));
     int rc = t_run(msg, sizeof msg, "cd %s && %s --profile=ci --steps=3 --seeds=5,6 --data-dir=%s", dir, bench, data);
     ck_assert_msg(rc == 0, "%s", msg);
-    ck_assert_msg(strstr(msg, "results/listops/full-ci-seed5.json") && strstr(msg, "results/listops/full-ci-seed6.json"), "%s", msg);
+    /* the default names: seed, then a hash of the options, the same for both seeds */
+    const char *s5 = strstr(msg, "results/listops/full-ci-seed5-"), *s6 = strstr(msg, "results/listops/full-ci-seed6-");
+    ck_assert_msg(s5 && s6 && strncmp(s5 + 30, s6 + 30, 8) == 0 && strncmp(s5 + 38, ".json", 5) == 0, "%s", msg);
     rc = t_run(msg, sizeof msg, "cd %s && %s compare results/listops/*.json", dir, bench);
     ck_assert_msg(rc == 0 && strstr(msg, "(n=2)"), "%s", msg);
     rc = t_run(msg, sizeof msg, "%s --profile=ci --seeds=1,2 --out=%s/x.json --data-dir=%s", bench, dir, data);
@@ -163,6 +165,48 @@ START_TEST(test_generates_once) {
     ck_assert_int_eq((int)t_num(j, "data.splits.val.examples"), 2000);
     ck_assert_int_eq((int)t_num(j, "results.test.examples"), 2000);
     cJSON_Delete(j);
+}
+END_TEST
+
+/* Nothing a new user does loses work: a run refuses another's report or checkpoint (saying what
+ * it holds and how to go on), runs whose options differ get different default names, --overwrite
+ * is explicit; a data directory that does not exist is an error, not created; a bare lra-bench
+ * prints usage; every run ends with one line that says its result, terminal or not; an
+ * interrupted --seeds says which seeds it did not run. */
+START_TEST(test_first_hour) {
+    const char *data = t_listops_data(), *dir = t_tmpdir();
+    char msg[8192], bench[4096];
+    ck_assert_ptr_nonnull(realpath(t_bench(), bench));
+    int rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=3 --data-dir=%s --out=%s/a.json", bench, data, dir);
+    ck_assert_msg(rc == 0 && strstr(msg, "lra-bench: listops/full/ci seed 0: test ") && strstr(msg, "a.json"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=5 --data-dir=%s --out=%s/a.json", bench, data, dir);
+    ck_assert_msg(rc == 2 && strstr(msg, "a.json exists (a completed run, 3 steps)") && strstr(msg, "lra-bench resume") &&
+                  strstr(msg, "--overwrite"), "exit %d: %s", rc, msg);
+    /* a checkpoint alone is claimed too */
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=3 --checkpoint-every=1 --data-dir=%s --out=%s/b.json && rm %s/b.json && "
+               "%s --profile=ci --steps=3 --data-dir=%s --out=%s/b.json", bench, data, dir, dir, bench, data, dir);
+    ck_assert_msg(rc == 2 && strstr(msg, "b.ckpt exists"), "exit %d: %s", rc, msg);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --steps=5 --overwrite --data-dir=%s --out=%s/a.json", bench, data, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    /* default names: a sweep over --lr writes two reports */
+    rc = t_run(msg, sizeof msg, "cd %s && %s --profile=ci --steps=2 --lr=0.01 --data-dir=%s && %s --profile=ci --steps=2 "
+               "--lr=0.02 --data-dir=%s && ls results/listops | grep -c 'full-ci-seed0-.*json'", dir, bench, data, bench, data);
+    ck_assert_msg(rc == 0 && strstr(msg, "\n2\n"), "exit %d: %s", rc, msg);
+    /* a named data directory must exist */
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s/typo --out=%s/c.json; ls %s", bench, dir, dir, dir);
+    ck_assert_msg(strstr(msg, "--data-dir") && strstr(msg, "typo is not a directory") && !strstr(msg, "\ntypo\n"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s/typo --out=%s/c.json", bench, dir, dir);
+    ck_assert_int_eq(rc, 2);
+    rc = t_run(msg, sizeof msg, "LRA_DATA_DIR=%s/typo2 %s --profile=ci --out=%s/c.json", dir, bench, dir);
+    ck_assert_msg(rc == 2 && strstr(msg, "LRA_DATA_DIR"), "exit %d: %s", rc, msg);
+    /* a bare command starts nothing */
+    rc = t_run(msg, sizeof msg, "cd %s && %s </dev/null", dir, bench);
+    ck_assert_msg(rc == 2 && strstr(msg, "usage:"), "exit %d: %s", rc, msg);
+    /* --seeds stopped at its first seed says which it did not run */
+    rc = t_run(msg, sizeof msg, "cd %s && LRA_TEST_POISON=1:1000 %s --profile=ci --steps=3 --seeds=7,8,9 --data-dir=%s", dir,
+               bench, data);
+    ck_assert_msg(rc == 1 && strstr(msg, "not run: seeds 8,9 (run them with the same options and --seeds=8,9)"),
+                  "exit %d: %s", rc, msg);
 }
 END_TEST
 
@@ -318,7 +362,7 @@ START_TEST(test_interrupt) {
         /* wait until training has started (the first report exists after the first evaluation) */
         t_run(msg, sizeof msg,
                        "%s --profile=ci --steps=100000000 --eval-every=5 --data-dir=%s --out=%s 2>&1 & p=$!; "
-                       "for i in $(seq 600); do [ -e %s ] && break; sleep 0.1; done; kill -%s $p; wait $p; echo rc=$?",
+                       "for i in $(seq 6000); do [ -e %s ] && break; sleep 0.1; done; kill -%s $p; wait $p; echo rc=$?",
                        t_bench(), data, path, path, sig ? "TERM" : "INT");
         ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, sig ? "SIGTERM" : "SIGINT"), "%s", msg);
         cJSON *j = t_load_json(path);
@@ -326,13 +370,32 @@ START_TEST(test_interrupt) {
         ck_assert(t_num(j, "results.train.steps") >= 5);
         cJSON_Delete(j);
     }
-    /* steps of about a second (2000 tokens, full attention), so that the second signal lands
-     * while the first one waits for its step to end */
+    /* the second SIGINT: the run says it is stopping, and the test hook holds it there, so the
+     * second signal cannot come after the run has already finished its step and exited */
     t_run(msg, sizeof msg,
-          "%s --profile=ci --steps=100000000 --eval-every=2 --max-len=2000 --batch=64 --data-dir=%s --out=%s/twice.json "
-          "2>&1 & p=$!; for i in $(seq 1200); do [ -e %s/twice.json ] && break; sleep 0.1; done; kill -INT $p; "
-          "sleep 0.2; kill -INT $p; wait $p; echo rc=$?", t_bench(), data, out, out);
+          "LRA_TEST_HOLD_ON_STOP=1 %s --profile=ci --steps=100000000 --eval-every=2 --data-dir=%s --out=%s/twice.json "
+          "2>%s/twice.log & p=$!; for i in $(seq 6000); do [ -e %s/twice.json ] && break; sleep 0.1; done; kill -INT $p; "
+          "for i in $(seq 6000); do grep -q 'second Ctrl-C' %s/twice.log && break; sleep 0.05; done; kill -INT $p; "
+          "wait $p; echo rc=$?", t_bench(), data, out, out, out, out);
     ck_assert_msg(strstr(msg, "rc=130"), "%s", msg);
+}
+END_TEST
+
+/* Ctrl-C while data is generated stops it (without the stop, these sets take 12 s and 250 s) and
+ * leaves nothing: no split, no .partial tree. The test waits for the line saying generation began. */
+START_TEST(test_interrupt_generation) {
+    const char *dir = t_tmpdir();
+    char msg[8192];
+    const char *kinds[2] = {"listops", "pathfinder --images=200000"};
+    for (int k = 0; k < 2; k++) {
+        t_run(msg, sizeof msg,
+              "%s generate --task=%s --out=%s/g%d 2>%s/g%d.log & p=$!; "
+              "for i in $(seq 6000); do grep -q 'generating' %s/g%d.log && break; sleep 0.05; done; kill -INT $p; "
+              "wait $p; echo rc=$?; cat %s/g%d.log; find %s/g%d -type f | head -3; find %s/g%d -name '*.partial'",
+              t_bench(), kinds[k], dir, k, dir, k, dir, k, dir, k, dir, k, dir, k);
+        ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, "interrupted while generating") && !strstr(msg, ".tsv") &&
+                      !strstr(msg, ".png") && !strstr(msg, ".partial\n"), "%s: %s", kinds[k], msg);
+    }
 }
 END_TEST
 
@@ -350,9 +413,11 @@ Suite *cli_suite(void) {
     tc = tcase_create("errors");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_first_hour);
     tcase_add_test(tc, test_bad_data);
     tcase_add_test(tc, test_divergence_report);
     tcase_add_test(tc, test_interrupt);
+    tcase_add_test(tc, test_interrupt_generation);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -57,7 +57,8 @@ START_TEST(test_tables_by_hand) {
     /* CSV */
     rc = t_run(out, sizeof out, "%s compare --format=csv %s/f0.json %s/f1.json %s/f2.json", t_bench(), d, d, d);
     ck_assert_int_eq(rc, 0);
-    ck_assert_msg(strstr(out, "listops,full,small,3,32.0000,2.0000,2.5000,1200.0,9000.0,100.0,1000,1.0000\n"), "%s", out);
+    ck_assert_msg(strstr(out, "listops,full,small,3,32.0000,2.0000,2.5000,1200.0,9000.0,100.0,1000,1.0000,32.0000,2.0000,,\n"),
+                  "%s", out);
 }
 END_TEST
 
@@ -117,6 +118,63 @@ START_TEST(test_unreadable_reports) {
     ck_assert_int_eq(rc, 2);
     rc = t_run(out, sizeof out, "%s compare --frobnicate %s/s0.json", t_bench(), d);
     ck_assert_msg(rc == 2 && strstr(out, "--frobnicate"), "exit %d: %s", rc, out);
+}
+END_TEST
+
+/* Writes a completed run report with model selection and a curve: best-val test accuracy `best`,
+ * last-step `last`, validation 0.20, 0.40, 0.30 at elapsed 100, 200, 300 s. */
+static void selected_report(const char *dir, const char *name, const char *task, const char *dataset, long seed,
+                            double best, double last) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "{\"schema_version\": 1, \"kind\": \"run\", \"status\": \"completed\", \"task\": \"%s\", \"backend\": \"full\","
+            " \"profile\": \"repro\", \"seed\": %ld, \"data\": {\"checksum_sha256\": \"x\"%s%s%s},"
+            " \"results\": {\"test\": {\"accuracy\": %.17g}, \"best_val\": {\"step\": 20, \"test\": {\"accuracy\": %.17g}}},"
+            " \"curve\": [{\"val_accuracy\": 0.2, \"elapsed_s\": 100}, {\"val_accuracy\": 0.4, \"elapsed_s\": 200},"
+            " {\"val_accuracy\": 0.3, \"elapsed_s\": 300}],"
+            " \"throughput\": {\"train_steps_per_s\": 1, \"train_tokens_per_s\": 1000, \"eval_tokens_per_s\": 3000},"
+            " \"memory\": {\"peak_rss_bytes\": 104857600}, \"parameters\": {\"count\": 1000}}\n",
+            task, seed, dataset ? ", \"dataset\": \"" : "", dataset ? dataset : "", dataset ? "\"" : "", last, best);
+    fclose(f);
+    t_corpus("report", path, 0, 0);
+}
+
+/* The field's protocol: the table shows test accuracy at the best-validation step unless told
+ * otherwise; --target finds the first evaluation at or above it; what is not a comparable run (a
+ * speed report, a run without timed steps) is named and left out; a substitute dataset gets its
+ * own column. */
+START_TEST(test_selection_target_and_skips) {
+    const char *d = t_tmpdir();
+    char out[16384], path[512];
+    selected_report(d, "s0.json", "listops", NULL, 0, 0.37, 0.35);
+    selected_report(d, "s1.json", "listops", NULL, 1, 0.39, 0.31);
+    selected_report(d, "fm.json", "image", "fashion-mnist", 0, 0.80, 0.79);
+    snprintf(path, sizeof path, "%s/speed.json", d);
+    FILE *f = fopen(path, "w");
+    fputs("{\"schema_version\": 1, \"kind\": \"speed\", \"entries\": []}", f);
+    fclose(f);
+    report(d, "untimed.json", "text", "full", 0, 0.5, 0, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"train_steps_per_s\": 2.5/\"train_steps_per_s\": null/' %s/untimed.json", d), 0);
+    int rc = t_run(out, sizeof out, "%s compare --target=0.35 %s/*.json", t_bench(), d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    /* best-val: (37 + 39) / 2 = 38, sd sqrt(2); the last step's would be 33 */
+    ck_assert_msg(strstr(out, "at the best-validation step") && strstr(out, "| full | repro | 38.00 ± 1.41 (n=2) |"), "%s", out);
+    ck_assert_msg(strstr(out, "| image[fashion-mnist] |") && strstr(out, " 80.00 | - |"), "%s", out);
+    /* 0.35 is first reached by the evaluation at 200 s */
+    ck_assert_msg(strstr(out, "wall time to val >= 35.00% |") && strstr(out, "| listops | full | repro | 2 | 1.000 | 1000 | 3000 | 100 | 1000 | +0.0% | 200 s |"), "%s", out);
+    ck_assert_msg(strstr(out, "speed.json: a 'speed' report, not a training run: left out"), "%s", out);
+    ck_assert_msg(strstr(out, "untimed.json: no timed training steps") && !strstr(out, "| text |"), "%s", out);
+    rc = t_run(out, sizeof out, "%s compare --select=both --target=0.5 %s/s0.json %s/s1.json", t_bench(), d, d);
+    ck_assert_msg(rc == 0 && strstr(out, "| full | repro | 38.00 ± 1.41 (n=2) |") && strstr(out, "at the last training step") &&
+                  strstr(out, "| full | repro | 33.00 ± 2.83 (n=2) |") && strstr(out, "not reached"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --select=last --format=csv --target=0.4 %s/s0.json", t_bench(), d);
+    ck_assert_msg(rc == 0 && strstr(out, "listops,full,repro,1,37.0000,0.0000,1.0000,1000.0,3000.0,100.0,1000,1.0000,35.0000,0.0000,200.0,1\n"),
+                  "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --target=36 %s/s0.json", t_bench(), d);
+    ck_assert_msg(rc == 2 && strstr(out, "--target='36'"), "exit %d: %s", rc, out);
 }
 END_TEST
 
@@ -223,6 +281,7 @@ Suite *compare_suite(void) {
     tcase_add_test(tc, test_regression_gate);
     tcase_add_test(tc, test_unreadable_reports);
     tcase_add_test(tc, test_plot_svgs);
+    tcase_add_test(tc, test_selection_target_and_skips);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 
+#include "../harness/config.h"
 #include "../harness/model.h"
 #include "../harness/optim.h"
 #include "tests.h"
@@ -264,6 +265,45 @@ START_TEST(test_adamw_onecycle_torch) {
 }
 END_TEST
 
+/* The repro profile is lra.md's reproduction recipe, task by task (length, batch, warm-up, steps),
+ * with the model, optimizer and pooling it names; evaluation at most every recipe step count
+ * apart, on the whole validation split. */
+START_TEST(test_repro_profile_values) {
+    static const struct { const char *task; int len, batch, warmup, steps, recipe_every, pool_len; } want[] = {
+        {"listops", 2000, 32, 1000, 5000, 50, 2048},  {"text", 1000, 32, 8000, 20000, 500, 1024},
+        {"retrieval", 4000, 32, 800, 30000, 300, 4096}, {"image", 1024, 256, 175, 35000, 175, 1024},
+        {"pathfinder", 1024, 256, 312, 62400, 312, 1024},
+    };
+    char err[LRA_ERR_LEN];
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        lra_config c;
+        ck_assert_msg(lra_config_profile(&c, want[i].task, "repro", err) == LRA_OK, "%s", err);
+        ck_assert_int_eq(c.max_len, want[i].len);
+        ck_assert_int_eq(c.batch, want[i].batch);
+        ck_assert_int_eq(c.warmup, want[i].warmup);
+        ck_assert_int_eq(c.steps, want[i].steps);
+        ck_assert_int_eq(lra_config_pool_len(&c), want[i].pool_len);
+        ck_assert_int_eq(lra_config_recipe_eval_every(want[i].task), want[i].recipe_every);
+        ck_assert(c.eval_every >= want[i].recipe_every && c.eval_every % want[i].recipe_every == 0);
+        ck_assert_int_eq(c.eval_subset, 0);
+        ck_assert(c.layers == 2 && c.heads == 2 && c.emb == 64 && c.qkv == 64 && c.mlp == 128);
+        ck_assert(c.pool == LRA_POOL_MEAN && c.pos_learned == 1 && c.init == LRA_INIT_TORCH && c.attn_bias == 1);
+        ck_assert(c.schedule == LRA_SCHED_ONECYCLE && c.lr == 1e-4 && c.wd == 0 && c.clip == 0);
+        ck_assert(c.adam_b2 == 0.999 && c.adam_eps == 1e-6);
+        ck_assert(c.dropout == 0.1f && c.attn_dropout == 0.1f && c.retrieval_head == 2);
+    }
+    /* the default profile, and the one it replaced */
+    lra_config c;
+    int help;
+    char *argv[] = {"--task=text"};
+    ck_assert(lra_config_parse(&c, 1, argv, &help, err) == LRA_OK && strcmp(c.profile, "repro") == 0);
+    ck_assert(lra_config_profile(&c, "listops", "small", err) == LRA_ERR_USAGE && strstr(err, "repro replaces it"));
+    /* official keeps flax's Adam */
+    ck_assert(lra_config_profile(&c, "listops", "official", err) == LRA_OK);
+    ck_assert(c.adam_b1 == 0.9 && c.adam_b2 == 0.98 && c.adam_eps == 1e-9 && c.schedule == LRA_SCHED_RSQRT);
+}
+END_TEST
+
 START_TEST(test_adam) {
     /* one step from zero moments moves by lr * (sign(g) + wd * p): bias correction makes m/sqrt(v) = sign */
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
@@ -284,6 +324,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_onecycle);
+    tcase_add_test(tc, test_repro_profile_values);
     tcase_add_test(tc, test_adamw_onecycle_torch);
     tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);
