@@ -5,7 +5,11 @@
  * against length (out-of-memory configurations included), one series per backend, log-log axes
  * (speed-throughput.svg, speed-memory.svg).
  * From run reports: test accuracy per task, one bar per backend (mean over seeds), with the LRA
- * paper's Transformer marked (accuracy.svg). Each file is written to a temporary name and
+ * paper's Transformer marked (accuracy.svg); from their curves, per task, validation accuracy
+ * against training examples and against wall-clock seconds (curve-<task>-examples.svg,
+ * curve-<task>-seconds.svg: what a CPU user can afford) and, for backends that route, the
+ * fraction of keys in no expert per layer over training (routing-<task>.svg), one line per run.
+ * A backend has one colour in every chart. Each file is written to a temporary name and
  * renamed. */
 #define _POSIX_C_SOURCE 200809L
 #include "plot.h"
@@ -20,15 +24,26 @@
 #include "compare.h"
 #include "report.h"
 
-enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 64 };
+enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 256 };
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 static const double published[LRA_NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
 
 typedef struct {
-    char name[32];
+    char name[64];
+    char backend[32]; /* picks the colour */
     int n;
     double x[MAXP], y[MAXP];
 } series;
+
+/* One colour per backend in every chart: the four shipped ones fixed, others by name. */
+static const char *color_of(const char *backend) {
+    static const char *const fixed[] = {"full", "agent", "moe", "mita"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(backend, fixed[i])) return colors[i];
+    unsigned h = 5381;
+    for (const char *c = backend; *c; c++) h = h * 33 + (unsigned char)*c;
+    return colors[4 + h % 4];
+}
 
 /* XML text: escapes the five special characters */
 static void esc(FILE *f, const char *s) {
@@ -61,16 +76,45 @@ static void label(FILE *f, double x, double y, const char *anchor, const char *t
     fputs("</text>\n", f);
 }
 
-static void legend(FILE *f, const char *const *names, int n) {
+/* names[i] drawn in the colour of backends[i] */
+static void legend(FILE *f, const char *const *names, const char *const *backends, int n) {
     for (int i = 0; i < n; i++) {
         double y = MT + 10 + 20.0 * i;
-        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", W - MR + 15, y, colors[i % 8]);
+        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", W - MR + 15, y,
+                color_of(backends[i]));
         label(f, W - MR + 35, y + 10, "start", names[i], 0);
     }
 }
 
-/* A log-log line chart of the series: x in powers of two, y in powers of ten. */
-static void line_chart(FILE *f, const char *title, const char *xlab, const char *ylab, const series *s, int ns) {
+/* A tick step of 1, 2 or 5 times a power of ten giving at most five steps up to max */
+static double nice(double max) {
+    const double raw = (max > 0 ? max : 1) / 5, p = pow(10, floor(log10(raw)));
+    return raw <= p ? p : raw <= 2 * p ? 2 * p : raw <= 5 * p ? 5 * p : 10 * p;
+}
+
+/* Linear axes from 0 to five nice steps past x1 and y1, gridded and labelled. */
+static void linear_axes(FILE *f, double x1, double y1, const char *xlab, const char *ylab) {
+    const double pw = W - ML - MR, ph = H - MT - MB, dx = nice(x1), dy = nice(y1);
+    char buf[64];
+    fprintf(f, "<g stroke=\"#ddd\">\n");
+    for (int k = 0; k <= 5; k++) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML + k * pw / 5, MT, ML + k * pw / 5, MT + ph);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, MT + ph - k * ph / 5, ML + pw, MT + ph - k * ph / 5);
+    }
+    fprintf(f, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", ML, MT, pw, ph);
+    for (int k = 0; k <= 5; k++) {
+        snprintf(buf, sizeof buf, "%g", k * dx);
+        label(f, ML + k * pw / 5, MT + ph + 18, "middle", buf, 0);
+        snprintf(buf, sizeof buf, "%g", k * dy);
+        label(f, ML - 8, MT + ph - k * ph / 5 + 4, "end", buf, 0);
+    }
+    label(f, ML + pw / 2, H - 15, "middle", xlab, 0);
+    label(f, 20, MT + ph / 2, "middle", ylab, 1);
+}
+
+/* A line chart of the series: log-log (x in powers of two, y in powers of ten), or linear on both
+ * axes from 0 (curves over training). */
+static void line_chart(FILE *f, const char *title, const char *xlab, const char *ylab, const series *s, int ns, int linear) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < ns; i++)
         for (int p = 0; p < s[i].n; p++) {
@@ -79,6 +123,25 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
         }
     svg_open(f, title);
     if (!(x1 >= x0)) { x0 = 1; x1 = 2; y0 = 1; y1 = 10; }
+    if (linear) {
+        linear_axes(f, x1, y1, xlab, ylab);
+        const double pw = W - ML - MR, ph = H - MT - MB, sx = nice(x1) * 5, sy = nice(y1) * 5;
+        const char *names[MAXS], *backends[MAXS];
+        for (int i = 0; i < ns; i++) {
+            names[i] = s[i].name;
+            backends[i] = s[i].backend;
+            fprintf(f, "<g class=\"series\" data-backend=\"");
+            esc(f, s[i].backend);
+            fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s points=\"", color_of(s[i].backend),
+                    color_of(s[i].backend), i % 2 ? " stroke-dasharray=\"6 3\"" : "");
+            for (int p = 0; p < s[i].n; p++)
+                fprintf(f, "%s%.1f,%.1f", p ? " " : "", ML + s[i].x[p] / sx * pw, MT + ph - s[i].y[p] / sy * ph);
+            fputs("\"/>\n</g>\n", f);
+        }
+        legend(f, names, backends, ns);
+        fputs("</svg>\n", f);
+        return;
+    }
     const double lx0 = floor(log2(x0)), lx1 = fmax(ceil(log2(x1)), lx0 + 1);
     const double ly0 = floor(log10(y0)), ly1 = fmax(ceil(log10(y1)), ly0 + 1);
     const double pw = W - ML - MR, ph = H - MT - MB;
@@ -101,12 +164,14 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
     }
     label(f, ML + pw / 2, H - 15, "middle", xlab, 0);
     label(f, 20, MT + ph / 2, "middle", ylab, 1);
-    const char *names[MAXS];
+    const char *names[MAXS], *backends[MAXS];
     for (int i = 0; i < ns; i++) {
         names[i] = s[i].name;
+        backends[i] = s[i].backend;
         fprintf(f, "<g class=\"series\" data-backend=\"");
         esc(f, s[i].name);
-        fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"", colors[i % 8], colors[i % 8]);
+        fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"",
+                color_of(s[i].backend), color_of(s[i].backend));
         for (int p = 0; p < s[i].n; p++) fprintf(f, "%s%.1f,%.1f", p ? " " : "", PX(s[i].x[p]), PY(s[i].y[p]));
         fputs("\"/>\n", f);
         for (int p = 0; p < s[i].n; p++) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", PX(s[i].x[p]), PY(s[i].y[p]));
@@ -114,7 +179,7 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
     }
 #undef PX
 #undef PY
-    legend(f, names, ns);
+    legend(f, names, backends, ns);
     fputs("</svg>\n", f);
 }
 
@@ -144,7 +209,7 @@ static void bar_chart(FILE *f, groups *gs) {
     for (int b = 0; b < nb; b++) {
         fprintf(f, "<g class=\"series\" data-backend=\"");
         esc(f, names[b]);
-        fprintf(f, "\" fill=\"%s\">\n", colors[b % 8]);
+        fprintf(f, "\" fill=\"%s\">\n", color_of(names[b]));
         for (int k = 0; k < nt; k++)
             for (int i = 0; i < gs->n; i++) {
                 const group *g = &gs->g[i];
@@ -163,7 +228,7 @@ static void bar_chart(FILE *f, groups *gs) {
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n",
                     ML + k * slot + slot * 0.05, MT + ph - p / 100 * ph, ML + (k + 1) * slot - slot * 0.05, MT + ph - p / 100 * ph);
     }
-    legend(f, names, nb);
+    legend(f, names, names, nb);
     fputs("</svg>\n", f);
 }
 
@@ -180,22 +245,97 @@ static int write_svg(const char *dir, const char *name, void (*draw)(FILE *, voi
     return 0;
 }
 
-typedef struct { const char *title, *xlab, *ylab; series *s; int n; } line_args;
-static void draw_line(FILE *f, void *p) { line_args *a = p; line_chart(f, a->title, a->xlab, a->ylab, a->s, a->n); }
+typedef struct { const char *title, *xlab, *ylab; series *s; int n, linear; } line_args;
+static void draw_line(FILE *f, void *p) { line_args *a = p; line_chart(f, a->title, a->xlab, a->ylab, a->s, a->n, a->linear); }
 static void draw_bars(FILE *f, void *p) { bar_chart(f, p); }
 
-/* adds (T, y) to the series of backend b */
-static void add_point(series *s, int *ns, const char *b, double x, double y) {
+/* adds (x, y) to the series named name (created with backend's colour) */
+static void add_point(series *s, int *ns, const char *name, const char *backend, double x, double y) {
     if (!(y > 0)) return;
     int i = 0;
-    while (i < *ns && strcmp(s[i].name, b)) i++;
+    while (i < *ns && strcmp(s[i].name, name)) i++;
     if (i == *ns) {
         if (*ns == MAXS) return;
         memset(&s[i], 0, sizeof s[i]);
-        snprintf(s[i].name, sizeof s[i].name, "%s", b);
+        snprintf(s[i].name, sizeof s[i].name, "%s", name);
+        snprintf(s[i].backend, sizeof s[i].backend, "%s", backend);
         (*ns)++;
     }
-    if (s[i].n < MAXP) { s[i].x[s[i].n] = x; s[i].y[s[i].n++] = y; }
+    /* kept sorted by x, each x once: a file given twice (a glob and its directory) draws nothing
+     * twice, and reports of other lengths interleave instead of zig-zagging */
+    int at = s[i].n;
+    for (int p = 0; p < s[i].n; p++) {
+        if (s[i].x[p] == x) return;
+        if (s[i].x[p] > x) { at = p; break; }
+    }
+    if (s[i].n == MAXP) return;
+    memmove(s[i].x + at + 1, s[i].x + at, sizeof(double) * (size_t)(s[i].n - at));
+    memmove(s[i].y + at + 1, s[i].y + at, sizeof(double) * (size_t)(s[i].n - at));
+    s[i].x[at] = x;
+    s[i].y[at] = y;
+    s[i].n++;
+}
+
+/* The curves of the run reports, per task: validation accuracy against training examples and
+ * against wall seconds, and (backends that route) the fraction of keys in no expert per layer. */
+static int curve_charts(const char *out, char **runs, int nruns) {
+    static series by_ex[MAXS], by_s[MAXS], routing[MAXS];
+    int rc = 0;
+    for (int t = 0; t < LRA_NTASKS; t++) {
+        int nex = 0, ns = 0, nr = 0;
+        for (int r = 0; r < nruns; r++) {
+            lra_status st;
+            char err[LRA_ERR_LEN], name[64];
+            cJSON *j = lra_read_json(runs[r], &st, err);
+            const cJSON *task = cJSON_GetObjectItemCaseSensitive(j, "task"), *b = cJSON_GetObjectItemCaseSensitive(j, "backend");
+            const cJSON *prof = cJSON_GetObjectItemCaseSensitive(j, "profile"), *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
+            if (!cJSON_IsString(task) || strcmp(task->valuestring, lra_task_order[t]) || !cJSON_IsString(b) ||
+                !cJSON_IsString(prof) || !cJSON_IsNumber(seed)) {
+                cJSON_Delete(j);
+                continue;
+            }
+            const cJSON *pt;
+            cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(j, "curve")) {
+                const cJSON *acc = cJSON_GetObjectItemCaseSensitive(pt, "val_accuracy");
+                const cJSON *ex = cJSON_GetObjectItemCaseSensitive(pt, "examples"), *el = cJSON_GetObjectItemCaseSensitive(pt, "elapsed_s");
+                if (!cJSON_IsNumber(acc)) continue;
+                snprintf(name, sizeof name, "%s %s s%.0f", b->valuestring, prof->valuestring, seed->valuedouble);
+                if (cJSON_IsNumber(ex)) add_point(by_ex, &nex, name, b->valuestring, ex->valuedouble, 100 * acc->valuedouble);
+                if (cJSON_IsNumber(el)) add_point(by_s, &ns, name, b->valuestring, el->valuedouble, 100 * acc->valuedouble);
+                const cJSON *layer;
+                cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(pt, "attention")) {
+                    const cJSON *l = cJSON_GetObjectItemCaseSensitive(layer, "layer");
+                    const cJSON *u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(layer, "routing"),
+                                                                     "unselected_key_fraction");
+                    if (!cJSON_IsNumber(l) || !cJSON_IsNumber(u) || !cJSON_IsNumber(ex)) continue;
+                    char lname[64];
+                    snprintf(lname, sizeof lname, "%s s%.0f layer %.0f", b->valuestring, seed->valuedouble, l->valuedouble);
+                    add_point(routing, &nr, lname, b->valuestring, ex->valuedouble, 100 * u->valuedouble + 1e-9);
+                }
+            }
+            cJSON_Delete(j);
+        }
+        char file[96], title[128];
+        if (nex) {
+            snprintf(title, sizeof title, "%s: validation accuracy over training", lra_task_titles[t]);
+            line_args a = {title, "training examples", "validation accuracy (%)", by_ex, nex, 1};
+            snprintf(file, sizeof file, "curve-%s-examples.svg", lra_task_order[t]);
+            rc |= write_svg(out, file, draw_line, &a);
+        }
+        if (ns) {
+            snprintf(title, sizeof title, "%s: validation accuracy against wall time", lra_task_titles[t]);
+            line_args a = {title, "seconds since the run started", "validation accuracy (%)", by_s, ns, 1};
+            snprintf(file, sizeof file, "curve-%s-seconds.svg", lra_task_order[t]);
+            rc |= write_svg(out, file, draw_line, &a);
+        }
+        if (nr) {
+            snprintf(title, sizeof title, "%s: keys in no expert (first validation batch)", lra_task_titles[t]);
+            line_args a = {title, "training examples", "unselected keys (%)", routing, nr, 1};
+            snprintf(file, sizeof file, "routing-%s.svg", lra_task_order[t]);
+            rc |= write_svg(out, file, draw_line, &a);
+        }
+    }
+    return rc;
 }
 
 int lra_plot_main(int argc, char **argv) {
@@ -234,9 +374,10 @@ int lra_plot_main(int argc, char **argv) {
             const cJSON *tps = cJSON_GetObjectItemCaseSensitive(a, "tokens_per_s");
             const cJSON *pb = cJSON_GetObjectItemCaseSensitive(a, "planned_bytes");
             const cJSON *na = cJSON_GetObjectItemCaseSensitive(a, "not_applicable");
-            if (cJSON_IsNumber(tps)) add_point(thr, &nthr, b->valuestring, T->valuedouble, tps->valuedouble);
+            if (cJSON_IsNumber(tps)) add_point(thr, &nthr, b->valuestring, b->valuestring, T->valuedouble, tps->valuedouble);
             /* planned memory is known for out-of-memory configurations too: that is where it matters */
-            if (cJSON_IsNumber(pb) && !cJSON_IsTrue(na)) add_point(mem, &nmem, b->valuestring, T->valuedouble, pb->valuedouble / 1048576.0);
+            if (cJSON_IsNumber(pb) && !cJSON_IsTrue(na))
+                add_point(mem, &nmem, b->valuestring, b->valuestring, T->valuedouble, pb->valuedouble / 1048576.0);
         }
         cJSON_Delete(j);
     }
@@ -247,11 +388,11 @@ int lra_plot_main(int argc, char **argv) {
     }
     if (lra_mkdirs(out, err) != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); free(runs); return 1; }
     if (nthr) {
-        line_args a = {"Attention forward+backward throughput", "sequence length", "tokens/s", thr, nthr};
+        line_args a = {"Attention forward+backward throughput", "sequence length", "tokens/s", thr, nthr, 0};
         rc |= write_svg(out, "speed-throughput.svg", draw_line, &a);
     }
     if (nmem) {
-        line_args a = {"Attention memory, planned (inputs, gradients, workspace)", "sequence length", "MB", mem, nmem};
+        line_args a = {"Attention memory, planned (inputs, gradients, workspace)", "sequence length", "MB", mem, nmem, 0};
         rc |= write_svg(out, "speed-memory.svg", draw_line, &a);
     }
     if (nruns) {
@@ -260,6 +401,7 @@ int lra_plot_main(int argc, char **argv) {
         if (st != LRA_OK) { fprintf(stderr, "lra-bench plot: %s\n", err); rc = 1; }
         else if (gs.n) rc |= write_svg(out, "accuracy.svg", draw_bars, &gs);
         free(gs.g);
+        if (st == LRA_OK) rc |= curve_charts(out, runs, nruns);
     }
     free(runs);
     return rc;

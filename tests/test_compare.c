@@ -271,6 +271,48 @@ START_TEST(test_plot_svgs) {
     }
     rc = t_run(msg, sizeof msg, "%s plot", t_bench());
     ck_assert_int_eq(rc, 2);
+    /* README's plot command names the speed reports twice (their folder's glob and the results glob): each point
+     * is drawn once (full: 1024 only, 4096 was out of memory; mita: two lengths) */
+    rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/speed.json %s/*.json && grep -c '<circle' %s/speed-throughput.svg",
+               t_bench(), out, d, d, out);
+    ck_assert_msg(rc == 0 && strstr(msg, "\n3\n"), "exit %d: %s", rc, msg);
+}
+END_TEST
+
+/* Curves over training: validation accuracy against examples and against seconds, one line per
+ * run, and the routing statistics per layer for a backend that routes. */
+START_TEST(test_plot_curves) {
+    const char *d = t_tmpdir(), *out = t_tmpdir();
+    char path[512], msg[4096];
+    const char *backends[2] = {"full", "mita"};
+    for (int b = 0; b < 2; b++) {
+        snprintf(path, sizeof path, "%s/%s.json", d, backends[b]);
+        FILE *f = fopen(path, "w");
+        fprintf(f, "{\"schema_version\": 1, \"kind\": \"run\", \"status\": \"completed\", \"task\": \"listops\","
+                   " \"backend\": \"%s\", \"profile\": \"repro\", \"seed\": 0, \"data\": {\"checksum_sha256\": \"x\"},"
+                   " \"results\": {\"test\": {\"accuracy\": 0.3}},"
+                   " \"throughput\": {\"train_steps_per_s\": 1, \"train_tokens_per_s\": 1000, \"eval_tokens_per_s\": 3000},"
+                   " \"memory\": {\"peak_rss_bytes\": 1e8}, \"parameters\": {\"count\": 1000}, \"curve\": [", backends[b]);
+        for (int p = 1; p <= 3; p++)
+            fprintf(f, "%s{\"examples\": %d, \"elapsed_s\": %d, \"val_accuracy\": %.2f, \"attention\": [{\"layer\": 0%s}, "
+                       "{\"layer\": 1%s}]}", p > 1 ? ", " : "", 3200 * p, 100 * p, 0.1 * p,
+                    b ? ", \"routing\": {\"unselected_key_fraction\": 0.1}" : "", b ? ", \"routing\": {\"unselected_key_fraction\": 0.5}" : "");
+        fputs("]}\n", f);
+        fclose(f);
+    }
+    int rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/*.json", t_bench(), out, d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    const char *names[3] = {"curve-listops-examples.svg", "curve-listops-seconds.svg", "routing-listops.svg"};
+    const int want[3] = {2, 2, 2}; /* two runs; two layers of mita (full does not route) */
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, names[i]);
+        char *svg = slurp(path);
+        ck_assert_msg(svg != NULL, "no %s: %s", path, msg);
+        int n = xml_series(svg);
+        ck_assert_msg(n == want[i], "%s: %d series (want %d; -1 = not well-formed)", names[i], n, want[i]);
+        /* one colour per backend in every chart: mita's */
+        if (i == 2) ck_assert(strstr(svg, "mita s0 layer 1") && strstr(svg, "#d62728") == NULL);
+    }
 }
 END_TEST
 
@@ -282,6 +324,7 @@ Suite *compare_suite(void) {
     tcase_add_test(tc, test_unreadable_reports);
     tcase_add_test(tc, test_plot_svgs);
     tcase_add_test(tc, test_selection_target_and_skips);
+    tcase_add_test(tc, test_plot_curves);
     suite_add_tcase(s, tc);
     return s;
 }
