@@ -35,6 +35,7 @@ static const char *const retrieval_head_names[] = {"official", "paper", "repro",
 static const char *const init_names[] = {"flax", "torch", NULL};
 static const char *const bias_names[] = {"off", "on", NULL}; /* like onoff_names, but always with a value */
 static const char *const mean_len_names[] = {"max-len", "pow2", NULL};
+static const char *const final_eval_names[] = {"all", "subset", NULL};
 
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
@@ -80,6 +81,8 @@ static const opt_def opts[] = {
     {"eval-every", OPT_INT, F(eval_every), 0, 1e9, NULL, "steps between val+test evaluations (0 = end only)"},
     {"eval-subset", OPT_INT, F(eval_subset), 0, 1e9, NULL,
      "examples of val and of test in periodic evaluations (fixed for all runs; 0 = all)"},
+    {"final-eval", OPT_ENUM, F(final_eval_subset), 0, 0, final_eval_names,
+     "the final evaluation: all (every example) | subset (the periodic one: smoke runs)"},
     {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
     {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
     {"progress", OPT_ENUM, F(progress), 0, 0, onoff_names, "progress on stderr (default: on a terminal)"},
@@ -189,10 +192,12 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
         d.batching = LRA_BATCH_RANDOM; d.eval_every = rr->eval_every; d.eval_subset = 0; d.timing_skip = 5;
         d.checkpoint_every = rr->eval_every;
     } else if (strcmp(profile, "ci") == 0) {
-        /* a smoke run that finishes in seconds: tiny model, sequences cut to 256 tokens */
+        /* a smoke run that finishes in seconds on every task: tiny model, sequences cut to 256
+         * tokens, evaluation on a fixed 1000 examples of each split (the report says how many) */
         d.layers = 1; d.heads = 2; d.emb = 32; d.qkv = 32; d.mlp = 64; d.batch = 16;
         d.warmup = 10; d.steps = 30; d.max_len = row->max_len < 256 ? row->max_len : 256;
         d.batching = LRA_BATCH_BUCKET; d.eval_every = 0; d.timing_skip = 2; d.log_every = 10;
+        d.eval_subset = 1000; d.final_eval_subset = 1;
     } else {
         return lra_fail(err, LRA_ERR_USAGE, "unknown profile '%s' (known: repro, official, ci)%s", profile,
                         strcmp(profile, "small") == 0 ? "; small, which did not learn Text, is gone: repro replaces it" : "");

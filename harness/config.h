@@ -12,6 +12,7 @@ typedef struct {
     char task[32], backend[32], attn_opts[256], profile[16];
     int layers, heads, emb, qkv, mlp, batch, max_len;
     int steps, warmup, eval_every, eval_subset, log_every, timing_skip;
+    int final_eval_subset; /* 1: the final evaluation uses the periodic subset too (the ci profile) */
     double lr, wd, clip, adam_b1, adam_b2, adam_eps;
     float dropout, attn_dropout;
     int pool, pos_learned, schedule, batching, pad_mask, retrieval_head;

@@ -575,14 +575,15 @@ static void periodic_evaluation(run_state *r, int step, int progress) {
  * every run has. */
 static void final_evaluation(run_state *r, int progress) {
     lra_model *m = &r->model;
-    r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
-    r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
+    const int sub = r->c->final_eval_subset;
+    r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, sub);
+    r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, sub);
     r->have_final = 1;
     r->attn_diag = attention_diagnostics(r);
     if (progress)
         fprintf(stderr, "last   | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
                 r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);
-    const int full_periodic = r->n_sub[LRA_SPLIT_VAL] == r->split[LRA_SPLIT_VAL].n;
+    const int full_periodic = sub || r->n_sub[LRA_SPLIT_VAL] == r->split[LRA_SPLIT_VAL].n; /* the same examples */
     if (r->best_step < 0 || (full_periodic && r->final[LRA_SPLIT_VAL].acc > r->best_val_acc)) {
         r->best_step = r->steps_done;
         r->best_val_acc = r->final[LRA_SPLIT_VAL].acc;
@@ -593,8 +594,8 @@ static void final_evaluation(run_state *r, int progress) {
         r->best[LRA_SPLIT_TEST] = r->final[LRA_SPLIT_TEST];
     } else { /* training is over: the model's parameters may become the best ones */
         memcpy(m->params, r->best_params, m->nparams * sizeof(float));
-        r->best[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, 0);
-        r->best[LRA_SPLIT_TEST] = r->task->val_is_test ? r->best[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, 0);
+        r->best[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, sub);
+        r->best[LRA_SPLIT_TEST] = r->task->val_is_test ? r->best[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, sub);
     }
     r->have_best = 1;
     if (progress)

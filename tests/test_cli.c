@@ -163,7 +163,7 @@ START_TEST(test_generates_once) {
     cJSON *j = t_load_json(path);
     ck_assert_int_eq((int)t_num(j, "data.splits.train.examples"), 96000);
     ck_assert_int_eq((int)t_num(j, "data.splits.val.examples"), 2000);
-    ck_assert_int_eq((int)t_num(j, "results.test.examples"), 2000);
+    ck_assert_int_eq((int)t_num(j, "results.test.examples"), 1000); /* the ci profile: a fixed 1000 of the 2000 */
     cJSON_Delete(j);
 }
 END_TEST
