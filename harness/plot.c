@@ -112,8 +112,42 @@ static void linear_axes(FILE *f, double x1, double y1, const char *xlab, const c
     label(f, 20, MT + ph / 2, "middle", ylab, 1);
 }
 
-/* A line chart of the series: log-log (x in powers of two, y in powers of ten), or linear on both
- * axes from 0 (curves over training). */
+/* Where a value lands: linear axes run from 0 to x1 (y1); log axes span the exponent ranges
+ * [x0, x1] (powers of two) and [y0, y1] (powers of ten). */
+typedef struct { int linear; double x0, x1, y0, y1; } axes;
+static double px(const axes *a, double v) {
+    return ML + (a->linear ? v / a->x1 : (log2(v) - a->x0) / (a->x1 - a->x0)) * (W - ML - MR);
+}
+static double py(const axes *a, double v) {
+    const double ph = H - MT - MB;
+    return MT + ph - (a->linear ? v / a->y1 : (log10(v) - a->y0) / (a->y1 - a->y0)) * ph;
+}
+
+static void log_axes(FILE *f, const axes *a, const char *xlab, const char *ylab) {
+    const double pw = W - ML - MR, ph = H - MT - MB;
+    fprintf(f, "<g stroke=\"#ddd\">\n");
+    for (double e = a->x0; e <= a->x1; e++)
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px(a, pow(2, e)), MT, px(a, pow(2, e)), MT + ph);
+    for (double e = a->y0; e <= a->y1; e++)
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, py(a, pow(10, e)), ML + pw, py(a, pow(10, e)));
+    fprintf(f, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", ML, MT, pw, ph);
+    char buf[64];
+    for (double e = a->x0; e <= a->x1; e++) {
+        double v = pow(2, e);
+        if (v >= 1024) snprintf(buf, sizeof buf, "%gK", v / 1024);
+        else snprintf(buf, sizeof buf, "%g", v);
+        label(f, px(a, v), MT + ph + 18, "middle", buf, 0);
+    }
+    for (double e = a->y0; e <= a->y1; e++) {
+        snprintf(buf, sizeof buf, "1e%d", (int)e);
+        label(f, ML - 8, py(a, pow(10, e)) + 4, "end", buf, 0);
+    }
+    label(f, ML + pw / 2, H - 15, "middle", xlab, 0);
+    label(f, 20, MT + ph / 2, "middle", ylab, 1);
+}
+
+/* A line chart of the series: log-log (x in powers of two, y in powers of ten, a dot per point),
+ * or linear on both axes from 0 (curves over training; every other series dashed). */
 static void line_chart(FILE *f, const char *title, const char *xlab, const char *ylab, const series *s, int ns, int linear) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < ns; i++)
@@ -123,62 +157,29 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
         }
     svg_open(f, title);
     if (!(x1 >= x0)) { x0 = 1; x1 = 2; y0 = 1; y1 = 10; }
-    if (linear) {
+    axes a = {linear, 0, nice(x1) * 5, 0, nice(y1) * 5};
+    if (!linear) {
+        a.x0 = floor(log2(x0)); a.x1 = fmax(ceil(log2(x1)), a.x0 + 1);
+        a.y0 = floor(log10(y0)); a.y1 = fmax(ceil(log10(y1)), a.y0 + 1);
+        log_axes(f, &a, xlab, ylab);
+    } else {
         linear_axes(f, x1, y1, xlab, ylab);
-        const double pw = W - ML - MR, ph = H - MT - MB, sx = nice(x1) * 5, sy = nice(y1) * 5;
-        const char *names[MAXS], *backends[MAXS];
-        for (int i = 0; i < ns; i++) {
-            names[i] = s[i].name;
-            backends[i] = s[i].backend;
-            fprintf(f, "<g class=\"series\" data-backend=\"");
-            esc(f, s[i].backend);
-            fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s points=\"", color_of(s[i].backend),
-                    color_of(s[i].backend), i % 2 ? " stroke-dasharray=\"6 3\"" : "");
-            for (int p = 0; p < s[i].n; p++)
-                fprintf(f, "%s%.1f,%.1f", p ? " " : "", ML + s[i].x[p] / sx * pw, MT + ph - s[i].y[p] / sy * ph);
-            fputs("\"/>\n</g>\n", f);
-        }
-        legend(f, names, backends, ns);
-        fputs("</svg>\n", f);
-        return;
     }
-    const double lx0 = floor(log2(x0)), lx1 = fmax(ceil(log2(x1)), lx0 + 1);
-    const double ly0 = floor(log10(y0)), ly1 = fmax(ceil(log10(y1)), ly0 + 1);
-    const double pw = W - ML - MR, ph = H - MT - MB;
-#define PX(v) (ML + (log2(v) - lx0) / (lx1 - lx0) * pw)
-#define PY(v) (MT + ph - (log10(v) - ly0) / (ly1 - ly0) * ph)
-    fprintf(f, "<g stroke=\"#ddd\">\n");
-    for (double e = lx0; e <= lx1; e++) fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(pow(2, e)), MT, PX(pow(2, e)), MT + ph);
-    for (double e = ly0; e <= ly1; e++) fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, PY(pow(10, e)), ML + pw, PY(pow(10, e)));
-    fprintf(f, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", ML, MT, pw, ph);
-    char buf[64];
-    for (double e = lx0; e <= lx1; e++) {
-        double v = pow(2, e);
-        if (v >= 1024) snprintf(buf, sizeof buf, "%gK", v / 1024);
-        else snprintf(buf, sizeof buf, "%g", v);
-        label(f, PX(v), MT + ph + 18, "middle", buf, 0);
-    }
-    for (double e = ly0; e <= ly1; e++) {
-        snprintf(buf, sizeof buf, "1e%d", (int)e);
-        label(f, ML - 8, PY(pow(10, e)) + 4, "end", buf, 0);
-    }
-    label(f, ML + pw / 2, H - 15, "middle", xlab, 0);
-    label(f, 20, MT + ph / 2, "middle", ylab, 1);
     const char *names[MAXS], *backends[MAXS];
     for (int i = 0; i < ns; i++) {
         names[i] = s[i].name;
         backends[i] = s[i].backend;
+        const char *color = color_of(s[i].backend);
         fprintf(f, "<g class=\"series\" data-backend=\"");
         esc(f, s[i].name);
-        fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"",
-                color_of(s[i].backend), color_of(s[i].backend));
-        for (int p = 0; p < s[i].n; p++) fprintf(f, "%s%.1f,%.1f", p ? " " : "", PX(s[i].x[p]), PY(s[i].y[p]));
+        fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s points=\"", color, color,
+                linear && i % 2 ? " stroke-dasharray=\"6 3\"" : "");
+        for (int p = 0; p < s[i].n; p++) fprintf(f, "%s%.1f,%.1f", p ? " " : "", px(&a, s[i].x[p]), py(&a, s[i].y[p]));
         fputs("\"/>\n", f);
-        for (int p = 0; p < s[i].n; p++) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", PX(s[i].x[p]), PY(s[i].y[p]));
+        for (int p = 0; p < s[i].n && !linear; p++)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", px(&a, s[i].x[p]), py(&a, s[i].y[p]));
         fputs("</g>\n", f);
     }
-#undef PX
-#undef PY
     legend(f, names, backends, ns);
     fputs("</svg>\n", f);
 }
