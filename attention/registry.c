@@ -72,6 +72,9 @@ lra_status lra_attn_parse_opts(const char *backend, const char *opts, lra_opt_fn
     if (strlen(opts) >= sizeof buf)
         return lra_fail(err, LRA_ERR_USAGE, "%s: option string too long", backend);
     strcpy(buf, opts);
+    if (buf[0] == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,"))
+        return lra_fail(err, LRA_ERR_USAGE, "%s: '%s' has an empty option (key=value pairs separated by single commas)",
+                        backend, opts);
     char *save = NULL;
     for (char *pair = strtok_r(buf, ",", &save); pair; pair = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(pair, '=');

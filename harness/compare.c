@@ -335,13 +335,17 @@ static void print_csv(const groups *gs) {
     }
 }
 
-/* 1 when any group regressed by more than max_pct against the baseline */
+/* 1 when any group regressed by more than max_pct against the baseline; says how many groups it
+ * checked either way, so a quiet gate is told from one that compared nothing */
 static int regressions(const groups *cur, const groups *base, double max_pct) {
-    int found = 0;
+    int found = 0, checked = 0, regressed = 0;
     for (int i = 0; i < cur->n; i++) {
         const group *g = &cur->g[i];
         const group *b = lra_find_group((groups *)base, g->task, g->backend, g->profile, 0);
         if (!b) continue;
+        checked++;
+        const int before = found;
+        found = 0;
         double ba = lra_mean(b->acc, b->n), ca = lra_mean(g->acc, g->n);
         if (ba > 0 && 100 * (ba - ca) / ba > max_pct) {
             fprintf(stderr, "regression: %s/%s/%s test accuracy %.2f%% -> %.2f%% (%.1f%% lower, limit %g%%)\n", g->task,
@@ -354,7 +358,11 @@ static int regressions(const groups *cur, const groups *base, double max_pct) {
                     max_pct);
             found = 1;
         }
+        regressed += found;
+        found = before || found;
     }
+    fprintf(stderr, "lra-bench compare: %d group%s checked against the baseline, %d regression%s (limit %g%%)\n", checked,
+            checked == 1 ? "" : "s", regressed, regressed == 1 ? "" : "s", max_pct);
     return found;
 }
 

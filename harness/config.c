@@ -237,7 +237,7 @@ static lra_status set_opt(lra_config *c, const opt_def *o, const char *val, char
     if (!*val || *end || errno || !isfinite(x))
         return lra_fail(err, LRA_ERR_USAGE, "--%s: '%s' is not a number", o->name, val);
     if (x < o->lo || x > o->hi)
-        return lra_fail(err, LRA_ERR_USAGE, "--%s=%s is out of range [%g, %g]", o->name, val, o->lo, o->hi);
+        return lra_fail(err, LRA_ERR_USAGE, "--%s=%s is out of range [%.15g, %.15g]", o->name, val, o->lo, o->hi);
     if ((o->type == OPT_INT || o->type == OPT_LONG) && x != floor(x))
         return lra_fail(err, LRA_ERR_USAGE, "--%s: '%s' is not an integer", o->name, val);
     switch (o->type) {
@@ -280,6 +280,13 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
         lra_attn_names(names, sizeof names);
         return lra_fail(err, LRA_ERR_USAGE, "unknown attention backend '%s' (known: %s)", c->backend, names);
     }
+    /* an option the task never reads is a mistake, not a no-op (resume passes every option back
+     * at its resolved value, the profile's default: that one is fine) */
+    lra_config d;
+    if (strcmp(c->task, "retrieval") != 0 && lra_config_profile(&d, c->task, c->profile, NULL) == LRA_OK &&
+        d.retrieval_head != c->retrieval_head)
+        return lra_fail(err, LRA_ERR_USAGE, "--retrieval-head: only --task=retrieval has a dual encoder (this is %s)",
+                        c->task);
     if (c->dataset[0] && strcmp(c->task, "image") != 0)
         return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: only --task=image has alternative datasets", c->dataset);
     if (c->qkv % c->heads)
@@ -330,6 +337,16 @@ void lra_config_print_help(FILE *f, const char *task) {
     }
 }
 
+/* The shortest decimal that reads back as x, as a double: 0.1, not 0.10000000149011612 */
+static double float_decimal(float x) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if ((float)strtod(buf, NULL) == x) break;
+    }
+    return strtod(buf, NULL);
+}
+
 cJSON *lra_config_to_json(const lra_config *c) {
     cJSON *j = cJSON_CreateObject();
     for (int i = 0; i < NOPTS; i++) {
@@ -344,7 +361,7 @@ cJSON *lra_config_to_json(const lra_config *c) {
         case OPT_INT: cJSON_AddNumberToObject(j, o->name, *(const int *)p); break;
         case OPT_LONG: cJSON_AddNumberToObject(j, o->name, (double)*(const long *)p); break;
         case OPT_DOUBLE: cJSON_AddNumberToObject(j, o->name, *(const double *)p); break;
-        case OPT_FLOAT: cJSON_AddNumberToObject(j, o->name, (double)*(const float *)p); break;
+        case OPT_FLOAT: cJSON_AddNumberToObject(j, o->name, float_decimal(*(const float *)p)); break;
         }
     }
     return j;
@@ -376,6 +393,16 @@ static void item_str(const cJSON *x, char *buf, size_t n) {
     else snprintf(buf, n, "(?)");
 }
 
+/* Options added after checkpoints existed, and the value their absence meant: a checkpoint
+ * written before the option resumes when the option has that value. */
+static const struct { const char *name, *absent_means; } added_later[] = {{"final-eval", "all"}};
+
+static int absent_means(const char *name, const cJSON *now) {
+    for (size_t i = 0; i < sizeof added_later / sizeof *added_later; i++)
+        if (!strcmp(name, added_later[i].name)) return cJSON_IsString(now) && !strcmp(now->valuestring, added_later[i].absent_means);
+    return 0;
+}
+
 int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n) {
     int count = 0;
     size_t used = 0;
@@ -386,9 +413,14 @@ int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n) {
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, x->string);
             const cJSON *b = cJSON_GetObjectItemCaseSensitive(now, x->string);
             if (pass && b) continue;
+            /* float options compare as floats: checkpoints before float_decimal wrote 0.10000000149011612 */
+            const opt_def *o = find_opt(x->string, strlen(x->string));
+            const int as_float = o && o->type == OPT_FLOAT;
             int same = a && b && ((cJSON_IsString(a) && cJSON_IsString(b) && strcmp(a->valuestring, b->valuestring) == 0) ||
-                                  (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble == b->valuedouble));
-            if (same) continue;
+                                  (cJSON_IsNumber(a) && cJSON_IsNumber(b) &&
+                                   (a->valuedouble == b->valuedouble ||
+                                    (as_float && (float)a->valuedouble == (float)b->valuedouble))));
+            if (same || (!a && absent_means(x->string, b))) continue;
             char va[128], vb[128];
             item_str(a, va, sizeof va);
             item_str(b, vb, sizeof vb);

@@ -31,7 +31,7 @@ static void usage(FILE *f, const char *task) {
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
             "       lra-bench plot [--out=results/plots] FILES...   (SVG charts from speed and run reports)\n"
-            "       lra-bench --help | --version | --list-backends\n\n"
+            "       lra-bench --help | --version | --list-backends | help [COMMAND] | COMMAND --help\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on the\n"
             "validation and test splits (every example; the ci profile a fixed 1000) at the last step and with\n"
             "the parameters of the best periodic validation accuracy (the reported figure), and writes a JSON\n"
@@ -74,6 +74,61 @@ static void usage(FILE *f, const char *task) {
             "warm-up; a configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
             "Prints the LRA paper's Table 2 shape and writes results/speed/speed-<time>.json (or --out).\n\n"
             "exit status: 0 success, 1 failure (I/O, bad data, divergence), 2 usage error\n");
+}
+
+/* `lra-bench CMD --help` and `lra-bench help CMD`: each command's options, as its parser reads them */
+static const struct { const char *cmd, *text; } command_help[] = {
+    {"resume", "usage: lra-bench resume CHECKPOINT|REPORT [options]\n\n"
+               "Continues a stopped run from its checkpoint (or the report, which names it) with the options it was\n"
+               "started with, ending with the same numbers, to the bit, as the run never stopped. Options after the\n"
+               "file may change only what does not change the numbers: --threads, --progress, --log-every,\n"
+               "--checkpoint-every, --out, --checkpoint, --data-dir (the data's sha256 must still match).\n"},
+    {"generate", "usage: lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+                 "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14]\n"
+                 "                          [--data-seed=N] [--preview=FILE.png]\n\n"
+                 "Writes a data set in the official layout with lra-bench's generators: ListOps' official splits\n"
+                 "(96000,2000,2000 by default) as DIR/basic_{train,val,test}.tsv; Pathfinder (32 px) or Path-X (128 px)\n"
+                 "images and metadata under DIR/pathfinder<size>/curv_contour_length_<contour>. --preview writes a 4x4\n"
+                 "sheet of the first 16 images instead. An existing set is never replaced; Ctrl-C keeps nothing.\n"},
+    {"fetch", "usage: lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]\n\n"
+              "Downloads a task's official data into the data directory (resumable, checksummed where a checksum is\n"
+              "published): text (aclImdb_v1.tar.gz), image (cifar-10-binary.tar.gz), listops, retrieval, pathfinder,\n"
+              "pathx (the LRA release, of which only the task's files are extracted). --url names a mirror or a\n"
+              "file:// copy. A --data-dir you name must exist.\n"},
+    {"compare", "usage: lra-bench compare [--format=markdown|csv] [--select=best|last|both] [--target=ACC]\n"
+                "                         [--baseline=FILE,... --max-regression=P] FILES...\n\n"
+                "Tables from run reports: test accuracy per backend x task (--select=best, the default: at each run's\n"
+                "best-validation step; last; both), mean +- sd over seeds, the LRA average and the published\n"
+                "Transformer row; throughput, memory and the 10% parameter rule; --target=0.36 adds the wall time until\n"
+                "validation accuracy first reached 36%. Other reports (speed, unfinished, untimed) are named and left\n"
+                "out. With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%.\n"},
+    {"speed", "usage: lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
+              "                       [--layers=2] [--warmup=1] [--repeats=5] [--threads=N] [--attn-opt=K=V,...]\n"
+              "                       [--mem-limit=24G] [--encoder=0|1] [--out=FILE]\n\n"
+              "Per length and backend: the attention layer alone (forward, forward+backward) and, with --encoder=1,\n"
+              "a whole encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after\n"
+              "the warm-up calls. A configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
+              "--attn-opt goes with one --backend. Writes results/speed/speed-<time>.json (or --out).\n"},
+    {"plot", "usage: lra-bench plot [--out=results/plots] FILES...\n\n"
+             "SVG charts: from speed reports, attention tokens/s and planned memory against length; from run\n"
+             "reports, test accuracy per task, and per task validation accuracy against training examples and\n"
+             "against wall seconds, and (routing backends) the keys in no expert per layer over training.\n"},
+};
+
+/* 1 when it printed the command's help */
+static int command_usage(const char *cmd) {
+    for (size_t i = 0; i < sizeof command_help / sizeof *command_help; i++)
+        if (!strcmp(cmd, command_help[i].cmd)) {
+            fputs(command_help[i].text, stdout);
+            return 1;
+        }
+    return 0;
+}
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
 }
 
 static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_USAGE ? 2 : 1; }
@@ -236,9 +291,19 @@ static int cmd_generate(int argc, char **argv) {
     lra_status st = lra_mkdirs(out, err);
     char dir[4300];
     snprintf(dir, sizeof dir, "%s/pathfinder%d/curv_contour_length_%d", out, pf.size, pf.contour_length);
-    if (st == LRA_OK && is_pf && lra_file_exists(dir)) {
+    struct stat sb;
+    if (st == LRA_OK && is_pf && stat(dir, &sb) == 0) { /* whole or partial: generating over it would fail late */
         fprintf(stderr, "lra-bench generate: %s exists; remove it first\n", dir);
         return 1;
+    }
+    static const char *const splits[3] = {"train", "val", "test"};
+    for (int k = 0; k < 3 && st == LRA_OK && !is_pf; k++) { /* never replace a set, whole or partial */
+        char tsv[4300];
+        snprintf(tsv, sizeof tsv, "%s/basic_%s.tsv", out, splits[k]);
+        if (lra_file_exists(tsv)) {
+            fprintf(stderr, "lra-bench generate: %s exists; remove the set first (or --out=another directory)\n", tsv);
+            return 1;
+        }
     }
     lra_stop_install(); /* Ctrl-C stops generation within a second, leaving nothing half-made */
     if (st == LRA_OK) fprintf(stderr, "lra-bench: generating %s into %s (Ctrl-C stops it, keeping nothing)\n", task, is_pf ? dir : out);
@@ -273,6 +338,16 @@ int main(int argc, char **argv) {
                         "       lra-bench --help   (every option and each profile's defaults)\n");
         return 2;
     }
+    if (!strcmp(argv[1], "help")) { /* lra-bench help [COMMAND] */
+        if (argc >= 3 && strcmp(argv[2], "run") != 0 && !command_usage(argv[2])) {
+            fprintf(stderr, "lra-bench help: unknown command '%s' (commands: run, resume, fetch, generate, compare, "
+                            "speed, plot)\n", argv[2]);
+            return 2;
+        }
+        if (argc < 3 || !strcmp(argv[2], "run")) usage(stdout, "listops");
+        return 0;
+    }
+    if (strcmp(argv[1], "run") != 0 && wants_help(argc - 2, argv + 2) && command_usage(argv[1])) return 0;
     if (argc >= 2 && strcmp(argv[1], "resume") == 0) return cmd_resume(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "fetch") == 0) return lra_fetch_main(argc - 2, argv + 2);
@@ -323,6 +398,11 @@ static int run_main(int argc, char **argv) {
         fprintf(stderr, "lra-bench: %s\n", err);
         return exit_code(st);
     }
+    for (int i = 0; i < argc && nseeds; i++)
+        if (!strncmp(argv[i], "--seed=", 7)) {
+            fprintf(stderr, "lra-bench: --seed=%s and --seeds both given; use one\n", argv[i] + 7);
+            return 2;
+        }
     if (nseeds > 1 && (c.out[0] || c.checkpoint[0])) {
         fprintf(stderr, "lra-bench: --out and --checkpoint name one file; with --seeds leave them out (reports go to "
                         "results/<task>/<backend>-<profile>-seed<N>-<hash>.json)\n");

@@ -229,6 +229,10 @@ START_TEST(test_usage_errors) {
         {"--profile=ci --batching=sorted", 2, "sorted"},
         {"--profile=ci stray", 2, "stray"},
         {"frobnicate", 2, "frobnicate"},
+        {"--profile=ci --max-len=9999999", 2, "out of range [1, 1048576]"},
+        {"--profile=ci --retrieval-head=paper", 2, "only --task=retrieval"},
+        {"--profile=ci --seed=3 --seeds=1,2", 2, "--seed=3 and --seeds"},
+        {"--profile=ci --backend=mita --attn-opt=m=8,,k=4", 2, "empty option"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (getenv("LRA_FUZZ_CORPUS")) { /* each case's arguments, a line each, seed fuzz_options */
@@ -250,6 +254,15 @@ START_TEST(test_usage_errors) {
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s --help", t_bench()), 0);
     ck_assert(strstr(msg, "--attn-opt") && strstr(msg, "--batching") && strstr(msg, "full"));
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s --version", t_bench()), 0);
+    /* every command has its own --help, and `help COMMAND` says the same */
+    const char *cmds[] = {"resume", "generate", "fetch", "compare", "speed", "plot"};
+    for (int i = 0; i < 6; i++) {
+        int rc = t_run(msg, sizeof msg, "%s %s --help && %s help %s", t_bench(), cmds[i], t_bench(), cmds[i]);
+        char want[64];
+        snprintf(want, sizeof want, "usage: lra-bench %s", cmds[i]);
+        ck_assert_msg(rc == 0 && strstr(msg, want) && strstr(strstr(msg, want) + 1, want), "%s: %s", cmds[i], msg);
+    }
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s help nope", t_bench()), 2);
 }
 END_TEST
 

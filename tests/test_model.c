@@ -304,6 +304,27 @@ START_TEST(test_repro_profile_values) {
 }
 END_TEST
 
+/* Checkpoints outlive option lists: one written before --final-eval existed resumes when the
+ * option has the value its absence meant (all), and is refused with another; a float option
+ * compares as a float (older checkpoints recorded dropout as 0.10000000149011612). */
+START_TEST(test_identity_across_versions) {
+    lra_config c;
+    char err[LRA_ERR_LEN], msg[512];
+    ck_assert(lra_config_profile(&c, "listops", "repro", err) == LRA_OK);
+    cJSON *old = lra_config_identity_json(&c), *now = lra_config_identity_json(&c);
+    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(now, "dropout")->valuedouble, 0.1);
+    cJSON_DeleteItemFromObjectCaseSensitive(old, "final-eval");
+    cJSON_ReplaceItemInObjectCaseSensitive(old, "dropout", cJSON_CreateNumber((double)0.1f));
+    ck_assert_msg(lra_config_diff(old, now, msg, sizeof msg) == 0, "%s", msg);
+    c.final_eval_subset = 1;
+    cJSON *sub = lra_config_identity_json(&c);
+    ck_assert(lra_config_diff(old, sub, msg, sizeof msg) == 1 && strstr(msg, "--final-eval=(absent) in the checkpoint, subset here"));
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+    cJSON_Delete(sub);
+}
+END_TEST
+
 START_TEST(test_adam) {
     /* one step from zero moments moves by lr * (sign(g) + wd * p): bias correction makes m/sqrt(v) = sign */
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
@@ -325,6 +346,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_onecycle);
     tcase_add_test(tc, test_repro_profile_values);
+    tcase_add_test(tc, test_identity_across_versions);
     tcase_add_test(tc, test_adamw_onecycle_torch);
     tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);

@@ -250,6 +250,24 @@ START_TEST(test_pathx_end_to_end) {
 }
 END_TEST
 
+/* A partial set (imgs/ without metadata/) is named, not generated over; `generate` never replaces
+ * a set, Pathfinder's or ListOps'. */
+START_TEST(test_partial_sets_refused) {
+    const char *dir = t_tmpdir();
+    char msg[8192];
+    int rc = t_run(msg, sizeof msg, "%s generate --task=pathfinder --images=50 --out=%s && rm -r "
+                   "%s/pathfinder32/curv_contour_length_14/metadata && %s --task=pathfinder --profile=ci --data-dir=%s "
+                   "--out=%s/r.json", t_bench(), dir, dir, t_bench(), dir, dir);
+    ck_assert_msg(rc == 1 && strstr(msg, "holds imgs/ but no metadata/: a partial Pathfinder set") &&
+                  !strstr(msg, "; generating"), "exit %d: %s", rc, msg);
+    rc = t_run(msg, sizeof msg, "%s generate --task=pathfinder --images=50 --out=%s", t_bench(), dir);
+    ck_assert_msg(rc == 1 && strstr(msg, "exists; remove it first"), "exit %d: %s", rc, msg);
+    rc = t_run(msg, sizeof msg, "%s generate --task=listops --sizes=30,10,10 --out=%s/l && "
+               "%s generate --task=listops --sizes=30,10,10 --out=%s/l", t_bench(), dir, t_bench(), dir);
+    ck_assert_msg(rc == 1 && strstr(msg, "basic_train.tsv exists"), "exit %d: %s", rc, msg);
+}
+END_TEST
+
 Suite *pathfinder_suite(void) {
     Suite *s = suite_create("pathfinder");
     TCase *tc = tcase_create("data");
@@ -263,6 +281,7 @@ Suite *pathfinder_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_pathfinder_generate_and_every_backend);
     tcase_add_test(tc, test_pathx_end_to_end);
+    tcase_add_test(tc, test_partial_sets_refused);
     suite_add_tcase(s, tc);
     return s;
 }
