@@ -141,7 +141,12 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     if (cJSON_IsString(sub) && strcmp(sub->valuestring, "fashion-mnist") == 0)
         snprintf(task_key, sizeof task_key, "%s[%s]", task->valuestring, sub->valuestring);
     else snprintf(task_key, sizeof task_key, "%s", task->valuestring);
-    group *g = lra_find_group(gs, task_key, backend->valuestring, profile->valuestring, 1);
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "attn-opt");
+    char backend_key[96];
+    if (cJSON_IsString(opts) && opts->valuestring[0])
+        snprintf(backend_key, sizeof backend_key, "%s[%.80s]", backend->valuestring, opts->valuestring);
+    else snprintf(backend_key, sizeof backend_key, "%s", backend->valuestring);
+    group *g = lra_find_group(gs, task_key, backend_key, profile->valuestring, 1);
     if (!g) { cJSON_Delete(j); return lra_fail(err, LRA_ERR_NOMEM, "out of memory"); }
     if (g->n == (int)(sizeof g->acc / sizeof *g->acc)) {
         cJSON_Delete(j);
@@ -178,7 +183,7 @@ double lra_mean(const double *x, int n) {
     for (int i = 0; i < n; i++) s += x[i];
     return s / n;
 }
-static double stdev(const double *x, int n) { /* sample standard deviation */
+double lra_stdev(const double *x, int n) { /* sample standard deviation */
     if (n < 2) return 0;
     double m = lra_mean(x, n), s = 0;
     for (int i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
@@ -217,7 +222,7 @@ static void cell(char *buf, size_t n, const group *g, int last) {
     const double *a = g ? accuracies(g, last) : NULL;
     if (!g) snprintf(buf, n, "-");
     else if (g->n == 1) snprintf(buf, n, "%.2f", a[0]);
-    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(a, g->n), stdev(a, g->n), g->n);
+    else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(a, g->n), lra_stdev(a, g->n), g->n);
 }
 
 /* The accuracy table's columns: the six tasks, then any substitute (image[fashion-mnist]). */
@@ -330,8 +335,8 @@ static void print_csv(const groups *gs) {
         if (reached) snprintf(tt, sizeof tt, "%.1f,%d", sum / reached, reached);
         else snprintf(tt, sizeof tt, isnan(gs->target) ? "," : ",0");
         printf("%s,%s,%s,%d,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%s,%.4f,%.4f,%s\n", g->task, g->backend, g->profile, g->n,
-               lra_mean(g->acc, g->n), stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params,
-               rel, lra_mean(g->acc_last, g->n), stdev(g->acc_last, g->n), tt);
+               lra_mean(g->acc, g->n), lra_stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params,
+               rel, lra_mean(g->acc_last, g->n), lra_stdev(g->acc_last, g->n), tt);
     }
 }
 

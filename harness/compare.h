@@ -13,7 +13,9 @@ extern const char *const lra_task_order[LRA_NTASKS];  /* "listops" ... "pathx" *
 extern const char *const lra_task_titles[LRA_NTASKS]; /* "ListOps" ... "Path-X" */
 
 typedef struct {
-    char task[32], backend[32], profile[32];
+    char task[32], profile[32];
+    char backend[96];            /* "mita", or with options "mita[m=32,k=128]": runs that differ in
+                                    --attn-opt are different rows, not seeds of one */
     int n;                       /* seeds */
     double acc[64];              /* test accuracy of each seed at its best-validation step, % (a
                                     report without model selection: its last step's) */
@@ -39,5 +41,6 @@ typedef struct {
 lra_status lra_groups_load(groups *gs, char **files, int n, char *err);
 group *lra_find_group(groups *gs, const char *task, const char *backend, const char *profile, int create);
 double lra_mean(const double *x, int n);
+double lra_stdev(const double *x, int n); /* sample standard deviation; 0 for n < 2 */
 
 #endif

@@ -36,12 +36,13 @@ typedef struct {
 } series;
 
 /* One colour per backend in every chart: the four shipped ones fixed, others by name. */
-static const char *color_of(const char *backend) {
+static const char *color_of(const char *backend) { /* "mita[k=128]" is mita's colour too */
     static const char *const fixed[] = {"full", "agent", "moe", "mita"};
+    const size_t n = strcspn(backend, "[");
     for (int i = 0; i < 4; i++)
-        if (!strcmp(backend, fixed[i])) return colors[i];
+        if (strlen(fixed[i]) == n && !strncmp(backend, fixed[i], n)) return colors[i];
     unsigned h = 5381;
-    for (const char *c = backend; *c; c++) h = h * 33 + (unsigned char)*c;
+    for (size_t c = 0; c < n; c++) h = h * 33 + (unsigned char)backend[c];
     return colors[4 + h % 4];
 }
 
@@ -184,19 +185,27 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
     fputs("</svg>\n", f);
 }
 
-/* Grouped bars: test accuracy per task (present ones), one bar per backend, published marks. */
+/* Grouped bars: test accuracy per task (present ones), one bar per (backend, profile) with its
+ * seeds' sample standard deviation as an error bar, published marks dashed. */
 static void bar_chart(FILE *f, groups *gs) {
+    const char *backends[MAXS], *profiles[MAXS];
+    char legends[MAXS][160];
     const char *names[MAXS];
     int nb = 0, tasks[LRA_NTASKS], nt = 0;
     for (int i = 0; i < gs->n && nb < MAXS; i++) {
         int seen = 0;
-        for (int b = 0; b < nb; b++) seen |= !strcmp(names[b], gs->g[i].backend);
-        if (!seen) names[nb++] = gs->g[i].backend;
+        for (int b = 0; b < nb; b++) seen |= !strcmp(backends[b], gs->g[i].backend) && !strcmp(profiles[b], gs->g[i].profile);
+        if (seen) continue;
+        backends[nb] = gs->g[i].backend;
+        profiles[nb] = gs->g[i].profile;
+        snprintf(legends[nb], sizeof legends[nb], "%s (%s)", backends[nb], profiles[nb]);
+        names[nb] = legends[nb];
+        nb++;
     }
     for (int t = 0; t < LRA_NTASKS; t++)
         for (int i = 0; i < gs->n; i++)
             if (!strcmp(gs->g[i].task, lra_task_order[t])) { tasks[nt++] = t; break; }
-    svg_open(f, "LRA test accuracy (mean over seeds); dashes: Transformer, LRA paper");
+    svg_open(f, "LRA test accuracy at the best-validation step: mean over n seeds, bars +- sd; dashes: LRA paper");
     const double pw = W - ML - MR, ph = H - MT - MB, slot = pw / (nt ? nt : 1), bw = slot * 0.8 / (nb ? nb : 1);
     fprintf(f, "<g stroke=\"#ddd\">\n");
     for (int v = 0; v <= 100; v += 20) fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, MT + ph - v / 100.0 * ph, ML + pw, MT + ph - v / 100.0 * ph);
@@ -210,16 +219,21 @@ static void bar_chart(FILE *f, groups *gs) {
     for (int b = 0; b < nb; b++) {
         fprintf(f, "<g class=\"series\" data-backend=\"");
         esc(f, names[b]);
-        fprintf(f, "\" fill=\"%s\">\n", color_of(names[b]));
-        for (int k = 0; k < nt; k++)
-            for (int i = 0; i < gs->n; i++) {
-                const group *g = &gs->g[i];
-                if (strcmp(g->task, lra_task_order[tasks[k]]) || strcmp(g->backend, names[b])) continue;
-                double a = lra_mean(g->acc, g->n), x = ML + k * slot + slot * 0.1 + b * bw;
-                fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>%s %s: %.2f%%</title></rect>\n", x,
-                        MT + ph - a / 100 * ph, bw * 0.9, a / 100 * ph, g->backend, g->task, a);
-                break; /* the first profile of this backend and task */
-            }
+        fprintf(f, "\" fill=\"%s\">\n", color_of(backends[b]));
+        for (int k = 0; k < nt; k++) {
+            const group *g = lra_find_group(gs, lra_task_order[tasks[k]], backends[b], profiles[b], 0);
+            if (!g) continue;
+            const double a = lra_mean(g->acc, g->n), sd = lra_stdev(g->acc, g->n), x = ML + k * slot + slot * 0.1 + b * bw;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>", x, MT + ph - a / 100 * ph,
+                    bw * 0.9, a / 100 * ph);
+            esc(f, names[b]);
+            fprintf(f, " %s: %.2f%% (n=%d, sd %.2f)</title></rect>\n", g->task, a, g->n, sd);
+            if (g->n > 1) /* the error bar, in black over the bar */
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", x + bw * 0.45,
+                        MT + ph - (a + sd) / 100 * ph, x + bw * 0.45, MT + ph - (a - sd) / 100 * ph);
+            snprintf(buf, sizeof buf, "n=%d", g->n);
+            label(f, x + bw * 0.45, MT + ph - a / 100 * ph - 4, "middle", buf, 0);
+        }
         fputs("</g>\n", f);
     }
     for (int k = 0; k < nt; k++) {
@@ -229,7 +243,7 @@ static void bar_chart(FILE *f, groups *gs) {
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n",
                     ML + k * slot + slot * 0.05, MT + ph - p / 100 * ph, ML + (k + 1) * slot - slot * 0.05, MT + ph - p / 100 * ph);
     }
-    legend(f, names, names, nb);
+    legend(f, names, backends, nb);
     fputs("</svg>\n", f);
 }
 

@@ -42,11 +42,24 @@ cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
         len += got;
         if (!got) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
     text[len] = '\0';
-    cJSON *j = bad ? NULL : cJSON_Parse(text);
+    const char *end = NULL;
+    cJSON *j = bad ? NULL : cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j && bad) /* reading a directory fails here, with EISDIR */
+        *st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(bad));
+    else if (!j) { /* say where the JSON stops making sense: line and column */
+        const size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < at; i++) {
+            if (text[i] == '\n') { line++; col = 1; } else col++;
+        }
+        size_t rest = at + 1; /* nothing but blanks after the error: the file stops mid-value */
+        while (rest < len && (text[rest] == ' ' || text[rest] == '\n' || text[rest] == '\r' || text[rest] == '\t')) rest++;
+        *st = lra_fail(err, LRA_ERR_FORMAT, "%s:%zu:%zu: not valid JSON %s", path, line, col,
+                       rest >= len ? "(the file ends too early: truncated?)" : "here");
+    }
     free(text);
-    if (!j) *st = lra_fail(err, bad ? LRA_ERR_IO : LRA_ERR_FORMAT, "%s: %s", path, bad ? "read error" : "not a JSON report");
     return j;
 }

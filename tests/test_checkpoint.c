@@ -296,7 +296,7 @@ START_TEST(test_resume_refused) {
         {"cp %2$s/a.ckpt %2$s/c.ckpt && printf 'X' | dd of=%2$s/c.ckpt bs=1 seek=3000 conv=notrunc 2>/dev/null && "
          "%1$s resume %2$s/c.ckpt",
          "c.ckpt: checkpoint is truncated or corrupt", 1},
-        {"printf 'hello' > %2$s/h.txt && %1$s resume %2$s/h.txt", "h.txt: not a JSON report", 1},
+        {"printf 'hello' > %2$s/h.txt && %1$s resume %2$s/h.txt", "h.txt:1:1: not valid JSON", 1},
         {"%1$s resume", "name a checkpoint", 2},
     };
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s generate --task=listops --out=%s/other --sizes=300,50,41", t_bench(), out), 0);

@@ -59,6 +59,14 @@ START_TEST(test_tables_by_hand) {
     ck_assert_int_eq(rc, 0);
     ck_assert_msg(strstr(out, "listops,full,small,3,32.0000,2.0000,2.5000,1200.0,9000.0,100.0,1000,1.0000,32.0000,2.0000,,\n"),
                   "%s", out);
+    /* the same backend and seed with other --attn-opt: another row, not a duplicate seed */
+    const char *o = t_tmpdir();
+    report(o, "m1.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
+    report(o, "m2.json", "listops", "mita", 0, 0.45, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 0,/\"seed\": 0, \"config\": {\"attn-opt\": \"k=128\"},/' %s/m2.json", o), 0);
+    rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m2.json", t_bench(), o, o);
+    ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 |") && strstr(out, "| mita[k=128] | small | 45.00 |"),
+                  "exit %d: %s", rc, out);
 }
 END_TEST
 
@@ -91,7 +99,9 @@ START_TEST(test_unreadable_reports) {
     fclose(f);
     t_corpus("report", path, 0, 0);
     rc = t_run(out, sizeof out, "%s compare %s", t_bench(), path);
-    ck_assert_msg(rc == 1 && strstr(out, "broken.json"), "exit %d: %s", rc, out);
+    ck_assert_msg(rc == 1 && strstr(out, "broken.json:1:") && strstr(out, "truncated?"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare %s", t_bench(), d); /* a directory, not its reports */
+    ck_assert_msg(rc == 1 && strstr(out, "Is a directory"), "exit %d: %s", rc, out);
     snprintf(path, sizeof path, "%s/nofield.json", d);
     f = fopen(path, "w");
     fputs("{\"schema_version\": 1, \"status\": \"completed\", \"task\": \"listops\"}", f);
@@ -253,6 +263,8 @@ START_TEST(test_plot_svgs) {
     fclose(f);
     t_corpus("report", path, 0, 0);
     report(d, "a.json", "listops", "full", 0, 0.30, 1000, 1000, 1, "completed");
+    report(d, "a1.json", "listops", "full", 1, 0.34, 1000, 1000, 1, "completed");
+    report(d, "a2.json", "listops", "full", 2, 0.32, 1000, 1000, 1, "completed");
     report(d, "b.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
     report(d, "c.json", "text", "agent", 0, 0.60, 1000, 1000, 1, "completed");
     int rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/*.json", t_bench(), out, d);
@@ -267,7 +279,10 @@ START_TEST(test_plot_svgs) {
         int n = xml_series(svg);
         ck_assert_msg(n == want[i], "%s: %d series (want %d; -1 = not well-formed)", names[i], n, want[i]);
         if (i == 0) ck_assert(strstr(svg, "mita &amp; co") != NULL);
-        if (i == 2) ck_assert(strstr(svg, "mita listops: 40.00%") != NULL);
+        if (i == 2) /* the profile in the legend, n and the seeds' sd, an error bar where n > 1 */
+            ck_assert_msg(strstr(svg, "mita (small) listops: 40.00% (n=1, sd 0.00)") &&
+                          strstr(svg, "full (small) listops: 32.00% (n=3, sd 2.00)") && strstr(svg, "n=3") &&
+                          strstr(svg, "stroke=\"black\"/>"), "%s", svg);
     }
     rc = t_run(msg, sizeof msg, "%s plot", t_bench());
     ck_assert_int_eq(rc, 2);
