@@ -133,6 +133,9 @@ lra_status lra_fetch(const lra_fetch_req *r, char *err) {
         remove(part);
         st = lra_fail(err, LRA_ERR_NET, "%s: the server cannot resume this download; run the command again to "
                       "start it from the beginning", r->url);
+    } else if (res != CURLE_OK && stat(part, &sb) == 0 && sb.st_size == 0) {
+        remove(part); /* nothing arrived (offline, no such host): nothing to resume from */
+        st = lra_fail(err, LRA_ERR_NET, "%s: %s (%s); nothing was downloaded", r->url, curl_easy_strerror(res), cerr);
     } else if (res != CURLE_OK) {
         st = lra_fail(err, LRA_ERR_NET, "%s: %s (%s); the partial download is kept in %s and resumes next time",
                       r->url, curl_easy_strerror(res), cerr, part);

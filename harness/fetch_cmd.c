@@ -50,8 +50,9 @@ static int fetch_one(const source *s, const int *selected, const char *dir, cons
     want[nw] = NULL;
     lra_fetch_req r = {url ? url : s->url, dest, s->md5, NULL, isatty(2), 60};
     fprintf(stderr, "lra-bench fetch: %s: %s -> %s%s\n", names, r.url, dest,
-            s->md5 ? " (md5 verified)" : " (no published checksum)");
+            s->md5 ? " (checked against the published md5 when complete)" : " (no published checksum)");
     lra_status st = lra_fetch(&r, err);
+    if (st == LRA_OK && s->md5) fprintf(stderr, "lra-bench fetch: %s: md5 %s verified\n", dest, s->md5);
     if (st == LRA_OK && nw) {
         long n = 0, dup = 0;
         fprintf(stderr, "lra-bench fetch: %s: extracting", names);

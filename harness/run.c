@@ -39,6 +39,7 @@ typedef struct {
     int32_t *tokens, *labels;
     uint8_t *mask;
     cJSON *curve, *attn_diag;
+    int progress; /* progress lines on stderr */
     long started;
     double t0;
     /* training statistics */
@@ -80,7 +81,16 @@ static eval_result evaluate(run_state *r, int which, int subset) {
     const size_t total = subset ? r->n_sub[which] : s->n;
     eval_result e = {0};
     double t0 = lra_now();
+    /* a line every tenth of a long pass (Text's 25,000 reviews take minutes), with its ETA */
+    const size_t tick = total / 10 > (size_t)B ? total / 10 : 0;
+    size_t next_tick = tick;
     for (size_t i0 = 0; i0 < total; i0 += (size_t)B) {
+        if (r->progress && tick && i0 >= next_tick) {
+            const double spent = lra_now() - t0;
+            fprintf(stderr, "eval   %s %zu/%zu | %.0fs, ETA %.0fs\n", lra_split_names[which], i0, total, spent,
+                    spent * (double)(total - i0) / (double)i0);
+            next_tick += tick;
+        }
         int n = total - i0 < (size_t)B ? (int)(total - i0) : B;
         long real;
         int L = lra_batch_fill(s, order + i0, n, r->c->batching, r->c->max_len,
@@ -726,6 +736,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     if (c->resume && (st = resume_from(r, &bat, err)) != LRA_OK) goto done;
 
     const int progress = c->progress < 0 ? isatty(2) : c->progress;
+    r->progress = progress;
     if (progress)
         fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d, %d threads%s%s\n",
                 c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads,

@@ -149,8 +149,21 @@ lra_status lra_listops_load_file(lra_split *s, const char *path, int max_len, ch
         if (eol[-1] == '\n') eol--;
         if (eol > line && eol[-1] == '\r') eol--;
         if (lineno == 1) {
-            if (eol - line != 13 || memcmp(line, "Source\tTarget", 13) != 0)
-                st = lra_fail(err, LRA_ERR_FORMAT, "%s:1: expected the header 'Source<TAB>Target'", path);
+            if (eol - line != 13 || memcmp(line, "Source\tTarget", 13) != 0) {
+                /* say what is there: a stray CR (a file converted twice) or other bytes are invisible */
+                char shown[64];
+                size_t k = 0;
+                for (const char *c = line; c < line + got && k < sizeof shown - 5; c++) {
+                    if (*c == '\t') k += (size_t)snprintf(shown + k, sizeof shown - k, "<TAB>");
+                    else if (*c == '\r') k += (size_t)snprintf(shown + k, sizeof shown - k, "<CR>");
+                    else if (*c == '\n') k += (size_t)snprintf(shown + k, sizeof shown - k, "<LF>");
+                    else if ((unsigned char)*c < 32 || (unsigned char)*c > 126) k += (size_t)snprintf(shown + k, sizeof shown - k, "?");
+                    else shown[k++] = *c;
+                    if (k >= sizeof shown - 5) break;
+                }
+                shown[k < sizeof shown ? k : sizeof shown - 1] = '\0';
+                st = lra_fail(err, LRA_ERR_FORMAT, "%s:1: expected the header 'Source<TAB>Target', found '%s'", path, shown);
+            }
             continue;
         }
         if (eol == line) continue; /* blank line, e.g. at the end */

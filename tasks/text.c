@@ -227,10 +227,10 @@ static lra_status text_prepare(const lra_task_cfg *cfg, char *source, size_t n, 
     if (!lra_text_find(cfg->data_dir, path, sizeof path))
         return lra_fail(err, LRA_ERR_IO,
                         "no IMDB reviews under %s (looked for aclImdb/, aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz): "
-                        "run `lra-bench fetch --task=text` (downloads https://ai.stanford.edu/~amaas/data/sentiment/"
-                        "aclImdb_v1.tar.gz, 84 MB, md5-verified, into that directory), or pass --data-dir=DIR "
+                        "run `lra-bench fetch --task=text --data-dir=%s` (downloads https://ai.stanford.edu/~amaas/data/"
+                        "sentiment/aclImdb_v1.tar.gz, 84 MB, md5-verified, into that directory), or pass --data-dir=DIR "
                         "where DIR holds one of them",
-                        cfg->data_dir);
+                        cfg->data_dir, cfg->data_dir);
     snprintf(source, n, "%s", path);
     return LRA_OK;
 }

@@ -251,6 +251,10 @@ START_TEST(test_fetch_cli) {
     rc = t_run(msg, sizeof msg, "ls %s/aclImdb_v1.tar.gz*", data);
     ck_assert_msg(rc != 0, "a rejected download left %s", msg);
     stop_server(srv);
+    /* offline (a closed port): nothing downloaded is said, the md5 is not claimed, no .part stays */
+    rc = t_run(msg, sizeof msg, "%s fetch --task=text --url=http://127.0.0.1:%d/file --data-dir=%s; ls %s", t_bench(), port,
+               data, data);
+    ck_assert_msg(strstr(msg, "nothing was downloaded") && !strstr(msg, "verified") && !strstr(msg, ".part"), "%s", msg);
     rc = t_run(msg, sizeof msg, "%s fetch --task=nope", t_bench());
     ck_assert_msg(rc == 2 && strstr(msg, "nope"), "%s", msg);
     rc = t_run(msg, sizeof msg, "%s fetch", t_bench());

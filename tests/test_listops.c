@@ -189,6 +189,8 @@ START_TEST(test_loader_rejects_malformed) {
         {"Source\tTarget\r\n( ( ( [MAX 2 ) 9 ) ] )\t12\r\n", "bad.tsv:2"},
         {"Source\tTarget\r\n( ( ( [MAX 2 ) 9 ) ] )\tx\r\n", "bad.tsv:2"},
         {"Src\tTgt\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\n", "bad.tsv:1"},
+        /* a file converted to CRLF twice: the message shows the bytes it found */
+        {"Source\tTarget\r\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\r\n", "found 'Source<TAB>Target<CR><CR><LF>'"},
         {"Source\tTarget\r\n", "no examples"},
         {"", "empty"},
     };

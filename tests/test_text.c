@@ -127,6 +127,10 @@ START_TEST(test_text_missing_data_message) {
     int rc = t_run(msg, sizeof msg, "%s --task=text --profile=ci --data-dir=%s --out=%s/r.json", t_bench(), dir, dir);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(msg, dir) && strstr(msg, "aclImdb_v1.tar.gz") && strstr(msg, "https://"), "%s", msg);
+    /* the fetch command it suggests downloads to the directory the user named */
+    char want[512];
+    snprintf(want, sizeof want, "lra-bench fetch --task=text --data-dir=%s`", dir);
+    ck_assert_msg(strstr(msg, want), "%s", msg);
 }
 END_TEST
 
