@@ -2,6 +2,8 @@
 #define _XOPEN_SOURCE 700
 #include "datadir.h"
 
+#include "atomic_file.h"
+
 #include <errno.h>
 #include <string.h>
 #include <ftw.h>
@@ -55,6 +57,27 @@ int lra_dirname(const char *path, char *dir, size_t n) {
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err) {
     if (!lra_dirname(path, dir, n)) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
     return strchr(path, '/') && strcmp(dir, "/") != 0 ? lra_mkdirs(dir, err) : LRA_OK;
+}
+
+lra_status lra_generated_mark(const char *dir, unsigned long long seed, char *err) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/GENERATED_BY_LRA_BENCH", dir);
+    lra_atomic_file a;
+    lra_status st = lra_atomic_open(&a, path, err);
+    if (st != LRA_OK) return st;
+    fprintf(a.f, "generator seed %llu\n", seed);
+    int e = lra_atomic_commit(&a, !ferror(a.f), LRA_ATOMIC_SYNC);
+    return e ? lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(e)) : LRA_OK;
+}
+
+int lra_generated_seed(const char *dir, unsigned long long *seed) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/GENERATED_BY_LRA_BENCH", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int ok = fscanf(f, "generator seed %llu", seed) == 1;
+    fclose(f);
+    return ok;
 }
 
 int lra_file_exists(const char *path) {

@@ -18,6 +18,11 @@ int lra_dirname(const char *path, char *dir, size_t n);
  * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);
 int lra_file_exists(const char *path);
+/* A data set lra-bench generated carries dir/GENERATED_BY_LRA_BENCH with its generator seed, so a
+ * later run can tell it from official files. lra_generated_mark writes it (whole or not at all);
+ * lra_generated_seed reads it: 1 with *seed set when dir holds one, else 0. */
+lra_status lra_generated_mark(const char *dir, unsigned long long seed, char *err);
+int lra_generated_seed(const char *dir, unsigned long long *seed);
 /* rm -r: removes path and everything under it (no error when it does not exist). */
 lra_status lra_rmtree(const char *path, char *err);
 

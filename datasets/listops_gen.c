@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "datadir.h"
 
 static const char *const OPS[4] = {"[MIN", "[MAX", "[MED", "[SM"};
 
@@ -178,6 +179,7 @@ lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, c
         }
         for (int k = renamed; st != LRA_OK && k < written; k++) lra_atomic_discard(&out[k]);
         free(out);
+        if (st == LRA_OK) st = lra_generated_mark(dir, (unsigned long long)c->seed, err);
     }
 done:
     if (rows)

@@ -208,7 +208,8 @@ static cJSON *build_report(run_state *r) {
 
     cJSON *data = cJSON_AddObjectToObject(j, "data");
     cJSON_AddStringToObject(data, "source", r->source);
-    if (r->task->has_generator) cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
+    if (!strncmp(r->source, "generated", 9)) /* this set came from our generator (its marker file says so) */
+        cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
     if (r->task->val_is_test) cJSON_AddStringToObject(data, "val_split", "the test split, as in the official code");
     if (c->dataset[0]) cJSON_AddStringToObject(data, "dataset", c->dataset);
     if (strcmp(c->dataset, "fashion-mnist") == 0)

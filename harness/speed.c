@@ -344,7 +344,14 @@ int lra_speed_main(int argc, char **argv) {
     lra_iso_time((long)time(NULL), when);
     cJSON_AddStringToObject(j, "finished_at", when);
     if (c.out[0]) snprintf(path, sizeof path, "%s", c.out);
-    else snprintf(path, sizeof path, "results/speed/speed-%s.json", when);
+    else { /* the time without colons, which some file systems and tools refuse: 20261202T204512Z */
+        char stamp[32];
+        size_t k = 0;
+        for (const char *c = when; *c && k < sizeof stamp - 1; c++)
+            if (*c != ':' && *c != '-') stamp[k++] = *c;
+        stamp[k] = '\0';
+        snprintf(path, sizeof path, "results/speed/speed-%s.json", stamp);
+    }
     int rc = 0;
     if (lra_write_json_atomic(path, j, err) != LRA_OK) {
         fprintf(stderr, "lra-bench speed: %s\n", err);

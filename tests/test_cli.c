@@ -202,6 +202,10 @@ START_TEST(test_first_hour) {
     /* a bare command starts nothing */
     rc = t_run(msg, sizeof msg, "cd %s && %s </dev/null", dir, bench);
     ck_assert_msg(rc == 2 && strstr(msg, "usage:"), "exit %d: %s", rc, msg);
+    /* a speed report's default name has no colons (some file systems and tools refuse them) */
+    rc = t_run(msg, sizeof msg, "cd %s && %s speed --backend=full --lengths=64 --repeats=1 --warmup=0 >/dev/null 2>&1 && "
+               "ls results/speed", dir, bench);
+    ck_assert_msg(rc == 0 && strstr(msg, "speed-") && !strchr(msg, ':'), "exit %d: %s", rc, msg);
     /* --seeds stopped at its first seed says which it did not run */
     rc = t_run(msg, sizeof msg, "cd %s && LRA_TEST_POISON=1:1000 %s --profile=ci --steps=3 --seeds=7,8,9 --data-dir=%s", dir,
                bench, data);
