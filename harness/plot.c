@@ -310,11 +310,15 @@ static int curve_charts(const char *out, char **runs, int nruns) {
                 continue;
             }
             const cJSON *pt;
+            /* one line per run: backend with its options, profile, seed */
+            const cJSON *opts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "attn-opt");
+            const int has_opts = cJSON_IsString(opts) && opts->valuestring[0];
+            snprintf(name, sizeof name, "%s%s%.24s%s %s s%.0f", b->valuestring, has_opts ? "[" : "",
+                     has_opts ? opts->valuestring : "", has_opts ? "]" : "", prof->valuestring, seed->valuedouble);
             cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(j, "curve")) {
                 const cJSON *acc = cJSON_GetObjectItemCaseSensitive(pt, "val_accuracy");
                 const cJSON *ex = cJSON_GetObjectItemCaseSensitive(pt, "examples"), *el = cJSON_GetObjectItemCaseSensitive(pt, "elapsed_s");
                 if (!cJSON_IsNumber(acc)) continue;
-                snprintf(name, sizeof name, "%s %s s%.0f", b->valuestring, prof->valuestring, seed->valuedouble);
                 if (cJSON_IsNumber(ex)) add_point(by_ex, &nex, name, b->valuestring, ex->valuedouble, 100 * acc->valuedouble);
                 if (cJSON_IsNumber(el)) add_point(by_s, &ns, name, b->valuestring, el->valuedouble, 100 * acc->valuedouble);
                 const cJSON *layer;
