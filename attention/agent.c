@@ -23,7 +23,7 @@
 
 #include <cblas.h>
 
-#include "attention.h"
+#include "backend.h"
 #include "pool.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */

@@ -1,8 +1,9 @@
 /* attention.h - the attention backend interface (after ggml's backend interface).
  *
- * A backend is one file in attention/ that exports one `const lra_attn_i`, listed in
- * attention/registry.c. The model never calls a backend's functions directly: it holds an
- * `lra_attn` handle made by lra_attn_create() and calls the lra_attn_* wrappers below.
+ * A backend is one file in attention/ that exports one `const lra_attn_i` (attention/backend.h),
+ * listed in attention/registry.c. Nothing outside attention/ sees that table: callers hold an
+ * `lra_attn` handle made by lra_attn_create() and call the lra_attn_* wrappers below, which
+ * handle the optional slots.
  *
  * Layout. q, k, v and o are (B, NH, T, hs) row-major: the rows of one head of one batch element
  * are contiguous. mask is (B, T): 1 = real token, 0 = padding. Padded keys never receive weight;
@@ -31,49 +32,21 @@ typedef struct {
     uint64_t seed;       /* dropout stream: the same value must reach forward and its backward */
 } lra_attn_args;
 
-typedef struct lra_attn_i {
-    const char *name;    /* registry key, e.g. "full" */
-    const char *summary; /* one line for --help */
+struct lra_attn_i; /* a backend's function table: attention/backend.h, for backends and the registry */
 
-    /* Parses "key=value,key=value" (opts may be NULL or ""), validates it against the maximum
-     * shape and creates the backend's context in *ctx. Unknown keys and values that cannot work
-     * are LRA_ERR_USAGE with a message naming the option and the limit. `nthreads` is the most
-     * OpenMP threads any later call will run with (per-thread scratch is sized from it). */
-    lra_status (*configure)(void **ctx, const char *opts, lra_attn_shape max, int nthreads, char *err);
-    void (*release)(void *ctx);
-    /* Resolved options as a JSON object for reports; the caller owns the result. */
-    cJSON *(*describe)(const void *ctx);
-    /* Bytes of workspace for one layer at shape s (saved-for-backward + scratch). */
-    size_t (*workspace_bytes)(const void *ctx, lra_attn_shape s);
-    /* Analytic flops of one forward and one backward call at shape s, all heads. */
-    void (*flops)(const void *ctx, lra_attn_shape s, double *fwd, double *bwd);
-
-    void (*forward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
-                    const float *q, const float *k, const float *v, const float *params);
-    void (*backward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
-                     float *dq, float *dk, float *dv, float *dparams, void *ws, const float *dout,
-                     const float *o, const float *q, const float *k, const float *v,
-                     const float *params);
-
-    /* Optional (NULL = the backend has no parameters): number of learned parameters per layer at
-     * the maximum shape, and their initialisation from a seed. */
-    size_t (*param_count)(const void *ctx, lra_attn_shape max);
-    void (*init_params)(const void *ctx, lra_attn_shape max, float *params, uint64_t seed);
-    /* Optional: diagnostics of the last forward at shape s with args a (routing statistics...);
-     * the caller owns the result. */
-    cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a);
-} lra_attn_i;
-
-/* The public handle. */
+/* The handle: its fields are the wrappers' (attention/registry.c). */
 typedef struct {
-    const lra_attn_i *iface;
+    const struct lra_attn_i *iface;
     void *ctx;
     lra_attn_shape max;
 } lra_attn;
 
-/* Registry: NULL-terminated list of every backend, and lookup by name (NULL if unknown). */
-const lra_attn_i *const *lra_attn_registry(void);
-const lra_attn_i *lra_attn_find(const char *name);
+/* Registry: the backends in registry order (0 <= i < lra_attn_count()), their names and one-line
+ * summaries; lra_attn_known says whether a name is registered. */
+int lra_attn_count(void);
+const char *lra_attn_name_at(int i);
+const char *lra_attn_summary_at(int i);
+int lra_attn_known(const char *name);
 /* "full, agent, ..." into buf, for messages and --help. */
 void lra_attn_names(char *buf, size_t n);
 
@@ -82,8 +55,23 @@ void lra_attn_names(char *buf, size_t n);
 lra_status lra_attn_create(lra_attn *h, const char *name, const char *opts, lra_attn_shape max,
                            int nthreads, char *err);
 void lra_attn_free(lra_attn *h);
-size_t lra_attn_workspace_bytes(const lra_attn *h);
-size_t lra_attn_param_count(const lra_attn *h);
+const char *lra_attn_name(const lra_attn *h);
+size_t lra_attn_workspace_bytes(const lra_attn *h); /* at the handle's maximum shape */
+size_t lra_attn_param_count(const lra_attn *h);     /* 0 for a backend without parameters */
+/* Resolved options as a JSON object for reports; the caller owns it. */
+cJSON *lra_attn_describe(const lra_attn *h);
+/* Analytic flops of one forward and one backward call at shape s, all heads. */
+void lra_attn_flops(const lra_attn *h, lra_attn_shape s, double *fwd, double *bwd);
+/* The backend's parameters (lra_attn_param_count floats) from a seed; nothing without any. */
+void lra_attn_init_params(const lra_attn *h, float *params, uint64_t seed);
+/* o (B,NH,T,hs) = attention(q, k, v) at shape s; ws holds what backward needs. params may be NULL
+ * for a backend without parameters. */
+void lra_attn_forward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+                      const float *q, const float *k, const float *v, const float *params);
+/* dq, dk, dv, dparams += the gradients through the last forward at s with the same ws and args. */
+void lra_attn_backward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
+                       float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
+                       const float *k, const float *v, const float *params);
 /* The backend's diagnostics of the last forward at shape s with workspace ws, or NULL when it has
  * none; the caller owns the result. */
 cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a);

@@ -17,7 +17,7 @@
 
 #include <cblas.h>
 
-#include "attention.h"
+#include "backend.h"
 
 enum { BQ = 64, BK = 64 };
 /* Masked logits. This file is built with -ffast-math (so that gcc vectorises expf through glibc's

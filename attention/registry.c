@@ -3,7 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
-#include "attention.h"
+#include "backend.h"
 
 extern const lra_attn_i lra_attn_full;
 extern const lra_attn_i lra_attn_moe;
@@ -19,6 +19,11 @@ static const lra_attn_i *const registry[] = {
 };
 
 const lra_attn_i *const *lra_attn_registry(void) { return registry; }
+
+int lra_attn_count(void) { return (int)(sizeof registry / sizeof *registry) - 1; }
+const char *lra_attn_name_at(int i) { return i >= 0 && i < lra_attn_count() ? registry[i]->name : NULL; }
+const char *lra_attn_summary_at(int i) { return i >= 0 && i < lra_attn_count() ? registry[i]->summary : NULL; }
+int lra_attn_known(const char *name) { return lra_attn_find(name) != NULL; }
 
 const lra_attn_i *lra_attn_find(const char *name) {
     for (const lra_attn_i *const *b = registry; *b; b++)
@@ -58,6 +63,30 @@ size_t lra_attn_workspace_bytes(const lra_attn *h) { return h->iface->workspace_
 
 size_t lra_attn_param_count(const lra_attn *h) {
     return h->iface->param_count ? h->iface->param_count(h->ctx, h->max) : 0;
+}
+
+/* ---- the wrappers: the only callers of a backend's table; optional slots handled here ---- */
+
+const char *lra_attn_name(const lra_attn *h) { return h->iface->name; }
+
+cJSON *lra_attn_describe(const lra_attn *h) { return h->iface->describe(h->ctx); }
+
+void lra_attn_flops(const lra_attn *h, lra_attn_shape s, double *fwd, double *bwd) { h->iface->flops(h->ctx, s, fwd, bwd); }
+
+void lra_attn_init_params(const lra_attn *h, float *params, uint64_t seed) {
+    if (!h->iface->init_params || !lra_attn_param_count(h)) return;
+    h->iface->init_params(h->ctx, h->max, params, seed);
+}
+
+void lra_attn_forward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+                      const float *q, const float *k, const float *v, const float *params) {
+    h->iface->forward(h->ctx, s, a, o, ws, q, k, v, params);
+}
+
+void lra_attn_backward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
+                       float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
+                       const float *k, const float *v, const float *params) {
+    h->iface->backward(h->ctx, s, a, dq, dk, dv, dparams, ws, dout, o, q, k, v, params);
 }
 
 cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a) {

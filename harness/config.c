@@ -275,7 +275,7 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
         }
         if ((st = set_opt(c, o, eq + 1, err)) != LRA_OK) return st;
     }
-    if (!lra_attn_find(c->backend)) {
+    if (!lra_attn_known(c->backend)) {
         char names[256];
         lra_attn_names(names, sizeof names);
         return lra_fail(err, LRA_ERR_USAGE, "unknown attention backend '%s' (known: %s)", c->backend, names);

@@ -45,8 +45,7 @@ static void usage(FILE *f, const char *task) {
             "--checkpoint-every and where files go, and any other that differs is refused by name.\n\n");
     lra_config_print_help(f, task);
     fprintf(f, "\nattention backends:\n");
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++)
-        fprintf(f, "  %-8s %s\n", (*b)->name, (*b)->summary);
+    for (int i = 0; i < lra_attn_count(); i++) fprintf(f, "  %-8s %s\n", lra_attn_name_at(i), lra_attn_summary_at(i));
     fprintf(f,
             "\ntasks:\n"
             "  listops  official TSVs basic_{train,val,test}.tsv under the data directory (also in\n"
@@ -324,7 +323,7 @@ static int cmd_generate(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--list-backends") == 0) { /* one name a line, for scripts */
-        for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) printf("%s\n", (*b)->name);
+        for (int i = 0; i < lra_attn_count(); i++) printf("%s\n", lra_attn_name_at(i));
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {

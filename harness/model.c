@@ -297,10 +297,7 @@ void lra_model_init(lra_model *m, uint64_t seed) {
         lra_block_params *b = &m->p.blocks[l];
         fill_const(b->ln1w, C, 1.0f); fill_const(b->ln1b, C, 0.0f);
         fill_const(b->ln2w, C, 1.0f); fill_const(b->ln2b, C, 0.0f);
-        if (m->attn_params_per_layer && m->attn.iface->init_params) {
-            lra_attn_shape max = m->attn.max;
-            m->attn.iface->init_params(m->attn.ctx, max, b->attn, lra_stream(seed, 0xA77, (uint64_t)l));
-        }
+        lra_attn_init_params(&m->attn, b->attn, lra_stream(seed, 0xA77, (uint64_t)l));
     }
     fill_const(m->p.lnfw, C, 1.0f); fill_const(m->p.lnfb, C, 0.0f);
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
@@ -334,7 +331,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->tmp_big, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
-        m->attn.iface->forward(m->attn.ctx, shape, &args, a->atto, a->ws, q, k, v, p->attn);
+        lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
         lra_matmul_forward(m->tmp_c, a->atty, p->projw, p->projb, BT, Q, C);
         lra_residual_dropout_forward(a->res2, x, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
@@ -434,7 +431,7 @@ void lra_model_backward(lra_model *m) {
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dq3, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
         lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
-        m->attn.iface->backward(m->attn.ctx, shape, &args, dq, dk, dv, g->attn, a->ws, m->dbig2, a->atto, q, k, v, p->attn);
+        lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dbig2, a->atto, q, k, v, p->attn);
         memset(m->dbig, 0, 3 * szQ);
         lra_split_heads_backward(m->dbig, dq, dk, dv, E, T, NH, hs);
         memset(m->dc, 0, szC);

@@ -115,7 +115,7 @@ static double error_vs_full(const lra_model *m, int l, lra_attn *full, lra_attn_
                             float *o, void *ws) {
     const size_t BQ = (size_t)sh.B * sh.NH * sh.T * sh.hs;
     const float *q = m->blocks[l].qkvh, *k = q + BQ, *v = k + BQ, *mine = m->blocks[l].atto;
-    full->iface->forward(full->ctx, sh, args, o, ws, q, k, v, NULL);
+    lra_attn_forward(full, sh, args, o, ws, q, k, v, NULL);
     double num = 0, den = 0;
     for (int b = 0; b < sh.B; b++)
         for (int h = 0; h < sh.NH; h++)
@@ -170,7 +170,7 @@ static cJSON *attention_diagnostics(run_state *r) {
     cJSON_AddItemToObject(j, "layers", layers);
     free(o);
     free(ws);
-    if (full.iface) lra_attn_free(&full);
+    lra_attn_free(&full); /* a zeroed handle when its creation failed: nothing to free */
     return j;
 }
 
@@ -201,7 +201,7 @@ static cJSON *build_report(run_state *r) {
     if (r->diverged_at[0]) cJSON_AddStringToObject(j, "diverged_at", r->diverged_at);
     cJSON_AddStringToObject(j, "task", c->task);
     cJSON_AddStringToObject(j, "backend", c->backend);
-    cJSON_AddItemToObject(j, "backend_options", m->attn.iface->describe(m->attn.ctx));
+    cJSON_AddItemToObject(j, "backend_options", lra_attn_describe(&m->attn));
     cJSON_AddStringToObject(j, "profile", c->profile);
     cJSON_AddNumberToObject(j, "seed", (double)c->seed);
     cJSON_AddItemToObject(j, "config", lra_config_to_json(c));
@@ -276,7 +276,7 @@ static cJSON *build_report(run_state *r) {
     }
     double fl_f, fl_b;
     lra_attn_shape sh = {c->batch, c->heads, m->T, m->hs};
-    m->attn.iface->flops(m->attn.ctx, sh, &fl_f, &fl_b);
+    lra_attn_flops(&m->attn, sh, &fl_f, &fl_b);
     cJSON_AddNumberToObject(tp, "attention_flops_fwd_per_layer_max_batch", fl_f);
     cJSON_AddNumberToObject(tp, "attention_flops_bwd_per_layer_max_batch", fl_b);
 
@@ -844,7 +844,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
 done:
     lra_stop_restore();
     lra_batcher_free(&bat);
-    if (r->model.params || r->model.attn.iface) lra_model_free(&r->model);
+    lra_model_free(&r->model); /* safe on a model whose creation failed (zeroed) */
     for (int s = 0; s < 3; s++) {
         if (!(s == LRA_SPLIT_TEST && r->task && r->task->val_is_test)) lra_split_free(&r->split[s]);
         free(r->eval_order[s]);

@@ -84,7 +84,7 @@ static measure time_attention(const speed_cfg *c, const char *backend, int T) {
     const size_t n = (size_t)c->batch * c->heads * T * c->hs, np = lra_attn_param_count(&h);
     r.workspace_bytes = (double)lra_attn_workspace_bytes(&h);
     r.planned_bytes = r.workspace_bytes + sizeof(float) * (8.0 * n + 2.0 * np) + (double)c->batch * T;
-    h.iface->flops(h.ctx, s, &r.flops_fwd, &r.flops_bwd);
+    lra_attn_flops(&h, s, &r.flops_fwd, &r.flops_bwd);
     if (r.planned_bytes > c->mem_limit) {
         r.oom = 1;
         lra_attn_free(&h);
@@ -101,15 +101,15 @@ static measure time_attention(const speed_cfg *c, const char *backend, int T) {
         lra_rng g;
         lra_rng_seed(&g, 1);
         for (size_t i = 0; i < 5 * n; i++) q[i] = (float)(2 * lra_rng_uniform(&g) - 1);
-        if (np && h.iface->init_params) h.iface->init_params(h.ctx, s, params, 2);
+        lra_attn_init_params(&h, params, 2);
         memset(mask, 1, (size_t)c->batch * T);
         lra_attn_args args = {mask, 0.0f, 0};
         static double f[MAXREP], fb[MAXREP];
         for (int rep = -c->warmup; rep < c->repeats; rep++) {
             double t0 = lra_now();
-            h.iface->forward(h.ctx, s, &args, o, ws, q, k, v, params);
+            lra_attn_forward(&h, s, &args, o, ws, q, k, v, params);
             double t1 = lra_now();
-            h.iface->backward(h.ctx, s, &args, dq, dk, dv, dparams, ws, dout, o, q, k, v, params);
+            lra_attn_backward(&h, s, &args, dq, dk, dv, dparams, ws, dout, o, q, k, v, params);
             double t2 = lra_now();
             if (rep >= 0) { f[rep] = t1 - t0; fb[rep] = t2 - t0; }
         }
@@ -152,7 +152,7 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     }
     lra_model_init(&m, 1);
     lra_attn_shape s = {c->batch, c->heads, T, c->hs};
-    m.attn.iface->flops(m.attn.ctx, s, &r.flops_fwd, &r.flops_bwd);
+    lra_attn_flops(&m.attn, s, &r.flops_fwd, &r.flops_bwd);
     int32_t *tok = lra_alloc_touched(sizeof(int32_t) * (size_t)c->batch * T), lab[4096];
     uint8_t *mask = lra_alloc_touched((size_t)c->batch * T);
     lra_rng g;
@@ -240,7 +240,7 @@ int lra_speed_main(int argc, char **argv) {
     static speed_cfg c;
     memset(&c, 0, sizeof c);
     c.nb = 0;
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b && c.nb < MAXB; b++) snprintf(c.backends[c.nb++], 32, "%s", (*b)->name);
+    for (int i = 0; i < lra_attn_count() && c.nb < MAXB; i++) snprintf(c.backends[c.nb++], 32, "%s", lra_attn_name_at(i));
     const int deflen[6] = {1024, 2048, 3072, 4096, 8192, 16384};
     for (c.nl = 0; c.nl < 6; c.nl++) c.lengths[c.nl] = deflen[c.nl];
     c.batch = 1; c.heads = 4; c.hs = 64; c.layers = 2; c.warmup = 1; c.repeats = 5; c.encoder = 1;
@@ -255,7 +255,7 @@ int lra_speed_main(int argc, char **argv) {
             snprintf(buf, sizeof buf, "%s", v);
             c.nb = 0;
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (!lra_attn_find(t) || c.nb == MAXB) {
+                if (!lra_attn_known(t) || c.nb == MAXB) {
                     char names[256];
                     lra_attn_names(names, sizeof names);
                     fprintf(stderr, "lra-bench speed: unknown attention backend '%s' (known: %s)\n", t, names);

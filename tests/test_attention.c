@@ -120,7 +120,7 @@ static void fx_init(fixture *f, const char *backend, const char *opts, lra_attn_
     size_t np = lra_attn_param_count(&f->h);
     f->params = calloc(np + 1, sizeof(float));
     f->dparams = calloc(np + 1, sizeof(float));
-    if (np && f->h.iface->init_params) f->h.iface->init_params(f->h.ctx, s, f->params, 5);
+    lra_attn_init_params(&f->h, f->params, 5);
     if (np) t_fill(f->params, np, 0.5f, 6); /* away from any special init, so gradients are generic */
     f->mask = calloc((size_t)s.B * s.T, 1);
     for (int b = 0; b < s.B; b++)
@@ -137,7 +137,7 @@ static void fx_free(fixture *f) {
 }
 
 static void fx_fwd(fixture *f, const lra_attn_args *a) {
-    f->h.iface->forward(f->h.ctx, f->s, a, f->o, f->ws, f->q, f->k, f->v, f->params);
+    lra_attn_forward(&f->h, f->s, a, f->o, f->ws, f->q, f->k, f->v, f->params);
 }
 
 static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
@@ -146,7 +146,7 @@ static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
     memset(f->dk, 0, f->n * sizeof(float));
     memset(f->dv, 0, f->n * sizeof(float));
     memset(f->dparams, 0, lra_attn_param_count(&f->h) * sizeof(float));
-    f->h.iface->backward(f->h.ctx, f->s, a, f->dq, f->dk, f->dv, f->dparams, f->ws, f->dout, f->o, f->q,
+    lra_attn_backward(&f->h, f->s, a, f->dq, f->dk, f->dv, f->dparams, f->ws, f->dout, f->o, f->q,
                          f->k, f->v, f->params);
 }
 
@@ -184,7 +184,7 @@ static double fd_loss(void *p) { fd_ctx *c = p; return fx_loss(c->f, c->a); }
 /* 100 sampled elements of x against the analytic gradient g */
 static void fd_check(fixture *f, const lra_attn_args *a, float *x, const float *g, size_t n, const char *what) {
     char name[128];
-    snprintf(name, sizeof name, "%s '%s' %s (dropout %.2f)", f->h.iface->name, f->opts, what, (double)a->dropout);
+    snprintf(name, sizeof name, "%s '%s' %s (dropout %.2f)", lra_attn_name(&f->h), f->opts, what, (double)a->dropout);
     fd_ctx c = {f, a};
     t_gradcheck(fd_loss, &c, x, g, n, 100, 5e-3f, 5e-4, 2e-2, name);
 }
@@ -207,12 +207,12 @@ static const char *const *option_sets(const char *name) {
     return none;
 }
 
-static void gradcheck_backend(const lra_attn_i *b, float rate) {
+static void gradcheck_backend(const char *name, float rate) {
     const int len[2] = {70, 37};
     lra_attn_shape s = {2, 2, 70, 8}; /* T = 70: not a multiple of any tile size used */
-    for (const char *const *o = option_sets(b->name); *o; o++) {
+    for (const char *const *o = option_sets(name); *o; o++) {
         fixture f;
-        fx_init(&f, b->name, *o, s, len, 1, 2);
+        fx_init(&f, name, *o, s, len, 1, 2);
         lra_attn_args a = {f.mask, rate, 1234};
         fx_fwd_bwd(&f, &a);
         float *dq = malloc(f.n * 4), *dk = malloc(f.n * 4), *dv = malloc(f.n * 4);
@@ -232,7 +232,7 @@ static void gradcheck_backend(const lra_attn_i *b, float rate) {
             for (int h = 0; h < 2; h++)
                 for (int d = 0; d < 8; d++) {
                     size_t i = ((size_t)(1 * 2 + h) * 70 + t) * 8 + d;
-                    ck_assert_msg(dk[i] == 0 && dv[i] == 0, "%s: padded key %d got a gradient", b->name, t);
+                    ck_assert_msg(dk[i] == 0 && dv[i] == 0, "%s: padded key %d got a gradient", name, t);
                 }
         free(dq); free(dk); free(dv);
         fx_free(&f);
@@ -240,12 +240,12 @@ static void gradcheck_backend(const lra_attn_i *b, float rate) {
 }
 
 START_TEST(test_gradcheck_registry) {
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) gradcheck_backend(*b, 0.0f);
+    for (int bi = 0; bi < lra_attn_count(); bi++) gradcheck_backend(lra_attn_name_at(bi), 0.0f);
 }
 END_TEST
 
 START_TEST(test_gradcheck_registry_dropout) {
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) gradcheck_backend(*b, 0.25f);
+    for (int bi = 0; bi < lra_attn_count(); bi++) gradcheck_backend(lra_attn_name_at(bi), 0.25f);
 }
 END_TEST
 
@@ -253,19 +253,19 @@ END_TEST
 START_TEST(test_threads_bitwise) {
     const int len[3] = {200, 131, 64};
     lra_attn_shape s = {3, 2, 200, 16};
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
+    for (int bi = 0; bi < lra_attn_count(); bi++) {
         fixture f1, f2;
-        fx_init(&f1, (*b)->name, "", s, len, 1, 1);
-        fx_init(&f2, (*b)->name, "", s, len, 1, 2);
+        fx_init(&f1, lra_attn_name_at(bi), "", s, len, 1, 1);
+        fx_init(&f2, lra_attn_name_at(bi), "", s, len, 1, 2);
         lra_attn_args a1 = {f1.mask, 0.1f, 99}, a2 = {f2.mask, 0.1f, 99};
         omp_set_num_threads(1);
         fx_fwd_bwd(&f1, &a1);
         omp_set_num_threads(2);
         fx_fwd_bwd(&f2, &a2);
-        ck_assert_msg(memcmp(f1.o, f2.o, f1.n * 4) == 0, "%s: output differs with 1 vs 2 threads", (*b)->name);
+        ck_assert_msg(memcmp(f1.o, f2.o, f1.n * 4) == 0, "%s: output differs with 1 vs 2 threads", lra_attn_name_at(bi));
         ck_assert_msg(memcmp(f1.dq, f2.dq, f1.n * 4) == 0 && memcmp(f1.dk, f2.dk, f1.n * 4) == 0 &&
                           memcmp(f1.dv, f2.dv, f1.n * 4) == 0,
-                      "%s: gradients differ with 1 vs 2 threads", (*b)->name);
+                      "%s: gradients differ with 1 vs 2 threads", lra_attn_name_at(bi));
         fx_free(&f1);
         fx_free(&f2);
     }
@@ -317,10 +317,10 @@ START_TEST(test_unknown_option_and_backend) {
     char err[LRA_ERR_LEN];
     lra_attn h;
     lra_attn_shape s = {1, 1, 16, 8};
-    for (const lra_attn_i *const *b = lra_attn_registry(); *b; b++) {
-        ck_assert_int_eq(lra_attn_create(&h, (*b)->name, "nonsense_key=3", s, 1, err), LRA_ERR_USAGE);
+    for (int bi = 0; bi < lra_attn_count(); bi++) {
+        ck_assert_int_eq(lra_attn_create(&h, lra_attn_name_at(bi), "nonsense_key=3", s, 1, err), LRA_ERR_USAGE);
         ck_assert_msg(strstr(err, "nonsense_key"), "message does not name the option: %s", err);
-        ck_assert_int_eq(lra_attn_create(&h, (*b)->name, "novalue", s, 1, err), LRA_ERR_USAGE);
+        ck_assert_int_eq(lra_attn_create(&h, lra_attn_name_at(bi), "novalue", s, 1, err), LRA_ERR_USAGE);
     }
     ck_assert_int_eq(lra_attn_create(&h, "nope", "", s, 1, err), LRA_ERR_USAGE);
     ck_assert_msg(strstr(err, "nope") && strstr(err, "full"), "message: %s", err);
@@ -539,7 +539,7 @@ START_TEST(test_mita_options_and_diagnostics) {
     ck_assert_int_eq(lra_attn_create(&h, "mita", "shared_scale=cube", s, 1, err), LRA_ERR_USAGE);
     ck_assert_msg(strstr(err, "cube"), "%s", err);
     ck_assert_int_eq(lra_attn_create(&h, "mita", "k=500,shared_scale=sqrt", s, 1, err), LRA_OK);
-    cJSON *d = h.iface->describe(h.ctx);
+    cJSON *d = lra_attn_describe(&h);
     ck_assert_int_eq(cJSON_GetObjectItem(d, "k")->valueint, 100); /* resolved: at most every key */
     ck_assert_str_eq(cJSON_GetObjectItem(d, "shared_scale")->valuestring, "sqrt");
     cJSON_Delete(d);
@@ -550,7 +550,7 @@ START_TEST(test_mita_options_and_diagnostics) {
     fx_init(&f, "mita", "m=5,k=10", s, len, 0, 1);
     lra_attn_args a = {f.mask, 0.0f, 1};
     fx_fwd(&f, &a);
-    d = f.h.iface->diagnostics(f.h.ctx, f.ws, s, &a);
+    d = lra_attn_diagnostics(&f.h, f.ws, s, &a);
     ck_assert(cJSON_GetObjectItem(d, "unselected_key_fraction")->valuedouble >= 0.5);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_mean")->valuedouble, 20.0); /* 100 / 5 */
     cJSON_Delete(d);
@@ -654,7 +654,7 @@ START_TEST(test_moe_options_and_diagnostics) {
     ck_assert_int_eq(lra_attn_create(&h, "moe", "b=101", s, 1, err), LRA_ERR_USAGE);
     ck_assert_int_eq(lra_attn_create(&h, "moe", "own=2", s, 1, err), LRA_ERR_USAGE);
     ck_assert_int_eq(lra_attn_create(&h, "moe", "b=10,s=4,own=0", s, 1, err), LRA_OK);
-    cJSON *d = h.iface->describe(h.ctx);
+    cJSON *d = lra_attn_describe(&h);
     ck_assert_int_eq(cJSON_GetObjectItem(d, "b")->valueint, 10);
     ck_assert_int_eq(cJSON_GetObjectItem(d, "s")->valueint, 4);
     ck_assert_int_eq(cJSON_GetObjectItem(d, "own")->valueint, 0);
@@ -666,7 +666,7 @@ START_TEST(test_moe_options_and_diagnostics) {
     fx_init(&f, "moe", "b=10,s=10", s, len, 0, 1);
     lra_attn_args a = {f.mask, 0.0f, 1};
     fx_fwd(&f, &a);
-    d = f.h.iface->diagnostics(f.h.ctx, f.ws, s, &a);
+    d = lra_attn_diagnostics(&f.h, f.ws, s, &a);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "unselected_key_fraction")->valuedouble, 0.0);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_max")->valuedouble, 100.0);
     cJSON_Delete(d);
@@ -675,7 +675,7 @@ START_TEST(test_moe_options_and_diagnostics) {
     fx_init(&f, "moe", "b=10,s=1,own=1", s, len, 0, 1);
     a.mask = f.mask;
     fx_fwd(&f, &a);
-    d = f.h.iface->diagnostics(f.h.ctx, f.ws, s, &a);
+    d = lra_attn_diagnostics(&f.h, f.ws, s, &a);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_max")->valuedouble, 10.0);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "queries_per_expert_mean")->valuedouble, 10.0);
     cJSON_Delete(d);

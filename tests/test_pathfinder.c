@@ -218,13 +218,13 @@ START_TEST(test_pathfinder_generate_and_every_backend) {
     ck_assert_int_eq(t_run(msg, sizeof msg, "ls -d %s/pathfinder32/curv_contour_length_14.partial", a), 2);
     rc = t_run(msg, sizeof msg, "%s generate --task=pathfinder --images=abc --out=%s", t_bench(), out);
     ck_assert_msg(rc == 2 && strstr(msg, "abc"), "%s", msg);
-    for (const lra_attn_i *const *be = lra_attn_registry(); *be; be++) {
-        snprintf(path, sizeof path, "%s/%s.json", out, (*be)->name);
+    for (int bei = 0; bei < lra_attn_count(); bei++) {
+        snprintf(path, sizeof path, "%s/%s.json", out, lra_attn_name_at(bei));
         rc = t_run(msg, sizeof msg, "%s --task=pathfinder --profile=ci --steps=3 --backend=%s --data-dir=%s --out=%s",
-                   t_bench(), (*be)->name, a, path);
-        ck_assert_msg(rc == 0, "%s: exit %d: %s", (*be)->name, rc, msg);
+                   t_bench(), lra_attn_name_at(bei), a, path);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", lra_attn_name_at(bei), rc, msg);
         rc = t_run(msg, sizeof msg, "grep -c '\"examples\":\\s*30' %s", path);
-        ck_assert_msg(rc == 0, "%s: expected 30 val and test examples", (*be)->name);
+        ck_assert_msg(rc == 0, "%s: expected 30 val and test examples", lra_attn_name_at(bei));
     }
 }
 END_TEST
@@ -237,11 +237,11 @@ START_TEST(test_pathx_end_to_end) {
     int rc = t_run(msg, sizeof msg, "%s generate --task=pathx --images=30 --out=%s && "
                    "ls %s/pathfinder128/curv_contour_length_14/imgs/0/sample_29.png", t_bench(), data, data);
     ck_assert_msg(rc == 0, "%s", msg);
-    for (const lra_attn_i *const *be = lra_attn_registry(); *be; be++) {
-        snprintf(path, sizeof path, "%s/%s.json", out, (*be)->name);
+    for (int bei = 0; bei < lra_attn_count(); bei++) {
+        snprintf(path, sizeof path, "%s/%s.json", out, lra_attn_name_at(bei));
         rc = t_run(msg, sizeof msg, "%s --task=pathx --profile=ci --steps=2 --batch=4 --backend=%s --data-dir=%s --out=%s",
-                   t_bench(), (*be)->name, data, path);
-        ck_assert_msg(rc == 0, "%s: exit %d: %s", (*be)->name, rc, msg);
+                   t_bench(), lra_attn_name_at(bei), data, path);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", lra_attn_name_at(bei), rc, msg);
     }
     rc = t_run(msg, sizeof msg, "%s --task=pathx --profile=ci --steps=2 --batch=2 --max-len=16384 --backend=mita "
                "--data-dir=%s --out=%s/long.json && grep -cE '\"length\":[[:space:]]*16384' %s/long.json",

@@ -1,0 +1,47 @@
+/* backend.h - what a backend implements: its function table (after ggml's backend interface).
+ * Only the backends (attention/<name>.c) and the registry include this; everyone else holds an lra_attn
+ * handle and calls the lra_attn_* wrappers of attention.h. attention.h states the layout, sizes
+ * and gradient contract every slot follows. */
+#ifndef LRA_ATTN_BACKEND_H
+#define LRA_ATTN_BACKEND_H
+
+#include "attention.h"
+
+typedef struct lra_attn_i {
+    const char *name;    /* registry key, e.g. "full" */
+    const char *summary; /* one line for --help */
+
+    /* Parses "key=value,key=value" (opts may be NULL or ""), validates it against the maximum
+     * shape and creates the backend's context in *ctx. Unknown keys and values that cannot work
+     * are LRA_ERR_USAGE with a message naming the option and the limit. `nthreads` is the most
+     * OpenMP threads any later call will run with (per-thread scratch is sized from it). */
+    lra_status (*configure)(void **ctx, const char *opts, lra_attn_shape max, int nthreads, char *err);
+    void (*release)(void *ctx);
+    /* Resolved options as a JSON object for reports; the caller owns the result. */
+    cJSON *(*describe)(const void *ctx);
+    /* Bytes of workspace for one layer at shape s (saved-for-backward + scratch). */
+    size_t (*workspace_bytes)(const void *ctx, lra_attn_shape s);
+    /* Analytic flops of one forward and one backward call at shape s, all heads. */
+    void (*flops)(const void *ctx, lra_attn_shape s, double *fwd, double *bwd);
+
+    void (*forward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+                    const float *q, const float *k, const float *v, const float *params);
+    void (*backward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
+                     float *dq, float *dk, float *dv, float *dparams, void *ws, const float *dout,
+                     const float *o, const float *q, const float *k, const float *v,
+                     const float *params);
+
+    /* Optional (NULL = the backend has no parameters): number of learned parameters per layer at
+     * the maximum shape, and their initialisation from a seed. */
+    size_t (*param_count)(const void *ctx, lra_attn_shape max);
+    void (*init_params)(const void *ctx, lra_attn_shape max, float *params, uint64_t seed);
+    /* Optional: diagnostics of the last forward at shape s with args a (routing statistics...);
+     * the caller owns the result. */
+    cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a);
+} lra_attn_i;
+
+/* Registry order: NULL-terminated; lookup by name (NULL if unknown). */
+const lra_attn_i *const *lra_attn_registry(void);
+const lra_attn_i *lra_attn_find(const char *name);
+
+#endif
