@@ -18,9 +18,9 @@
 #include "batcher.h"
 #include "checkpoint.h"
 #include "model.h"
-#include "optim.h"
 #include "report.h"
 #include "sysinfo.h"
+#include "train.h"
 
 enum { WINDOW = 100 }; /* steps averaged for the reported training loss and accuracy */
 
@@ -772,22 +772,16 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         long real;
         int L = lra_batch_fill(&r->split[LRA_SPLIT_TRAIN], r->idx, c->batch, c->batching, c->max_len,
                                r->tokens, r->mask, r->labels, &real);
-        float loss = lra_model_forward(&r->model, r->tokens, r->mask, r->labels, c->batch, L, 1,
-                                       lra_stream((uint64_t)c->seed, 0xD50, (uint64_t)step));
-        lra_model_zero_grad(&r->model);
-        lra_model_backward(&r->model);
-        double norm = lra_model_grad_norm(&r->model);
+        const lra_step_hparams hp = lra_step_hparams_at(c, step);
+        double norm;
+        float loss = lra_train_step(&r->model, r->tokens, r->mask, r->labels, c->batch, L,
+                                    lra_stream((uint64_t)c->seed, 0xD50, (uint64_t)step), &hp, &norm);
         if (!isfinite(loss) || !isfinite(norm)) {
             diverged(r, step, loss);
             r->status = "diverged";
             st = lra_fail(err, LRA_ERR_DIVERGED, "training diverged at %s", r->diverged_at);
             break;
         }
-        float scale = (c->clip > 0 && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
-        double lr = lra_lr_at(c->schedule, c->lr, step, c->warmup, c->steps);
-        double b1 = lra_beta1_at(c->schedule, c->adam_b1, step, c->warmup, c->steps);
-        lra_adam_step(r->model.params, r->model.grads, r->model.adam_m, r->model.adam_v, r->model.nparams,
-                      lr, b1, c->adam_b2, c->adam_eps, c->wd, step + 1, scale);
         int correct = 0;
         for (int b = 0; b < c->batch; b++) correct += argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
         double dt = lra_now() - ts;
@@ -809,7 +803,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
             char eta[32];
             fmt_duration(per_step * (c->steps - step - 1), eta, sizeof eta);
             fprintf(stderr, "step %6d/%d | loss %.4f | acc %.3f | lr %.2e | %.2f steps/s | %.0f tok/s | ETA %s\n",
-                    step + 1, c->steps, log_loss / log_n, log_acc / log_n, lr, log_n / span,
+                    step + 1, c->steps, log_loss / log_n, log_acc / log_n, hp.lr, log_n / span,
                     log_tokens / span, eta);
             log_loss = log_acc = 0; log_tokens = 0; log_n = 0; log_t0 = lra_now();
         }

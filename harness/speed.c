@@ -26,6 +26,7 @@
 #include "optim.h"
 #include "report.h"
 #include "sysinfo.h"
+#include "train.h"
 
 enum { MAXB = 16, MAXL = 32, MAXREP = 1000 };
 
@@ -160,14 +161,16 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     for (size_t i = 0; i < (size_t)c->batch * T; i++) { tok[i] = 1 + (int32_t)(lra_rng_u64(&g) % 256); mask[i] = 1; }
     for (int b = 0; b < c->batch && b < 4096; b++) lab[b] = b % 2;
     static double f[MAXREP], st[MAXREP];
+    lra_config recipe;
+    lra_config_profile(&recipe, "listops", "repro", NULL);
     for (int rep = -c->warmup; rep < c->repeats; rep++) {
         double t0 = lra_now();
         lra_model_forward(&m, tok, mask, lab, c->batch, T, 0, 0);
         double t1 = lra_now();
-        lra_model_forward(&m, tok, mask, lab, c->batch, T, 1, (uint64_t)rep);
-        lra_model_zero_grad(&m);
-        lra_model_backward(&m);
-        lra_adam_step(m.params, m.grads, m.adam_m, m.adam_v, m.nparams, 1e-4, 0.9, 0.98, 1e-9, 0.0, rep + c->warmup + 1, 1.0f);
+        lra_step_hparams hp = lra_step_hparams_at(&recipe, recipe.warmup); /* the default recipe at its peak */
+        hp.t = rep + c->warmup + 1;
+        double norm;
+        lra_train_step(&m, tok, mask, lab, c->batch, T, (uint64_t)rep, &hp, &norm); /* the step runs train */
         double t2 = lra_now();
         if (rep >= 0) { f[rep] = t1 - t0; st[rep] = t2 - t1; }
     }
