@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 
+#include "../common/test_hook.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -16,11 +18,10 @@ static void put_u64(uint8_t *p, uint64_t x) { for (int i = 0; i < 8; i++) p[i] =
 static uint32_t get_u32(const uint8_t *p) { uint32_t x = 0; for (int i = 3; i >= 0; i--) x = x << 8 | p[i]; return x; }
 static uint64_t get_u64(const uint8_t *p) { uint64_t x = 0; for (int i = 7; i >= 0; i--) x = x << 8 | p[i]; return x; }
 
-/* Tests only: LRA_TEST_STOP_IN_CHECKPOINT=K stops the process (SIGSTOP) halfway through writing
- * its K-th checkpoint, so that a test can SIGKILL it with a partial temporary file on disk. */
+/* The STOP_IN_CHECKPOINT test hook: a partial temporary file on disk for a test to SIGKILL over. */
 static void test_stop_midway(void) {
     static int calls;
-    const char *e = getenv("LRA_TEST_STOP_IN_CHECKPOINT");
+    const char *e = lra_test_hook("STOP_IN_CHECKPOINT");
     if (e && atoi(e) == ++calls) raise(SIGSTOP);
 }
 

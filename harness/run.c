@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "../common/sha256.h"
+#include "../common/test_hook.h"
 #include "../datasets/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
@@ -392,9 +393,9 @@ static void diverged(run_state *r, int step, float loss) {
     }
 }
 
-/* LRA_TEST_POISON=STEP:INDEX (tests only) sets parameter INDEX to NaN before training step STEP. */
+/* The POISON test hook (common/test_hook.h): parameter INDEX becomes NaN before step STEP. */
 static void test_poison(run_state *r, int step) {
-    const char *e = getenv("LRA_TEST_POISON");
+    const char *e = lra_test_hook("POISON");
     long at, index;
     if (e && sscanf(e, "%ld:%ld", &at, &index) == 2 && at == step && index >= 0 && (size_t)index < r->model.nparams)
         r->model.params[index] = NAN;
@@ -614,17 +615,15 @@ static void final_evaluation(run_state *r, int progress) {
                 r->best[1].loss, r->best[1].acc, r->best[2].loss, r->best[2].acc);
 }
 
-/* Tests only: LRA_TEST_STOP_AT=STEP stops the process (SIGSTOP) before training step STEP, so a
- * test can SIGKILL it at a known point. */
+/* The STOP_AT test hook: SIGSTOP before step STEP, for a test to SIGKILL at a known point. */
 static void test_stop(int step) {
-    const char *e = getenv("LRA_TEST_STOP_AT");
+    const char *e = lra_test_hook("STOP_AT");
     if (e && atoi(e) == step) raise(SIGSTOP);
 }
 
-/* Tests only: LRA_TEST_HOLD_ON_STOP=1 waits after the first signal for a second one (which exits
- * at once), so a test of the second Ctrl-C never races the run finishing its step. */
+/* The HOLD_ON_STOP test hook: after the first signal, wait for the second (which exits at once). */
 static void test_hold_on_stop(void) {
-    if (!getenv("LRA_TEST_HOLD_ON_STOP")) return;
+    if (!lra_test_hook("HOLD_ON_STOP")) return;
     for (;;) pause();
 }
 
