@@ -1,0 +1,13 @@
+/* resume.h - the `lra-bench resume` command (resume.c also writes and restores a run's checkpoints). */
+#ifndef LRA_RESUME_H
+#define LRA_RESUME_H
+
+/* argv: the arguments after "resume": the checkpoint or report first, then options that override
+ * only what does not change the numbers. Rebuilds the run's options from the file and runs it
+ * again with --resume through lra_run_main. Returns the exit status. */
+int lra_resume_main(int argc, char **argv);
+
+/* The `run` command (main.c): argv holds its options only. Returns the exit status. */
+int lra_run_main(int argc, char **argv);
+
+#endif
