@@ -28,23 +28,36 @@ static size_t param_floats(const lra_model_cfg *c, int T, size_t attn_params) {
            head_mid(c) * c->mlp + head_mid(c) + (size_t)c->classes * head_last(c) + c->classes;
 }
 
-/* The two backward scratch buffers: big holds (B,T,3Q) or (B,T,M), mid (B,T,M), (B,T,Q) or (B,T,C). */
-static void scratch_floats(const lra_model_cfg *c, int T, size_t *big, size_t *mid) {
-    size_t BT = (size_t)c->batch * enc_rows(c) * T, C = c->emb, Q = c->qkv, M = c->mlp;
-    *big = BT * (3 * Q > M ? 3 * Q : M);
-    *mid = BT * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
-}
-
-/* Floats of the activation arena for (batch, T): its carving in lra_model_create must fit. */
-static size_t activation_floats(const lra_model_cfg *c, int T) {
-    size_t B = c->batch, E = B * enc_rows(c), BT = E * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes, big, mid;
-    size_t F = head_in(c), H = head_mid(c);
-    scratch_floats(c, T, &big, &mid);
-    size_t per_block = BT * (C + 3 * Q + Q + Q + C + C + M + M + C) + 4 * BT;
-    return (c->learned_pos ? 0 : (size_t)T * C) + BT * C /*enc*/ + BT * C + 2 * BT /*lnf*/ +
-           E * C + B * F + 2 * B * M + 2 * B * H + 3 * B * K + B /*head*/ + c->layers * per_block +
-           BT * 3 * Q + BT * C /*tmp*/ + BT * C /*dres*/ + big + mid + BT * C + 3 * BT * Q +
-           E * C + B * F + 2 * B * M + 2 * B * H + B * K;
+/* Lays out the activation arena for the maximum batch and length T: with m, points m's
+ * activation views into base; without, only counts. Returns the floats it takes. The one place
+ * that both sizes the arena and carves it, so the two cannot disagree. Shapes: model.h. */
+static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model *m) {
+    const size_t B = c->batch, E = B * enc_rows(c), N = E * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    const size_t F = head_in(c), H = head_mid(c);
+    const size_t wide = N * (3 * Q > M ? 3 * Q : M), mid = N * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
+    size_t off = 0;
+#define TAKE(field, n) do { if (m) m->field = base + off; off += (n); } while (0)
+    if (!c->learned_pos) TAKE(sinusoid, (size_t)T * C);
+    TAKE(enc, N * C);
+    TAKE(lnf, N * C); TAKE(lnf_mean, N); TAKE(lnf_rstd, N);
+    TAKE(pooled, E * C); TAKE(feat, B * F); TAKE(h1, B * M); TAKE(h1_relu, B * M);
+    TAKE(hm, B * H); TAKE(hm_relu, B * H);
+    TAKE(logits, B * K); TAKE(probs, B * K); TAKE(losses, B);
+    TAKE(dlogits, B * K);
+    for (int l = 0; l < c->layers; l++) {
+        TAKE(blocks[l].ln1, N * C); TAKE(blocks[l].ln1_mean, N); TAKE(blocks[l].ln1_rstd, N);
+        TAKE(blocks[l].qkvh, 3 * N * Q); TAKE(blocks[l].atto, N * Q); TAKE(blocks[l].atty, N * Q);
+        TAKE(blocks[l].res2, N * C);
+        TAKE(blocks[l].ln2, N * C); TAKE(blocks[l].ln2_mean, N); TAKE(blocks[l].ln2_rstd, N);
+        TAKE(blocks[l].fch, N * M); TAKE(blocks[l].fchg, N * M); TAKE(blocks[l].res3, N * C);
+    }
+    TAKE(qkv_rows, N * 3 * Q); TAKE(sublayer_out, N * C);
+    TAKE(dresid, N * C); TAKE(dwide, wide); TAKE(dmid, mid); TAKE(dnorm, N * C);
+    TAKE(dqkvh, 3 * N * Q);
+    TAKE(dpooled, E * C); TAKE(dfeat, B * F); TAKE(dh1, B * M); TAKE(dh1_relu, B * M);
+    TAKE(dhm, B * H); TAKE(dhm_relu, B * H);
+#undef TAKE
+    return off;
 }
 
 lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err) {
@@ -56,7 +69,7 @@ lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *er
     lra_status st = lra_attn_create(&h, cfg->backend, cfg->attn_opts, max, cfg->nthreads, err);
     if (st != LRA_OK) return st;
     z->params = param_floats(cfg, T, lra_attn_param_count(&h));
-    z->activation_bytes = activation_floats(cfg, T) * sizeof(float) + (size_t)cfg->batch * enc_rows(cfg) * T;
+    z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * enc_rows(cfg) * T;
     z->attention_workspace_bytes = ((lra_attn_workspace_bytes(&h) + 63) & ~(size_t)63) * cfg->layers;
     z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
     lra_attn_free(&h);
@@ -128,42 +141,16 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     if (!m->norm_partials) goto nomem;
 
     /* activations: sized for (batch, T) once */
-    size_t B = c->batch, E = B * enc_rows(c), BT = E * m->T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    size_t F = head_in(c), H = head_mid(c), big, mid;
-    scratch_floats(c, m->T, &big, &mid);
-    const size_t total = activation_floats(c, m->T);
-    m->acts_floats = total;
-    m->acts = lra_alloc_touched(total * sizeof(float));
+    const size_t C = c->emb, N = (size_t)c->batch * enc_rows(c) * m->T;
+    m->acts_floats = layout_acts(c, m->T, NULL, NULL);
+    m->acts = lra_alloc_touched(m->acts_floats * sizeof(float));
     if (!m->acts) goto nomem;
-    float *a = m->acts;
-#define TAKE(ptr, n) do { (ptr) = a; a += (n); } while (0)
-    if (!c->learned_pos) TAKE(m->sinusoid, (size_t)m->T * C);
-    TAKE(m->enc, BT * C);
-    TAKE(m->lnf, BT * C); TAKE(m->lnf_mean, BT); TAKE(m->lnf_rstd, BT);
-    TAKE(m->pooled, E * C); TAKE(m->feat, B * F); TAKE(m->h1, B * M); TAKE(m->h1r, B * M);
-    TAKE(m->hm, B * H); TAKE(m->hmr, B * H);
-    TAKE(m->logits, B * K); TAKE(m->probs, B * K); TAKE(m->losses, B);
-    TAKE(m->dlogits, B * K);
-    for (int l = 0; l < c->layers; l++) {
-        lra_block_acts *b = &m->blocks[l];
-        TAKE(b->ln1, BT * C); TAKE(b->ln1_mean, BT); TAKE(b->ln1_rstd, BT);
-        TAKE(b->qkvh, 3 * BT * Q); TAKE(b->atto, BT * Q); TAKE(b->atty, BT * Q);
-        TAKE(b->res2, BT * C);
-        TAKE(b->ln2, BT * C); TAKE(b->ln2_mean, BT); TAKE(b->ln2_rstd, BT);
-        TAKE(b->fch, BT * M); TAKE(b->fchg, BT * M); TAKE(b->res3, BT * C);
-    }
-    TAKE(m->tmp_big, BT * 3 * Q); TAKE(m->tmp_c, BT * C);
-    TAKE(m->dres, BT * C); TAKE(m->dbig, big); TAKE(m->dbig2, mid); TAKE(m->dc, BT * C);
-    TAKE(m->dq3, 3 * BT * Q);
-    TAKE(m->dpooled, E * C); TAKE(m->dfeat, B * F); TAKE(m->dh1, B * M); TAKE(m->dh1r, B * M);
-    TAKE(m->dhm, B * H); TAKE(m->dhmr, B * H);
-#undef TAKE
-    LRA_ASSERT((size_t)(a - m->acts) <= total);
+    layout_acts(c, m->T, m->acts, m);
     if (m->sinusoid) lra_sinusoid_table(m->sinusoid, m->T, (int)C);
 
     m->ws_bytes_per_layer = (lra_attn_workspace_bytes(&m->attn) + 63) & ~(size_t)63;
     char *ws = lra_alloc_touched(m->ws_bytes_per_layer * c->layers);
-    m->mask = lra_alloc_touched(BT);
+    m->mask = lra_alloc_touched(N);
     if (!ws || !m->mask) { free(ws); goto nomem; }
     for (int l = 0; l < c->layers; l++) m->blocks[l].ws = ws + m->ws_bytes_per_layer * l;
     return LRA_OK;
@@ -327,20 +314,20 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
-        lra_matmul_forward(m->tmp_big, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q);
+        lra_matmul_forward(m->qkv_rows, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
-        lra_split_heads(q, k, v, m->tmp_big, E, T, NH, hs);
+        lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
         lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
-        lra_matmul_forward(m->tmp_c, a->atty, p->projw, p->projb, BT, Q, C);
-        lra_residual_dropout_forward(a->res2, x, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
+        lra_matmul_forward(m->sublayer_out, a->atty, p->projw, p->projb, BT, Q, C);
+        lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
         lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M);
         lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
         lra_dropout_apply(a->fchg, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        lra_matmul_forward(m->tmp_c, a->fchg, p->fcprojw, p->fcprojb, BT, M, C);
-        lra_residual_dropout_forward(a->res3, a->res2, m->tmp_c, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
+        lra_matmul_forward(m->sublayer_out, a->fchg, p->fcprojw, p->fcprojb, BT, M, C);
+        lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
     }
     lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
@@ -351,12 +338,12 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         feat = m->feat;
     }
     lra_matmul_forward(m->h1, feat, m->p.h1w, m->p.h1b, B, F, M);
-    lra_relu_forward(m->h1r, m->h1, (long)B * M);
-    const float *last = m->h1r;
+    lra_relu_forward(m->h1_relu, m->h1, (long)B * M);
+    const float *last = m->h1_relu;
     if (H) {
-        lra_matmul_forward(m->hm, m->h1r, m->p.hmw, m->p.hmb, B, M, H);
-        lra_relu_forward(m->hmr, m->hm, (long)B * H);
-        last = m->hmr;
+        lra_matmul_forward(m->hm, m->h1_relu, m->p.hmw, m->p.hmb, B, M, H);
+        lra_relu_forward(m->hm_relu, m->hm, (long)B * H);
+        last = m->hm_relu;
     }
     lra_matmul_forward(m->logits, last, m->p.h2w, m->p.h2b, B, HL, K);
     lra_crossentropy_forward(m->losses, m->probs, m->logits, labels, B, K);
@@ -377,32 +364,32 @@ void lra_model_backward(lra_model *m) {
     const size_t szC = sizeof(float) * BT * C, szQ = sizeof(float) * BT * Q, szM = sizeof(float) * BT * M;
 
     memset(m->dlogits, 0, sizeof(float) * B * K);
-    memset(m->dh1r, 0, sizeof(float) * B * M);
+    memset(m->dh1_relu, 0, sizeof(float) * B * M);
     memset(m->dh1, 0, sizeof(float) * B * M);
     memset(m->dpooled, 0, sizeof(float) * E * C);
     lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
     if (c->dual) memset(m->dfeat, 0, sizeof(float) * B * F);
     if (H) {
-        memset(m->dhmr, 0, sizeof(float) * B * H);
+        memset(m->dhm_relu, 0, sizeof(float) * B * H);
         memset(m->dhm, 0, sizeof(float) * B * H);
-        lra_matmul_backward(m->dhmr, m->g.h2w, m->g.h2b, m->dlogits, m->hmr, m->p.h2w, B, HL, K);
-        lra_relu_backward(m->dhm, m->hm, m->dhmr, (long)B * H);
-        lra_matmul_backward(m->dh1r, m->g.hmw, m->g.hmb, m->dhm, m->h1r, m->p.hmw, B, M, H);
+        lra_matmul_backward(m->dhm_relu, m->g.h2w, m->g.h2b, m->dlogits, m->hm_relu, m->p.h2w, B, HL, K);
+        lra_relu_backward(m->dhm, m->hm, m->dhm_relu, (long)B * H);
+        lra_matmul_backward(m->dh1_relu, m->g.hmw, m->g.hmb, m->dhm, m->h1_relu, m->p.hmw, B, M, H);
     } else {
-        lra_matmul_backward(m->dh1r, m->g.h2w, m->g.h2b, m->dlogits, m->h1r, m->p.h2w, B, HL, K);
+        lra_matmul_backward(m->dh1_relu, m->g.h2w, m->g.h2b, m->dlogits, m->h1_relu, m->p.h2w, B, HL, K);
     }
-    lra_relu_backward(m->dh1, m->h1, m->dh1r, (long)B * M);
+    lra_relu_backward(m->dh1, m->h1, m->dh1_relu, (long)B * M);
     if (c->dual) {
         lra_matmul_backward(m->dfeat, m->g.h1w, m->g.h1b, m->dh1, m->feat, m->p.h1w, B, F, M);
         lra_pair_features_backward(m->dpooled, m->dfeat, m->pooled, c->dual_head, B, C);
     } else {
         lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M);
     }
-    memset(m->dc, 0, szC);
-    lra_pool_backward(m->dc, m->dpooled, m->mask, c->pool, E, T, C, c->pool_len);
+    memset(m->dnorm, 0, szC);
+    lra_pool_backward(m->dnorm, m->dpooled, m->mask, c->pool, E, T, C, c->pool_len);
     const float *xlast = c->layers ? m->blocks[c->layers - 1].res3 : m->enc;
-    memset(m->dres, 0, szC);
-    lra_layernorm_backward(m->dres, m->g.lnfw, m->g.lnfb, m->dc, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
+    memset(m->dresid, 0, szC);
+    lra_layernorm_backward(m->dresid, m->g.lnfw, m->g.lnfb, m->dnorm, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
 
     lra_attn_shape shape = {E, NH, T, hs};
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -410,36 +397,36 @@ void lra_model_backward(lra_model *m) {
         lra_block_acts *a = &m->blocks[l];
         const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
         /* res3 = res2 + dropout(fcproj) */
-        memcpy(m->dc, m->dres, szC);
-        lra_dropout_apply(m->dc, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
-        memset(m->dbig, 0, szM);
-        lra_matmul_backward(m->dbig, g->fcprojw, g->fcprojb, m->dc, a->fchg, p->fcprojw, BT, M, C);
-        lra_dropout_apply(m->dbig, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        memset(m->dbig2, 0, szM);
-        lra_gelu_backward(m->dbig2, a->fch, m->dbig, (long)BT * M);
-        memset(m->dc, 0, szC);
-        lra_matmul_backward(m->dc, g->fcw, g->fcb, m->dbig2, a->ln2, p->fcw, BT, C, M);
-        lra_layernorm_backward(m->dres, g->ln2w, g->ln2b, m->dc, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
+        memcpy(m->dnorm, m->dresid, szC);
+        lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
+        memset(m->dwide, 0, szM);
+        lra_matmul_backward(m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, p->fcprojw, BT, M, C);
+        lra_dropout_apply(m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        memset(m->dmid, 0, szM);
+        lra_gelu_backward(m->dmid, a->fch, m->dwide, (long)BT * M);
+        memset(m->dnorm, 0, szC);
+        lra_matmul_backward(m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, p->fcw, BT, C, M);
+        lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
-        memcpy(m->dc, m->dres, szC);
-        lra_dropout_apply(m->dc, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
-        memset(m->dbig, 0, szQ);
-        lra_matmul_backward(m->dbig, g->projw, g->projb, m->dc, a->atty, p->projw, BT, Q, C);
-        memset(m->dbig2, 0, szQ);
-        lra_merge_heads_backward(m->dbig2, m->dbig, E, T, NH, hs);
-        memset(m->dq3, 0, 3 * szQ);
+        memcpy(m->dnorm, m->dresid, szC);
+        lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
+        memset(m->dwide, 0, szQ);
+        lra_matmul_backward(m->dwide, g->projw, g->projb, m->dnorm, a->atty, p->projw, BT, Q, C);
+        memset(m->dmid, 0, szQ);
+        lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
+        memset(m->dqkvh, 0, 3 * szQ);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
-        float *dq = m->dq3, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
+        float *dq = m->dqkvh, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
         lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
-        lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dbig2, a->atto, q, k, v, p->attn);
-        memset(m->dbig, 0, 3 * szQ);
-        lra_split_heads_backward(m->dbig, dq, dk, dv, E, T, NH, hs);
-        memset(m->dc, 0, szC);
-        lra_matmul_backward(m->dc, g->qkvw, g->qkvb, m->dbig, a->ln1, p->qkvw, BT, C, 3 * Q);
-        lra_layernorm_backward(m->dres, g->ln1w, g->ln1b, m->dc, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
+        lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dmid, a->atto, q, k, v, p->attn);
+        memset(m->dwide, 0, 3 * szQ);
+        lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
+        memset(m->dnorm, 0, szC);
+        lra_matmul_backward(m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, p->qkvw, BT, C, 3 * Q);
+        lra_layernorm_backward(m->dresid, g->ln1w, g->ln1b, m->dnorm, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
-    lra_dropout_apply(m->dres, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
-    lra_embed_backward(m->g.wte, m->g.cls, m->g.pos, m->dres, m->tokens, E, m->L, C);
+    lra_dropout_apply(m->dresid, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
+    lra_embed_backward(m->g.wte, m->g.cls, m->g.pos, m->dresid, m->tokens, E, m->L, C);
 }
 
 double lra_model_grad_norm(lra_model *m) {

@@ -35,21 +35,44 @@ typedef struct {
 
 enum { LRA_INIT_FLAX = 0, LRA_INIT_TORCH = 1 };
 
+/* One block's parameters. C = emb, Q = qkv (heads x head size), M = mlp. */
 typedef struct {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *attn;
+    float *ln1w, *ln1b;        // (C) each
+    float *qkvw;               // (3Q, C): the q, k and v projections, stacked
+    float *qkvb;               // (3Q), NULL without attention biases
+    float *projw;              // (C, Q): the attention output projection
+    float *projb;              // (C), NULL without attention biases
+    float *ln2w, *ln2b;        // (C) each
+    float *fcw, *fcb;          // (M, C), (M)
+    float *fcprojw, *fcprojb;  // (C, M), (C)
+    float *attn;               // the backend's own parameters, if any
 } lra_block_params;
 
-/* Views into one flat array (parameters, or gradients with the same layout). */
+/* Views into one flat array (parameters, or gradients with the same layout). V = vocab, T the
+ * encoder's length, F the head's input width (C; the dual encoder: 2C or 4C), H its middle width,
+ * K classes. */
 typedef struct {
-    float *wte, *cls, *pos; /* cls NULL without CLS token, pos NULL with sinusoidal positions */
-    lra_block_params *blocks;
-    float *lnfw, *lnfb, *h1w, *h1b, *hmw, *hmb, *h2w, *h2b; /* hm*: the dual head's middle layer */
+    float *wte;                // (V, C)
+    float *cls;                // (C), NULL without a CLS token
+    float *pos;                // (T, C), NULL with sinusoidal positions
+    lra_block_params *blocks;  // (L)
+    float *lnfw, *lnfb;        // (C) each
+    float *h1w, *h1b;          // (M, F), (M)
+    float *hmw, *hmb;          // (H, M), (H): the official dual head's middle layer, else NULL
+    float *h2w, *h2b;          // (K, M or H), (K)
 } lra_params;
 
+/* One block's activations, kept for backward. N = rows x T (rows = B, or 2B for the dual encoder). */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkvh, *atto, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd,
-        *fch, *fchg, *res3;
-    void *ws; /* attention workspace */
+    float *ln1, *ln1_mean, *ln1_rstd;   // (N, C), (N), (N)
+    float *qkvh;                        // (3, rows, heads, T, hs): q, k, v split into heads
+    float *atto;                        // (rows, heads, T, hs): the attention output
+    float *atty;                        // (N, Q): atto with the heads merged
+    float *res2;                        // (N, C): x + dropout(proj(atty))
+    float *ln2, *ln2_mean, *ln2_rstd;   // (N, C), (N), (N)
+    float *fch, *fchg;                  // (N, M): the MLP's hidden layer before and after GELU
+    float *res3;                        // (N, C): res2 + dropout(fcproj(fchg)), the block's output
+    void *ws;                           // the attention backend's workspace
 } lra_block_acts;
 
 typedef struct {
@@ -63,15 +86,30 @@ typedef struct {
     float *params, *grads, *adam_m, *adam_v; /* the parameter arenas, nparams floats each */
     lra_params p, g;
 
-    float *acts;      /* the activation arena */
+    /* The activation arena, carved by one function (layout_acts) for the maximum batch and T. */
+    float *acts;
     size_t acts_floats, ws_bytes_per_layer;
-    float *sinusoid;  /* (T, C) constant table, NULL with learned positions */
-    float *enc, *lnf, *lnf_mean, *lnf_rstd, *pooled, *feat, *h1, *h1r, *hm, *hmr, *logits, *probs, *losses;
-    lra_block_acts *blocks;
-    float *tmp_big, *tmp_c;             /* forward scratch: (B,T,3Q) and (B,T,C) */
-    float *dres, *dbig, *dbig2, *dc, *dq3; /* backward scratch */
-    float *dpooled, *dfeat, *dh1, *dh1r, *dhm, *dhmr, *dlogits;
-    uint8_t *mask;    /* (B,T) attention mask including the CLS position */
+    float *sinusoid;                 // (T, C) constant table, NULL with learned positions
+    float *enc;                      // (N, C): embeddings, the first block's input
+    float *lnf, *lnf_mean, *lnf_rstd; // (N, C), (N), (N): the final LayerNorm
+    float *pooled;                   // (rows, C)
+    float *feat;                     // (B, F): the dual encoder's pair features
+    float *h1, *h1_relu;             // (B, M): the head's hidden layer before and after ReLU
+    float *hm, *hm_relu;             // (B, H): the dual head's middle layer
+    float *logits, *probs, *losses;  // (B, K), (B, K), (B)
+    lra_block_acts *blocks;          // (L)
+    /* forward scratch */
+    float *qkv_rows;                 // (N, 3Q): the q, k, v projections before the head split
+    float *sublayer_out;             // (N, C): a sub-layer's output before dropout and residual
+    /* backward scratch; the d* of one tensor, reused where the names say */
+    float *dresid;                   // (N, C): the gradient along the residual stream
+    float *dwide;                    // (N, max(3Q, M)): d fchg, then d atty, then d qkv_rows
+    float *dmid;                     // (N, max(M, Q, C)): d fch, then d atto
+    float *dnorm;                    // (N, C): d of a LayerNorm's output (and of a dropped branch)
+    float *dqkvh;                    // (3, rows, heads, T, hs): d q, d k, d v
+    float *dpooled, *dfeat;          // (rows, C), (B, F)
+    float *dh1, *dh1_relu, *dhm, *dhm_relu, *dlogits; // like their forward tensors
+    uint8_t *mask;                   // (rows, T): the attention mask, CLS position included
     double *norm_partials; size_t norm_chunks;
 
     /* the last forward call, which backward differentiates */
