@@ -19,13 +19,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "../tasks/task.h"
 #include "report.h"
-
-const char *const lra_task_order[LRA_NTASKS] = {"listops", "text", "retrieval", "image", "pathfinder", "pathx"};
-const char *const lra_task_titles[LRA_NTASKS] = {"ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X"};
-/* LRA paper, Table 1: Transformer (Path-X: FAIL, not in the average) */
-static const double published[LRA_NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
-static const double published_avg = 54.39;
 
 group *lra_find_group(groups *gs, const char *task, const char *backend, const char *profile, int create) {
     for (int i = 0; i < gs->n; i++)
@@ -228,8 +223,8 @@ static void cell(char *buf, size_t n, const group *g, int last) {
 /* The accuracy table's columns: the six tasks, then any substitute (image[fashion-mnist]). */
 static int columns(const groups *gs, const char **keys, const char **titles) {
     int n = 0;
-    for (int t = 0; t < LRA_NTASKS; t++) { keys[n] = lra_task_order[t]; titles[n++] = lra_task_titles[t]; }
-    for (int i = 0; i < gs->n && n < LRA_NTASKS + 16; i++) {
+    for (int t = 0; t < lra_task_count(); t++) { keys[n] = lra_task_at(t)->name; titles[n++] = lra_task_at(t)->title; }
+    for (int i = 0; i < gs->n && n < LRA_MAX_COLUMNS; i++) {
         int seen = 0;
         for (int k = 0; k < n && !seen; k++) seen = strcmp(keys[k], gs->g[i].task) == 0;
         if (!seen) { keys[n] = gs->g[i].task; titles[n++] = gs->g[i].task; }
@@ -238,8 +233,10 @@ static int columns(const groups *gs, const char **keys, const char **titles) {
 }
 
 static void print_accuracy(const groups *gs, const int *rows, int nr, int last) {
-    const char *keys[LRA_NTASKS + 16], *titles[LRA_NTASKS + 16];
+    const char *keys[LRA_MAX_COLUMNS], *titles[LRA_MAX_COLUMNS];
     const int nc = columns(gs, keys, titles);
+    int in_average = 0;
+    for (int t = 0; t < lra_task_count(); t++) in_average += lra_task_at(t)->in_average;
     printf("## Test accuracy (%%), %s\n\n| backend | profile |",
            last ? "at the last training step"
                 : "at the best-validation step (the field's protocol; a report without model selection: its last step)");
@@ -257,17 +254,22 @@ static void print_accuracy(const groups *gs, const int *rows, int nr, int last) 
             char c[64];
             cell(c, sizeof c, g, last);
             printf(" %s |", c);
-            if (g && t < 5) { sum += lra_mean(accuracies(g, last), g->n); have++; }
+            const lra_task_i *task = lra_task_find(keys[t]); /* a substitute's column is no LRA task */
+            if (g && task && task->in_average) { sum += lra_mean(accuracies(g, last), g->n); have++; }
         }
-        if (have == 5) printf(" %.2f |\n", sum / 5);
+        if (have == in_average) printf(" %.2f |\n", sum / have);
         else printf(" - |\n");
     }
     printf("| Transformer (published, LRA paper; not measured here) | official |");
-    for (int t = 0; t < nc; t++)
-        if (t >= LRA_NTASKS) printf(" - |");
-        else isnan(published[t]) ? printf(" FAIL |") : printf(" %.2f |", published[t]);
-    printf(" %.2f |\n\nAvg: the mean over ListOps, Text, Retrieval, Image and Pathfinder, shown when all five are present.\n",
-           published_avg);
+    double published_sum = 0;
+    for (int t = 0; t < nc; t++) {
+        const lra_task_i *task = lra_task_find(keys[t]);
+        if (!task) printf(" - |");
+        else isnan(task->published) ? printf(" FAIL |") : printf(" %.2f |", task->published);
+        if (task && task->in_average) published_sum += task->published;
+    }
+    printf(" %.2f |\n\nAvg: the mean over the %d tasks of the LRA average (all but Path-X), shown when all are present.\n",
+           published_sum / in_average, in_average);
 }
 
 /* "812 s" (mean over the seeds that reached it), "812 s (2/3)", or "not reached" */

@@ -8,9 +8,7 @@
 int lra_compare_main(int argc, char **argv);
 
 /* ---- completed run reports grouped by (task, backend, profile), shared with plot ---- */
-enum { LRA_NTASKS = 6 };
-extern const char *const lra_task_order[LRA_NTASKS];  /* "listops" ... "pathx" */
-extern const char *const lra_task_titles[LRA_NTASKS]; /* "ListOps" ... "Path-X" */
+enum { LRA_MAX_COLUMNS = 32 }; /* the tasks, then substitutes such as image[fashion-mnist] */
 
 typedef struct {
     char task[32], profile[32];

@@ -104,65 +104,27 @@ static const char *const not_identity[] = {"threads", "progress", "log-every", "
 #undef F
 enum { NOPTS = sizeof opts / sizeof *opts };
 
-/* lra.md's configuration table: the official setup of each task. */
-typedef struct {
-    const char *task;
-    int layers, heads, emb, qkv, mlp, batch, max_len;
-    double lr;
-    int warmup, steps;
-    double wd;
-    int pool, pos_learned, schedule;
-    float dropout, attn_dropout;
-    double clip;
-} official_row;
-
-/* lra.md's reproduction recipe (Nystromformer's PyTorch LRA code): per task the length, batch,
- * warm-up, steps and its evaluation frequency, and ours: the whole validation split every
- * eval_every steps, chosen so that evaluation stays near 15% of a run here or below (a forward
- * pass costs about a third of a training step per example). */
-typedef struct {
-    const char *task;
-    int max_len, batch, warmup, steps, recipe_eval_every, eval_every;
-} repro_row;
-
-static const repro_row repro[] = {
-    {"listops", 2000, 32, 1000, 5000, 50, 100},      /* val 2,000 (17 s = 11 steps): every 50 costs 23% */
-    {"text", 1000, 32, 8000, 20000, 500, 1000},      /* val = test 25,000 reviews (~200 s) */
-    {"retrieval", 4000, 32, 800, 30000, 300, 1200},  /* val 18,090 pairs */
-    {"image", 1024, 256, 175, 35000, 175, 175},
-    {"pathfinder", 1024, 256, 312, 62400, 312, 312},
-    {"pathx", 16384, 32, 312, 62400, 312, 1248},     /* not in the recipe: Pathfinder's run, batch 32 */
-};
-
-static const repro_row *repro_row_of(const char *task) {
-    for (size_t i = 0; i < sizeof repro / sizeof *repro; i++)
-        if (strcmp(repro[i].task, task) == 0) return &repro[i];
-    return NULL;
+/* The index of name in a NULL-terminated name table (the task files spell pooling, positions and
+ * schedules as the options do), 0 when absent. */
+static int name_index(const char *const *names, const char *name) {
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name)) return i;
+    return 0;
 }
 
 int lra_config_recipe_eval_every(const char *task) {
-    const repro_row *r = repro_row_of(task);
-    return r ? r->recipe_eval_every : 0;
+    const lra_task_i *t = lra_task_find(task);
+    return t ? t->repro.recipe_eval_every : 0;
 }
 
-static const official_row official[] = {
-    {"listops", 4, 8, 512, 512, 1024, 32, 2000, 0.05, 1000, 5000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
-    {"text", 4, 4, 256, 256, 1024, 32, 1000, 0.05, 8000, 20000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
-    {"retrieval", 4, 4, 128, 128, 512, 32, 4000, 0.05, 8000, 5000, 0.1, LRA_POOL_CLS, 0, LRA_SCHED_RSQRT, 0.1f, 0.1f, 0},
-    {"image", 1, 8, 128, 64, 128, 256, 1024, 5e-4, 175, 35000, 0, LRA_POOL_CLS, 1, LRA_SCHED_COSINE, 0.3f, 0.2f, 0},
-    {"pathfinder", 4, 4, 32, 16, 32, 512, 1024, 1e-3, 312, 62400, 0, LRA_POOL_MEAN, 0, LRA_SCHED_COSINE, 0.2f, 0.1f, 0},
-    {"pathx", 1, 2, 32, 16, 32, 64, 16384, 1e-3, 2500, 500000, 0, LRA_POOL_MEAN, 1, LRA_SCHED_COSINE, 0.1f, 0.1f, 1.0},
-};
-
 lra_status lra_config_profile(lra_config *c, const char *task, const char *profile, char *err) {
-    const official_row *row = NULL;
-    for (size_t i = 0; i < sizeof official / sizeof *official; i++)
-        if (strcmp(official[i].task, task) == 0) row = &official[i];
-    if (!row || !lra_task_find(task)) {
+    const lra_task_i *t = lra_task_find(task);
+    if (!t) {
         char names[256];
         lra_task_names(names, sizeof names);
         return lra_fail(err, LRA_ERR_USAGE, "unknown task '%s' (known: %s)", task, names);
     }
+    const lra_task_official *row = &t->official;
     lra_config d = {0};
     snprintf(d.task, sizeof d.task, "%s", task);
     snprintf(d.backend, sizeof d.backend, "full");
@@ -171,7 +133,8 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
     d.adam_b1 = 0.9; d.adam_b2 = 0.98; d.adam_eps = 1e-9; /* flax's Adam as the official code sets it */
     /* every profile keeps the task's official sequence length, pooling, positions, schedule and
      * regularisation; small and ci shrink the model and the run */
-    d.max_len = row->max_len; d.pool = row->pool; d.pos_learned = row->pos_learned; d.schedule = row->schedule;
+    d.max_len = row->max_len; d.pool = name_index(pool_names, row->pool); d.pos_learned = name_index(pos_names, row->pos);
+    d.schedule = name_index(sched_names, row->schedule);
     d.lr = row->lr; d.wd = row->wd; d.clip = row->clip; d.dropout = row->dropout; d.attn_dropout = row->attn_dropout;
     if (strcmp(profile, "official") == 0) {
         d.layers = row->layers; d.heads = row->heads; d.emb = row->emb; d.qkv = row->qkv; d.mlp = row->mlp;
@@ -180,7 +143,7 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
     } else if (strcmp(profile, "repro") == 0) {
         /* lra.md's reproduction recipe: a 2-layer, emb-64 pre-LN Transformer with learned
          * positions and MEAN pooling over the power-of-two padded length, AdamW under OneCycleLR */
-        const repro_row *rr = repro_row_of(task);
+        const lra_task_repro *rr = &t->repro;
         d.layers = 2; d.heads = 2; d.emb = 64; d.qkv = 64; d.mlp = 128;
         d.max_len = rr->max_len; d.batch = rr->batch; d.warmup = rr->warmup; d.steps = rr->steps;
         d.pool = LRA_POOL_MEAN; d.pos_learned = 1; d.mean_len = 1; d.init = LRA_INIT_TORCH; d.attn_bias = 1;

@@ -47,22 +47,10 @@ static void usage(FILE *f, const char *task) {
     fprintf(f, "\nattention backends:\n");
     for (int i = 0; i < lra_attn_count(); i++) fprintf(f, "  %-8s %s\n", lra_attn_name_at(i), lra_attn_summary_at(i));
     fprintf(f,
-            "\ntasks:\n"
-            "  listops  official TSVs basic_{train,val,test}.tsv under the data directory (also in\n"
-            "           listops-1000/ or the release's lra_release/lra_release/listops-1000/); when none\n"
-            "           are found, the official generator writes 96000/2000/2000 examples there first\n"
-            "  text     IMDB reviews as bytes (+1), 2 classes; train = IMDB train, val = test = IMDB test;\n"
-            "           reads aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz or an extracted aclImdb/ in the data\n"
-            "           directory (`lra-bench fetch --task=text` downloads the official archive)\n"
-            "  retrieval  AAN document pairs tsv_data/new_aan_pairs.{train,eval,test}.tsv (fetch --task=retrieval),\n"
-            "           bytes (+1), dual encoder; --retrieval-head=official [u,v] | paper [u,v,u*v,u-v]\n"
-            "  image    CIFAR-10 grayscale, 10 classes, 45000/5000/10000, from cifar-10-binary.tar.gz (fetch\n"
-            "           --task=image), --pad-mask=official|length; or\n"
-            "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)\n"
-            "  pathfinder  pathfinder32/curv_contour_length_14 (metadata/*.npy + imgs/), 80/10/10 by line;\n"
-            "           when none is found, lra-bench's generator writes 200000 images there first\n"
-            "  pathx    the same at 128 x 128 (T = 16384): pathfinder128/curv_contour_length_14, generated the\n"
-            "           same way when absent (geometry scaled from 32 px; about 16 ms an image)\n\n"
+            "\ntasks:\n");
+    for (int i = 0; i < lra_task_count(); i++) fprintf(f, "  %-8s %s\n", lra_task_at(i)->name, lra_task_at(i)->help);
+    fprintf(f,
+            "\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
             "\ncompare: tables from reports (test accuracy per backend x task at the best-validation step, or\n"
             "--select=last|both, with mean +- sd over seeds, the LRA average and the published Transformer row;\n"

@@ -21,12 +21,12 @@
 
 #include "../datasets/atomic_file.h"
 #include "../datasets/datadir.h"
+#include "../tasks/task.h"
 #include "compare.h"
 #include "report.h"
 
 enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 256 };
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-static const double published[LRA_NTASKS] = {36.37, 64.27, 57.46, 42.44, 71.40, NAN};
 
 typedef struct {
     char name[64];
@@ -191,7 +191,7 @@ static void bar_chart(FILE *f, groups *gs) {
     const char *backends[MAXS], *profiles[MAXS];
     char legends[MAXS][160];
     const char *names[MAXS];
-    int nb = 0, tasks[LRA_NTASKS], nt = 0;
+    int nb = 0, tasks[LRA_MAX_COLUMNS], nt = 0;
     for (int i = 0; i < gs->n && nb < MAXS; i++) {
         int seen = 0;
         for (int b = 0; b < nb; b++) seen |= !strcmp(backends[b], gs->g[i].backend) && !strcmp(profiles[b], gs->g[i].profile);
@@ -202,9 +202,9 @@ static void bar_chart(FILE *f, groups *gs) {
         names[nb] = legends[nb];
         nb++;
     }
-    for (int t = 0; t < LRA_NTASKS; t++)
+    for (int t = 0; t < lra_task_count() && nt < LRA_MAX_COLUMNS; t++)
         for (int i = 0; i < gs->n; i++)
-            if (!strcmp(gs->g[i].task, lra_task_order[t])) { tasks[nt++] = t; break; }
+            if (!strcmp(gs->g[i].task, lra_task_at(t)->name)) { tasks[nt++] = t; break; }
     svg_open(f, "LRA test accuracy at the best-validation step: mean over n seeds, bars +- sd; dashes: LRA paper");
     const double pw = W - ML - MR, ph = H - MT - MB, slot = pw / (nt ? nt : 1), bw = slot * 0.8 / (nb ? nb : 1);
     fprintf(f, "<g stroke=\"#ddd\">\n");
@@ -221,7 +221,7 @@ static void bar_chart(FILE *f, groups *gs) {
         esc(f, names[b]);
         fprintf(f, "\" fill=\"%s\">\n", color_of(backends[b]));
         for (int k = 0; k < nt; k++) {
-            const group *g = lra_find_group(gs, lra_task_order[tasks[k]], backends[b], profiles[b], 0);
+            const group *g = lra_find_group(gs, lra_task_at(tasks[k])->name, backends[b], profiles[b], 0);
             if (!g) continue;
             const double a = lra_mean(g->acc, g->n), sd = lra_stdev(g->acc, g->n), x = ML + k * slot + slot * 0.1 + b * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>", x, MT + ph - a / 100 * ph,
@@ -237,8 +237,8 @@ static void bar_chart(FILE *f, groups *gs) {
         fputs("</g>\n", f);
     }
     for (int k = 0; k < nt; k++) {
-        double cx = ML + k * slot + slot / 2, p = published[tasks[k]];
-        label(f, cx, MT + ph + 18, "middle", lra_task_titles[tasks[k]], 0);
+        double cx = ML + k * slot + slot / 2, p = lra_task_at(tasks[k])->published;
+        label(f, cx, MT + ph + 18, "middle", lra_task_at(tasks[k])->title, 0);
         if (!isnan(p))
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n",
                     ML + k * slot + slot * 0.05, MT + ph - p / 100 * ph, ML + (k + 1) * slot - slot * 0.05, MT + ph - p / 100 * ph);
@@ -296,15 +296,16 @@ static void add_point(series *s, int *ns, const char *name, const char *backend,
 static int curve_charts(const char *out, char **runs, int nruns) {
     static series by_ex[MAXS], by_s[MAXS], routing[MAXS];
     int rc = 0;
-    for (int t = 0; t < LRA_NTASKS; t++) {
+    for (int t = 0; t < lra_task_count(); t++) {
+        const lra_task_i *task = lra_task_at(t);
         int nex = 0, ns = 0, nr = 0;
         for (int r = 0; r < nruns; r++) {
             lra_status st;
             char err[LRA_ERR_LEN], name[64];
             cJSON *j = lra_read_json(runs[r], &st, err);
-            const cJSON *task = cJSON_GetObjectItemCaseSensitive(j, "task"), *b = cJSON_GetObjectItemCaseSensitive(j, "backend");
+            const cJSON *task_name = cJSON_GetObjectItemCaseSensitive(j, "task"), *b = cJSON_GetObjectItemCaseSensitive(j, "backend");
             const cJSON *prof = cJSON_GetObjectItemCaseSensitive(j, "profile"), *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
-            if (!cJSON_IsString(task) || strcmp(task->valuestring, lra_task_order[t]) || !cJSON_IsString(b) ||
+            if (!cJSON_IsString(task_name) || strcmp(task_name->valuestring, task->name) || !cJSON_IsString(b) ||
                 !cJSON_IsString(prof) || !cJSON_IsNumber(seed)) {
                 cJSON_Delete(j);
                 continue;
@@ -336,21 +337,21 @@ static int curve_charts(const char *out, char **runs, int nruns) {
         }
         char file[96], title[128];
         if (nex) {
-            snprintf(title, sizeof title, "%s: validation accuracy over training", lra_task_titles[t]);
+            snprintf(title, sizeof title, "%s: validation accuracy over training", task->title);
             line_args a = {title, "training examples", "validation accuracy (%)", by_ex, nex, 1};
-            snprintf(file, sizeof file, "curve-%s-examples.svg", lra_task_order[t]);
+            snprintf(file, sizeof file, "curve-%s-examples.svg", task->name);
             rc |= write_svg(out, file, draw_line, &a);
         }
         if (ns) {
-            snprintf(title, sizeof title, "%s: validation accuracy against wall time", lra_task_titles[t]);
+            snprintf(title, sizeof title, "%s: validation accuracy against wall time", task->title);
             line_args a = {title, "seconds since the run started", "validation accuracy (%)", by_s, ns, 1};
-            snprintf(file, sizeof file, "curve-%s-seconds.svg", lra_task_order[t]);
+            snprintf(file, sizeof file, "curve-%s-seconds.svg", task->name);
             rc |= write_svg(out, file, draw_line, &a);
         }
         if (nr) {
-            snprintf(title, sizeof title, "%s: keys in no expert (first validation batch)", lra_task_titles[t]);
+            snprintf(title, sizeof title, "%s: keys in no expert (first validation batch)", task->title);
             line_args a = {title, "training examples", "unselected keys (%)", routing, nr, 1};
-            snprintf(file, sizeof file, "routing-%s.svg", lra_task_order[t]);
+            snprintf(file, sizeof file, "routing-%s.svg", task->name);
             rc |= write_svg(out, file, draw_line, &a);
         }
     }

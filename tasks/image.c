@@ -312,6 +312,15 @@ static lra_status image_open(lra_split *out, const lra_task_cfg *cfg, int split,
 
 const lra_task_i lra_task_image = {
     .name = "image",
+    .title = "Image",
+    .help = "CIFAR-10 grayscale, 10 classes, 45000/5000/10000, from cifar-10-binary.tar.gz (fetch\n"
+            "           --task=image), --pad-mask=official|length; or\n"
+            "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)",
+    .published = 42.44,
+    .in_average = 1,
+    .official = {1, 8, 128, 64, 128, 256, 1024, 5e-4, 175, 35000, 0, "cls", "learned", "cosine", 0.3f, 0.2f, 0},
+    .repro = {1024, 256, 175, 35000, 175, 175},
+    .source = {"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", NULL},
     .vocab = 256,
     .classes = 10,
     .max_len = PIX,

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -273,8 +274,17 @@ static lra_status px_open(lra_split *out, const lra_task_cfg *cfg, int split, ch
     return open_size(out, cfg, 128, split, err);
 }
 
+static const char *const pathfinder_part[] = {"/pathfinder32/curv_contour_length_14/", NULL};
 const lra_task_i lra_task_pathfinder = {
     .name = "pathfinder",
+    .title = "Pathfinder",
+    .help = "pathfinder32/curv_contour_length_14 (metadata/*.npy + imgs/), 80/10/10 by line;\n"
+            "           when none is found, lra-bench's generator writes 200000 images there first",
+    .published = 71.40,
+    .in_average = 1,
+    .official = {4, 4, 32, 16, 32, 512, 1024, 1e-3, 312, 62400, 0, "mean", "sin", "cosine", 0.2f, 0.1f, 0},
+    .repro = {1024, 256, 312, 62400, 312, 312},
+    .source = {LRA_RELEASE_URL, "lra_release.gz", NULL, pathfinder_part},
     .vocab = 256,
     .classes = 2,
     .max_len = 1024,
@@ -284,8 +294,17 @@ const lra_task_i lra_task_pathfinder = {
 };
 
 /* Path-X: the same task at 128 x 128 (T = 16384), pathfinder128/curv_contour_length_14. */
+static const char *const pathx_part[] = {"/pathfinder128/curv_contour_length_14/", NULL};
 const lra_task_i lra_task_pathx = {
     .name = "pathx",
+    .title = "Path-X",
+    .help = "the same at 128 x 128 (T = 16384): pathfinder128/curv_contour_length_14, generated the\n"
+            "           same way when absent (geometry scaled from 32 px; about 16 ms an image)",
+    .published = NAN,
+    .in_average = 0,
+    .official = {1, 2, 32, 16, 32, 64, 16384, 1e-3, 2500, 500000, 0, "mean", "learned", "cosine", 0.1f, 0.1f, 1.0},
+    .repro = {16384, 32, 312, 62400, 312, 1248}, /* not in the recipe: Pathfinder's run, batch 32 */
+    .source = {LRA_RELEASE_URL, "lra_release.gz", NULL, pathx_part},
     .vocab = 256,
     .classes = 2,
     .max_len = 16384,

@@ -125,8 +125,17 @@ static lra_status retrieval_open(lra_split *out, const lra_task_cfg *cfg, int sp
     return lra_retrieval_load_file(out, path, cfg->max_len, err);
 }
 
+static const char *const retrieval_part[] = {"/tsv_data/new_aan_pairs.", NULL};
 const lra_task_i lra_task_retrieval = {
     .name = "retrieval",
+    .title = "Retrieval",
+    .help = "AAN document pairs tsv_data/new_aan_pairs.{train,eval,test}.tsv (fetch --task=retrieval),\n"
+            "           bytes (+1), dual encoder; --retrieval-head=official [u,v] | paper [u,v,u*v,u-v] | repro",
+    .published = 57.46,
+    .in_average = 1,
+    .official = {4, 4, 128, 128, 512, 32, 4000, 0.05, 8000, 5000, 0.1, "cls", "sin", "rsqrt", 0.1f, 0.1f, 0},
+    .repro = {4000, 32, 800, 30000, 300, 1200}, /* val 18,090 pairs */
+    .source = {LRA_RELEASE_URL, "lra_release.gz", NULL, retrieval_part},
     .vocab = 257,
     .classes = 2,
     .max_len = 4000,

@@ -1,4 +1,5 @@
-/* task.c - the task registry and the split helpers. */
+/* task.c - the task registry and the split helpers. Adding a task: write tasks/<name>.c exporting
+ * `const lra_task_i lra_task_<name>` and add it to the two lines below (tasks/README.md). */
 #include <string.h>
 
 #include "task.h"
@@ -9,6 +10,9 @@ extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra
     lra_task_pathx;
 
 static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image, &lra_task_pathfinder, &lra_task_pathx, NULL};
+
+int lra_task_count(void) { return (int)(sizeof tasks / sizeof *tasks) - 1; }
+const lra_task_i *lra_task_at(int i) { return i >= 0 && i < lra_task_count() ? tasks[i] : NULL; }
 
 const lra_task_i *lra_task_find(const char *name) {
     for (const lra_task_i *const *t = tasks; *t; t++)

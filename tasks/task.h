@@ -36,8 +36,43 @@ typedef struct {
                            pixels on Image); 1: only positions past the example's end */
 } lra_split;
 
+/* The task's row of lra.md's configuration table: the `official` profile. */
+typedef struct {
+    int layers, heads, emb, qkv, mlp, batch, max_len;
+    double lr;
+    int warmup, steps;
+    double wd;
+    const char *pool, *pos, *schedule; /* "cls" | "mean", "sin" | "learned", "rsqrt" | "cosine" */
+    float dropout, attn_dropout;
+    double clip;
+} lra_task_official;
+
+/* The reproduction recipe's values for the task (lra.md): the `repro` profile. It evaluates the
+ * whole validation split every eval_every steps, coarser than the recipe's own frequency where
+ * that would spend more than about 15% of a run here on evaluation. */
+typedef struct { int max_len, batch, warmup, steps, recipe_eval_every, eval_every; } lra_task_repro;
+
+/* Where `lra-bench fetch` gets the task's official data: a file read in place (extract NULL), or
+ * the members of an archive extracted beside it (NULL-terminated path fragments). */
+typedef struct {
+    const char *url, *file, *md5; /* md5 NULL: none published */
+    const char *const *extract;
+} lra_task_source;
+
+/* The LRA release (lra.md): several tasks' official data in one 7.7 GB archive. */
+#define LRA_RELEASE_URL "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+
+/* Everything the harness knows about a task comes from here: adding a task is one file and one
+ * line in tasks/task.c (tasks/README.md walks through it). */
 typedef struct lra_task_i {
     const char *name;
+    const char *title;           /* for tables and charts: "ListOps" */
+    const char *help;            /* --help's lines about its data (continuation lines indented by 11) */
+    double published;            /* the LRA paper's Transformer test accuracy, %; NAN: FAIL */
+    int in_average;              /* counted in the LRA average (every task but Path-X) */
+    lra_task_official official;
+    lra_task_repro repro;
+    lra_task_source source;
     int vocab, classes, max_len; /* max_len: the official sequence length */
     int has_generator;           /* 1 when prepare can generate the data offline (data_seed applies) */
     int val_is_test;             /* 1 when the official validation split is the test split (Text) */
@@ -49,6 +84,12 @@ typedef struct lra_task_i {
     lra_status (*open)(lra_split *out, const lra_task_cfg *cfg, int split, char *err);
 } lra_task_i;
 
+enum { LRA_MAX_TASKS = 32 }; /* a bound for callers' per-task arrays */
+
+/* The registry, in LRA's order: lra_task_at(0 .. lra_task_count() - 1); lookup by name (NULL if
+ * unknown); "listops, text, ..." into buf for messages. */
+int lra_task_count(void);
+const lra_task_i *lra_task_at(int i);
 const lra_task_i *lra_task_find(const char *name);
 void lra_task_names(char *buf, size_t n);
 

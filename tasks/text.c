@@ -245,6 +245,15 @@ static lra_status text_open(lra_split *out, const lra_task_cfg *cfg, int split, 
 
 const lra_task_i lra_task_text = {
     .name = "text",
+    .title = "Text",
+    .help = "IMDB reviews as bytes (+1), 2 classes; train = IMDB train, val = test = IMDB test;\n"
+            "           reads aclImdb_v1.tar.gz, aclImdb-reviews.tar.gz or an extracted aclImdb/ in the data\n"
+            "           directory (`lra-bench fetch --task=text` downloads the official archive)",
+    .published = 64.27,
+    .in_average = 1,
+    .official = {4, 4, 256, 256, 1024, 32, 1000, 0.05, 8000, 20000, 0.1, "cls", "sin", "rsqrt", 0.1f, 0.1f, 0},
+    .repro = {1000, 32, 8000, 20000, 500, 1000}, /* val = test, 25,000 reviews (about 200 s here) */
+    .source = {"https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz", "7c2ac02c03563afcf9b574c7e56c153a", NULL},
     .vocab = TEXT_VOCAB,
     .classes = 2,
     .max_len = TEXT_OFFICIAL_LEN,

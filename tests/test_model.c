@@ -9,6 +9,7 @@
 
 #include "../harness/config.h"
 #include "../harness/model.h"
+#include "../tasks/task.h"
 #include "../harness/optim.h"
 #include "tests.h"
 
@@ -325,6 +326,38 @@ START_TEST(test_identity_across_versions) {
 }
 END_TEST
 
+/* Every registered task carries what the harness needs, so adding one touches no harness file:
+ * its title, help, published figure, both profiles' rows (which the profiles resolve), and
+ * where its data comes from. */
+START_TEST(test_task_registry_complete) {
+    ck_assert_int_ge(lra_task_count(), 6);
+    char err[LRA_ERR_LEN];
+    for (int i = 0; i < lra_task_count(); i++) {
+        const lra_task_i *t = lra_task_at(i);
+        ck_assert_ptr_eq(lra_task_find(t->name), t);
+        ck_assert_msg(t->title && *t->title && t->help && *t->help, "%s: title or help missing", t->name);
+        ck_assert_msg(isnan(t->published) || (t->published > 0 && t->published < 100), "%s: published %g", t->name,
+                      t->published);
+        ck_assert_msg(!t->in_average || !isnan(t->published), "%s: averaged but FAIL", t->name);
+        ck_assert_msg(t->official.layers > 0 && t->official.batch > 0 && t->official.max_len == t->max_len &&
+                      t->official.steps > 0 && t->official.pool && t->official.pos && t->official.schedule,
+                      "%s: official row incomplete", t->name);
+        ck_assert_msg(t->repro.max_len > 0 && t->repro.batch > 0 && t->repro.steps > t->repro.warmup &&
+                      t->repro.eval_every >= t->repro.recipe_eval_every && t->repro.recipe_eval_every > 0,
+                      "%s: repro row incomplete", t->name);
+        ck_assert_msg(!t->source.url || (t->source.file && *t->source.file), "%s: a download without a file name", t->name);
+        static const char *const profiles[] = {"repro", "official", "ci"};
+        for (int k = 0; k < 3; k++) {
+            lra_config c;
+            ck_assert_msg(lra_config_profile(&c, t->name, profiles[k], err) == LRA_OK, "%s/%s: %s", t->name, profiles[k], err);
+            if (k == 1) /* the official profile is the task's row, spelled as options */
+                ck_assert(c.layers == t->official.layers && c.batch == t->official.batch && c.lr == t->official.lr &&
+                          c.steps == t->official.steps && c.pool == (strcmp(t->official.pool, "mean") == 0));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_adam) {
     /* one step from zero moments moves by lr * (sign(g) + wd * p): bias correction makes m/sqrt(v) = sign */
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
@@ -347,6 +380,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_onecycle);
     tcase_add_test(tc, test_repro_profile_values);
     tcase_add_test(tc, test_identity_across_versions);
+    tcase_add_test(tc, test_task_registry_complete);
     tcase_add_test(tc, test_adamw_onecycle_torch);
     tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);
