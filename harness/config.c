@@ -246,12 +246,11 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     /* an option the task never reads is a mistake, not a no-op (resume passes every option back
      * at its resolved value, the profile's default: that one is fine) */
     lra_config d;
-    if (strcmp(c->task, "retrieval") != 0 && lra_config_profile(&d, c->task, c->profile, NULL) == LRA_OK &&
-        d.retrieval_head != c->retrieval_head)
-        return lra_fail(err, LRA_ERR_USAGE, "--retrieval-head: only --task=retrieval has a dual encoder (this is %s)",
-                        c->task);
-    if (c->dataset[0] && strcmp(c->task, "image") != 0)
-        return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: only --task=image has alternative datasets", c->dataset);
+    const lra_task_i *t = lra_task_find(c->task);
+    if (t->docs != 2 && lra_config_profile(&d, c->task, c->profile, NULL) == LRA_OK && d.retrieval_head != c->retrieval_head)
+        return lra_fail(err, LRA_ERR_USAGE, "--retrieval-head: %s has no dual encoder (only document-pair tasks do)", c->task);
+    if (c->dataset[0] && !t->alternatives)
+        return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);
     if (c->qkv % c->heads)
         return lra_fail(err, LRA_ERR_USAGE, "--qkv=%d must be a multiple of --heads=%d", c->qkv, c->heads);
     if (c->emb % 2 && !c->pos_learned)

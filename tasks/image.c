@@ -318,6 +318,7 @@ const lra_task_i lra_task_image = {
             "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)",
     .published = 42.44,
     .in_average = 1,
+    .alternatives = "fashion-mnist",
     .official = {1, 8, 128, 64, 128, 256, 1024, 5e-4, 175, 35000, 0, "cls", "learned", "cosine", 0.3f, 0.2f, 0},
     .repro = {1024, 256, 175, 35000, 175, 175},
     .source = {"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", NULL},

@@ -70,6 +70,7 @@ typedef struct lra_task_i {
     const char *help;            /* --help's lines about its data (continuation lines indented by 11) */
     double published;            /* the LRA paper's Transformer test accuracy, %; NAN: FAIL */
     int in_average;              /* counted in the LRA average (every task but Path-X) */
+    const char *alternatives;    /* --dataset values it reads besides its official data; NULL: none */
     lra_task_official official;
     lra_task_repro repro;
     lra_task_source source;
