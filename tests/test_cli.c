@@ -238,6 +238,7 @@ START_TEST(test_usage_errors) {
         {"frobnicate", 2, "frobnicate"},
         {"--profile=ci --max-len=9999999", 2, "out of range [1, 1048576]"},
         {"--profile=ci --retrieval-head=paper", 2, "listops has no dual encoder"},
+        {"--profile=ci --dataset=fashion-mnist", 2, "listops has no alternative datasets"},
         {"--profile=ci --seed=3 --seeds=1,2", 2, "--seed=3 and --seeds"},
         {"--profile=ci --backend=mita --attn-opt=m=8,,k=4", 2, "empty option"},
     };
