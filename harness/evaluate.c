@@ -87,7 +87,7 @@ static cJSON *attention_diagnostics(run_state *r) {
     int L = lra_batch_fill(s, r->eval_order[LRA_SPLIT_VAL], n, r->c->batching, r->c->max_len, r->tokens, r->mask,
                            r->labels, &real);
     lra_model_forward(m, r->tokens, r->mask, r->labels, n, L, 0, 0);
-    const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs, rows = n * (m->cfg.dual ? 2 : 1);
+    const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs, rows = n * lra_split_docs(s);
     lra_attn_shape sh = {rows, NH, T, hs};
     lra_attn_args args = {m->mask, 0.0f, 0};
     lra_attn full = {0};

@@ -9,11 +9,11 @@ enum { SITE_ATTN_OUT = 1, SITE_MLP_HIDDEN = 2, SITE_MLP_OUT = 3, SITE_ATTN_PROBS
 #define LAYER_EMBED 100000u /* stream id of the embedding dropout */
 #define NORM_CHUNK 65536
 
-/* Retrieval's dual encoder runs both documents of an example through the one encoder: rows of
+/* Documents per example (2: the dual encoder, Retrieval): rows of
  * the encoder per example, the width of the head's input and its hidden widths. */
-static int enc_rows(const lra_model_cfg *c) { return c->dual ? 2 : 1; }
-static size_t head_in(const lra_model_cfg *c) { return (size_t)c->emb * (c->dual ? (c->dual_head ? 4 : 2) : 1); }
-static size_t head_mid(const lra_model_cfg *c) { return c->dual && !c->dual_one_hidden ? (size_t)c->mlp / 2 : 0; }
+static int docs(const lra_model_cfg *c) { return c->docs > 1 ? c->docs : 1; }
+static size_t head_in(const lra_model_cfg *c) { return (size_t)c->emb * (docs(c) == 2 ? (c->dual_head ? 4 : 2) : 1); }
+static size_t head_mid(const lra_model_cfg *c) { return docs(c) == 2 && !c->dual_one_hidden ? (size_t)c->mlp / 2 : 0; }
 static size_t head_last(const lra_model_cfg *c) { return head_mid(c) ? head_mid(c) : (size_t)c->mlp; }
 
 static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
@@ -32,7 +32,7 @@ static size_t param_floats(const lra_model_cfg *c, int T, size_t attn_params) {
  * activation views into base; without, only counts. Returns the floats it takes. The one place
  * that both sizes the arena and carves it, so the two cannot disagree. Shapes: model.h. */
 static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model *m) {
-    const size_t B = c->batch, E = B * enc_rows(c), N = E * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    const size_t B = c->batch, E = B * docs(c), N = E * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
     const size_t F = head_in(c), H = head_mid(c);
     const size_t wide = N * (3 * Q > M ? 3 * Q : M), mid = N * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q));
     size_t off = 0;
@@ -65,11 +65,11 @@ lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *er
     if (cfg->heads < 1 || cfg->qkv % cfg->heads)
         return lra_fail(err, LRA_ERR_USAGE, "qkv dimension %d is not a multiple of heads %d", cfg->qkv, cfg->heads);
     lra_attn h;
-    lra_attn_shape max = {cfg->batch * enc_rows(cfg), cfg->heads, T, cfg->qkv / cfg->heads};
+    lra_attn_shape max = {cfg->batch * docs(cfg), cfg->heads, T, cfg->qkv / cfg->heads};
     lra_status st = lra_attn_create(&h, cfg->backend, cfg->attn_opts, max, cfg->nthreads, err);
     if (st != LRA_OK) return st;
     z->params = param_floats(cfg, T, lra_attn_param_count(&h));
-    z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * enc_rows(cfg) * T;
+    z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * docs(cfg) * T;
     z->attention_workspace_bytes = ((lra_attn_workspace_bytes(&h) + 63) & ~(size_t)63) * cfg->layers;
     z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
     lra_attn_free(&h);
@@ -114,11 +114,11 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
         return lra_fail(err, LRA_ERR_USAGE, "MEAN pooling's length %d is shorter than max_len %d", c->pool_len, c->max_len);
     if (c->dropout < 0 || c->dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
         return lra_fail(err, LRA_ERR_USAGE, "dropout rates must be in [0, 1)");
-    if (head_mid(c) == 0 && c->dual && !c->dual_one_hidden)
+    if (head_mid(c) == 0 && docs(c) == 2 && !c->dual_one_hidden)
         return lra_fail(err, LRA_ERR_USAGE, "the dual encoder's head needs mlp >= 2 (its second layer is mlp/2 wide)");
     m->T = c->max_len + (c->cls ? 1 : 0);
     m->hs = c->qkv / c->heads;
-    lra_attn_shape max = {c->batch * enc_rows(c), c->heads, m->T, m->hs};
+    lra_attn_shape max = {c->batch * docs(c), c->heads, m->T, m->hs};
     lra_status st = lra_attn_create(&m->attn, c->backend, c->attn_opts, max, c->nthreads, err);
     if (st != LRA_OK) return st;
     m->attn_params_per_layer = lra_attn_param_count(&m->attn);
@@ -141,7 +141,7 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     if (!m->norm_partials) goto nomem;
 
     /* activations: sized for (batch, T) once */
-    const size_t C = c->emb, N = (size_t)c->batch * enc_rows(c) * m->T;
+    const size_t C = c->emb, N = (size_t)c->batch * docs(c) * m->T;
     m->acts_floats = layout_acts(c, m->T, NULL, NULL);
     m->acts = lra_alloc_touched(m->acts_floats * sizeof(float));
     if (!m->acts) goto nomem;
@@ -295,7 +295,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     const lra_model_cfg *c = &m->cfg;
     LRA_ASSERT(B >= 1 && B <= c->batch && L >= 1 && L <= c->max_len);
     const int T = L + (c->cls ? 1 : 0), C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    const int E = B * enc_rows(c), NH = c->heads, hs = m->hs, BT = E * T;
+    const int E = B * docs(c), NH = c->heads, hs = m->hs, BT = E * T;
     const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
     const float drop = train ? c->dropout : 0.0f;
     m->tokens = tokens; m->labels = labels; m->B = B; m->L = L; m->Tcur = T;
@@ -333,7 +333,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
     lra_pool_forward(m->pooled, m->lnf, m->mask, c->pool, E, T, C, c->pool_len);
     const float *feat = m->pooled;
-    if (c->dual) {
+    if (docs(c) == 2) {
         lra_pair_features_forward(m->feat, m->pooled, c->dual_head, B, C);
         feat = m->feat;
     }
@@ -357,7 +357,7 @@ void lra_model_zero_grad(lra_model *m) { memset(m->grads, 0, m->nparams * sizeof
 void lra_model_backward(lra_model *m) {
     const lra_model_cfg *c = &m->cfg;
     const int B = m->B, T = m->Tcur, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
-    const int E = B * enc_rows(c), NH = c->heads, hs = m->hs, BT = E * T;
+    const int E = B * docs(c), NH = c->heads, hs = m->hs, BT = E * T;
     const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
     const float drop = m->train ? c->dropout : 0.0f;
     const uint64_t seed = m->step_seed;
@@ -368,7 +368,7 @@ void lra_model_backward(lra_model *m) {
     memset(m->dh1, 0, sizeof(float) * B * M);
     memset(m->dpooled, 0, sizeof(float) * E * C);
     lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
-    if (c->dual) memset(m->dfeat, 0, sizeof(float) * B * F);
+    if (docs(c) == 2) memset(m->dfeat, 0, sizeof(float) * B * F);
     if (H) {
         memset(m->dhm_relu, 0, sizeof(float) * B * H);
         memset(m->dhm, 0, sizeof(float) * B * H);
@@ -379,7 +379,7 @@ void lra_model_backward(lra_model *m) {
         lra_matmul_backward(m->dh1_relu, m->g.h2w, m->g.h2b, m->dlogits, m->h1_relu, m->p.h2w, B, HL, K);
     }
     lra_relu_backward(m->dh1, m->h1, m->dh1_relu, (long)B * M);
-    if (c->dual) {
+    if (docs(c) == 2) {
         lra_matmul_backward(m->dfeat, m->g.h1w, m->g.h1b, m->dh1, m->feat, m->p.h1w, B, F, M);
         lra_pair_features_backward(m->dpooled, m->dfeat, m->pooled, c->dual_head, B, C);
     } else {
@@ -444,6 +444,6 @@ double lra_model_grad_norm(lra_model *m) {
 }
 
 size_t lra_model_act_bytes(const lra_model *m) {
-    return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * enc_rows(&m->cfg) * m->T;
+    return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * docs(&m->cfg) * m->T;
 }
 size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers; }

@@ -19,10 +19,11 @@ typedef struct {
     int cls;           /* prepend a CLS token */
     int pool;          /* LRA_POOL_CLS or LRA_POOL_MEAN */
     int learned_pos;   /* learned N(0, 0.02) positions instead of sinusoids */
-    int dual;          /* Retrieval: two documents per example through the one encoder, pooled to
-                          u and v; the head reads [u, v] and has two hidden layers (mlp, mlp/2) */
-    int dual_head;     /* with dual: 0 [u, v] (the official code), 1 [u, v, u*v, u-v] (the paper) */
-    int dual_one_hidden; /* with dual: the head is Dense(mlp)-ReLU-Dense like the single one (the
+    int docs;          /* documents per example (0 reads as 1), like lra_task_i.docs: 2 is the dual
+                          encoder (Retrieval), both documents through the one encoder, pooled to
+                          u and v, the head reading [u, v] through two hidden layers (mlp, mlp/2) */
+    int dual_head;     /* with docs 2: 0 [u, v] (the official code), 1 [u, v, u*v, u-v] (the paper) */
+    int dual_one_hidden; /* with docs 2: the head is Dense(mlp)-ReLU-Dense like the single one (the
                             reproduction recipe), without the official mlp/2 middle layer */
     int attn_bias;     /* biases on the q, k, v and output projections (PyTorch's nn.Linear) */
     int init;          /* LRA_INIT_FLAX (lra_model_init's official scheme) or LRA_INIT_TORCH */
@@ -62,7 +63,7 @@ typedef struct {
     float *h2w, *h2b;          // (K, M or H), (K)
 } lra_params;
 
-/* One block's activations, kept for backward. N = rows x T (rows = B, or 2B for the dual encoder). */
+/* One block's activations, kept for backward. N = rows x T, rows = B x docs. */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (N, C), (N), (N)
     float *qkvh;                        // (3, rows, heads, T, hs): q, k, v split into heads
@@ -141,7 +142,7 @@ void lra_model_free(lra_model *m);
 void lra_model_init(lra_model *m, uint64_t seed);
 
 /* Forward over B <= cfg.batch examples of L <= cfg.max_len tokens each: tokens and mask (B,L)
- * (mask 1 = real token; with dual, (2B,L): rows 2b and 2b+1 are example b's two documents),
+ * (mask 1 = real token; with docs 2, (2B,L): rows 2b and 2b+1 are example b's two documents),
  * labels (B). Fills m->probs and m->losses and returns the mean loss.
  * train = 1 applies dropout from the stream `step_seed` (derive it per step from the run seed);
  * backward may follow only a forward with the same buffers still alive. */

@@ -204,7 +204,7 @@ static lra_status setup(run_state *r, int threads, char *err) {
         .layers = c->layers, .heads = c->heads, .emb = c->emb, .qkv = c->qkv, .mlp = c->mlp,
         .cls = c->pool == LRA_POOL_CLS, .pool = c->pool, .learned_pos = c->pos_learned,
         .dropout = c->dropout, .attn_dropout = c->attn_dropout, .backend = c->backend,
-        .attn_opts = c->attn_opts, .nthreads = threads, .dual = r->task->docs == 2,
+        .attn_opts = c->attn_opts, .nthreads = threads, .docs = r->task->docs,
         .dual_head = c->retrieval_head != 0, .dual_one_hidden = c->retrieval_head == 2,
         .attn_bias = c->attn_bias, .init = c->init, .pool_len = lra_config_pool_len(c)};
     if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) return st;

@@ -102,7 +102,7 @@ static void dual_gradcheck(int products, int one_hidden) {
     static dual_ctx d;
     lra_model_cfg c = {.vocab = VB, .classes = 2, .max_len = ML, .batch = MB, .layers = 1, .heads = 2, .emb = 8,
                        .qkv = 8, .mlp = 16, .cls = 1, .pool = LRA_POOL_CLS, .dropout = 0.2f, .attn_dropout = 0.2f,
-                       .backend = "full", .attn_opts = "", .nthreads = 2, .dual = 1, .dual_head = products,
+                       .backend = "full", .attn_opts = "", .nthreads = 2, .docs = 2, .dual_head = products,
                        .dual_one_hidden = one_hidden, .attn_bias = one_hidden};
     char err[LRA_ERR_LEN];
     ck_assert_msg(lra_model_create(&d.m, &c, err) == LRA_OK, "%s", err);
