@@ -17,9 +17,9 @@ DEFS := -DLRA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLRA_CFLAGS='"$(CFLAGS)"'
 LDLIBS := $(PKG_LIBS) -lm
 
 B := build
-LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/sha256.c common/md5.c \
+LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atomic_file.c common/sha256.c common/md5.c \
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
-           datasets/datadir.c datasets/atomic_file.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
+           datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
            harness/layers.c harness/model.c harness/optim.c harness/train.c harness/config.c harness/batcher.c \
            harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/plot.c harness/fetch_cmd.c

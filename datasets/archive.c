@@ -10,7 +10,7 @@
 #include <archive_entry.h>
 
 #include "../common/sha256.h"
-#include "atomic_file.h"
+#include "../common/atomic_file.h"
 
 struct lra_archive_member {
     struct archive *a;

@@ -3,27 +3,16 @@
 #ifndef LRA_DATADIR_H
 #define LRA_DATADIR_H
 
+#include "../common/fs.h"
 #include "../common/lra.h"
 
 /* Resolves the data directory into out (explicit may be NULL or ""). One the user named (explicit
  * or $LRA_DATA_DIR) must be an existing directory, else LRA_ERR_USAGE naming it; the default cache
  * is the callers' to create. */
 lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err);
-/* mkdir -p */
-lra_status lra_mkdirs(const char *path, char *err);
-/* The directory holding path into dir (n bytes): "." for a bare name, "/" for a file at the root.
- * 0 when path does not fit. */
-int lra_dirname(const char *path, char *dir, size_t n);
-/* mkdir -p of the directory holding the file path; writes that directory ("." for a bare name)
- * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
-lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);
-int lra_file_exists(const char *path);
 /* A data set lra-bench generated carries dir/GENERATED_BY_LRA_BENCH with its generator seed, so a
  * later run can tell it from official files. lra_generated_mark writes it (whole or not at all);
  * lra_generated_seed reads it: 1 with *seed set when dir holds one, else 0. */
 lra_status lra_generated_mark(const char *dir, unsigned long long seed, char *err);
 int lra_generated_seed(const char *dir, unsigned long long *seed);
-/* rm -r: removes path and everything under it (no error when it does not exist). */
-lra_status lra_rmtree(const char *path, char *err);
-
 #endif

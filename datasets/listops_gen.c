@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "../common/atomic_file.h"
 #include "datadir.h"
 
 static const char *const OPS[4] = {"[MIN", "[MAX", "[MED", "[SM"};

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../common/sha256.h"
-#include "../datasets/atomic_file.h"
+#include "../common/atomic_file.h"
 
 enum { PREFIX = 24, TRAILER = 64 }; /* magic + version + byte-order mark + header length; hex hash */
 

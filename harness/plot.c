@@ -19,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../datasets/atomic_file.h"
+#include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "compare.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../datasets/atomic_file.h"
+#include "../common/atomic_file.h"
 #include "run_state.h"
 #include "sysinfo.h"
 

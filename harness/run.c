@@ -14,7 +14,7 @@
 
 #include "../common/sha256.h"
 #include "../common/test_hook.h"
-#include "../datasets/atomic_file.h"
+#include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "report.h"

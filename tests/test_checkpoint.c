@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "../common/sha256.h"
-#include "../datasets/atomic_file.h"
+#include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../harness/checkpoint.h"
 #include "tests.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "datadir.h"
+#include "fs.h"
 
 lra_status lra_atomic_open(lra_atomic_file *a, const char *path, char *err) {
     a->f = NULL;

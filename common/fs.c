@@ -1,0 +1,57 @@
+/* fs.c - see fs.h. */
+#define _XOPEN_SOURCE 700
+#include "fs.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+lra_status lra_mkdirs(const char *path, char *err) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return lra_fail(err, LRA_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return LRA_OK;
+}
+
+int lra_dirname(const char *path, char *dir, size_t n) {
+    if (strlen(path) >= n || n < 2) return 0;
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, n, ".");
+    else snprintf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return 1;
+}
+
+lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err) {
+    if (!lra_dirname(path, dir, n)) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
+    return strchr(path, '/') && strcmp(dir, "/") != 0 ? lra_mkdirs(dir, err) : LRA_OK;
+}
+
+int lra_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+lra_status lra_rmtree(const char *path, char *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return LRA_OK;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return lra_fail(err, LRA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return LRA_OK;
+}

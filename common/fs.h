@@ -1,0 +1,19 @@
+/* fs.h - file-system helpers shared by every layer: directories, existence, removal. */
+#ifndef LRA_FS_H
+#define LRA_FS_H
+
+#include "lra.h"
+
+/* mkdir -p */
+lra_status lra_mkdirs(const char *path, char *err);
+/* The directory holding path into dir (n bytes): "." for a bare name, "/" for a file at the root.
+ * 0 when path does not fit. */
+int lra_dirname(const char *path, char *dir, size_t n);
+/* mkdir -p of the directory holding the file path; writes that directory ("." for a bare name)
+ * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
+lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);
+int lra_file_exists(const char *path);
+/* rm -r: removes path and everything under it (no error when it does not exist). */
+lra_status lra_rmtree(const char *path, char *err);
+
+#endif
