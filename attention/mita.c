@@ -99,12 +99,39 @@ typedef struct {
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t m = (size_t)c->m, d = (size_t)s.hs, T = (size_t)s.T, k = (size_t)c->k, S = (size_t)c->s;
-    l.a = 0; l.vbar = m * d; l.pc = 2 * m * d; l.g = l.pc + m * T; l.ex = l.g + T * m; l.rt = l.ex + m * k;
-    l.lg = l.rt + T * S; l.lse = l.lg + T * S * k; l.ne = l.lse + T; l.head = l.ne + 2;
-    l.gs = 0; l.gd = T * m; l.dpc = 2 * T * m; l.da = 3 * T * m; l.dvb = l.da + m * d;
-    l.qe = l.dvb + m * d; l.oe = l.qe + T * d; l.ke = l.oe + T * d; l.ve = l.ke + k * d; l.t1 = l.ve + k * d;
-    l.t2 = l.t1 + T * k; l.pr = l.t2 + T * k; l.inv = l.pr + T * S * k; l.off = l.inv + T * S; l.sel = l.off + m + 1;
-    l.idx = l.sel + 2 * T; l.thread = l.idx + T;
+    size_t off = 0;
+#define CARVE(field, n) do { l.field = off; off += (n); } while (0)
+    /* per head, kept from forward for backward */
+    CARVE(a, m * d);      // (m, d): the landmarks A, pooled queries
+    CARVE(vbar, m * d);   // (m, d): the compressed values
+    CARVE(pc, m * T);     // (m, T): the compression softmax over keys
+    CARVE(g, T * m);      // (T, m): q A^T, routing and shared logits at once
+    CARVE(ex, m * k);     // (m, k): each expert's keys (int32)
+    CARVE(rt, T * S);     // (T, s): each query's experts (int32)
+    CARVE(lg, T * S * k); // (T, s, k): the routed logits
+    CARVE(lse, T);        // (T): each query's log-sum-exp
+    CARVE(ne, 2);         // the (m, k) in effect for this head (int32)
+    l.head = off;
+    off = 0;
+    /* per thread, scratch */
+    CARVE(gs, T * m);     // (T, m): the shared softmax
+    CARVE(gd, T * m);     // (T, m): its gradient
+    CARVE(dpc, m * T);    // (m, T): d pc
+    CARVE(da, m * d);     // (m, d): d A
+    CARVE(dvb, m * d);    // (m, d): d vbar
+    CARVE(qe, T * d);     // (T, d): one expert's gathered queries
+    CARVE(oe, T * d);     // (T, d): their output gradients
+    CARVE(ke, k * d);     // (k, d): the expert's keys
+    CARVE(ve, k * d);     // (k, d): the expert's values
+    CARVE(t1, T * k);     // (T, k): a tile of logits or probabilities
+    CARVE(t2, T * k);     // (T, k): a second tile
+    CARVE(pr, T * S * k); // (T, s, k): the routed probabilities
+    CARVE(inv, T * S);    // (T s): the inverted routing, queries by expert (int32)
+    CARVE(off, m + 1);    // (m + 1): its offsets (int32)
+    CARVE(sel, 2 * T);    // (2T): the selection pairs
+    CARVE(idx, T);        // (T): the valid rows (int32)
+    l.thread = off;
+#undef CARVE
     return l;
 }
 
