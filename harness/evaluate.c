@@ -14,9 +14,9 @@ int lra_run_argmax(const float *p, int K) {
     return best;
 }
 
-/* Evaluation visits every example once: in order of length (so padding is small) unless the
- * batching mode pads everything to max-len. The last batch may be smaller than the others. */
-/* Evaluates every example of a split, or (subset) the periodic evaluations' fixed subset. */
+/* Evaluates every example of a split, or (subset) the periodic evaluations' fixed subset, each
+ * once: in order of length (so padding is small) unless the batching mode pads everything to
+ * max-len. The last batch may be smaller than the others. */
 static eval_result evaluate(run_state *r, int which, int subset) {
     const lra_split *s = &r->split[which];
     const int B = r->c->batch, K = r->task->classes;
