@@ -220,8 +220,7 @@ static void cell(char *buf, size_t n, const group *g, int last) {
     else snprintf(buf, n, "%.2f ± %.2f (n=%d)", lra_mean(a, g->n), lra_stdev(a, g->n), g->n);
 }
 
-/* The accuracy table's columns: the six tasks, then any substitute (image[fashion-mnist]). */
-static int columns(const groups *gs, const char **keys, const char **titles) {
+int lra_columns(const groups *gs, const char **keys, const char **titles) {
     int n = 0;
     for (int t = 0; t < lra_task_count(); t++) { keys[n] = lra_task_at(t)->name; titles[n++] = lra_task_at(t)->title; }
     for (int i = 0; i < gs->n && n < LRA_MAX_COLUMNS; i++) {
@@ -234,7 +233,7 @@ static int columns(const groups *gs, const char **keys, const char **titles) {
 
 static void print_accuracy(const groups *gs, const int *rows, int nr, int last) {
     const char *keys[LRA_MAX_COLUMNS], *titles[LRA_MAX_COLUMNS];
-    const int nc = columns(gs, keys, titles);
+    const int nc = lra_columns(gs, keys, titles);
     int in_average = 0;
     for (int t = 0; t < lra_task_count(); t++) in_average += lra_task_at(t)->in_average;
     printf("## Test accuracy (%%), %s\n\n| backend | profile |",

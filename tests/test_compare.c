@@ -267,6 +267,10 @@ START_TEST(test_plot_svgs) {
     report(d, "a2.json", "listops", "full", 2, 0.32, 1000, 1000, 1, "completed");
     report(d, "b.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
     report(d, "c.json", "text", "agent", 0, 0.60, 1000, 1000, 1, "completed");
+    /* a substitute dataset keeps its own bar (it once vanished from the chart) */
+    report(d, "fm.json", "image", "mita", 0, 0.80, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"checksum_sha256\": \"image\"/\"checksum_sha256\": \"image\", "
+                                    "\"dataset\": \"fashion-mnist\"/' %s/fm.json", d), 0);
     int rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/*.json", t_bench(), out, d);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
     const char *names[3] = {"speed-throughput.svg", "speed-memory.svg", "accuracy.svg"};
@@ -282,6 +286,7 @@ START_TEST(test_plot_svgs) {
         if (i == 2) /* the profile in the legend, n and the seeds' sd, an error bar where n > 1 */
             ck_assert_msg(strstr(svg, "mita (small) listops: 40.00% (n=1, sd 0.00)") &&
                           strstr(svg, "full (small) listops: 32.00% (n=3, sd 2.00)") && strstr(svg, "n=3") &&
+                          strstr(svg, "mita (small) image[fashion-mnist]: 80.00%") &&
                           strstr(svg, "stroke=\"black\"/>"), "%s", svg);
     }
     rc = t_run(msg, sizeof msg, "%s plot", t_bench());
