@@ -198,6 +198,28 @@ static lra_status listops_open(lra_split *out, const lra_task_cfg *cfg, int spli
 }
 
 static const char *const listops_part[] = {"/listops-1000/", NULL};
+/* `lra-bench generate --task=listops`: the official splits (or --sizes) into o->out. */
+static lra_status listops_generate_cmd(const lra_generate_opts *o, char *err) {
+    lra_listops_gen_cfg g;
+    lra_listops_gen_defaults(&g);
+    g.seed = o->seed;
+    if (o->sizes[0]) { g.n_train = o->sizes[0]; g.n_val = o->sizes[1]; g.n_test = o->sizes[2]; }
+    static const char *const splits[3] = {"train", "val", "test"};
+    for (int k = 0; k < 3; k++) { /* never replace a set, whole or partial */
+        char tsv[4300];
+        snprintf(tsv, sizeof tsv, "%s/basic_%s.tsv", o->out, splits[k]);
+        if (lra_file_exists(tsv))
+            return lra_fail(err, LRA_ERR_IO, "%s exists; remove the set first (or --out=another directory)", tsv);
+    }
+    lra_status st = lra_mkdirs(o->out, err);
+    if (st != LRA_OK) return st;
+    fprintf(stderr, "lra-bench: generating listops into %s (Ctrl-C stops it, keeping nothing)\n", o->out);
+    if ((st = lra_listops_generate(o->out, &g, err)) != LRA_OK) return st;
+    fprintf(stderr, "lra-bench: wrote %s/basic_{train,val,test}.tsv (%ld/%ld/%ld examples, seed %llu)\n", o->out,
+            g.n_train, g.n_val, g.n_test, (unsigned long long)g.seed);
+    return LRA_OK;
+}
+
 const lra_task_i lra_task_listops = {
     .name = "listops",
     .title = "ListOps",
@@ -212,7 +234,8 @@ const lra_task_i lra_task_listops = {
     .vocab = LISTOPS_VOCAB,
     .classes = 10,
     .max_len = 2000,
-    .has_generator = 1,
+    .generate_options = "sizes",
+    .generate = listops_generate_cmd,
     .prepare = listops_prepare,
     .open = listops_open,
 };

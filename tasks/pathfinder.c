@@ -274,6 +274,38 @@ static lra_status px_open(lra_split *out, const lra_task_cfg *cfg, int split, ch
     return open_size(out, cfg, 128, split, err);
 }
 
+/* `lra-bench generate --task=pathfinder|pathx`: a set of size-px images (--images, --contour) under
+ * o->out/pathfinder<size>/curv_contour_length_<contour>, or with --preview a sheet of the first 16. */
+static lra_status generate_size(const lra_generate_opts *o, int size, char *err) {
+    lra_pathfinder_gen_cfg pf;
+    lra_pathfinder_gen_defaults(&pf, size, o->images ? o->images : PF_DEFAULT_IMAGES);
+    pf.seed = o->seed;
+    if (o->contour) pf.contour_length = o->contour;
+    if (o->preview) { /* the first 16 images on one sheet, for eyes */
+        int labels[16];
+        lra_status st = lra_pathfinder_contact_sheet(o->preview, &pf, size >= 128 ? 2 : 8, labels, err);
+        if (st != LRA_OK) return st;
+        fprintf(stderr, "lra-bench: wrote %s; labels row by row:", o->preview);
+        for (int i = 0; i < 16; i++) fprintf(stderr, "%s%d", i % 4 ? " " : i ? " | " : " ", labels[i]);
+        fprintf(stderr, "\n");
+        return LRA_OK;
+    }
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/pathfinder%d/curv_contour_length_%d", o->out, size, pf.contour_length);
+    struct stat sb;
+    if (stat(dir, &sb) == 0) /* whole or partial: generating over it would fail late */
+        return lra_fail(err, LRA_ERR_IO, "%s exists; remove it first", dir);
+    lra_status st = lra_mkdirs(o->out, err);
+    if (st != LRA_OK) return st;
+    fprintf(stderr, "lra-bench: generating pathfinder into %s (Ctrl-C stops it, keeping nothing)\n", dir);
+    if ((st = lra_pathfinder_generate(dir, &pf, 0, err)) != LRA_OK) return st;
+    fprintf(stderr, "lra-bench: wrote %ld images (%d px, contour length %d, seed %llu) to %s\n", pf.n_images, size,
+            pf.contour_length, (unsigned long long)pf.seed, dir);
+    return LRA_OK;
+}
+static lra_status pf_generate(const lra_generate_opts *o, char *err) { return generate_size(o, 32, err); }
+static lra_status px_generate(const lra_generate_opts *o, char *err) { return generate_size(o, 128, err); }
+
 static const char *const pathfinder_part[] = {"/pathfinder32/curv_contour_length_14/", NULL};
 const lra_task_i lra_task_pathfinder = {
     .name = "pathfinder",
@@ -288,7 +320,8 @@ const lra_task_i lra_task_pathfinder = {
     .vocab = 256,
     .classes = 2,
     .max_len = 1024,
-    .has_generator = 1,
+    .generate_options = "images,contour,preview",
+    .generate = pf_generate,
     .prepare = pf_prepare,
     .open = pf_open,
 };
@@ -308,7 +341,8 @@ const lra_task_i lra_task_pathx = {
     .vocab = 256,
     .classes = 2,
     .max_len = 16384,
-    .has_generator = 1,
+    .generate_options = "images,contour,preview",
+    .generate = px_generate,
     .prepare = px_prepare,
     .open = px_open,
 };

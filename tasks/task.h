@@ -59,6 +59,17 @@ typedef struct {
     const char *const *extract;
 } lra_task_source;
 
+/* `lra-bench generate`'s options, parsed by the command; a generator reads those its task lists in
+ * generate_options. 0 (or NULL) means the generator's default. */
+typedef struct {
+    const char *out;     /* the directory it writes into (--out) */
+    uint64_t seed;       /* --data-seed */
+    long sizes[3];       /* --sizes=TRAIN,VAL,TEST */
+    long images;         /* --images */
+    int contour;         /* --contour */
+    const char *preview; /* --preview=FILE.png: a sheet of the first images instead of a set */
+} lra_generate_opts;
+
 /* The LRA release (lra.md): several tasks' official data in one 7.7 GB archive. */
 #define LRA_RELEASE_URL "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 
@@ -75,7 +86,11 @@ typedef struct lra_task_i {
     lra_task_repro repro;
     lra_task_source source;
     int vocab, classes, max_len; /* max_len: the official sequence length */
-    int has_generator;           /* 1 when prepare can generate the data offline (data_seed applies) */
+    /* Optional: lra-bench's offline generator (prepare calls it when no data is found; data_seed
+     * applies), `lra-bench generate`'s options it takes ("sizes", "images,contour,preview"), and
+     * the generator itself, which writes a set under o->out and refuses to replace one. */
+    const char *generate_options;
+    lra_status (*generate)(const lra_generate_opts *o, char *err);
     int val_is_test;             /* 1 when the official validation split is the test split (Text) */
     int docs;                    /* sequences per example: 1, or 2 for Retrieval's document pairs */
     /* Makes sure the data exists under cfg->data_dir; writes a one-line description of where it

@@ -346,6 +346,8 @@ START_TEST(test_task_registry_complete) {
                       t->repro.eval_every >= t->repro.recipe_eval_every && t->repro.recipe_eval_every > 0,
                       "%s: repro row incomplete", t->name);
         ck_assert_msg(!t->source.url || (t->source.file && *t->source.file), "%s: a download without a file name", t->name);
+        ck_assert_msg(!t->generate == !t->generate_options, "%s: a generator without its options, or options without it",
+                      t->name);
         static const char *const profiles[] = {"repro", "official", "ci"};
         for (int k = 0; k < 3; k++) {
             lra_config c;

@@ -265,6 +265,10 @@ START_TEST(test_partial_sets_refused) {
     rc = t_run(msg, sizeof msg, "%s generate --task=listops --sizes=30,10,10 --out=%s/l && "
                "%s generate --task=listops --sizes=30,10,10 --out=%s/l", t_bench(), dir, t_bench(), dir);
     ck_assert_msg(rc == 1 && strstr(msg, "basic_train.tsv exists"), "exit %d: %s", rc, msg);
+    /* the task says which generate options apply */
+    rc = t_run(msg, sizeof msg, "%s generate --task=listops --images=50 --out=%s/l2", t_bench(), dir);
+    ck_assert_msg(rc == 2 && strstr(msg, "--images is not an option of listops's generator (its options: sizes)"),
+                  "exit %d: %s", rc, msg);
 }
 END_TEST
 
