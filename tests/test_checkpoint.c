@@ -293,13 +293,24 @@ START_TEST(test_resume_refused) {
          "no checkpoint at", 2},
         {"cp %2$s/a.ckpt %2$s/t.ckpt && truncate -s -100 %2$s/t.ckpt && %1$s resume %2$s/t.ckpt",
          "t.ckpt: checkpoint is truncated or corrupt", 1},
-        {"cp %2$s/a.ckpt %2$s/c.ckpt && printf 'X' | dd of=%2$s/c.ckpt bs=1 seek=3000 conv=notrunc 2>/dev/null && "
-         "%1$s resume %2$s/c.ckpt",
-         "c.ckpt: checkpoint is truncated or corrupt", 1},
+        /* c.ckpt: a.ckpt with byte 3000 flipped (below: writing a fixed 'X' there did nothing when
+         * the parameter byte already was one, about one run in 256) */
+        {"%1$s resume %2$s/c.ckpt", "c.ckpt: checkpoint is truncated or corrupt", 1},
         {"printf 'hello' > %2$s/h.txt && %1$s resume %2$s/h.txt", "h.txt:1:1: not valid JSON", 1},
         {"%1$s resume", "name a checkpoint", 2},
     };
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s generate --task=listops --out=%s/other --sizes=300,50,41", t_bench(), out), 0);
+    char damaged[256];
+    snprintf(damaged, sizeof damaged, "%s/c.ckpt", out);
+    ck_assert_int_eq(t_run(NULL, 0, "cp %s %s", ckpt, damaged), 0);
+    FILE *f = fopen(damaged, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 3000, SEEK_SET), 0);
+    const int byte = fgetc(f);
+    ck_assert_int_ne(byte, EOF);
+    ck_assert_int_eq(fseek(f, 3000, SEEK_SET), 0);
+    fputc(byte ^ 0xFF, f);
+    fclose(f);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cmd[2048];
         snprintf(cmd, sizeof cmd, cases[i].cmd, t_bench(), out, data);
