@@ -25,6 +25,7 @@
 #include "model.h"
 #include "optim.h"
 #include "report.h"
+#include "peak.h"
 #include "sysinfo.h"
 #include "train.h"
 
@@ -239,6 +240,26 @@ static void print_table(const char *title, const speed_cfg *c, measure (*res)[MA
     }
 }
 
+/* Attention forward+backward GFLOP/s (the backends' analytic flops) and its share of the peak. */
+static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak) {
+    printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak, %.0f GFLOP/s)\n\n| backend |",
+           peak);
+    for (int l = 0; l < c->nl; l++) printf(" %d |", c->lengths[l]);
+    printf("\n|---|");
+    for (int l = 0; l < c->nl; l++) printf("---|");
+    printf("\n");
+    for (int b = 0; b < c->nb; b++) {
+        printf("| %s |", c->backends[b]);
+        for (int l = 0; l < c->nl; l++) {
+            const measure *r = &res[b][l];
+            if (!r->ran) { printf(" %s |", r->oom == 1 ? "OOM" : "n/a"); continue; }
+            const double g = (r->flops_fwd + r->flops_bwd) / r->fwdbwd.median / 1e9;
+            printf(" %.1f (%.0f%%) |", g, 100 * g / peak);
+        }
+        printf("\n");
+    }
+}
+
 int lra_speed_main(int argc, char **argv) {
     static speed_cfg c;
     memset(&c, 0, sizeof c);
@@ -306,6 +327,8 @@ int lra_speed_main(int argc, char **argv) {
            "+ %d timed repeats, medians; OpenBLAS %s, OPENBLAS_CORETYPE=%s\n",
            c.batch, c.heads, c.hs, c.layers, c.heads * c.hs, 2 * c.heads * c.hs, c.threads, c.warmup, c.repeats,
            openblas_get_corename(), ct ? ct : "(unset)");
+    const double peak = lra_peak_gflops(c.threads); /* before any kernel, on idle caches */
+    printf("# machine peak (fp32 FMA on every thread, measured): %.0f GFLOP/s\n", peak);
     fflush(stdout);
     for (int l = 0; l < c.nl; l++)
         for (int b = 0; b < c.nb; b++) {
@@ -314,6 +337,7 @@ int lra_speed_main(int argc, char **argv) {
             fprintf(stderr, "speed: %s T=%d done\n", c.backends[b], c.lengths[l]);
         }
     print_table("## Attention layer alone, forward+backward: calls/s (speed-up over full)", &c, att, 0);
+    print_gflops(&c, att, peak);
     print_table("## Attention layer alone: planned memory, MB (inputs, gradients, workspace)", &c, att, 1);
     if (c.encoder) {
         print_table("## Encoder training step: steps/s (speed-up over full)", &c, enc, 0);
@@ -342,6 +366,7 @@ int lra_speed_main(int argc, char **argv) {
             cJSON_AddItemToArray(entries, e);
         }
     cJSON_AddItemToObject(j, "machine", lra_machine_json(c.threads));
+    cJSON_AddNumberToObject(j, "machine_peak_gflops", peak);
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
     char when[32], path[4200], err[LRA_ERR_LEN];
     lra_iso_time((long)time(NULL), when);

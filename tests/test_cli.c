@@ -310,7 +310,11 @@ START_TEST(test_speed_sweep) {
                    "--mem-limit=20M --threads=1 --out=%s", t_bench(), path);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
     ck_assert_msg(strstr(msg, "| full | ") && strstr(msg, "| mita | ") && strstr(msg, "OOM") && strstr(msg, "n/a"), "%s", msg);
+    /* every table says how close to the machine's measured peak it is */
+    ck_assert_msg(strstr(msg, "# machine peak (fp32 FMA on every thread, measured): ") &&
+                  strstr(msg, "GFLOP/s (% of the measured peak"), "%s", msg);
     cJSON *j = t_load_json(path);
+    ck_assert(t_num(j, "machine_peak_gflops") > 0);
     ck_assert_str_eq(t_str(j, "kind"), "speed");
     cJSON *entries = t_get(j, "entries");
     ck_assert_int_eq(cJSON_GetArraySize(entries), 8);

@@ -1,0 +1,10 @@
+/* peak.h - the machine's fp32 peak, measured: a loop of independent fused multiply-adds on the
+ * widest vectors the build targets, on every thread at once, so speed tables can say how close
+ * a kernel comes to what these cores can do. */
+#ifndef LRA_PEAK_H
+#define LRA_PEAK_H
+
+/* GFLOP/s (an FMA counts 2) of `threads` threads, the best of three runs of about 0.1 s each. */
+double lra_peak_gflops(int threads);
+
+#endif
