@@ -29,7 +29,7 @@ enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 typedef struct {
-    char name[64];
+    char name[112];
     char backend[32]; /* picks the colour */
     int n;
     double x[MAXP], y[MAXP];
@@ -300,20 +300,24 @@ static void add_point(series *s, int *ns, const char *name, const char *backend,
 static int curve_charts(const char *out, char **runs, int nruns) {
     static series by_ex[MAXS], by_s[MAXS], routing[MAXS];
     int rc = 0;
+    cJSON **docs = calloc((size_t)nruns + 1, sizeof *docs); /* each report parsed once, for every task */
+    if (!docs) return 1;
+    for (int r = 0; r < nruns; r++) {
+        lra_status st;
+        char err[LRA_ERR_LEN];
+        docs[r] = lra_read_json(runs[r], &st, err); /* read already by lra_groups_load: NULL only if it vanished */
+    }
     for (int t = 0; t < lra_task_count(); t++) {
         const lra_task_i *task = lra_task_at(t);
         int nex = 0, ns = 0, nr = 0;
         for (int r = 0; r < nruns; r++) {
-            lra_status st;
-            char err[LRA_ERR_LEN], name[64];
-            cJSON *j = lra_read_json(runs[r], &st, err);
+            char name[64];
+            const cJSON *j = docs[r];
             const cJSON *task_name = cJSON_GetObjectItemCaseSensitive(j, "task"), *b = cJSON_GetObjectItemCaseSensitive(j, "backend");
             const cJSON *prof = cJSON_GetObjectItemCaseSensitive(j, "profile"), *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
             if (!cJSON_IsString(task_name) || strcmp(task_name->valuestring, task->name) || !cJSON_IsString(b) ||
-                !cJSON_IsString(prof) || !cJSON_IsNumber(seed)) {
-                cJSON_Delete(j);
+                !cJSON_IsString(prof) || !cJSON_IsNumber(seed))
                 continue;
-            }
             const cJSON *pt;
             /* one line per run: backend with its options, profile, seed */
             const cJSON *opts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "attn-opt");
@@ -332,12 +336,11 @@ static int curve_charts(const char *out, char **runs, int nruns) {
                     const cJSON *u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(layer, "routing"),
                                                                      "unselected_key_fraction");
                     if (!cJSON_IsNumber(l) || !cJSON_IsNumber(u) || !cJSON_IsNumber(ex)) continue;
-                    char lname[64];
-                    snprintf(lname, sizeof lname, "%s s%.0f layer %.0f", b->valuestring, seed->valuedouble, l->valuedouble);
+                    char lname[112]; /* the run's line name, so runs of other profiles or options stay apart */
+                    snprintf(lname, sizeof lname, "%s layer %.0f", name, l->valuedouble);
                     add_point(routing, &nr, lname, b->valuestring, ex->valuedouble, 100 * u->valuedouble + 1e-9);
                 }
             }
-            cJSON_Delete(j);
         }
         char file[96], title[128];
         if (nex) {
@@ -359,6 +362,8 @@ static int curve_charts(const char *out, char **runs, int nruns) {
             rc |= write_svg(out, file, draw_line, &a);
         }
     }
+    for (int r = 0; r < nruns; r++) cJSON_Delete(docs[r]);
+    free(docs);
     return rc;
 }
 

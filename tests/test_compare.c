@@ -331,7 +331,7 @@ START_TEST(test_plot_curves) {
         int n = xml_series(svg);
         ck_assert_msg(n == want[i], "%s: %d series (want %d; -1 = not well-formed)", names[i], n, want[i]);
         /* one colour per backend in every chart: mita's */
-        if (i == 2) ck_assert(strstr(svg, "mita s0 layer 1") && strstr(svg, "#d62728") == NULL);
+        if (i == 2) ck_assert(strstr(svg, "mita repro s0 layer 1") && strstr(svg, "#d62728") == NULL);
     }
 }
 END_TEST
