@@ -271,15 +271,23 @@ static void print_accuracy(const groups *gs, const int *rows, int nr, int last) 
            published_sum / in_average, in_average);
 }
 
-/* "812 s" (mean over the seeds that reached it), "812 s (2/3)", or "not reached" */
-static void target_cell(char *buf, size_t n, const group *g) {
+/* How many seeds reached the target, and their mean time to it in *mean (NAN when none did). */
+static int time_to_target_mean(const group *g, double *mean) {
     double sum = 0;
     int reached = 0;
     for (int i = 0; i < g->n; i++)
         if (!isnan(g->to_target_s[i])) { sum += g->to_target_s[i]; reached++; }
-    if (!reached) snprintf(buf, n, "not reached");
-    else if (reached == g->n) snprintf(buf, n, "%.0f s", sum / reached);
-    else snprintf(buf, n, "%.0f s (%d/%d)", sum / reached, reached, g->n);
+    *mean = reached ? sum / reached : NAN;
+    return reached;
+}
+
+/* " 812 s |" (mean over the seeds that reached it), " 812 s (2/3) |", or " not reached |" */
+static void target_cell(char *buf, size_t n, const group *g) {
+    double mean;
+    const int reached = time_to_target_mean(g, &mean);
+    if (!reached) snprintf(buf, n, " not reached |");
+    else if (reached == g->n) snprintf(buf, n, " %.0f s |", mean);
+    else snprintf(buf, n, " %.0f s (%d/%d) |", mean, reached, g->n);
 }
 
 static void print_markdown(const groups *gs, int select) {
@@ -304,11 +312,7 @@ static void print_markdown(const groups *gs, int select) {
             flagged += over;
             snprintf(rel, sizeof rel, "%+.1f%%%s", 100 * (ratio - 1), over ? " **over 10%**" : "");
         }
-        if (target) {
-            target_cell(tt + 1, sizeof tt - 3, g);
-            tt[0] = ' ';
-            strcat(tt, " |");
-        }
+        if (target) target_cell(tt, sizeof tt, g);
         printf("| %s | %s | %s | %d | %.3f | %.0f | %.0f | %.0f | %.0f | %s |%s\n", g->task, g->backend, g->profile, g->n,
                g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params, rel, tt);
     }
@@ -329,11 +333,9 @@ static void print_csv(const groups *gs) {
         const group *f = lra_find_group((groups *)gs, g->task, "full", g->profile, 0);
         char rel[32] = "", tt[48] = "";
         if (f && f->params > 0) snprintf(rel, sizeof rel, "%.4f", g->params / f->params);
-        double sum = 0;
-        int reached = 0;
-        for (int k = 0; k < g->n; k++)
-            if (!isnan(g->to_target_s[k])) { sum += g->to_target_s[k]; reached++; }
-        if (reached) snprintf(tt, sizeof tt, "%.1f,%d", sum / reached, reached);
+        double mean;
+        const int reached = time_to_target_mean(g, &mean);
+        if (reached) snprintf(tt, sizeof tt, "%.1f,%d", mean, reached);
         else snprintf(tt, sizeof tt, isnan(gs->target) ? "," : ",0");
         printf("%s,%s,%s,%d,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%s,%.4f,%.4f,%s\n", g->task, g->backend, g->profile, g->n,
                lra_mean(g->acc, g->n), lra_stdev(g->acc, g->n), g->steps_s, g->tokens_s, g->eval_tokens_s, g->rss_mb, g->params,
@@ -344,14 +346,13 @@ static void print_csv(const groups *gs) {
 /* 1 when any group regressed by more than max_pct against the baseline; says how many groups it
  * checked either way, so a quiet gate is told from one that compared nothing */
 static int regressions(const groups *cur, const groups *base, double max_pct) {
-    int found = 0, checked = 0, regressed = 0;
+    int checked = 0, regressed = 0;
     for (int i = 0; i < cur->n; i++) {
         const group *g = &cur->g[i];
         const group *b = lra_find_group((groups *)base, g->task, g->backend, g->profile, 0);
         if (!b) continue;
         checked++;
-        const int before = found;
-        found = 0;
+        int found = 0; /* this group, by accuracy or by speed */
         double ba = lra_mean(b->acc, b->n), ca = lra_mean(g->acc, g->n);
         if (ba > 0 && 100 * (ba - ca) / ba > max_pct) {
             fprintf(stderr, "regression: %s/%s/%s test accuracy %.2f%% -> %.2f%% (%.1f%% lower, limit %g%%)\n", g->task,
@@ -365,11 +366,10 @@ static int regressions(const groups *cur, const groups *base, double max_pct) {
             found = 1;
         }
         regressed += found;
-        found = before || found;
     }
     fprintf(stderr, "lra-bench compare: %d group%s checked against the baseline, %d regression%s (limit %g%%)\n", checked,
             checked == 1 ? "" : "s", regressed, regressed == 1 ? "" : "s", max_pct);
-    return found;
+    return regressed > 0;
 }
 
 int lra_compare_main(int argc, char **argv) {

@@ -224,6 +224,7 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     if (*help) return LRA_OK;
     lra_status st = lra_config_profile(c, task, profile, err);
     if (st != LRA_OK) return st;
+    const int profile_head = c->retrieval_head; /* resume passes it back: that value is no mistake */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0)
@@ -245,9 +246,8 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     }
     /* an option the task never reads is a mistake, not a no-op (resume passes every option back
      * at its resolved value, the profile's default: that one is fine) */
-    lra_config d;
     const lra_task_i *t = lra_task_find(c->task);
-    if (t->docs != 2 && lra_config_profile(&d, c->task, c->profile, NULL) == LRA_OK && d.retrieval_head != c->retrieval_head)
+    if (t->docs != 2 && c->retrieval_head != profile_head)
         return lra_fail(err, LRA_ERR_USAGE, "--retrieval-head: %s has no dual encoder (only document-pair tasks do)", c->task);
     if (c->dataset[0] && !t->alternatives)
         return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);

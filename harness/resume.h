@@ -7,7 +7,4 @@
  * again with --resume through lra_run_main. Returns the exit status. */
 int lra_resume_main(int argc, char **argv);
 
-/* The `run` command (main.c): argv holds its options only. Returns the exit status. */
-int lra_run_main(int argc, char **argv);
-
 #endif
