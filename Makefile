@@ -1,7 +1,7 @@
 # lra-bench. `make` builds build/lra-bench; `make test` builds and runs the Check suites.
 # Dependencies are found with pkg-config (scripts/setup.sh installs them on Debian).
 CC      ?= gcc
-PKGS    := openblas libcjson libcurl zlib libarchive libpng
+PKGS    := openblas libcjson libcurl zlib libarchive libpng ompi-c
 # -march=native like llm.c: the binary is built where it runs. `make ARCH=` for a portable build.
 ARCH    ?= -march=native
 OPT     ?= -O2
@@ -21,7 +21,7 @@ LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atom
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
            datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
-           harness/layers.c harness/model.c harness/optim.c harness/train.c harness/config.c harness/batcher.c \
+           harness/layers.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
            harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)

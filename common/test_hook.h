@@ -6,7 +6,10 @@
  *   STOP_IN_CHECKPOINT=K     checkpoint.c: SIGSTOP halfway through writing the K-th checkpoint
  *   POISON=STEP:INDEX        run.c: parameter INDEX becomes NaN before step STEP (divergence)
  *   HOLD_ON_STOP=1           run.c: after the first SIGINT/SIGTERM, wait for a second one (so a
- *                            test of the second Ctrl-C never races the end of the step) */
+ *                            test of the second Ctrl-C never races the end of the step)
+ *   SIGNAL_AT=STEP           run.c: the last MPI process raises SIGINT in step STEP (a signal to
+ *                            one process of a job)
+ *   DIE_AT=STEP              run.c: the last MPI process raises SIGKILL in step STEP (one dies) */
 #ifndef LRA_TEST_HOOK_H
 #define LRA_TEST_HOOK_H
 

@@ -77,7 +77,10 @@ static const opt_def opts[] = {
     {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "image: cifar10 (default) | fashion-mnist (a labelled substitute)"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
-    {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads (0 = all cores)"},
+    {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads per process (0 = the cores, shared by mpirun's processes on a host)"},
+    {"grad-shards", OPT_INT, F(grad_shards), 1, 65536, NULL,
+     "the batch's split into gradient shards, summed in a fixed order: the same numbers at any process count "
+     "(mpirun -np P, P <= shards)"},
     {"eval-every", OPT_INT, F(eval_every), 0, 1e9, NULL, "steps between val+test evaluations (0 = end only)"},
     {"eval-subset", OPT_INT, F(eval_subset), 0, 1e9, NULL,
      "examples of val and of test in periodic evaluations (fixed for all runs; 0 = all)"},
@@ -129,7 +132,7 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
     snprintf(d.task, sizeof d.task, "%s", task);
     snprintf(d.backend, sizeof d.backend, "full");
     snprintf(d.profile, sizeof d.profile, "%s", profile);
-    d.seed = 0; d.data_seed = 1; d.threads = 0; d.progress = -1; d.log_every = 50;
+    d.seed = 0; d.data_seed = 1; d.threads = 0; d.grad_shards = 1; d.progress = -1; d.log_every = 50;
     d.adam_b1 = 0.9; d.adam_b2 = 0.98; d.adam_eps = 1e-9; /* flax's Adam as the official code sets it */
     /* every profile keeps the task's official sequence length, pooling, positions, schedule and
      * regularisation; small and ci shrink the model and the run */
@@ -357,11 +360,14 @@ static void item_str(const cJSON *x, char *buf, size_t n) {
 
 /* Options added after checkpoints existed, and the value their absence meant: a checkpoint
  * written before the option resumes when the option has that value. */
-static const struct { const char *name, *absent_means; } added_later[] = {{"final-eval", "all"}};
+static const struct { const char *name, *absent_means; } added_later[] = {{"final-eval", "all"}, {"grad-shards", "1"}};
+
 
 static int absent_means(const char *name, const cJSON *now) {
+    char v[64];
+    item_str(now, v, sizeof v);
     for (size_t i = 0; i < sizeof added_later / sizeof *added_later; i++)
-        if (!strcmp(name, added_later[i].name)) return cJSON_IsString(now) && !strcmp(now->valuestring, added_later[i].absent_means);
+        if (!strcmp(name, added_later[i].name)) return now && !strcmp(v, added_later[i].absent_means);
     return 0;
 }
 
@@ -400,9 +406,15 @@ int lra_config_args_from_json(const cJSON *j, char **args, int max) {
     int k = 0;
     for (int i = 0; i < NOPTS && k < max; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, opts[i].name);
-        if (!x || opts[i].enums == onoff_names) continue;
+        if (opts[i].enums == onoff_names) continue;
         char val[4200];
-        if (cJSON_IsString(x)) snprintf(val, sizeof val, "%s", x->valuestring);
+        if (!x) { /* an option newer than the file: its value then, not today's default */
+            const char *then = NULL;
+            for (size_t a = 0; a < sizeof added_later / sizeof *added_later; a++)
+                if (!strcmp(opts[i].name, added_later[a].name)) then = added_later[a].absent_means;
+            if (!then) continue;
+            snprintf(val, sizeof val, "%s", then);
+        } else if (cJSON_IsString(x)) snprintf(val, sizeof val, "%s", x->valuestring);
         else if (cJSON_IsNumber(x) && (opts[i].type == OPT_INT || opts[i].type == OPT_LONG))
             snprintf(val, sizeof val, "%.0f", x->valuedouble);
         else if (cJSON_IsNumber(x)) shortest(x->valuedouble, val, sizeof val);

@@ -21,6 +21,7 @@ typedef struct {
     char dataset[32];
     long seed, data_seed;
     int threads;
+    int grad_shards; /* the batch's fixed split into gradient shards (train.h): results never depend on P */
     int progress; /* -1 auto (only on a terminal), 0 never, 1 always */
     int checkpoint_every, resume, overwrite;
     char data_dir[4096], out[4096], checkpoint[4096];

@@ -5,21 +5,15 @@
 #include <omp.h>
 #include <string.h>
 
+#include "dist.h"
 #include "run_state.h"
-
-int lra_run_argmax(const float *p, int K) {
-    int best = 0;
-    for (int i = 1; i < K; i++)
-        if (p[i] > p[best]) best = i;
-    return best;
-}
 
 /* Evaluates every example of a split, or (subset) the periodic evaluations' fixed subset, each
  * once: in order of length (so padding is small) unless the batching mode pads everything to
  * max-len. The last batch may be smaller than the others. */
 static eval_result evaluate(run_state *r, int which, int subset) {
     const lra_split *s = &r->split[which];
-    const int B = r->c->batch, K = r->task->classes;
+    const int B = r->c->batch;
     const uint32_t *order = subset ? r->eval_sub[which] : r->eval_order[which];
     const size_t total = subset ? r->n_sub[which] : s->n;
     eval_result e = {0};
@@ -38,10 +32,10 @@ static eval_result evaluate(run_state *r, int which, int subset) {
         long real;
         int L = lra_batch_fill(s, order + i0, n, r->c->batching, r->c->max_len,
                                r->tokens, r->mask, r->labels, &real);
-        lra_model_forward(&r->model, r->tokens, r->mask, r->labels, n, L, 0, 0);
+        lra_eval_batch(&r->trainer, r->tokens, r->mask, r->labels, n, L);
         for (int b = 0; b < n; b++) {
-            e.loss += r->model.losses[b];
-            e.acc += lra_run_argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
+            e.loss += r->trainer.losses[b];
+            e.acc += r->trainer.predicted[b] == r->labels[b];
         }
         e.n += n;
         e.tokens += real;
@@ -142,9 +136,11 @@ void lra_run_periodic_evaluation(run_state *r, int step) {
     cJSON_AddNumberToObject(pt, "eval_examples", (double)v.n);
     cJSON_AddNumberToObject(pt, "elapsed_s", lra_now() - r->t0);
     cJSON_AddNumberToObject(pt, "train_s", r->train_time);
-    cJSON *diag = attention_diagnostics(r); /* routing over training: a collapse shows when it happens */
-    cJSON_AddItemToObject(pt, "attention", cJSON_DetachItemFromObjectCaseSensitive(diag, "layers"));
-    cJSON_Delete(diag);
+    if (lra_dist_rank() == 0) { /* for the report, which rank 0 writes */
+        cJSON *diag = attention_diagnostics(r); /* routing over training: a collapse shows when it happens */
+        cJSON_AddItemToObject(pt, "attention", cJSON_DetachItemFromObjectCaseSensitive(diag, "layers"));
+        cJSON_Delete(diag);
+    }
     cJSON_AddItemToArray(r->curve, pt);
     if (r->progress)
         fprintf(stderr, "eval   %6d | val loss %.4f acc %.4f | best %.4f at %d | %.1fs\n", step, v.loss, v.acc,
@@ -160,7 +156,7 @@ void lra_run_final_evaluation(run_state *r) {
     r->final[LRA_SPLIT_VAL] = evaluate(r, LRA_SPLIT_VAL, sub);
     r->final[LRA_SPLIT_TEST] = r->task->val_is_test ? r->final[LRA_SPLIT_VAL] : evaluate(r, LRA_SPLIT_TEST, sub);
     r->have_final = 1;
-    r->attn_diag = attention_diagnostics(r);
+    if (lra_dist_rank() == 0) r->attn_diag = attention_diagnostics(r);
     if (r->progress)
         fprintf(stderr, "last   | val loss %.4f acc %.4f (%ld) | test loss %.4f acc %.4f (%ld)\n",
                 r->final[1].loss, r->final[1].acc, r->final[1].n, r->final[2].loss, r->final[2].acc, r->final[2].n);

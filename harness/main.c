@@ -6,6 +6,7 @@
 #include "../tasks/task.h"
 #include "compare.h"
 #include "config.h"
+#include "dist.h"
 #include "fetch_cmd.h"
 #include "generate_cmd.h"
 #include "plot.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f, const char *task) {
             "                         [--baseline=FILE,... --max-regression=P] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
+            "       mpirun -np P lra-bench [run|resume|speed] ... --grad-shards=S   (data-parallel, P <= S; README)\n"
             "       lra-bench plot [--out=results/plots] FILES...   (SVG charts from speed and run reports)\n"
             "       lra-bench --help | --version | --list-backends | help [COMMAND] | COMMAND --help\n\n"
             "Trains the LRA encoder with the chosen attention backend on a task, evaluates it on the\n"
@@ -38,7 +40,12 @@ static void usage(FILE *f, const char *task) {
             "steps and on SIGINT/SIGTERM, beside the report as .ckpt. `lra-bench resume FILE` (the checkpoint\n"
             "or the report) continues with the options it was started with, ending with the same numbers, to\n"
             "the bit, as a run never stopped; given options override only --threads, --progress, --log-every,\n"
-            "--checkpoint-every and where files go, and any other that differs is refused by name.\n\n");
+            "--checkpoint-every and where files go, and any other that differs is refused by name.\n\n"
+            "Under `mpirun -np P` (or srun) one model trains data-parallel over P processes, each with its own\n"
+            "threads: every batch is cut into --grad-shards=S shards (P <= S), summed in shard order, so the\n"
+            "numbers depend on S and never on P - a plain run with the same S gives the same bits, and a run\n"
+            "resumes on any P. Rank 0 writes the report and checkpoints; a signal to any process stops all of\n"
+            "them at the same step. README, \"Running on a cluster\".\n\n");
     lra_config_print_help(f, task);
     fprintf(f, "\nattention backends:\n");
     for (int i = 0; i < lra_attn_count(); i++) fprintf(f, "  %-8s %s\n", lra_attn_name_at(i), lra_attn_summary_at(i));
@@ -87,11 +94,14 @@ static const struct { const char *cmd, *text; } command_help[] = {
                 "out. With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%.\n"},
     {"speed", "usage: lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
               "                       [--layers=2] [--warmup=1] [--repeats=5] [--threads=N] [--attn-opt=K=V,...]\n"
-              "                       [--mem-limit=24G] [--encoder=0|1] [--out=FILE]\n\n"
+              "                       [--mem-limit=24G] [--encoder=0|1] [--grad-shards=S] [--out=FILE]\n\n"
               "Per length and backend: the attention layer alone (forward, forward+backward) and, with --encoder=1,\n"
               "a whole encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after\n"
               "the warm-up calls. A configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
-              "--attn-opt goes with one --backend. Writes results/speed/speed-<time>.json (or --out).\n"},
+              "--attn-opt goes with one --backend. Writes results/speed/speed-<time>.json (or --out).\n"
+              "Under mpirun -np P the encoder step is the data-parallel one, in --grad-shards shards (default P),\n"
+              "with its communication time and bytes per step in the report; the attention layer alone then runs\n"
+              "on every process at once.\n"},
     {"plot", "usage: lra-bench plot [--out=results/plots] FILES...\n\n"
              "SVG charts: from speed reports, attention tokens/s and planned memory against length; from run\n"
              "reports, test accuracy per task, and per task validation accuracy against training examples and\n"
@@ -117,7 +127,17 @@ static int wants_help(int argc, char **argv) {
 static int exit_code(lra_status st) { return st == LRA_OK ? 0 : st == LRA_ERR_USAGE ? 2 : 1; }
 
 
+static int command(int argc, char **argv);
+
+/* Under mpirun every process runs the command (dist.h); MPI ends after it, whatever it returned. */
 int main(int argc, char **argv) {
+    if (lra_dist_init(&argc, &argv)) return 1;
+    const int rc = command(argc, argv);
+    lra_dist_finalize();
+    return rc;
+}
+
+static int command(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--list-backends") == 0) { /* one name a line, for scripts */
         for (int i = 0; i < lra_attn_count(); i++) printf("%s\n", lra_attn_name_at(i));
         return 0;
@@ -208,6 +228,7 @@ int lra_run_main(int argc, char **argv) {
         char report[4096];
         c.seed = seeds[i];
         st = lra_run(&c, report, sizeof report, err);
+        if (st != LRA_OK && lra_dist_rank() != 0) return exit_code(st); /* rank 0 says it */
         if (st != LRA_OK) {
             fprintf(stderr, "lra-bench: seed %ld: %s\n", c.seed, err);
             if (i + 1 < nseeds) { /* a resume continues one run: say what --seeds has left */
@@ -219,7 +240,7 @@ int lra_run_main(int argc, char **argv) {
             }
             return exit_code(st);
         }
-        printf("%s\n", report);
+        if (lra_dist_rank() == 0) printf("%s\n", report);
         fflush(stdout);
     }
     return 0;

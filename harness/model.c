@@ -354,7 +354,9 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
 
 void lra_model_zero_grad(lra_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
-void lra_model_backward(lra_model *m) {
+void lra_model_backward(lra_model *m) { lra_model_backward_shard(m, m->B); }
+
+void lra_model_backward_shard(lra_model *m, int batch_total) {
     const lra_model_cfg *c = &m->cfg;
     const int B = m->B, T = m->Tcur, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
     const int E = B * docs(c), NH = c->heads, hs = m->hs, BT = E * T;
@@ -367,7 +369,7 @@ void lra_model_backward(lra_model *m) {
     memset(m->dh1_relu, 0, sizeof(float) * B * M);
     memset(m->dh1, 0, sizeof(float) * B * M);
     memset(m->dpooled, 0, sizeof(float) * E * C);
-    lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / B);
+    lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / batch_total);
     if (docs(c) == 2) memset(m->dfeat, 0, sizeof(float) * B * F);
     if (H) {
         memset(m->dhm_relu, 0, sizeof(float) * B * H);

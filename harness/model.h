@@ -151,6 +151,8 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
 /* Gradients of the mean loss of the last forward, accumulated into m->grads. */
 void lra_model_zero_grad(lra_model *m);
 void lra_model_backward(lra_model *m);
+/* The same for a shard of a larger batch (train.h): gradients of (sum of the losses) / batch_total. */
+void lra_model_backward_shard(lra_model *m, int batch_total);
 
 /* Global L2 norm of the gradients, summed in fixed chunks in a fixed order. */
 double lra_model_grad_norm(lra_model *m);

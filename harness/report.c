@@ -11,6 +11,7 @@
 
 #include "../common/atomic_file.h"
 #include "run_state.h"
+#include "dist.h"
 #include "sysinfo.h"
 
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
@@ -189,6 +190,12 @@ static cJSON *build_report(run_state *r) {
 
     cJSON_AddNumberToObject(j, "wall_time_s", lra_now() - r->t0);
     cJSON_AddItemToObject(j, "machine", lra_machine_json(omp_get_max_threads()));
+    cJSON *par_run = lra_dist_json(); /* processes, hosts; threads are per process (machine.threads) */
+    cJSON_AddNumberToObject(par_run, "threads_per_process", omp_get_max_threads());
+    cJSON_AddNumberToObject(par_run, "grad_shards", c->grad_shards);
+    cJSON_AddNumberToObject(par_run, "comm_seconds", r->trainer.comm_seconds);
+    cJSON_AddNumberToObject(par_run, "comm_bytes_sent", r->trainer.comm_bytes);
+    cJSON_AddItemToObject(j, "parallel", par_run);
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
     lra_iso_time(r->started, when);
     cJSON_AddStringToObject(j, "started_at", when);
@@ -198,6 +205,7 @@ static cJSON *build_report(run_state *r) {
 }
 
 lra_status lra_run_write_report(run_state *r, const char *path, char *err) {
+    if (lra_dist_rank() != 0) return LRA_OK; /* one writer (dist.h) */
     cJSON *j = build_report(r);
     lra_status st = lra_write_json_atomic(path, j, err);
     cJSON_Delete(j);

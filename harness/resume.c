@@ -11,6 +11,7 @@
 
 #include "../datasets/datadir.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "report.h"
 #include "resume.h"
 #include "run.h"
@@ -32,6 +33,10 @@ static void section_list(run_state *r, lra_ckpt_section *s) {
 enum { NSECTIONS = 8 };
 
 lra_status lra_run_save_checkpoint(run_state *r, char *err) {
+    if (lra_dist_rank() != 0) { /* one writer; every process holds the same state (dist.h) */
+        r->ckpt_step = r->steps_done;
+        return LRA_OK;
+    }
     const lra_batcher *b = &r->bat;
     char hex[17], when[32];
     cJSON *h = cJSON_CreateObject();

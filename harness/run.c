@@ -18,6 +18,7 @@
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "report.h"
+#include "dist.h"
 #include "run_state.h"
 #include "sysinfo.h"
 #include "train.h"
@@ -128,6 +129,15 @@ static void test_stop(int step) {
     if (e && atoi(e) == step) raise(SIGSTOP);
 }
 
+/* The SIGNAL_AT and DIE_AT test hooks, for the MPI tests: before step STEP the last process
+ * raises SIGINT (one process of the job signalled), or SIGKILL (one process dies). */
+static void test_signal_or_die(int step) {
+    const char *sig = lra_test_hook("SIGNAL_AT"), *die = lra_test_hook("DIE_AT");
+    if (lra_dist_rank() != lra_dist_size() - 1) return;
+    if (sig && atoi(sig) == step) raise(SIGINT);
+    if (die && atoi(die) == step) raise(SIGKILL);
+}
+
 /* The HOLD_ON_STOP test hook: after the first signal, wait for the second (which exits at once). */
 static void test_hold_on_stop(void) {
     if (!lra_test_hook("HOLD_ON_STOP")) return;
@@ -183,11 +193,17 @@ static lra_status claim_paths(const lra_config *c, const char *report, const cha
 static lra_status setup(run_state *r, int threads, char *err) {
     const lra_config *c = r->c;
     lra_status st;
-    if (c->max_len > r->task->max_len)
+    const int say = lra_dist_rank() == 0; /* notes once per job */
+    if (say && c->max_len > r->task->max_len)
         fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
-    else if (c->max_len < r->task->max_len) /* the ci profile's 256: Pathfinder then sees its top eight rows */
+    else if (say && c->max_len < r->task->max_len) /* the ci profile's 256: Pathfinder then sees its top eight rows */
         fprintf(stderr, "lra-bench: note: inputs cut to %d of %s's %d tokens (--max-len)\n", c->max_len, c->task,
                 r->task->max_len);
+    /* OpenMPI's mpirun answers Ctrl-C with SIGTERM, then SIGKILL 1 s later: too soon for a step */
+    if (say && lra_dist_size() > 1 && getenv("OMPI_COMM_WORLD_SIZE") && !getenv("OMPI_MCA_odls_base_sigkill_timeout"))
+        fprintf(stderr, "lra-bench: note: Ctrl-C on mpirun kills the processes 1 s after asking them to stop, before a "
+                "step ends: for a checkpoint on Ctrl-C, start mpirun with --mca odls_base_sigkill_timeout 600, or stop "
+                "with `pkill -INT lra-bench`\n");
     if (c->checkpoint[0]) snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s", c->checkpoint);
     else { /* beside the report: X.json -> X.ckpt */
         size_t n = strlen(r->report_path);
@@ -195,8 +211,10 @@ static lra_status setup(run_state *r, int threads, char *err) {
         snprintf(r->ckpt_path, sizeof r->ckpt_path, "%.*s.ckpt", (int)(json ? n - 5 : n), r->report_path);
     }
     /* a killed run's half-written report or checkpoint: never read, only in the way */
-    lra_atomic_sweep(r->report_path);
-    lra_atomic_sweep(r->ckpt_path);
+    if (lra_dist_rank() == 0) {
+        lra_atomic_sweep(r->report_path);
+        lra_atomic_sweep(r->ckpt_path);
+    }
     if (!c->resume && (st = claim_paths(c, r->report_path, r->ckpt_path, err)) != LRA_OK) return st;
 
     lra_model_cfg mc = {
@@ -208,6 +226,7 @@ static lra_status setup(run_state *r, int threads, char *err) {
         .dual_head = c->retrieval_head != 0, .dual_one_hidden = c->retrieval_head == 2,
         .attn_bias = c->attn_bias, .init = c->init, .pool_len = lra_config_pool_len(c)};
     if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) return st;
+    if ((st = lra_trainer_create(&r->trainer, &r->model, c->grad_shards, err)) != LRA_OK) return st;
     if ((st = load_data(r, err)) != LRA_OK) return st;
     lra_model_init(&r->model, (uint64_t)c->seed);
     r->best_step = -1;
@@ -228,19 +247,35 @@ static lra_status setup(run_state *r, int threads, char *err) {
                                lra_stream((uint64_t)c->seed, 0x5AFF1E, 0), err)) != LRA_OK)
         return st;
     if (c->resume && (st = lra_run_resume_from(r, err)) != LRA_OK) return st;
-    if (r->progress)
-        fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d, %d threads%s%s\n",
-                c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, threads,
-                c->resume ? "; resuming from " : "", c->resume ? r->ckpt_path : "");
+    if (r->progress) {
+        char procs[64] = "";
+        if (lra_dist_size() > 1) snprintf(procs, sizeof procs, "%d processes x ", lra_dist_size());
+        fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d (%d gradient shard%s), %s%d threads%s%s\n",
+                c->backend, c->task, c->profile, r->model.nparams, c->steps, c->batch, c->grad_shards,
+                c->grad_shards == 1 ? "" : "s", procs, threads, c->resume ? "; resuming from " : "",
+                c->resume ? r->ckpt_path : "");
+    }
     return LRA_OK;
+}
+
+/* Under MPI, rank 0 first (it may generate the data, which the others then read), then the
+ * others; every process ends with the same status, the first failing one's message in err. */
+static lra_status setup_everywhere(run_state *r, int threads, char *err) {
+    lra_status st = LRA_OK;
+    if (lra_dist_rank() == 0) st = setup(r, threads, err);
+    if (lra_dist_size() == 1) return st;
+    lra_status first = lra_dist_agree(lra_dist_rank() == 0 ? st : LRA_OK, err);
+    if (first != LRA_OK) return first;
+    if (lra_dist_rank() != 0) st = setup(r, threads, err);
+    return lra_dist_agree(st, err);
 }
 
 /* Training step `step` on the next batch: the loss window, accuracy and timings the report and
  * the progress lines use. LRA_ERR_DIVERGED names what went bad. */
 static lra_status train_one(run_state *r, int step, progress_log *log, char *err) {
     const lra_config *c = r->c;
-    const int K = r->task->classes;
     test_stop(step);
+    test_signal_or_die(step);
     double ts = lra_now();
     lra_batcher_next(&r->bat, r->idx);
     test_poison(r, step);
@@ -249,7 +284,7 @@ static lra_status train_one(run_state *r, int step, progress_log *log, char *err
                            r->labels, &real);
     const lra_step_hparams hp = lra_step_hparams_at(c, step);
     double norm;
-    float loss = lra_train_step(&r->model, r->tokens, r->mask, r->labels, c->batch, L,
+    float loss = lra_train_step(&r->trainer, r->tokens, r->mask, r->labels, c->batch, L,
                                 lra_stream((uint64_t)c->seed, 0xD50, (uint64_t)step), &hp, &norm);
     if (!isfinite(loss) || !isfinite(norm)) {
         diverged(r, step, loss);
@@ -257,7 +292,7 @@ static lra_status train_one(run_state *r, int step, progress_log *log, char *err
         return lra_fail(err, LRA_ERR_DIVERGED, "training diverged at %s", r->diverged_at);
     }
     int correct = 0;
-    for (int b = 0; b < c->batch; b++) correct += lra_run_argmax(r->model.probs + (size_t)b * K, K) == r->labels[b];
+    for (int b = 0; b < c->batch; b++) correct += r->trainer.predicted[b] == r->labels[b];
     double dt = lra_now() - ts;
     r->steps_done = step + 1;
     r->win_loss[step % WINDOW] = loss;
@@ -292,9 +327,9 @@ static void log_progress(run_state *r, int step, progress_log *log) {
 
 /* The first SIGINT/SIGTERM: a checkpoint (unless this step has one) and the message that says how
  * to go on; the caller writes the partial report. */
-static lra_status interrupted(run_state *r, int step, char *err) {
+static lra_status interrupted(run_state *r, int step, int signo, char *err) {
     test_hold_on_stop();
-    const char *sig = lra_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM";
+    const char *sig = signo == SIGINT ? "SIGINT" : "SIGTERM";
     char cerr[LRA_ERR_LEN];
     r->status = "interrupted";
     if (r->ckpt_step != step && lra_run_save_checkpoint(r, cerr) != LRA_OK)
@@ -311,7 +346,9 @@ static lra_status train(run_state *r, char *err) {
     progress_log log = {.t0 = lra_now(), .loop_first = r->steps_done};
     log.loop_t0 = log.t0;
     for (int step = r->steps_done; step < c->steps; step++) {
-        if (lra_stop_requested()) return interrupted(r, step, err);
+        /* a signal to any process stops every one of them before the same step */
+        const int signo = lra_dist_max_int(lra_stop_requested());
+        if (signo) return interrupted(r, step, signo, err);
         lra_status st = train_one(r, step, &log, err);
         if (st != LRA_OK) return st;
         log_progress(r, step, &log);
@@ -332,6 +369,7 @@ static lra_status train(run_state *r, char *err) {
 
 static void run_free(run_state *r) {
     lra_batcher_free(&r->bat);
+    lra_trainer_free(&r->trainer);
     lra_model_free(&r->model); /* safe on a model whose creation failed (zeroed) */
     for (int s = 0; s < 3; s++) {
         if (!(s == LRA_SPLIT_TEST && r->task && r->task->val_is_test)) lra_split_free(&r->split[s]);
@@ -349,17 +387,26 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     run_state *r = calloc(1, sizeof *r);
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     *r = (run_state){.c = c, .t0 = lra_now(), .started = (long)time(NULL), .status = "running", .ckpt_step = -1,
-                     .task = lra_task_find(c->task), .progress = c->progress < 0 ? isatty(2) : c->progress};
+                     .task = lra_task_find(c->task),
+                     .progress = lra_dist_rank() != 0 ? 0 : c->progress < 0 ? isatty(2) : c->progress};
     if (c->out[0]) snprintf(r->report_path, sizeof r->report_path, "%s", c->out);
     else lra_run_default_report(c, r->report_path, sizeof r->report_path);
     snprintf(report_path, pathn, "%s", r->report_path);
-    const int threads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    /* --threads=0: this host's cores, shared by the processes mpirun started on it */
+    const int local = lra_dist_local_size(), cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const int threads = c->threads > 0 ? c->threads : cores / local > 1 ? cores / local : 1;
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     /* SIGINT/SIGTERM: the first stops data generation, or training after the current step with
      * a checkpoint and a partial report; a second exits at once (the report on disk stays intact) */
     lra_stop_install();
-    lra_status st = r->task ? setup(r, threads, err) : lra_fail(err, LRA_ERR_USAGE, "unknown task '%s'", c->task);
+    lra_status st = r->task ? LRA_OK : lra_fail(err, LRA_ERR_USAGE, "unknown task '%s'", c->task);
+    if (st == LRA_OK && lra_dist_size() > c->grad_shards) /* every process knows: they all stop here */
+        st = lra_fail(err, LRA_ERR_USAGE, "%d processes and --grad-shards=%d: each process computes whole shards of the "
+                      "batch, so give --grad-shards=N with N >= %d (the numbers depend on N, never on the process count: "
+                      "a run with the same N on any number of processes, one included, gives the same bits)",
+                      lra_dist_size(), c->grad_shards, lra_dist_size());
+    if (st == LRA_OK) st = setup_everywhere(r, threads, err);
     const int started = st == LRA_OK;
     if (started) st = train(r, err);
     if (started && st == LRA_OK) {
@@ -371,7 +418,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         lra_status wst = lra_run_write_report(r, r->report_path, werr);
         if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
     }
-    if (st == LRA_OK) /* one line for logs and CI, terminal or not */
+    if (st == LRA_OK && lra_dist_rank() == 0) /* one line for logs and CI, terminal or not */
         fprintf(stderr, "lra-bench: %s/%s/%s seed %ld: test %.2f%% at the best-validation step %d (val %.2f%%), "
                 "%.2f%% at the last; %.0f training tokens/s; %s\n", c->task, c->backend, c->profile, c->seed,
                 100 * r->best[LRA_SPLIT_TEST].acc, r->best_step, 100 * r->best[LRA_SPLIT_VAL].acc,

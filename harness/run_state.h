@@ -11,6 +11,7 @@
 #include "batcher.h"
 #include "config.h"
 #include "model.h"
+#include "train.h"
 
 enum { WINDOW = 100 }; /* steps averaged for the reported training loss and accuracy */
 
@@ -20,6 +21,7 @@ typedef struct {
     const lra_config *c;
     const lra_task_i *task;
     lra_model model;
+    lra_trainer trainer; /* the model's step and evaluation, by gradient shards (train.h) */
     lra_split split[3];
     char source[4200], data_dir[4096], data_checksum[65];
     uint32_t *eval_order[3];
@@ -29,7 +31,7 @@ typedef struct {
     int32_t *tokens, *labels;
     uint8_t *mask;
     cJSON *curve, *attn_diag;
-    int progress; /* progress lines on stderr */
+    int progress; /* progress lines on stderr (rank 0 only) */
     long started;
     double t0;
     /* training statistics */
@@ -56,7 +58,6 @@ typedef struct {
 } run_state;
 
 /* evaluate.c */
-int lra_run_argmax(const float *p, int K);
 /* Every eval_every steps: validation for the curve and for model selection (best_params). */
 void lra_run_periodic_evaluation(run_state *r, int step);
 /* After the last step: val and test of the last parameters, then of the best-validation ones. */

@@ -27,6 +27,7 @@
 #include "report.h"
 #include "peak.h"
 #include "sysinfo.h"
+#include "dist.h"
 #include "train.h"
 
 enum { MAXB = 16, MAXL = 32, MAXREP = 1000 };
@@ -35,6 +36,7 @@ typedef struct {
     char backends[MAXB][32];
     int nb, lengths[MAXL], nl;
     int batch, heads, hs, layers, warmup, repeats, threads, encoder;
+    int shards; /* the encoder step's gradient shards (train.h); default: one per process */
     double mem_limit;
     char attn_opts[256], out[4096];
 } speed_cfg;
@@ -44,6 +46,7 @@ typedef struct {
     int oom, ran;
     stats fwd, fwdbwd;
     double planned_bytes, workspace_bytes, flops_fwd, flops_bwd, rss;
+    double comm_s, comm_bytes; /* the encoder step's MPI time and bytes sent, per step */
 } measure;
 
 static int cmp_double(const void *a, const void *b) {
@@ -153,6 +156,12 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
         return r;
     }
     lra_model_init(&m, 1);
+    lra_trainer tr;
+    if (lra_trainer_create(&tr, &m, c->shards, err) != LRA_OK) {
+        lra_model_free(&m);
+        r.oom = 1;
+        return r;
+    }
     lra_attn_shape s = {c->batch, c->heads, T, c->hs};
     lra_attn_flops(&m.attn, s, &r.flops_fwd, &r.flops_bwd);
     int32_t *tok = lra_alloc_touched(sizeof(int32_t) * (size_t)c->batch * T), lab[4096];
@@ -166,20 +175,23 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     lra_config_profile(&recipe, "listops", "repro", NULL);
     for (int rep = -c->warmup; rep < c->repeats; rep++) {
         double t0 = lra_now();
-        lra_model_forward(&m, tok, mask, lab, c->batch, T, 0, 0);
+        lra_eval_batch(&tr, tok, mask, lab, c->batch, T); /* under MPI, split like the step */
         double t1 = lra_now();
         lra_step_hparams hp = lra_step_hparams_at(&recipe, recipe.warmup); /* the default recipe at its peak */
         hp.t = rep + c->warmup + 1;
         double norm;
-        lra_train_step(&m, tok, mask, lab, c->batch, T, (uint64_t)rep, &hp, &norm); /* the step runs train */
+        lra_train_step(&tr, tok, mask, lab, c->batch, T, (uint64_t)rep, &hp, &norm); /* the step runs train */
         double t2 = lra_now();
         if (rep >= 0) { f[rep] = t1 - t0; st[rep] = t2 - t1; }
     }
     r.fwd = summarize(f, c->repeats);
     r.fwdbwd = summarize(st, c->repeats);
     r.ran = 1;
+    r.comm_s = tr.comm_seconds / (c->warmup + c->repeats);
+    r.comm_bytes = tr.comm_bytes / (c->warmup + c->repeats);
     free(tok);
     free(mask);
+    lra_trainer_free(&tr);
     lra_model_free(&m);
     r.rss = (double)lra_peak_rss_bytes();
     return r;
@@ -206,6 +218,10 @@ static cJSON *measure_json(const measure *r, const speed_cfg *c, int T, int enco
     cJSON_AddNumberToObject(j, "steps_per_s", 1.0 / r->fwdbwd.median);
     cJSON_AddNumberToObject(j, "tokens_per_s", tokens / r->fwdbwd.median);
     if (!encoder) cJSON_AddNumberToObject(j, "gflops_per_s", (r->flops_fwd + r->flops_bwd) / r->fwdbwd.median / 1e9);
+    if (encoder && lra_dist_size() > 1) { /* the data-parallel step's communication (dist.h) */
+        cJSON_AddNumberToObject(j, "comm_s_per_step", r->comm_s);
+        cJSON_AddNumberToObject(j, "comm_bytes_sent_per_step", r->comm_bytes);
+    }
     cJSON_AddNumberToObject(j, "peak_rss_bytes_so_far", r->rss);
     return j;
 }
@@ -268,7 +284,9 @@ int lra_speed_main(int argc, char **argv) {
     const int deflen[6] = {1024, 2048, 3072, 4096, 8192, 16384};
     for (c.nl = 0; c.nl < 6; c.nl++) c.lengths[c.nl] = deflen[c.nl];
     c.batch = 1; c.heads = 4; c.hs = 64; c.layers = 2; c.warmup = 1; c.repeats = 5; c.encoder = 1;
-    c.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), local = lra_dist_local_size();
+    c.threads = cores / local > 1 ? cores / local : 1; /* mpirun's processes on a host share its cores */
+    c.shards = lra_dist_size();
     c.mem_limit = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *eq = strchr(a, '=');
@@ -306,6 +324,7 @@ int lra_speed_main(int argc, char **argv) {
         else if (!strncmp(a, "--warmup=", 9) && (iv >= 0 || !strcmp(v, "0"))) c.warmup = iv;
         else if (!strncmp(a, "--repeats=", 10) && iv >= 1 && iv <= MAXREP) c.repeats = iv;
         else if (!strncmp(a, "--threads=", 10) && iv >= 1) c.threads = iv;
+        else if (!strncmp(a, "--grad-shards=", 14) && iv >= 1) c.shards = iv;
         else if (!strncmp(a, "--encoder=", 10) && (!strcmp(v, "0") || !strcmp(v, "1"))) c.encoder = iv;
         else if (!strncmp(a, "--attn-opt=", 11)) snprintf(c.attn_opts, sizeof c.attn_opts, "%s", v);
         else if (!strncmp(a, "--out=", 6)) snprintf(c.out, sizeof c.out, "%s", v);
@@ -321,12 +340,17 @@ int lra_speed_main(int argc, char **argv) {
     }
     omp_set_num_threads(c.threads);
     openblas_set_num_threads(c.threads);
+    if (lra_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return 1; /* rank 0 prints and writes */
     static measure att[MAXB][MAXL], enc[MAXB][MAXL];
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("# lra-bench speed: batch %d, %d heads of %d, encoder %d layers (emb %d, mlp %d); %d threads; %d warm-up "
            "+ %d timed repeats, medians; OpenBLAS %s, OPENBLAS_CORETYPE=%s\n",
            c.batch, c.heads, c.hs, c.layers, c.heads * c.hs, 2 * c.heads * c.hs, c.threads, c.warmup, c.repeats,
            openblas_get_corename(), ct ? ct : "(unset)");
+    if (lra_dist_size() > 1 || c.shards > 1)
+        printf("# %d process%s x %d threads; the encoder step in %d gradient shards (train.h)%s\n", lra_dist_size(),
+               lra_dist_size() > 1 ? "es" : "", c.threads, c.shards,
+               lra_dist_size() > 1 ? "; the attention layer alone runs on every process at once" : "");
     const double peak = lra_peak_gflops(c.threads); /* before any kernel, on idle caches */
     printf("# machine peak (fp32 FMA on every thread, measured): %.0f GFLOP/s\n", peak);
     fflush(stdout);
@@ -334,7 +358,7 @@ int lra_speed_main(int argc, char **argv) {
         for (int b = 0; b < c.nb; b++) {
             att[b][l] = time_attention(&c, c.backends[b], c.lengths[l]);
             if (c.encoder) enc[b][l] = time_encoder(&c, c.backends[b], c.lengths[l]);
-            fprintf(stderr, "speed: %s T=%d done\n", c.backends[b], c.lengths[l]);
+            if (lra_dist_rank() == 0) fprintf(stderr, "speed: %s T=%d done\n", c.backends[b], c.lengths[l]);
         }
     print_table("## Attention layer alone, forward+backward: calls/s (speed-up over full)", &c, att, 0);
     print_gflops(&c, att, peak);
@@ -354,6 +378,8 @@ int lra_speed_main(int argc, char **argv) {
     cJSON_AddNumberToObject(cfg, "warmup", c.warmup);
     cJSON_AddNumberToObject(cfg, "repeats", c.repeats);
     cJSON_AddNumberToObject(cfg, "mem_limit_bytes", c.mem_limit);
+    cJSON_AddNumberToObject(cfg, "grad_shards", c.shards);
+    cJSON_AddItemToObject(cfg, "parallel", lra_dist_json());
     cJSON_AddStringToObject(cfg, "attn_opt", c.attn_opts);
     cJSON *entries = cJSON_AddArrayToObject(j, "entries");
     for (int b = 0; b < c.nb; b++)
@@ -381,6 +407,10 @@ int lra_speed_main(int argc, char **argv) {
         snprintf(path, sizeof path, "results/speed/speed-%s.json", stamp);
     }
     int rc = 0;
+    if (lra_dist_rank() != 0) { /* one writer */
+        cJSON_Delete(j);
+        return 0;
+    }
     if (lra_write_json_atomic(path, j, err) != LRA_OK) {
         fprintf(stderr, "lra-bench speed: %s\n", err);
         rc = 1;

@@ -1,4 +1,12 @@
-/* train.h - one training step, the same for training runs (run.c) and `lra-bench speed`. */
+/* train.h - one training step and one evaluation batch, the same for training runs (run.c,
+ * evaluate.c) and `lra-bench speed`, on one process or data-parallel over MPI (dist.h).
+ *
+ * Gradient shards: a batch of B examples is cut into S = min(--grad-shards, B) shards of
+ * consecutive examples (lra_dist_shard_examples), each a forward and backward of its own; the
+ * shard gradients, each of (sum of the shard's losses) / B, are added in shard order. S, not the
+ * number of processes, fixes every sum, so losses, accuracies and parameters are the same bits
+ * at any P (and any thread count). S = 1 is the plain step: one forward and backward of the batch.
+ * Dropout in shard s draws from the step's stream, or with S > 1 from lra_stream(stream, SHARD, s). */
 #ifndef LRA_TRAIN_H
 #define LRA_TRAIN_H
 
@@ -15,11 +23,31 @@ typedef struct {
 /* The settings of 0-based step s of a run with options c: its schedules applied. */
 lra_step_hparams lra_step_hparams_at(const lra_config *c, long s);
 
-/* forward in training mode (dropout from `stream`) on B examples of L tokens, the gradients of the
- * mean loss, their global norm into *norm (before clipping), then, when the loss and the norm are
- * finite, AdamW with the gradients scaled to at most hp->clip. Returns the mean loss. A non-finite
- * loss or norm leaves the parameters and moments untouched: the caller names what diverged. */
-float lra_train_step(lra_model *m, const int32_t *tokens, const uint8_t *mask, const int32_t *labels, int B, int L,
+/* A model with its shard buffers. Owns the buffers, not the model. */
+typedef struct {
+    lra_model *m;
+    int shards;          /* --grad-shards */
+    float *grad_sum;     // (nparams): the shards' sum so far (one process, S > 1)
+    float *send, *recv;  // (own shards, nparams), (S, nparams / P + 1): the MPI sum's buffers
+    float *losses;       // (B): each example's loss in the last step or evaluation batch
+    int32_t *predicted;  // (B): each example's predicted class (argmax of its probabilities)
+    /* communication, summed over steps: seconds in MPI calls, bytes this process sent */
+    double comm_seconds, comm_bytes;
+} lra_trainer;
+
+lra_status lra_trainer_create(lra_trainer *t, lra_model *m, int shards, char *err);
+void lra_trainer_free(lra_trainer *t);
+
+/* forward in training mode on B examples of L tokens (dropout from `stream`), the gradients of the
+ * mean loss (by shards, above), their global norm into *norm (before clipping), then, when the
+ * loss and the norm are finite, AdamW with the gradients scaled to at most hp->clip. Fills
+ * t->losses and t->predicted and returns the mean loss. A non-finite loss or norm leaves the
+ * parameters and moments untouched: the caller names what diverged. Under MPI every process calls
+ * it with the same batch and computes its own shards. */
+float lra_train_step(lra_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *labels, int B, int L,
                      uint64_t stream, const lra_step_hparams *hp, double *norm);
+
+/* Forward in evaluation mode on B examples, by the same shards: t->losses and t->predicted. */
+void lra_eval_batch(lra_trainer *t, const int32_t *tokens, const uint8_t *mask, const int32_t *labels, int B, int L);
 
 #endif

@@ -2,6 +2,7 @@
 # Install the Debian packages lra-bench builds against. Idempotent: installs only what is missing.
 set -eu
 PKGS="build-essential pkg-config libcurl4-openssl-dev libcjson-dev zlib1g-dev libarchive-dev libpng-dev check dataset-fashion-mnist libopenblas-openmp-dev
+      openmpi-bin libopenmpi-dev
       clang libclang-rt-dev libomp-dev"  # the last three: the libFuzzer harnesses (make fuzz)
 missing=""
 for p in $PKGS; do

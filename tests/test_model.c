@@ -305,9 +305,10 @@ START_TEST(test_repro_profile_values) {
 }
 END_TEST
 
-/* Checkpoints outlive option lists: one written before --final-eval existed resumes when the
- * option has the value its absence meant (all), and is refused with another; a float option
- * compares as a float (older checkpoints recorded dropout as 0.10000000149011612). */
+/* Checkpoints outlive option lists: one written before --final-eval and --grad-shards existed
+ * resumes when the options have the values their absence meant (all, 1), is refused with others,
+ * and `resume` rebuilds those values, not today's defaults; a float option compares as a float
+ * (older checkpoints recorded dropout as 0.10000000149011612). */
 START_TEST(test_identity_across_versions) {
     lra_config c;
     char err[LRA_ERR_LEN], msg[512];
@@ -315,11 +316,24 @@ START_TEST(test_identity_across_versions) {
     cJSON *old = lra_config_identity_json(&c), *now = lra_config_identity_json(&c);
     ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(now, "dropout")->valuedouble, 0.1);
     cJSON_DeleteItemFromObjectCaseSensitive(old, "final-eval");
+    cJSON_DeleteItemFromObjectCaseSensitive(old, "grad-shards");
     cJSON_ReplaceItemInObjectCaseSensitive(old, "dropout", cJSON_CreateNumber((double)0.1f));
     ck_assert_msg(lra_config_diff(old, now, msg, sizeof msg) == 0, "%s", msg);
     c.final_eval_subset = 1;
     cJSON *sub = lra_config_identity_json(&c);
     ck_assert(lra_config_diff(old, sub, msg, sizeof msg) == 1 && strstr(msg, "--final-eval=(absent) in the checkpoint, subset here"));
+    c.final_eval_subset = 0;
+    c.grad_shards = 4;
+    cJSON *shards = lra_config_identity_json(&c);
+    ck_assert(lra_config_diff(old, shards, msg, sizeof msg) == 1 && strstr(msg, "--grad-shards=(absent) in the checkpoint, 4 here"));
+    cJSON_Delete(shards);
+    char *args[128];
+    int n = lra_config_args_from_json(old, args, 128), found = 0;
+    for (int i = 0; i < n; i++) {
+        found += !strcmp(args[i], "--grad-shards=1") + !strcmp(args[i], "--final-eval=all");
+        free(args[i]);
+    }
+    ck_assert_int_eq(found, 2);
     cJSON_Delete(old);
     cJSON_Delete(now);
     cJSON_Delete(sub);
