@@ -138,6 +138,41 @@ static void test_signal_or_die(int step) {
     if (die && atoi(die) == step) raise(SIGKILL);
 }
 
+/* The DUMP_STEP=STEP:DIR hook (scripts/torch_crosscheck.py): training step STEP's batch, the
+ * parameters before it and its gradients after it, with every tensor's flat offset, as
+ * DIR/params.f32, DIR/grads.f32 and DIR/step.json. phase 0 before the step, 1 after. */
+static void test_dump_step(run_state *r, int step, int L, int phase, float loss) {
+    const char *e = lra_test_hook("DUMP_STEP");
+    char dir[4096], path[4200], err[LRA_ERR_LEN];
+    int at;
+    if (!e || sscanf(e, "%d:%4095s", &at, dir) != 2 || at != step || lra_dist_rank() != 0) return;
+    const lra_model *m = &r->model;
+    snprintf(path, sizeof path, "%s/%s", dir, phase ? "grads.f32" : "params.f32");
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(phase ? m->grads : m->params, sizeof(float), m->nparams, f) != m->nparams) abort();
+    fclose(f);
+    if (!phase) return;
+    const int rows = r->task->docs == 2 ? 2 : 1, B = r->c->batch;
+    cJSON *j = cJSON_CreateObject(), *tensors = cJSON_AddObjectToObject(j, "tensors");
+    cJSON_AddNumberToObject(j, "B", B);
+    cJSON_AddNumberToObject(j, "L", L);
+    cJSON_AddNumberToObject(j, "loss", loss);
+    cJSON_AddItemToObject(j, "tokens", cJSON_CreateIntArray(r->tokens, B * rows * L));
+    cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray(r->labels, B));
+    cJSON *mask = cJSON_AddArrayToObject(j, "mask");
+    for (int i = 0; i < B * rows * L; i++) cJSON_AddItemToArray(mask, cJSON_CreateNumber(r->mask[i]));
+    char name[96], prev[96] = "";
+    for (size_t i = 0; i < m->nparams; i++) { /* "blocks.1.fcw[37]" -> tensor blocks.1.fcw at its first index */
+        lra_model_param_name(m, i, name, sizeof name);
+        *strchr(name, '[') = '\0';
+        if (strcmp(name, prev)) cJSON_AddNumberToObject(tensors, name, (double)i);
+        snprintf(prev, sizeof prev, "%s", name);
+    }
+    snprintf(path, sizeof path, "%s/step.json", dir);
+    if (lra_write_json_atomic(path, j, err) != LRA_OK) abort();
+    cJSON_Delete(j);
+}
+
 /* The HOLD_ON_STOP test hook: after the first signal, wait for the second (which exits at once). */
 static void test_hold_on_stop(void) {
     if (!lra_test_hook("HOLD_ON_STOP")) return;
@@ -284,8 +319,10 @@ static lra_status train_one(run_state *r, int step, progress_log *log, char *err
                            r->labels, &real);
     const lra_step_hparams hp = lra_step_hparams_at(c, step);
     double norm;
+    test_dump_step(r, step, L, 0, 0.0f);
     float loss = lra_train_step(&r->trainer, r->tokens, r->mask, r->labels, c->batch, L,
                                 lra_stream((uint64_t)c->seed, 0xD50, (uint64_t)step), &hp, &norm);
+    test_dump_step(r, step, L, 1, loss);
     if (!isfinite(loss) || !isfinite(norm)) {
         diverged(r, step, loss);
         r->status = "diverged";
