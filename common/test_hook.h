@@ -9,7 +9,9 @@
  *                            test of the second Ctrl-C never races the end of the step)
  *   SIGNAL_AT=STEP           run.c: the last MPI process raises SIGINT in step STEP (a signal to
  *                            one process of a job)
- *   DIE_AT=STEP              run.c: the last MPI process raises SIGKILL in step STEP (one dies) */
+ *   DIE_AT=STEP              run.c: the last MPI process raises SIGKILL in step STEP (one dies)
+ *   DUMP_STEP=STEP:DIR       run.c: step STEP's batch, parameters and gradients into DIR (for
+ *                            scripts/torch_crosscheck.py) */
 #ifndef LRA_TEST_HOOK_H
 #define LRA_TEST_HOOK_H
 
