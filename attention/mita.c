@@ -23,10 +23,13 @@
  * one sgemm of probabilities against the gathered values (backward likewise: dq, dk, dv per expert,
  * scattered back in a fixed order). Every other product is an sgemm of the whole head.
  *
- * Workspace per head: A, Vbar (m x d), the compression softmax (m x T), G = q A^T (T x m), the
- * experts (m x k), each query's experts (T x s), the routed logits (T x s x k) and log-sum-exp,
- * saved for backward; per thread: gathers and scratch matrices. Each head is one thread's,
- * so results do not depend on the thread count. */
+ * Saved for backward, per head: A, Vbar (m x d), the experts as key indices (m x k), each query's
+ * experts (T x s) and log-sum-exp (T): 4 (3 m d + T (s + 1)) bytes, about 4 (s + 1) bytes per
+ * (batch, head, token) plus 48 KiB per head at m = k = 64, d = 64. Backward recomputes what
+ * costs one sgemm each - G = q A^T, the compression softmax, each expert's routed logits - with
+ * the same calls on the same inputs as forward, so the recomputed values are forward's bits.
+ * Per thread: those recomputed matrices, gathers and scratch. Each head is one thread's, so
+ * results do not depend on the thread count. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -86,15 +89,16 @@ static cJSON *mita_describe(const void *ctx) {
     return j;
 }
 
-/* workspace (in 4-byte words): per head A, Vbar (m x d), Pc (m x T), G = q A^T (T x m), the
- * experts (m x k), each query's experts (T x s), the routed logits (T x s x k), lse (T), and the
- * head's (m, k) in effect; per thread: two T x m matrices, m x T, two m x d, the per-expert gathers
- * (queries and their output gradients T x d, keys and values k x d, two T x k tiles), the routed
- * probabilities (T x s x k), the inverted routing (T x s entries, m + 1 offsets), the selection
- * pairs (2 T) and the valid rows (T) */
+/* workspace (in 4-byte words): per head, saved for backward, A, Vbar (m x d), the experts
+ * (m x k), each query's experts (T x s), lse (T) and the head's (m, k) in effect; per thread,
+ * Pc (m x T), G = q A^T (T x m) and the routed logits (T x s x k), recomputed in backward, two
+ * more T x m matrices, m x T, two m x d, the per-expert gathers (queries and their output
+ * gradients T x d, keys and values k x d, two T x k tiles), the routed probabilities (T x s x k),
+ * the inverted routing (T x s entries, m + 1 offsets), the selection pairs (2 T) and the valid
+ * rows (T) */
 typedef struct {
-    size_t a, vbar, pc, g, ex, rt, lg, lse, ne, head;
-    size_t gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
+    size_t a, vbar, ex, rt, lse, ne, head;
+    size_t pc, g, lg, gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
 } layout;
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
@@ -104,15 +108,16 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     /* per head, kept from forward for backward */
     CARVE(a, m * d);      // (m, d): the landmarks A, pooled queries
     CARVE(vbar, m * d);   // (m, d): the compressed values
-    CARVE(pc, m * T);     // (m, T): the compression softmax over keys
-    CARVE(g, T * m);      // (T, m): q A^T, routing and shared logits at once
     CARVE(ex, m * k);     // (m, k): each expert's keys (int32)
     CARVE(rt, T * S);     // (T, s): each query's experts (int32)
-    CARVE(lg, T * S * k); // (T, s, k): the routed logits
     CARVE(lse, T);        // (T): each query's log-sum-exp
     CARVE(ne, 2);         // the (m, k) in effect for this head (int32)
     l.head = off;
     off = 0;
+    /* per thread: computed in forward, recomputed in backward */
+    CARVE(pc, m * T);     // (m, T): the compression softmax over keys
+    CARVE(g, T * m);      // (T, m): q A^T, routing and shared logits at once
+    CARVE(lg, T * S * k); // (T, s, k): the routed logits (backward: one expert's, (n, k))
     /* per thread, scratch */
     CARVE(gs, T * m);     // (T, m): the shared softmax
     CARVE(gd, T * m);     // (T, m): its gradient
@@ -203,6 +208,20 @@ static void scatter_add(float *X, const float *in, const int32_t *idx, int n, in
     }
 }
 
+/* Row z (T) of A K^T becomes the compression softmax over the valid keys, in place. */
+static void compression_softmax(float *z, const uint8_t *mask, int T, float scale) {
+    float mx = NEG_BIG, sum = 0.0f;
+    for (int t = 0; t < T; t++) {
+        z[t] = mask[t] ? z[t] * scale : NEG_BIG;
+        mx = z[t] > mx ? z[t] : mx;
+    }
+    for (int t = 0; t < T; t++) {
+        z[t] = expf(z[t] - mx);
+        sum += z[t];
+    }
+    for (int t = 0; t < T; t++) z[t] /= sum;
+}
+
 /* dropout factor of entry t of query i's logit list */
 static inline float keep_factor(uint32_t rs, int t, uint32_t thr, float keep_scale) {
     return thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
@@ -222,7 +241,8 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *Lg = hw + l.lg, *lse = hw + l.lse;
+        float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
+        float *Pc = tw + l.pc, *G = tw + l.g, *Lg = tw + l.lg;
         float *Psh = tw + l.gs, *Qe = tw + l.qe, *Ke = tw + l.ke, *Ve = tw + l.ve, *R = tw + l.t1, *Pr = tw + l.pr;
         int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *idx = (int32_t *)(tw + l.idx);
         int32_t *ne = (int32_t *)(hw + l.ne), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
@@ -247,17 +267,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             int32_t *e = ex + (size_t)j * Kx;
             for (int r = 0; r < ke; r++) e[r] = sel[r].i;
             qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
-            if (!c->shared) continue; /* the compression feeds only the shared expert */
-            float mx = NEG_BIG, sum = 0.0f;
-            for (int t = 0; t < T; t++) {
-                z[t] = mask[t] ? z[t] * scale : NEG_BIG;
-                mx = z[t] > mx ? z[t] : mx;
-            }
-            for (int t = 0; t < T; t++) {
-                z[t] = expf(z[t] - mx);
-                sum += z[t];
-            }
-            for (int t = 0; t < T; t++) z[t] /= sum;
+            if (c->shared) compression_softmax(z, mask, T, scale); /* it feeds only the shared expert */
         }
         if (c->shared)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, T, 1.0f, Pc, T, V, hs, 0.0f, Vbar, hs);
@@ -334,8 +344,8 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        const float *A = hw + l.a, *Vbar = hw + l.vbar, *Pc = hw + l.pc, *G = hw + l.g, *Lg = hw + l.lg;
-        const float *lse = hw + l.lse;
+        const float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
+        float *Pc = tw + l.pc, *G = tw + l.g, *Lg = tw + l.lg;
         float *Gs = tw + l.gs, *Gd = tw + l.gd, *dPc = tw + l.dpc, *dA = tw + l.da, *dVbar = tw + l.dvb;
         float *Qe = tw + l.qe, *dOe = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve, *T1 = tw + l.t1, *T2 = tw + l.t2;
         float *Dq = tw + l.pr; /* D_i = dO_i . o_i for every query (T floats of the routed-probability scratch) */
@@ -366,11 +376,13 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             gather_rows(dOe, dO, codes, n, hs, S);
             gather_rows(Ke, K, keys, ke, hs, 1);
             gather_rows(Ve, V, keys, ke, hs, 1);
+            /* the routed logits again: forward's sgemm on the same gathered rows */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, scale, Qe, hs, Ke, hs, 0.0f, Lg, ke);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, T1, ke);
             for (int r = 0; r < n; r++) {
                 const int i = codes[r] / S, slot = codes[r] % S;
                 const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-                const float *lr = Lg + (size_t)codes[r] * Kx;
+                const float *lr = Lg + (size_t)r * ke;
                 float *dp = T1 + (size_t)r * ke, *pz = T2 + (size_t)r * ke;
                 for (int j = 0; j < ke; j++) {
                     const float p = expf(lr[j] - lse[i]), z = keep_factor(rs, base + slot * ke + j, thr, keep_scale);
@@ -388,6 +400,10 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             scatter_add(dK, Ke, keys, ke, hs, 1);
         }
         if (c->shared) {
+            /* G = Q A^T and the compression softmax again, as forward computed them */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, Q, hs, A, hs, 0.0f, G, M);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
+            for (int j = 0; j < me; j++) compression_softmax(Pc + (size_t)j * T, mask, T, scale);
             /* shared logits q_i . A_j * tau_inv: dP = dO Vbar^T, then dS (scale folded in) and p z */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, dO, hs, Vbar, hs, 0.0f, Gs, me);
             for (int i = 0; i < T; i++) {
