@@ -12,9 +12,12 @@
  * their first columns/rows). Gradients flow through both softmaxes and through A into q via the
  * pooling. Attention dropout (as in the official code) drops both probability matrices.
  *
- * Workspace: per head A and V_A (n x d) and both probability matrices (n x T, T x n), saved for
- * backward (backward overwrites them with the logit gradients, from which the bias gradients are
- * reduced); per thread one n x T scratch pair. Each head is one thread's (matmuls are
+ * Saved for backward, per head: A and V_A (n x d), 4 * 2 n d bytes (32 KiB at n = 128, d = 32);
+ * backward recomputes both probability matrices with forward's own calls (the same bits). With
+ * bias=1 the probability matrices (n x T, T x n) stay per head instead: backward overwrites them
+ * with the logit gradients, from which the bias gradients are reduced over the batch in batch
+ * order, 4 * 2 n bytes per (batch, head, token) more. Per thread: the recomputed matrices and one
+ * n x T scratch pair. Each head is one thread's (matmuls are
  * single-threaded sgemm inside the parallel region); parameter gradients, shared by the batch,
  * are reduced afterwards over fixed entries in batch order: no result depends on the thread count. */
 #include <math.h>
@@ -85,14 +88,34 @@ static void agent_init_params(const void *ctx, lra_attn_shape max, float *p, uin
     for (size_t i = 0; i < bias_count(c); i++) p[dwc_count(c) + i] = (float)(0.02 * lra_rng_normal(&r));
 }
 
-/* workspace layout (floats): per head A, VA (n*hs each), P1 (n*Tmax), P2 (Tmax*n); then per thread
- * two (n*Tmax) scratch matrices, two (n*hs) and Tmax ints of valid-row indices */
+/* workspace layout (floats): per head A, VA (n*hs each), and with bias=1 P1 (n*T), P2 (T*n); then
+ * per thread, P1 and P2 without bias, two (n*T) scratch matrices, two (n*hs) and T ints of
+ * valid-row indices. p1, p2: offsets in the head's part (bias=1) or the thread's. */
 typedef struct { size_t head, a, va, p1, p2, thread, s1, s2, g1, g2, idx; } layout;
 static layout lay(const agent_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t nd = (size_t)c->n * s.hs, nT = (size_t)c->n * s.T;
-    l.a = 0; l.va = nd; l.p1 = 2 * nd; l.p2 = 2 * nd + nT; l.head = 2 * nd + 2 * nT;
-    l.s1 = 0; l.s2 = nT; l.g1 = 2 * nT; l.g2 = 2 * nT + nd; l.idx = 2 * nT + 2 * nd; l.thread = l.idx + s.T;
+    size_t off = 0;
+#define CARVE(field, n) do { l.field = off; off += (n); } while (0)
+    CARVE(a, nd);       // (n, d): the agents A, pooled queries
+    CARVE(va, nd);      // (n, d): the agent values V_A
+    if (c->bias) {
+        CARVE(p1, nT);  // (n, T): the aggregation probabilities, then d logits
+        CARVE(p2, nT);  // (T, n): the broadcast probabilities, then d logits
+    }
+    l.head = off;
+    off = 0;
+    if (!c->bias) {
+        CARVE(p1, nT);  // (n, T): forward's, recomputed in backward
+        CARVE(p2, nT);  // (T, n)
+    }
+    CARVE(s1, nT);      // (n, T) or (T, n): dropped probabilities
+    CARVE(s2, nT);      // (n, T) or (T, n): a logit gradient
+    CARVE(g1, nd);      // (n, d): d V_A
+    CARVE(g2, nd);      // (n, d): d A
+    CARVE(idx, s.T);    // (T): the valid rows (int32)
+    l.thread = off;
+#undef CARVE
     return l;
 }
 
@@ -136,6 +159,29 @@ static void drop_rows(float *out, const float *p, int rows, int cols, int ld, co
     }
 }
 
+/* P1 = softmax(A K^T scale [+ B1], valid keys) (m x T): the aggregation's probabilities */
+static void aggregation_probs(float *P1, const float *A, const float *K, const uint8_t *mask, const float *B1, int m,
+                              int T, int hs, int Tmax, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hs, scale, A, hs, K, hs, 0.0f, P1, T);
+    for (int j = 0; j < m; j++)
+        for (int t = 0; t < T; t++) {
+            float *x = P1 + (size_t)j * T + t;
+            if (B1) *x += B1[(size_t)j * Tmax + t];
+            *x = mask[t] ? *x : NEG_BIG;
+        }
+    softmax_rows(P1, m, T, T);
+}
+
+/* P2 = softmax(Q A^T scale [+ B2]) (T x m, stride n): the broadcast's probabilities */
+static void broadcast_probs(float *P2, const float *Q, const float *A, const float *B2, int m, int T, int n, int hs,
+                            float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, m, hs, scale, Q, hs, A, hs, 0.0f, P2, n);
+    if (B2)
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < m; j++) P2[(size_t)t * n + j] += B2[(size_t)t * n + j];
+    softmax_rows(P2, T, m, n);
+}
+
 #define AGG_SEED(a) lra_stream((a)->seed, 0xA66, 1)
 #define BCAST_SEED(a) lra_stream((a)->seed, 0xA66, 2)
 
@@ -153,7 +199,8 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
     for (int bh = 0; bh < BH; bh++) {
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *VA = hw + l.va, *P1 = hw + l.p1, *P2 = hw + l.p2, *drop = tw + l.s1;
+        float *A = hw + l.a, *VA = hw + l.va, *drop = tw + l.s1;
+        float *P1 = (c->bias ? hw : tw) + l.p1, *P2 = (c->bias ? hw : tw) + l.p2;
         int32_t *idx = (int32_t *)(tw + l.idx);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
@@ -164,23 +211,12 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         if (m > 0) {
             lra_pool_rows_forward(A, Q, idx, L, m, hs);
             /* aggregation: P1 = softmax(A K^T scale + B1, valid keys) (m x T), V_A = P1 V */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hs, scale, A, hs, K, hs, 0.0f, P1, T);
-            for (int j = 0; j < m; j++)
-                for (int t = 0; t < T; t++) {
-                    float *x = P1 + (size_t)j * T + t;
-                    if (B1) *x += B1[((size_t)h * n + j) * Tmax + t];
-                    *x = mask[t] ? *x : NEG_BIG;
-                }
-            softmax_rows(P1, m, T, T);
+            aggregation_probs(P1, A, K, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale);
             const float *P1d = P1;
             if (a->dropout > 0) { drop_rows(drop, P1, m, T, T, a, AGG_SEED(a), bh); P1d = drop; }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, T, 1.0f, P1d, T, V, hs, 0.0f, VA, hs);
             /* broadcast: P2 = softmax(Q A^T scale + B2) (T x m, stride n), O = P2 V_A */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, m, hs, scale, Q, hs, A, hs, 0.0f, P2, n);
-            if (B2)
-                for (int t = 0; t < T; t++)
-                    for (int j = 0; j < m; j++) P2[(size_t)t * n + j] += B2[((size_t)h * Tmax + t) * n + j];
-            softmax_rows(P2, T, m, n);
+            broadcast_probs(P2, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, T, n, hs, scale);
             const float *P2d = P2;
             if (a->dropout > 0) { drop_rows(drop, P2, T, m, n, a, BCAST_SEED(a), bh); P2d = drop; }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, m, 1.0f, P2d, n, VA, hs, 0.0f, O, hs);
@@ -213,7 +249,8 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
     for (int bh = 0; bh < BH; bh++) {
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *VA = hw + l.va, *P1 = hw + l.p1, *P2 = hw + l.p2;
+        float *A = hw + l.a, *VA = hw + l.va;
+        float *P1 = (c->bias ? hw : tw) + l.p1, *P2 = (c->bias ? hw : tw) + l.p2;
         float *Pd = tw + l.s1, *G = tw + l.s2, *dVA = tw + l.g1, *dA = tw + l.g2;
         int32_t *idx = (int32_t *)(tw + l.idx);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
@@ -222,6 +259,10 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
         const int L = lra_valid_rows(mask, T, idx), m = n < L ? n : L;
         if (m > 0) {
+            if (!c->bias) { /* forward's probabilities again (with bias=1 they were kept) */
+                aggregation_probs(P1, A, K, mask, NULL, m, T, hs, Tmax, scale);
+                broadcast_probs(P2, Q, A, NULL, m, T, n, hs, scale);
+            }
             /* broadcast: O = P2d V_A */
             const float *P2d = P2;
             if (a->dropout > 0) { drop_rows(Pd, P2, T, m, n, a, BCAST_SEED(a), bh); P2d = Pd; }
