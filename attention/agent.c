@@ -119,10 +119,13 @@ static layout lay(const agent_ctx *c, lra_attn_shape s) {
     return l;
 }
 
-static size_t agent_workspace_bytes(const void *ctx, lra_attn_shape s) {
+static size_t agent_saved_bytes(const void *ctx, lra_attn_shape s) {
+    return sizeof(float) * (size_t)s.B * s.NH * lay(ctx, s).head;
+}
+
+static size_t agent_scratch_bytes(const void *ctx, lra_attn_shape s) {
     const agent_ctx *c = ctx;
-    layout l = lay(c, s);
-    return sizeof(float) * ((size_t)s.B * s.NH * l.head + (size_t)c->nthreads * l.thread);
+    return sizeof(float) * (size_t)c->nthreads * lay(c, s).thread;
 }
 
 static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
@@ -185,13 +188,13 @@ static void broadcast_probs(float *P2, const float *Q, const float *A, const flo
 #define AGG_SEED(a) lra_stream((a)->seed, 0xA66, 1)
 #define BCAST_SEED(a) lra_stream((a)->seed, 0xA66, 2)
 
-static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
                           const float *q, const float *k, const float *v, const float *params) {
     const agent_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, n = c->n, Tmax = c->max.T;
     const float scale = 1.0f / sqrtf((float)hs);
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = w0 + (size_t)BH * l.head;
+    float *w0 = ws, *t0 = scratch;
     const float *dwc_w = c->dwc ? params : NULL, *dwc_b = c->dwc ? params + 3 * (size_t)s.NH * hs : NULL;
     const float *B1 = c->bias ? params + dwc_count(c) : NULL, *B2 = c->bias ? B1 + (size_t)s.NH * n * Tmax : NULL;
 
@@ -235,14 +238,14 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
 }
 
 static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
-                           float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
+                           float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                            const float *k, const float *v, const float *params) {
     (void)o;
     const agent_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, n = c->n, Tmax = c->max.T;
     const float scale = 1.0f / sqrtf((float)hs);
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = w0 + (size_t)BH * l.head;
+    float *w0 = ws, *t0 = scratch;
     const float *dwc_w = params;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
@@ -351,7 +354,8 @@ const lra_attn_i lra_attn_agent = {
     .configure = agent_configure,
     .release = agent_release,
     .describe = agent_describe,
-    .workspace_bytes = agent_workspace_bytes,
+    .saved_bytes = agent_saved_bytes,
+    .scratch_bytes = agent_scratch_bytes,
     .flops = agent_flops,
     .forward = agent_forward,
     .backward = agent_backward,

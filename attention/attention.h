@@ -12,8 +12,10 @@
  * Sizes. A backend is configured for a maximum shape; every later call may use the same B, NH,
  * hs and any T <= max.T (batches are padded to their longest member, so T changes per batch), and
  * any B <= max.B (the last evaluation batch is smaller). Kernels never allocate and never fail:
- * all validation happens in configure, all memory is the caller's workspace of
- * workspace_bytes(max) bytes, which holds what backward needs from forward plus scratch.
+ * all validation happens in configure, all memory is the caller's: a workspace of
+ * lra_attn_workspace_bytes bytes per call, or, in a model, one of lra_attn_saved_bytes per layer
+ * (what backward needs from forward) and one scratch region of lra_attn_scratch_bytes that every
+ * layer uses in turn (lra_attn_share_scratch).
  *
  * Gradients: backward ACCUMULATES (+=) into dq, dk, dv and dparams, like every layer here. */
 #ifndef LRA_ATTENTION_H
@@ -39,6 +41,7 @@ typedef struct {
     const struct lra_attn_i *iface;
     void *ctx;
     lra_attn_shape max;
+    void *scratch; /* the caller's shared scratch, or NULL: the end of each call's workspace */
 } lra_attn;
 
 /* Registry: the backends in registry order (0 <= i < lra_attn_count()), their names and one-line
@@ -56,7 +59,15 @@ lra_status lra_attn_create(lra_attn *h, const char *name, const char *opts, lra_
                            int nthreads, char *err);
 void lra_attn_free(lra_attn *h);
 const char *lra_attn_name(const lra_attn *h);
-size_t lra_attn_workspace_bytes(const lra_attn *h); /* at the handle's maximum shape */
+/* Sizes at the handle's maximum shape: what one layer keeps from forward to backward, the scratch
+ * of one call (0 for none), and a workspace for standalone calls holding both (saved first). */
+size_t lra_attn_saved_bytes(const lra_attn *h);
+size_t lra_attn_scratch_bytes(const lra_attn *h);
+size_t lra_attn_workspace_bytes(const lra_attn *h);
+/* Later calls take their scratch from `scratch` (lra_attn_scratch_bytes bytes, the caller's, used
+ * by one call at a time) instead of the end of their workspace, which then needs only
+ * lra_attn_saved_bytes. */
+void lra_attn_share_scratch(lra_attn *h, void *scratch);
 size_t lra_attn_param_count(const lra_attn *h);     /* 0 for a backend without parameters */
 /* Resolved options as a JSON object for reports; the caller owns it. */
 cJSON *lra_attn_describe(const lra_attn *h);

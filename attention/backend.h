@@ -19,15 +19,19 @@ typedef struct lra_attn_i {
     void (*release)(void *ctx);
     /* Resolved options as a JSON object for reports; the caller owns the result. */
     cJSON *(*describe)(const void *ctx);
-    /* Bytes of workspace for one layer at shape s (saved-for-backward + scratch). */
-    size_t (*workspace_bytes)(const void *ctx, lra_attn_shape s);
+    /* Bytes one layer's forward leaves for its backward at shape s: the layer's own workspace. */
+    size_t (*saved_bytes)(const void *ctx, lra_attn_shape s);
+    /* Optional (NULL = none): bytes of scratch one call at shape s uses and leaves nothing in, so
+     * that one region serves every layer in turn. */
+    size_t (*scratch_bytes)(const void *ctx, lra_attn_shape s);
     /* Analytic flops of one forward and one backward call at shape s, all heads. */
     void (*flops)(const void *ctx, lra_attn_shape s, double *fwd, double *bwd);
 
-    void (*forward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+    /* ws: the layer's saved_bytes; scratch: scratch_bytes, its contents undefined on entry */
+    void (*forward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
                     const float *q, const float *k, const float *v, const float *params);
     void (*backward)(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
-                     float *dq, float *dk, float *dv, float *dparams, void *ws, const float *dout,
+                     float *dq, float *dk, float *dv, float *dparams, void *ws, void *scratch, const float *dout,
                      const float *o, const float *q, const float *k, const float *v,
                      const float *params);
 

@@ -52,10 +52,15 @@ static cJSON *full_describe(const void *ctx) { (void)ctx; return cJSON_CreateObj
 /* per-thread scratch: scores S, dP, dropped P (BQ x BK each), accumulator (BQ x hs), m, l (BQ) */
 static size_t scratch_floats(int hs) { return 3 * BQ * BK + (size_t)BQ * hs + 2 * BQ; }
 
-static size_t full_workspace_bytes(const void *ctx, lra_attn_shape s) {
+/* saved: each row's log-sum-exp (forward) and D (backward's), 8 bytes per (batch, head, token) */
+static size_t full_saved_bytes(const void *ctx, lra_attn_shape s) {
+    (void)ctx;
+    return sizeof(float) * 2 * (size_t)s.B * s.NH * s.T;
+}
+
+static size_t full_scratch_bytes(const void *ctx, lra_attn_shape s) {
     const full_ctx *c = ctx;
-    size_t rows = (size_t)s.B * s.NH * s.T;
-    return sizeof(float) * (2 * rows + (size_t)c->nthreads * scratch_floats(s.hs));
+    return sizeof(float) * (size_t)c->nthreads * scratch_floats(s.hs);
 }
 
 static void full_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
@@ -72,7 +77,7 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
 }
 
 static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
-                         const float *q, const float *k, const float *v, const float *params) {
+                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const full_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nqb = (T + BQ - 1) / BQ;
@@ -80,7 +85,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     float *lse = ws;                                    /* (B, NH, T) */
-    float *scratch0 = lse + 2 * (size_t)BH * T;
+    float *scratch0 = scratch;
 
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
@@ -144,7 +149,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 }
 
 static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
-                          float *dq, float *dk, float *dv, float *dparams, void *ws, const float *dout,
+                          float *dq, float *dk, float *dv, float *dparams, void *ws, void *scratch, const float *dout,
                           const float *o, const float *q, const float *k, const float *v,
                           const float *params) {
     (void)params; (void)dparams;
@@ -155,7 +160,7 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const float *lse = ws;
     float *Dall = (float *)ws + (size_t)BH * T; /* D_i = dO_i . o_i = sum_j P_ij dP_ij */
-    float *scratch0 = Dall + (size_t)BH * T;
+    float *scratch0 = scratch;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
@@ -217,7 +222,8 @@ const lra_attn_i lra_attn_full = {
     .configure = full_configure,
     .release = full_release,
     .describe = full_describe,
-    .workspace_bytes = full_workspace_bytes,
+    .saved_bytes = full_saved_bytes,
+    .scratch_bytes = full_scratch_bytes,
     .flops = full_flops,
     .forward = full_forward,
     .backward = full_backward,

@@ -91,8 +91,8 @@ static cJSON *mita_describe(const void *ctx) {
 
 /* workspace (in 4-byte words): per head, saved for backward, A, Vbar (m x d), the experts
  * (m x k), each query's experts (T x s), lse (T) and the head's (m, k) in effect; per thread,
- * Pc (m x T), G = q A^T (T x m) and the routed logits (T x s x k), recomputed in backward, two
- * more T x m matrices, m x T, two m x d, the per-expert gathers (queries and their output
+ * Pc (m x T) and then G = q A^T (T x m) in the same place, and the routed logits (T x s x k),
+ * recomputed in backward, two more T x m matrices, m x T, two m x d, the per-expert gathers (queries and their output
  * gradients T x d, keys and values k x d, two T x k tiles), the routed probabilities (T x s x k),
  * the inverted routing (T x s entries, m + 1 offsets), the selection pairs (2 T) and the valid
  * rows (T) */
@@ -115,8 +115,8 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     l.head = off;
     off = 0;
     /* per thread: computed in forward, recomputed in backward */
-    CARVE(pc, m * T);     // (m, T): the compression softmax over keys
-    CARVE(g, T * m);      // (T, m): q A^T, routing and shared logits at once
+    CARVE(pc, m * T);     // (m, T): the compression softmax over keys, dead once Vbar is made
+    l.g = l.pc;           // (T, m): q A^T, routing and shared logits at once, in pc's place
     CARVE(lg, T * S * k); // (T, s, k): the routed logits (backward: one expert's, (n, k))
     /* per thread, scratch */
     CARVE(gs, T * m);     // (T, m): the shared softmax
@@ -140,10 +140,13 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     return l;
 }
 
-static size_t mita_workspace_bytes(const void *ctx, lra_attn_shape s) {
+static size_t mita_saved_bytes(const void *ctx, lra_attn_shape s) {
+    return sizeof(float) * (size_t)s.B * s.NH * lay(ctx, s).head;
+}
+
+static size_t mita_scratch_bytes(const void *ctx, lra_attn_shape s) {
     const mita_ctx *c = ctx;
-    layout l = lay(c, s);
-    return 4 * ((size_t)s.B * s.NH * l.head + (size_t)c->nthreads * l.thread);
+    return sizeof(float) * (size_t)c->nthreads * lay(c, s).thread;
 }
 
 static void mita_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
@@ -227,7 +230,7 @@ static inline float keep_factor(uint32_t rs, int t, uint32_t thr, float keep_sca
     return thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
 }
 
-static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
+static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
                          const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const mita_ctx *c = ctx;
@@ -236,7 +239,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = w0 + (size_t)BH * l.head;
+    float *w0 = ws, *t0 = scratch;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
@@ -330,7 +333,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 }
 
 static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
-                          float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
+                          float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                           const float *k, const float *v, const float *params) {
     (void)params; (void)dparams;
     const mita_ctx *c = ctx;
@@ -339,7 +342,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = w0 + (size_t)BH * l.head;
+    float *w0 = ws, *t0 = scratch;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
@@ -400,10 +403,8 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             scatter_add(dK, Ke, keys, ke, hs, 1);
         }
         if (c->shared) {
-            /* G = Q A^T and the compression softmax again, as forward computed them */
+            /* G = Q A^T again, as forward computed it */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, Q, hs, A, hs, 0.0f, G, M);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
-            for (int j = 0; j < me; j++) compression_softmax(Pc + (size_t)j * T, mask, T, scale);
             /* shared logits q_i . A_j * tau_inv: dP = dO Vbar^T, then dS (scale folded in) and p z */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, dO, hs, Vbar, hs, 0.0f, Gs, me);
             for (int i = 0; i < T; i++) {
@@ -418,6 +419,9 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, me, 1.0f, Gs, me, A, hs, 1.0f, dQ, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gs, me, Q, hs, 1.0f, dA, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gd, me, dO, hs, 0.0f, dVbar, hs);
+            /* the compression softmax again, in G's place (G is done with) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
+            for (int j = 0; j < me; j++) compression_softmax(Pc + (size_t)j * T, mask, T, scale);
             /* Vbar = Pc V, Pc = softmax(A K^T scale + M) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, me, 1.0f, Pc, T, dVbar, hs, 1.0f, dV, hs);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, dVbar, hs, V, hs, 0.0f, dPc, T);
@@ -482,7 +486,8 @@ const lra_attn_i lra_attn_mita = {
     .configure = mita_configure,
     .release = mita_release,
     .describe = mita_describe,
-    .workspace_bytes = mita_workspace_bytes,
+    .saved_bytes = mita_saved_bytes,
+    .scratch_bytes = mita_scratch_bytes,
     .flops = mita_flops,
     .forward = mita_forward,
     .backward = mita_backward,

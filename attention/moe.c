@@ -113,12 +113,18 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
 
 static size_t means_floats(const moe_ctx *c, lra_attn_shape s) { return (size_t)nblocks(c, s.T) * (s.hs + 1); }
 
-static size_t moe_workspace_bytes(const void *ctx, lra_attn_shape s) {
+/* saved: each query's blocks (s int32) and log-sum-exp, 4 (s + 1) bytes per (batch, head, token),
+ * and each head's block means and counts */
+static size_t moe_saved_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
     const size_t rows = (size_t)s.B * s.NH * s.T;
     return rows * (size_t)c->s * sizeof(int32_t) + rows * sizeof(float) +
-           (size_t)s.B * s.NH * means_floats(c, s) * sizeof(float) +
-           (size_t)c->nthreads * scratch_floats(c, s) * sizeof(float);
+           (size_t)s.B * s.NH * means_floats(c, s) * sizeof(float);
+}
+
+static size_t moe_scratch_bytes(const void *ctx, lra_attn_shape s) {
+    const moe_ctx *c = ctx;
+    return (size_t)c->nthreads * scratch_floats(c, s) * sizeof(float);
 }
 
 static void moe_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
@@ -202,7 +208,7 @@ static void gather_rows(float *dst, const float *src, const int32_t *ent, int n,
  * into tiles whose logits and p v products run on sgemm; each (query, slot) keeps a partial
  * (acc, max, sum), merged per query in slot order, so the result does not depend on threads. */
 static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
-                        const float *q, const float *k, const float *v, const float *params) {
+                        void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const moe_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nq = (T + QT - 1) / QT, nb = nblocks(c, T), S = c->s;
@@ -211,7 +217,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     int32_t *sel_all = ws;
     float *lse = (float *)(sel_all + (size_t)BH * T * S);
-    float *means0 = lse + (size_t)BH * T, *scratch0 = means0 + (size_t)BH * means_floats(c, s);
+    float *means0 = lse + (size_t)BH * T, *scratch0 = scratch;
     const size_t per = scratch_floats(c, s), per_head = means_floats(c, s);
 
 #pragma omp parallel for schedule(static) num_threads(c->nthreads)
@@ -297,7 +303,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
  * the saved log-sum-exp, dV and dK of the block from sgemm, dQ of the gathered tile scattered
  * back in a fixed order. */
 static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
-                         float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
+                         float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                          const float *k, const float *v, const float *params) {
     (void)params; (void)dparams;
     const moe_ctx *c = ctx;
@@ -307,7 +313,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const int32_t *sel_all = ws;
     const float *lse = (const float *)(sel_all + (size_t)BH * T * S);
-    float *scratch0 = (float *)lse + (size_t)BH * T + (size_t)BH * means_floats(c, s);
+    float *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
@@ -408,7 +414,8 @@ const lra_attn_i lra_attn_moe = {
     .configure = moe_configure,
     .release = moe_release,
     .describe = moe_describe,
-    .workspace_bytes = moe_workspace_bytes,
+    .saved_bytes = moe_saved_bytes,
+    .scratch_bytes = moe_scratch_bytes,
     .flops = moe_flops,
     .forward = moe_forward,
     .backward = moe_backward,

@@ -59,7 +59,18 @@ void lra_attn_free(lra_attn *h) {
     memset(h, 0, sizeof *h);
 }
 
-size_t lra_attn_workspace_bytes(const lra_attn *h) { return h->iface->workspace_bytes(h->ctx, h->max); }
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+size_t lra_attn_saved_bytes(const lra_attn *h) { return h->iface->saved_bytes(h->ctx, h->max); }
+size_t lra_attn_scratch_bytes(const lra_attn *h) {
+    return h->iface->scratch_bytes ? h->iface->scratch_bytes(h->ctx, h->max) : 0;
+}
+size_t lra_attn_workspace_bytes(const lra_attn *h) { return align64(lra_attn_saved_bytes(h)) + lra_attn_scratch_bytes(h); }
+void lra_attn_share_scratch(lra_attn *h, void *scratch) { h->scratch = scratch; }
+
+/* the scratch of a call with workspace ws */
+static void *scratch_of(const lra_attn *h, void *ws) {
+    return h->scratch ? h->scratch : (char *)ws + align64(lra_attn_saved_bytes(h));
+}
 
 size_t lra_attn_param_count(const lra_attn *h) {
     return h->iface->param_count ? h->iface->param_count(h->ctx, h->max) : 0;
@@ -80,13 +91,13 @@ void lra_attn_init_params(const lra_attn *h, float *params, uint64_t seed) {
 
 void lra_attn_forward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                       const float *q, const float *k, const float *v, const float *params) {
-    h->iface->forward(h->ctx, s, a, o, ws, q, k, v, params);
+    h->iface->forward(h->ctx, s, a, o, ws, scratch_of(h, ws), q, k, v, params);
 }
 
 void lra_attn_backward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
                        float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
                        const float *k, const float *v, const float *params) {
-    h->iface->backward(h->ctx, s, a, dq, dk, dv, dparams, ws, dout, o, q, k, v, params);
+    h->iface->backward(h->ctx, s, a, dq, dk, dv, dparams, ws, scratch_of(h, ws), dout, o, q, k, v, params);
 }
 
 cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a) {

@@ -70,7 +70,7 @@ lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *er
     if (st != LRA_OK) return st;
     z->params = param_floats(cfg, T, lra_attn_param_count(&h));
     z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * docs(cfg) * T;
-    z->attention_workspace_bytes = ((lra_attn_workspace_bytes(&h) + 63) & ~(size_t)63) * cfg->layers;
+    z->attention_workspace_bytes = ((lra_attn_saved_bytes(&h) + 63) & ~(size_t)63) * cfg->layers + lra_attn_scratch_bytes(&h);
     z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
     lra_attn_free(&h);
     return LRA_OK;
@@ -148,11 +148,16 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     layout_acts(c, m->T, m->acts, m);
     if (m->sinusoid) lra_sinusoid_table(m->sinusoid, m->T, (int)C);
 
-    m->ws_bytes_per_layer = (lra_attn_workspace_bytes(&m->attn) + 63) & ~(size_t)63;
-    char *ws = lra_alloc_touched(m->ws_bytes_per_layer * c->layers);
+    /* what each layer keeps from forward to backward, then one scratch region the layers use in
+     * turn (the attention calls of a forward or backward pass run one layer at a time) */
+    m->ws_bytes_per_layer = (lra_attn_saved_bytes(&m->attn) + 63) & ~(size_t)63;
+    m->attn_scratch_bytes = lra_attn_scratch_bytes(&m->attn);
+    char *ws = lra_alloc_touched(m->ws_bytes_per_layer * c->layers + m->attn_scratch_bytes + 1);
     m->mask = lra_alloc_touched(N);
-    if (!ws || !m->mask) { free(ws); goto nomem; }
+    m->attn_arena = ws;
+    if (!ws || !m->mask) goto nomem;
     for (int l = 0; l < c->layers; l++) m->blocks[l].ws = ws + m->ws_bytes_per_layer * l;
+    lra_attn_share_scratch(&m->attn, ws + m->ws_bytes_per_layer * c->layers);
     return LRA_OK;
 nomem:
     lra_model_free(m);
@@ -195,7 +200,7 @@ size_t lra_model_first_nonfinite(const lra_model *m, const float *x) {
 }
 
 void lra_model_free(lra_model *m) {
-    if (m->blocks && m->cfg.layers > 0) free(m->blocks[0].ws);
+    free(m->attn_arena);
     free(m->blocks);
     free(m->p.blocks);
     free(m->g.blocks);
@@ -448,4 +453,4 @@ double lra_model_grad_norm(lra_model *m) {
 size_t lra_model_act_bytes(const lra_model *m) {
     return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * docs(&m->cfg) * m->T;
 }
-size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers; }
+size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers + m->attn_scratch_bytes; }

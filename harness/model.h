@@ -89,7 +89,9 @@ typedef struct {
 
     /* The activation arena, carved by one function (layout_acts) for the maximum batch and T. */
     float *acts;
-    size_t acts_floats, ws_bytes_per_layer;
+    size_t acts_floats, ws_bytes_per_layer; /* ws: what one layer's attention keeps for backward */
+    size_t attn_scratch_bytes;              /* the attention's scratch, shared by the layers */
+    void *attn_arena;                       /* every layer's ws, then the scratch */
     float *sinusoid;                 // (T, C) constant table, NULL with learned positions
     float *enc;                      // (N, C): embeddings, the first block's input
     float *lnf, *lnf_mean, *lnf_rstd; // (N, C), (N), (N): the final LayerNorm

@@ -383,6 +383,28 @@ START_TEST(test_adam) {
 }
 END_TEST
 
+/* Memory at the repro profile's ListOps training shape (batch 32 x 2001, 2 layers, 2 heads of 32,
+ * 2 threads): every efficient backend's attention workspace - what each layer keeps for backward
+ * plus the scratch the layers share - at most twice full's or 16 MB, whichever is larger. */
+START_TEST(test_attention_memory_at_training_shape) {
+    const char *backends[4] = {"full", "agent", "moe", "mita"};
+    size_t bytes[4];
+    char err[LRA_ERR_LEN];
+    for (int b = 0; b < 4; b++) {
+        lra_model_cfg mc = {.vocab = 17, .classes = 10, .max_len = 2001, .batch = 32, .layers = 2, .heads = 2,
+                            .emb = 64, .qkv = 64, .mlp = 128, .pool = LRA_POOL_MEAN, .pool_len = 2048, .learned_pos = 1,
+                            .backend = backends[b], .attn_opts = "", .nthreads = 2, .attn_bias = 1};
+        lra_model_sizes z;
+        ck_assert_msg(lra_model_plan(&z, &mc, err) == LRA_OK, "%s", err);
+        bytes[b] = z.attention_workspace_bytes;
+    }
+    const size_t limit = 2 * bytes[0] > (size_t)16e6 ? 2 * bytes[0] : (size_t)16e6;
+    for (int b = 1; b < 4; b++)
+        ck_assert_msg(bytes[b] <= limit, "%s: %zu bytes of attention workspace, more than %zu (full: %zu)", backends[b],
+                      bytes[b], limit, bytes[0]);
+}
+END_TEST
+
 Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -400,6 +422,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_adamw_onecycle_torch);
     tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);
+    tcase_add_test(tc, test_attention_memory_at_training_shape);
     suite_add_tcase(s, tc);
     return s;
 }
