@@ -38,12 +38,20 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%lds", t);
 }
 
-static lra_status load_data(run_state *r, char *err) {
+/* The data directory, and the task's data in it: found, or generated when the task can. */
+static lra_status prepare_data(run_state *r, char *err) {
     const lra_config *c = r->c;
     lra_status st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err);
     if (st != LRA_OK) return st;
     lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
-    if ((st = r->task->prepare(&tc, r->source, sizeof r->source, err)) != LRA_OK) return st;
+    return r->task->prepare(&tc, r->source, sizeof r->source, err);
+}
+
+static lra_status load_data(run_state *r, char *err) {
+    const lra_config *c = r->c;
+    lra_status st = prepare_data(r, err);
+    if (st != LRA_OK) return st;
+    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
     lra_sha256 h;
     lra_sha256_init(&h);
     for (int s = 0; s < 3; s++) {
@@ -293,16 +301,14 @@ static lra_status setup(run_state *r, int threads, char *err) {
     return LRA_OK;
 }
 
-/* Under MPI, rank 0 first (it may generate the data, which the others then read), then the
- * others; every process ends with the same status, the first failing one's message in err. */
+/* Under MPI, rank 0 first makes sure the data exists (generating it where the task can) while
+ * the others wait; then every process sets up at once, reading the data itself. Every process
+ * ends with the same status, the first failing one's message in err. */
 static lra_status setup_everywhere(run_state *r, int threads, char *err) {
-    lra_status st = LRA_OK;
-    if (lra_dist_rank() == 0) st = setup(r, threads, err);
-    if (lra_dist_size() == 1) return st;
-    lra_status first = lra_dist_agree(lra_dist_rank() == 0 ? st : LRA_OK, err);
-    if (first != LRA_OK) return first;
-    if (lra_dist_rank() != 0) st = setup(r, threads, err);
-    return lra_dist_agree(st, err);
+    if (lra_dist_size() == 1) return setup(r, threads, err);
+    lra_status st = lra_dist_agree(lra_dist_rank() == 0 ? prepare_data(r, err) : LRA_OK, err);
+    if (st != LRA_OK) return st;
+    return lra_dist_agree(setup(r, threads, err), err);
 }
 
 /* Training step `step` on the next batch: the loss window, accuracy and timings the report and
