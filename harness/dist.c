@@ -12,6 +12,7 @@ static int active; /* MPI initialised by lra_dist_init */
 static int rank, size = 1, local_size = 1;
 enum { HOST_LEN = MPI_MAX_PROCESSOR_NAME + 1 };
 static char *hosts; /* (size, HOST_LEN): every process's host, gathered once at the start */
+static int *counts; /* (4, size): the shard sum's counts and displacements, allocated once */
 
 /* The launchers' own variables: OpenMPI's mpirun, PMIx (OpenMPI 4, Slurm's srun --mpi=pmix), PMI
  * (MPICH's hydra, srun --mpi=pmi2). A plain start has none of them. */
@@ -35,10 +36,15 @@ int lra_dist_init(int *argc, char ***argv) {
     MPI_Comm_size(local, &local_size);
     MPI_Comm_free(&local);
     hosts = calloc((size_t)size, HOST_LEN);
+    counts = malloc(4 * sizeof(int) * (size_t)size);
+    if (!hosts || !counts) {
+        fprintf(stderr, "lra-bench: out of memory starting MPI with %d processes\n", size);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     char name[HOST_LEN] = "";
     int len = 0;
     MPI_Get_processor_name(name, &len);
-    if (hosts) MPI_Allgather(name, HOST_LEN, MPI_CHAR, hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD);
+    MPI_Allgather(name, HOST_LEN, MPI_CHAR, hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD);
     /* an error in a collective (a peer gone) ends the job with MPI's message, never a hang */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     return 0;
@@ -48,12 +54,9 @@ void lra_dist_finalize(void) {
     if (active) MPI_Finalize();
     active = 0;
     free(hosts);
+    free(counts);
     hosts = NULL;
-}
-
-void lra_dist_abort(int code) {
-    if (active) MPI_Abort(MPI_COMM_WORLD, code);
-    exit(code);
+    counts = NULL;
 }
 
 int lra_dist_rank(void) { return rank; }
@@ -99,10 +102,6 @@ lra_status lra_dist_agree(lra_status st, char *err) {
     return (lra_status)code;
 }
 
-void lra_dist_bcast(void *buf, size_t n) {
-    if (active && size > 1) MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
-}
-
 /* the parameters [chunk(j), chunk(j+1)) that rank j sums */
 static size_t chunk(int j, size_t n) { return n * (size_t)j / (size_t)size; }
 
@@ -116,9 +115,7 @@ void lra_dist_pack_shard(float *send, const float *grad, int k, int own, size_t 
 /* An all-to-all of slices (rank j receives every shard's slice j, in shard order: the ranks' shards
  * ascend with the rank), a left-to-right sum of each slice, an all-gather of the sums. */
 void lra_dist_sum_shards(float *sum, const float *send, float *recv, int S, size_t n, double *bytes) {
-    int *scount = malloc(4 * sizeof(int) * (size_t)size), *sdispl = scount + size;
-    int *rcount = sdispl + size, *rdispl = rcount + size;
-    if (!scount) lra_dist_abort(1);
+    int *scount = counts, *sdispl = scount + size, *rcount = sdispl + size, *rdispl = rcount + size;
     int lo, hi;
     lra_dist_shards_of(rank, S, &lo, &hi);
     const int own = hi - lo;
@@ -146,7 +143,6 @@ void lra_dist_sum_shards(float *sum, const float *send, float *recv, int S, size
     }
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, sum, rcount, rdispl, MPI_FLOAT, MPI_COMM_WORLD);
     if (bytes) *bytes += (double)sizeof(float) * ((double)own * (double)(n - mylen) + (double)mylen * (size - 1));
-    free(scount);
 }
 
 cJSON *lra_dist_json(void) {

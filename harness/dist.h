@@ -31,8 +31,6 @@
 int lra_dist_init(int *argc, char ***argv);
 /* Ends MPI if it was started (after every collective of the job). */
 void lra_dist_finalize(void);
-/* Ends the whole job at once: MPI_Abort under MPI, exit otherwise. */
-void lra_dist_abort(int code);
 
 int lra_dist_rank(void);  /* 0 without MPI */
 int lra_dist_size(void);  /* P; 1 without MPI */
@@ -54,8 +52,6 @@ int lra_dist_max_int(int v);
 /* Every process's status: LRA_OK when all are, else the lowest failing rank's, with its message in
  * err on every process (only rank 0 prints it). */
 lra_status lra_dist_agree(lra_status st, char *err);
-/* Rank 0's n bytes to every process. */
-void lra_dist_bcast(void *buf, size_t n);
 
 /* The fixed-order sum of S shard gradients of n floats each, for P > 1 (one process adds its own
  * shards as it goes, train.c). This process's shard gradients were packed into `send` with
