@@ -164,6 +164,13 @@ static int before(pair a, pair b) { return a.v > b.v || (a.v == b.v && a.i < b.i
 /* Rearranges x[0..n) so that its first k are the k first in (value desc, index asc) order
  * (quickselect with a median-of-three pivot; deterministic). */
 static void select_top(pair *x, int n, int k) {
+    if (k == 1) { /* routing with s = 1: one pass for the first in the order (the same element) */
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (before(x[i], x[best])) best = i;
+        pair t = x[0]; x[0] = x[best]; x[best] = t;
+        return;
+    }
     int lo = 0, hi = n - 1;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
