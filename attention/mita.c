@@ -98,7 +98,7 @@ static cJSON *mita_describe(const void *ctx) {
  * rows (T) */
 typedef struct {
     size_t a, vbar, ex, rt, lse, ne, head;
-    size_t pc, g, lg, gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
+    size_t pc, g, lg, keys, gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
 } layout;
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
@@ -134,6 +134,7 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     CARVE(inv, T * S);    // (T s): the inverted routing, queries by expert (int32)
     CARVE(off, m + 1);    // (m + 1): its offsets (int32)
     CARVE(sel, 2 * T);    // (2T): the selection pairs
+    CARVE(keys, T);       // (T): their values' bit patterns, for the selection (uint32)
     CARVE(idx, T);        // (T): the valid rows (int32)
     l.thread = off;
 #undef CARVE
@@ -161,9 +162,36 @@ static void mita_flops(const void *ctx, lra_attn_shape s, double *fwd, double *b
 typedef struct { float v; int32_t i; } pair;
 static int before(pair a, pair b) { return a.v > b.v || (a.v == b.v && a.i < b.i); }
 
-/* Rearranges x[0..n) so that its first k are the k first in (value desc, index asc) order
- * (quickselect with a median-of-three pivot; deterministic). */
-static void select_top(pair *x, int n, int k) {
+/* The k-th largest of the n values (1 <= k <= n) by radix selection on their order-preserving
+ * bit patterns: a byte at a time from the top, one histogram pass per byte over the candidates
+ * that share the bytes chosen so far - no data-dependent branches, where a quickselect mispredicts
+ * about once per element. keys: n uint32 of scratch. */
+static float kth_largest(const pair *x, int n, int k, uint32_t *keys) {
+    for (int r = 0; r < n; r++) {
+        uint32_t u;
+        memcpy(&u, &x[r].v, sizeof u);
+        keys[r] = u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u); /* float order = unsigned order */
+    }
+    uint32_t prefix = 0, mask = 0;
+    int need = k; /* how many more of the largest lie at or below the prefix chosen so far */
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        int hist[256] = {0};
+        for (int r = 0; r < n; r++) hist[(keys[r] >> shift) & 255] += (keys[r] & mask) == prefix;
+        int byte = 255;
+        while (hist[byte] < need) need -= hist[byte--];
+        prefix |= (uint32_t)byte << shift;
+        mask |= 255u << shift;
+    }
+    const uint32_t u = prefix & 0x80000000u ? prefix ^ 0x80000000u : ~prefix;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Rearranges x[0..n), whose indices ascend, so that its first k are the k first in (value desc,
+ * index asc) order: those above the k-th largest value, then the lowest-indexed of its ties.
+ * keys: n uint32 of scratch. */
+static void select_top(pair *x, int n, int k, uint32_t *keys) {
     if (k == 1) { /* routing with s = 1: one pass for the first in the order (the same element) */
         int best = 0;
         for (int i = 1; i < n; i++)
@@ -171,23 +199,12 @@ static void select_top(pair *x, int n, int k) {
         pair t = x[0]; x[0] = x[best]; x[best] = t;
         return;
     }
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (before(x[mid], x[lo])) { pair t = x[mid]; x[mid] = x[lo]; x[lo] = t; }
-        if (before(x[hi], x[lo])) { pair t = x[hi]; x[hi] = x[lo]; x[lo] = t; }
-        if (before(x[hi], x[mid])) { pair t = x[hi]; x[hi] = x[mid]; x[mid] = t; }
-        pair piv = x[mid];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (before(x[i], piv)) i++;
-            while (before(piv, x[j])) j--;
-            if (i <= j) { pair t = x[i]; x[i] = x[j]; x[j] = t; i++; j--; }
-        }
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
-    }
+    if (k >= n) return;
+    const float kth = kth_largest(x, n, k, keys);
+    int ties = k;
+    for (int r = 0; r < n; r++) ties -= x[r].v > kth;
+    for (int r = 0, taken = 0; r < n && taken < k; r++) /* in index order: the lowest ties first */
+        if (x[r].v > kth || (x[r].v == kth && ties-- > 0)) { pair t = x[taken]; x[taken++] = x[r]; x[r] = t; }
 }
 
 static int cmp_idx(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
@@ -257,6 +274,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *idx = (int32_t *)(tw + l.idx);
         int32_t *ne = (int32_t *)(hw + l.ne), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
         pair *sel = (pair *)(tw + l.sel);
+        uint32_t *keys = (uint32_t *)(tw + l.keys);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
@@ -273,7 +291,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         for (int j = 0; j < me; j++) {
             float *z = Pc + (size_t)j * T;
             for (int r = 0; r < L; r++) sel[r] = (pair){z[idx[r]], idx[r]};
-            select_top(sel, L, ke);
+            select_top(sel, L, ke, keys);
             int32_t *e = ex + (size_t)j * Kx;
             for (int r = 0; r < ke; r++) e[r] = sel[r].i;
             qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
@@ -287,7 +305,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             const float *gi = G + (size_t)i * M;
             int32_t *ri = rt + (size_t)i * S;
             for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
-            select_top(sel, me, se);
+            select_top(sel, me, se, keys);
             for (int e = 0; e < S; e++) ri[e] = e < se ? sel[e].i : -1;
             qsort(ri, (size_t)se, sizeof(int32_t), cmp_idx);
         }
