@@ -92,10 +92,10 @@ static cJSON *mita_describe(const void *ctx) {
 /* workspace (in 4-byte words): per head, saved for backward, A, Vbar (m x d), the experts
  * (m x k), each query's experts (T x s), lse (T) and the head's (m, k) in effect; per thread,
  * Pc (m x T) and then G = q A^T (T x m) in the same place, and the routed logits (T x s x k),
- * recomputed in backward, two more T x m matrices, m x T, two m x d, the per-expert gathers (queries and their output
- * gradients T x d, keys and values k x d, two T x k tiles), the routed probabilities (T x s x k),
- * the inverted routing (T x s entries, m + 1 offsets), the selection pairs (2 T) and the valid
- * rows (T) */
+ * recomputed in backward; two more T x m matrices, m x T, two m x d, the per-expert gathers
+ * (queries and their output gradients T x d, keys and values k x d, two T x k tiles), the routed
+ * probabilities (T x s x k), the inverted routing (T x s entries, m + 1 offsets), the selection
+ * pairs (2 T) and their radix keys (T), and the valid rows (T) */
 typedef struct {
     size_t a, vbar, ex, rt, lse, ne, head;
     size_t pc, g, lg, keys, gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
