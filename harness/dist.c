@@ -61,7 +61,10 @@ void lra_dist_finalize(void) {
 
 int lra_dist_rank(void) { return rank; }
 int lra_dist_size(void) { return size; }
-int lra_dist_local_size(void) { return local_size; }
+int lra_dist_default_threads(void) {
+    const int t = (int)sysconf(_SC_NPROCESSORS_ONLN) / local_size;
+    return t > 1 ? t : 1;
+}
 
 void lra_dist_shards_of(int r, int S, int *lo, int *hi) {
     *lo = r < size ? (int)((long)S * r / size) : S;

@@ -34,8 +34,8 @@ void lra_dist_finalize(void);
 
 int lra_dist_rank(void);  /* 0 without MPI */
 int lra_dist_size(void);  /* P; 1 without MPI */
-/* Processes on this host (the launcher's local size; 1 without MPI): --threads=0 shares the cores. */
-int lra_dist_local_size(void);
+/* --threads=0: this host's cores divided among the processes the launcher started on it (>= 1). */
+int lra_dist_default_threads(void);
 
 /* The shards [*lo, *hi) of S that rank r computes: contiguous, ascending with the rank, as even as
  * they go; a rank past S computes none. */

@@ -38,12 +38,17 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%lds", t);
 }
 
+/* The task's view of the run's options and data directory. */
+static lra_task_cfg task_cfg(const run_state *r) {
+    const lra_config *c = r->c;
+    return (lra_task_cfg){r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
+}
+
 /* The data directory, and the task's data in it: found, or generated when the task can. */
 static lra_status prepare_data(run_state *r, char *err) {
-    const lra_config *c = r->c;
-    lra_status st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err);
+    lra_status st = lra_data_dir(r->data_dir, sizeof r->data_dir, r->c->data_dir, err);
     if (st != LRA_OK) return st;
-    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
+    const lra_task_cfg tc = task_cfg(r);
     return r->task->prepare(&tc, r->source, sizeof r->source, err);
 }
 
@@ -51,7 +56,7 @@ static lra_status load_data(run_state *r, char *err) {
     const lra_config *c = r->c;
     lra_status st = prepare_data(r, err);
     if (st != LRA_OK) return st;
-    lra_task_cfg tc = {r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
+    const lra_task_cfg tc = task_cfg(r);
     lra_sha256 h;
     lra_sha256_init(&h);
     for (int s = 0; s < 3; s++) {
@@ -435,9 +440,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     if (c->out[0]) snprintf(r->report_path, sizeof r->report_path, "%s", c->out);
     else lra_run_default_report(c, r->report_path, sizeof r->report_path);
     snprintf(report_path, pathn, "%s", r->report_path);
-    /* --threads=0: this host's cores, shared by the processes mpirun started on it */
-    const int local = lra_dist_local_size(), cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    const int threads = c->threads > 0 ? c->threads : cores / local > 1 ? cores / local : 1;
+    const int threads = c->threads > 0 ? c->threads : lra_dist_default_threads();
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     /* SIGINT/SIGTERM: the first stops data generation, or training after the current step with

@@ -284,8 +284,7 @@ int lra_speed_main(int argc, char **argv) {
     const int deflen[6] = {1024, 2048, 3072, 4096, 8192, 16384};
     for (c.nl = 0; c.nl < 6; c.nl++) c.lengths[c.nl] = deflen[c.nl];
     c.batch = 1; c.heads = 4; c.hs = 64; c.layers = 2; c.warmup = 1; c.repeats = 5; c.encoder = 1;
-    const int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), local = lra_dist_local_size();
-    c.threads = cores / local > 1 ? cores / local : 1; /* mpirun's processes on a host share its cores */
+    c.threads = lra_dist_default_threads(); /* mpirun's processes on a host share its cores */
     c.shards = lra_dist_size();
     c.mem_limit = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
     for (int i = 0; i < argc; i++) {
