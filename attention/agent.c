@@ -12,14 +12,16 @@
  * their first columns/rows). Gradients flow through both softmaxes and through A into q via the
  * pooling. Attention dropout (as in the official code) drops both probability matrices.
  *
- * Saved for backward, per head: A and V_A (n x d), 4 * 2 n d bytes (32 KiB at n = 128, d = 32);
- * backward recomputes both probability matrices with forward's own calls (the same bits). With
- * bias=1 the probability matrices (n x T, T x n) stay per head instead: backward overwrites them
- * with the logit gradients, from which the bias gradients are reduced over the batch in batch
- * order, 4 * 2 n bytes per (batch, head, token) more. Per thread: the recomputed matrices and one
- * n x T scratch pair. Each head is one thread's (matmuls are
- * single-threaded sgemm inside the parallel region); parameter gradients, shared by the batch,
- * are reduced afterwards over fixed entries in batch order: no result depends on the thread count. */
+ * Memory: no (n x T) matrix. Forward aggregates a tile of keys at a time with an online softmax
+ * (each agent's running max and sum, as full.c does for queries) and broadcasts a tile of queries
+ * at a time; backward recomputes both from what forward kept. Saved for backward, per head: A and
+ * V_A (n x d) and the aggregation's log-sum-exp (n), 4 n (2 d + 1) bytes (64.5 KiB at n = 128,
+ * d = 64), nothing per token. With bias=1 backward also keeps the logit gradients (n x T, T x n)
+ * per head, from which the bias gradients are reduced over the batch in batch order: 8 n bytes per
+ * (batch, head, token). Per thread: three (n x TILE) tiles, dV_A and dA (n x d), 2 n floats. Each
+ * head is one thread's (matmuls are single-threaded sgemm inside the parallel region); parameter
+ * gradients, shared by the batch, are reduced afterwards over fixed entries in batch order: no
+ * result depends on the thread count. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -88,32 +90,37 @@ static void agent_init_params(const void *ctx, lra_attn_shape max, float *p, uin
     for (size_t i = 0; i < bias_count(c); i++) p[dwc_count(c) + i] = (float)(0.02 * lra_rng_normal(&r));
 }
 
-/* workspace layout (floats): per head A, VA (n*hs each), and with bias=1 P1 (n*T), P2 (T*n); then
- * per thread, P1 and P2 without bias, two (n*T) scratch matrices, two (n*hs) and T ints of
- * valid-row indices. p1, p2: offsets in the head's part (bias=1) or the thread's. */
-typedef struct { size_t head, a, va, p1, p2, thread, s1, s2, g1, g2, idx; } layout;
+/* Tiles: the aggregation runs over TILE keys at a time with an online softmax (each agent's
+ * running max and sum), the broadcast over TILE queries at a time; no (n x T) matrix exists
+ * (with bias=1 backward keeps the logit gradients per head, for the bias gradients). */
+enum { TILE = 64 };
+
+/* workspace layout (floats): per head A, VA (n*hs each) and the aggregation's log-sum-exp (n);
+ * with bias=1, the logit gradients dS1 (n*T) and dS2 (T*n). Per thread: three tiles (n*TILE:
+ * logits or probabilities, dropped probabilities, their gradient), dVA and dA (n*hs) and the
+ * running max and sum (n). */
+typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum; } layout;
 static layout lay(const agent_ctx *c, lra_attn_shape s) {
     layout l;
-    const size_t nd = (size_t)c->n * s.hs, nT = (size_t)c->n * s.T;
+    const size_t n = (size_t)c->n, nd = n * s.hs, nT = n * s.T, tile = n * TILE;
     size_t off = 0;
-#define CARVE(field, n) do { l.field = off; off += (n); } while (0)
-    CARVE(a, nd);       // (n, d): the agents A, pooled queries
-    CARVE(va, nd);      // (n, d): the agent values V_A
+#define CARVE(field, len) do { l.field = off; off += (len); } while (0)
+    CARVE(a, nd);        // (n, d): the agents A, pooled queries
+    CARVE(va, nd);       // (n, d): the agent values V_A
+    CARVE(lse, n);       // (n): the aggregation softmax's log-sum-exp per agent
     if (c->bias) {
-        CARVE(p1, nT);  // (n, T): the aggregation probabilities, then d logits
-        CARVE(p2, nT);  // (T, n): the broadcast probabilities, then d logits
+        CARVE(ds1, nT);  // (n, T): d logits of the aggregation, reduced into B1's gradient
+        CARVE(ds2, nT);  // (T, n): d logits of the broadcast, into B2's
     }
     l.head = off;
     off = 0;
-    if (!c->bias) {
-        CARVE(p1, nT);  // (n, T): forward's, recomputed in backward
-        CARVE(p2, nT);  // (T, n)
-    }
-    CARVE(s1, nT);      // (n, T) or (T, n): dropped probabilities
-    CARVE(s2, nT);      // (n, T) or (T, n): a logit gradient
-    CARVE(g1, nd);      // (n, d): d V_A
-    CARVE(g2, nd);      // (n, d): d A
-    CARVE(idx, s.T);    // (T): the valid rows (int32)
+    CARVE(p, tile);      // (n, TILE) or (TILE, n): logits, then probabilities
+    CARVE(pd, tile);     // the same tile after dropout
+    CARVE(g, tile);      // the gradient of its logits
+    CARVE(dva, nd);      // (n, d): d V_A
+    CARVE(da, nd);       // (n, d): d A
+    CARVE(mx, n);        // (n): the running max of each agent's logits
+    CARVE(sum, n);       // (n): the running sum of their exponentials
     l.thread = off;
 #undef CARVE
     return l;
@@ -131,62 +138,115 @@ static size_t agent_scratch_bytes(const void *ctx, lra_attn_shape s) {
 static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
     const agent_ctx *c = ctx;
     const double heads = (double)s.B * s.NH, T = s.T, d = s.hs, n = c->n < s.T ? c->n : s.T;
-    /* four (n x T x d) products forward: A k^T, P1 v, q A^T, P2 V_A; eight backward */
+    /* four (n x T x d) products forward: A k^T, P1 v, q A^T, P2 V_A; backward recomputes the two
+     * logit products and makes eight more */
     *fwd = heads * (8.0 * n * T * d + T * d + (c->dwc ? 6.0 * T * d : 0));
-    *bwd = heads * (16.0 * n * T * d + T * d + (c->dwc ? 12.0 * T * d : 0));
+    *bwd = heads * (20.0 * n * T * d + T * d + (c->dwc ? 12.0 * T * d : 0));
 }
 
-/* softmax of each of `rows` rows of `cols` entries (stride ld), in place */
-static void softmax_rows(float *x, int rows, int cols, int ld) {
-    for (int r = 0; r < rows; r++) {
-        float *row = x + (size_t)r * ld, mx = NEG_BIG, sum = 0.0f;
-        for (int j = 0; j < cols; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < cols; j++) {
+/* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation logits */
+static void aggregation_logits(float *S, const float *A, const float *K, const uint8_t *mask, const float *B1, int m,
+                               int t0, int nk, int hs, int Tmax, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, scale, A, hs, K + (size_t)t0 * hs, hs, 0.0f, S,
+                TILE);
+    for (int j = 0; j < m; j++)
+        for (int t = 0; t < nk; t++) {
+            float *x = S + (size_t)j * TILE + t;
+            if (B1) *x += B1[(size_t)j * Tmax + t0 + t];
+            *x = mask[t0 + t] ? *x : NEG_BIG;
+        }
+}
+
+/* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast probabilities */
+static void broadcast_probs(float *P, const float *Q, const float *A, const float *B2, int m, int t0, int nq, int n,
+                            int hs, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, A, hs, 0.0f, P, n);
+    for (int t = 0; t < nq; t++) {
+        float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
+        if (B2)
+            for (int j = 0; j < m; j++) row[j] += B2[(size_t)(t0 + t) * n + j];
+        for (int j = 0; j < m; j++) mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j < m; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
-        const float inv = sum > 0 ? 1.0f / sum : 0.0f;
-        for (int j = 0; j < cols; j++) row[j] *= inv;
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < m; j++) row[j] *= inv;
     }
 }
 
-/* out = p with dropout applied (row r's stream from (seed, bh, r), element j) */
-static void drop_rows(float *out, const float *p, int rows, int cols, int ld, const lra_attn_args *a, uint64_t seed,
-                      int bh) {
+/* Pd = P after dropout, entry (r, j) being the probability matrix's (row0 + r, col0 + j): row
+ * r's keep mask is the stream (seed, bh, row), element col. Returns P itself without dropout. */
+static const float *dropped(float *Pd, const float *P, int rows, int cols, int ld, const lra_attn_args *a,
+                            uint64_t seed, int bh, int row0, int col0) {
+    if (a->dropout <= 0) return P;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float ks = 1.0f / (1.0f - a->dropout);
     for (int r = 0; r < rows; r++) {
-        const uint32_t rs = (uint32_t)lra_stream(seed, (uint64_t)bh, (uint64_t)r);
+        const uint32_t rs = (uint32_t)lra_stream(seed, (uint64_t)bh, (uint64_t)(row0 + r));
         for (int j = 0; j < cols; j++)
-            out[(size_t)r * ld + j] = p[(size_t)r * ld + j] * (lra_keep(rs, (uint32_t)j, thr) ? ks : 0.0f);
+            Pd[(size_t)r * ld + j] = P[(size_t)r * ld + j] * (lra_keep(rs, (uint32_t)(col0 + j), thr) ? ks : 0.0f);
+    }
+    return Pd;
+}
+
+/* G (rows x cols, stride ld) holds d/dPd; becomes the logits' gradient P (G' - D), G' = d/dP
+ * through the dropout; D per row: given (D != NULL), or sum_j P G' of the row's own entries */
+static void softmax_grad(float *G, const float *P, const float *Pd, int rows, int cols, int ld, const float *D) {
+    for (int r = 0; r < rows; r++) {
+        float *g = G + (size_t)r * ld;
+        const float *p = P + (size_t)r * ld, *pd = Pd + (size_t)r * ld;
+        if (Pd != P)
+            for (int j = 0; j < cols; j++) g[j] = p[j] > 0 ? g[j] * pd[j] / p[j] : 0.0f;
+        float dr = 0.0f;
+        if (D) dr = D[r];
+        else
+            for (int j = 0; j < cols; j++) dr += p[j] * g[j];
+        for (int j = 0; j < cols; j++) g[j] = p[j] * (g[j] - dr);
     }
 }
 
-/* P1 = softmax(A K^T scale [+ B1], valid keys) (m x T): the aggregation's probabilities */
-static void aggregation_probs(float *P1, const float *A, const float *K, const uint8_t *mask, const float *B1, int m,
-                              int T, int hs, int Tmax, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hs, scale, A, hs, K, hs, 0.0f, P1, T);
-    for (int j = 0; j < m; j++)
-        for (int t = 0; t < T; t++) {
-            float *x = P1 + (size_t)j * T + t;
-            if (B1) *x += B1[(size_t)j * Tmax + t];
-            *x = mask[t] ? *x : NEG_BIG;
-        }
-    softmax_rows(P1, m, T, T);
-}
-
-/* P2 = softmax(Q A^T scale [+ B2]) (T x m, stride n): the broadcast's probabilities */
-static void broadcast_probs(float *P2, const float *Q, const float *A, const float *B2, int m, int T, int n, int hs,
-                            float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, m, hs, scale, Q, hs, A, hs, 0.0f, P2, n);
-    if (B2)
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < m; j++) P2[(size_t)t * n + j] += B2[(size_t)t * n + j];
-    softmax_rows(P2, T, m, n);
+static int tile_has_key(const uint8_t *mask, int t0, int nk) {
+    for (int t = 0; t < nk; t++)
+        if (mask[t0 + t]) return 1;
+    return 0;
 }
 
 #define AGG_SEED(a) lra_stream((a)->seed, 0xA66, 1)
 #define BCAST_SEED(a) lra_stream((a)->seed, 0xA66, 2)
+
+/* V_A (m x hs) = softmax(A K^T scale + B1, valid keys) (after dropout) V, a tile of keys at a time
+ * with each agent's running max mx and sum; lse (m) = the softmax's log-sum-exp */
+static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, const float *A, const float *K,
+                      const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs, int Tmax, float scale,
+                      const lra_attn_args *a, int bh) {
+    memset(VA, 0, sizeof(float) * (size_t)m * hs);
+    for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
+    for (int t0 = 0; t0 < T; t0 += TILE) {
+        const int nk = T - t0 < TILE ? T - t0 : TILE;
+        if (!tile_has_key(mask, t0, nk)) continue;
+        aggregation_logits(S, A, K, mask, B1, m, t0, nk, hs, Tmax, scale);
+        for (int j = 0; j < m; j++) {
+            float *row = S + (size_t)j * TILE, tmx = mx[j], rsum = 0.0f;
+            for (int t = 0; t < nk; t++) tmx = row[t] > tmx ? row[t] : tmx;
+            const float rescale = expf(mx[j] - tmx);
+            for (int t = 0; t < nk; t++) {
+                row[t] = expf(row[t] - tmx);
+                rsum += row[t];
+            }
+            sum[j] = sum[j] * rescale + rsum;
+            mx[j] = tmx;
+            for (int d = 0; d < hs; d++) VA[(size_t)j * hs + d] *= rescale;
+        }
+        const float *Pd = dropped(Sd, S, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, Pd, TILE, V + (size_t)t0 * hs, hs, 1.0f,
+                    VA, hs);
+    }
+    for (int j = 0; j < m; j++) {
+        for (int d = 0; d < hs; d++) VA[(size_t)j * hs + d] /= sum[j];
+        lse[j] = mx[j] + logf(sum[j]);
+    }
+}
 
 static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
                           const float *q, const float *k, const float *v, const float *params) {
@@ -202,27 +262,24 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
     for (int bh = 0; bh < BH; bh++) {
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *VA = hw + l.va, *drop = tw + l.s1;
-        float *P1 = (c->bias ? hw : tw) + l.p1, *P2 = (c->bias ? hw : tw) + l.p2;
-        int32_t *idx = (int32_t *)(tw + l.idx);
+        float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p;
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
         float *O = o + head;
-        const int L = lra_valid_rows(mask, T, idx), m = n < L ? n : L;
+        const int L = lra_valid_count(mask, T), m = n < L ? n : L;
         memset(O, 0, sizeof(float) * T * hs);
         if (m > 0) {
-            lra_pool_rows_forward(A, Q, idx, L, m, hs);
-            /* aggregation: P1 = softmax(A K^T scale + B1, valid keys) (m x T), V_A = P1 V */
-            aggregation_probs(P1, A, K, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale);
-            const float *P1d = P1;
-            if (a->dropout > 0) { drop_rows(drop, P1, m, T, T, a, AGG_SEED(a), bh); P1d = drop; }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, T, 1.0f, P1d, T, V, hs, 0.0f, VA, hs);
-            /* broadcast: P2 = softmax(Q A^T scale + B2) (T x m, stride n), O = P2 V_A */
-            broadcast_probs(P2, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, T, n, hs, scale);
-            const float *P2d = P2;
-            if (a->dropout > 0) { drop_rows(drop, P2, T, m, n, a, BCAST_SEED(a), bh); P2d = drop; }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, m, 1.0f, P2d, n, VA, hs, 0.0f, O, hs);
+            lra_pool_rows_forward(A, Q, mask, L, m, hs);
+            aggregate(VA, hw + l.lse, tw + l.mx, tw + l.sum, P, tw + l.pd, A, K, V, mask,
+                      B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh);
+            for (int t0 = 0; t0 < T; t0 += TILE) { /* broadcast: O = P2 V_A, a tile of queries at a time */
+                const int nq = T - t0 < TILE ? T - t0 : TILE;
+                broadcast_probs(P, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
+                            O + (size_t)t0 * hs, hs);
+            }
         }
         if (c->dwc) {
             const float *w = dwc_w + (size_t)h * hs * 3, *bb = dwc_b + (size_t)h * hs;
@@ -247,60 +304,67 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
     const layout l = lay(c, s);
     float *w0 = ws, *t0 = scratch;
     const float *dwc_w = params;
+    const float *B1 = c->bias ? params + dwc_count(c) : NULL, *B2 = c->bias ? B1 + (size_t)s.NH * n * Tmax : NULL;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *VA = hw + l.va;
-        float *P1 = (c->bias ? hw : tw) + l.p1, *P2 = (c->bias ? hw : tw) + l.p2;
-        float *Pd = tw + l.s1, *G = tw + l.s2, *dVA = tw + l.g1, *dA = tw + l.g2;
-        int32_t *idx = (int32_t *)(tw + l.idx);
+        const float *A = hw + l.a, *VA = hw + l.va, *lse = hw + l.lse;
+        float *P = tw + l.p, *G = tw + l.g, *dVA = tw + l.dva, *dA = tw + l.da;
+        float *D = tw + l.mx; /* (m): dVA_j . VA_j, in the running max's place */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head;
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
-        const int L = lra_valid_rows(mask, T, idx), m = n < L ? n : L;
+        const int L = lra_valid_count(mask, T), m = n < L ? n : L;
         if (m > 0) {
-            if (!c->bias) { /* forward's probabilities again (with bias=1 they were kept) */
-                aggregation_probs(P1, A, K, mask, NULL, m, T, hs, Tmax, scale);
-                broadcast_probs(P2, Q, A, NULL, m, T, n, hs, scale);
+            memset(dVA, 0, sizeof(float) * (size_t)m * hs);
+            memset(dA, 0, sizeof(float) * (size_t)m * hs);
+            /* broadcast, a tile of queries at a time: O = P2d V_A */
+            for (int t0 = 0; t0 < T; t0 += TILE) {
+                const int nq = T - t0 < TILE ? T - t0 : TILE;
+                const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
+                broadcast_probs(P, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, m, hs, 1.0f, dOt, hs, VA, hs, 0.0f, G, n);
+                softmax_grad(G, P, Pd, nq, m, n, NULL);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, scale, G, n, A, hs, 1.0f,
+                            dQ + (size_t)t0 * hs, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, nq, scale, G, n, Qt, hs, 1.0f, dA, hs);
+                if (c->bias)
+                    for (int t = 0; t < nq; t++) memcpy(hw + l.ds2 + (size_t)(t0 + t) * n, G + (size_t)t * n, sizeof(float) * m);
             }
-            /* broadcast: O = P2d V_A */
-            const float *P2d = P2;
-            if (a->dropout > 0) { drop_rows(Pd, P2, T, m, n, a, BCAST_SEED(a), bh); P2d = Pd; }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, T, 1.0f, P2d, n, dO, hs, 0.0f, dVA, hs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, m, hs, 1.0f, dO, hs, VA, hs, 0.0f, G, n);
-            for (int t = 0; t < T; t++) { /* G: dL/dP2 (through dropout), then dS2 */
-                float *g = G + (size_t)t * n;
-                const float *p = P2 + (size_t)t * n, *pd = P2d + (size_t)t * n;
-                if (a->dropout > 0)
-                    for (int j = 0; j < m; j++) g[j] = p[j] > 0 ? g[j] * pd[j] / p[j] : 0.0f;
-                float D = 0.0f;
-                for (int j = 0; j < m; j++) D += p[j] * g[j];
-                for (int j = 0; j < m; j++) g[j] = p[j] * (g[j] - D);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, m, scale, G, n, A, hs, 1.0f, dQ, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, T, scale, G, n, Q, hs, 0.0f, dA, hs);
-            if (c->bias) memcpy(P2, G, sizeof(float) * (size_t)T * n); /* dS2, for the B2 gradient */
-            /* aggregation: V_A = P1d V */
-            const float *P1d = P1;
-            if (a->dropout > 0) { drop_rows(Pd, P1, m, T, T, a, AGG_SEED(a), bh); P1d = Pd; }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, m, 1.0f, P1d, T, dVA, hs, 1.0f, dV, hs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hs, 1.0f, dVA, hs, V, hs, 0.0f, G, T);
+            /* aggregation, a tile of keys at a time: V_A = P1d V. D_j = sum_t P1_j,t d/dP1_j,t = dVA_j . VA_j */
             for (int j = 0; j < m; j++) {
-                float *g = G + (size_t)j * T;
-                const float *p = P1 + (size_t)j * T, *pd = P1d + (size_t)j * T;
-                if (a->dropout > 0)
-                    for (int t = 0; t < T; t++) g[t] = p[t] > 0 ? g[t] * pd[t] / p[t] : 0.0f;
-                float D = 0.0f;
-                for (int t = 0; t < T; t++) D += p[t] * g[t];
-                for (int t = 0; t < T; t++) g[t] = p[t] * (g[t] - D);
+                D[j] = 0.0f;
+                for (int d = 0; d < hs; d++) D[j] += dVA[(size_t)j * hs + d] * VA[(size_t)j * hs + d];
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, T, scale, G, T, K, hs, 1.0f, dA, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, m, scale, G, T, A, hs, 1.0f, dK, hs);
-            if (c->bias) memcpy(P1, G, sizeof(float) * (size_t)m * T); /* dS1, for the B1 gradient */
-            lra_pool_rows_backward(dQ, dA, idx, L, m, hs); /* through the pooling into q */
+            for (int t0 = 0; t0 < T; t0 += TILE) {
+                const int nk = T - t0 < TILE ? T - t0 : TILE;
+                if (!tile_has_key(mask, t0, nk)) {
+                    if (c->bias)
+                        for (int j = 0; j < m; j++) memset(hw + l.ds1 + (size_t)j * T + t0, 0, sizeof(float) * nk);
+                    continue;
+                }
+                aggregation_logits(P, A, K, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale);
+                for (int j = 0; j < m; j++)
+                    for (int t = 0; t < nk; t++) P[(size_t)j * TILE + t] = expf(P[(size_t)j * TILE + t] - lse[j]);
+                const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
+                            dV + (size_t)t0 * hs, hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, dVA, hs, V + (size_t)t0 * hs, hs,
+                            0.0f, G, TILE);
+                softmax_grad(G, P, Pd, m, nk, TILE, D);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
+                            hs, 1.0f, dA, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
+                            dK + (size_t)t0 * hs, hs);
+                if (c->bias)
+                    for (int j = 0; j < m; j++) memcpy(hw + l.ds1 + (size_t)j * T + t0, G + (size_t)j * TILE, sizeof(float) * nk);
+            }
+            lra_pool_rows_backward(dQ, dA, mask, L, m, hs); /* through the pooling into q */
         }
         if (c->dwc) { /* o[t] += w[z+1] v[t+z]  =>  dv[t+z] += w[z+1] dO[t] for valid t+z */
             const float *w = dwc_w + (size_t)h * hs * 3;
@@ -341,9 +405,9 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 for (int t = 0; t < T; t++) L += mask[t];
                 const int m = n < L ? n : L;
                 for (int j = 0; j < m; j++)
-                    for (int t = 0; t < T; t++) gB1[((size_t)h * n + j) * Tmax + t] += hw[l.p1 + (size_t)j * T + t];
+                    for (int t = 0; t < T; t++) gB1[((size_t)h * n + j) * Tmax + t] += hw[l.ds1 + (size_t)j * T + t];
                 for (int t = 0; t < T; t++)
-                    for (int j = 0; j < m; j++) gB2[((size_t)h * Tmax + t) * n + j] += hw[l.p2 + (size_t)t * n + j];
+                    for (int j = 0; j < m; j++) gB2[((size_t)h * Tmax + t) * n + j] += hw[l.ds2 + (size_t)t * n + j];
             }
     }
 }

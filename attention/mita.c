@@ -285,7 +285,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         ne[1] = ke;
         memset(O, 0, sizeof(float) * T * hs);
         if (me == 0) continue;
-        lra_pool_rows_forward(A, Q, idx, L, me, hs); /* landmarks */
+        lra_pool_rows_forward(A, Q, mask, L, me, hs); /* landmarks */
         /* activations A k^T (me x T): experts by selection, then the compression softmax */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
         for (int j = 0; j < me; j++) {
@@ -460,7 +460,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, T, scale, dPc, T, K, hs, 1.0f, dA, hs);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, me, scale, dPc, T, A, hs, 1.0f, dK, hs);
         }
-        lra_pool_rows_backward(dQ, dA, idx, L, me, hs); /* through the pooling into q */
+        lra_pool_rows_backward(dQ, dA, mask, L, me, hs); /* through the pooling into q */
     }
 }
 

@@ -13,15 +13,15 @@
  *
  * Speed comes from inverting the routing: for every block, the queries that chose it are gathered
  * into tiles of up to 64 rows, so logits, p v and every backward product run on sgemm against the
- * block's contiguous keys and values. Each (query, slot) keeps a partial (acc, max, sum); they are
- * merged per query in slot order. Gates q . kbar come from sgemm over tiles of queries too.
+ * block's contiguous keys and values. Gates q . kbar come from sgemm over tiles of queries too.
+ * Forward computes each block's logits twice (into each query's log-sum-exp, then its share of
+ * o), so no per-(query, slot) partial output exists.
  *
- * Workspace per call: the chosen blocks (B, NH, T, s) and the row log-sum-exp (B, NH, T), saved
- * for backward; the block means and valid counts of every head; per thread, the tiles and one
- * head's partials and inverted routing (see moe_scratch).
- * Parallel over batch*head for the means, the attention and backward (one thread owns a head's
- * o, dq, dk and dv and works through it in a fixed order), over (batch*head, query tile) for the
- * routing: results do not depend on the thread count. */
+ * Memory. Saved for backward: the chosen blocks (B, NH, T, s) and the row log-sum-exp (B, NH, T),
+ * 4 (s + 1) bytes per (batch, head, token). Per thread: the tiles, one head's block means and
+ * counts, and its routing inverted (T s int32; see moe_scratch).
+ * Parallel over batch*head (one thread routes a head and owns its o, dq, dk and dv, working
+ * through it in a fixed order): results do not depend on the thread count. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -75,23 +75,22 @@ static cJSON *moe_describe(const void *ctx) {
     return j;
 }
 
-/* Layout of the workspace: saved for backward, the chosen blocks sel (B, NH, T, s) and the row
- * log-sum-exp (B, NH, T); the block means of every head (B, NH, nb, hs) and their valid counts
- * (B, NH, nb); then one scratch area per thread. */
-enum { QT = 64 }; /* queries per tile: rows gathered for one sgemm */
+/* Saved for backward: the chosen blocks sel (B, NH, T, s) and the row log-sum-exp (B, NH, T).
+ * Per thread: the tiles of one block's gathered queries, the gates of GT queries, one head's block
+ * means and counts, and its routing inverted. */
+enum { QT = 64, GT = 16 }; /* queries per attention tile (rows gathered for one sgemm); per gate tile */
 
 typedef struct {
-    float *Qg, *Gg, *Ag; /* (QT, hs) each: gathered q, gathered dO, tile result (acc or dQ) */
-    float *S, *P, *dP;   /* (QT, b) each */
-    float *gate;         /* (QT, nb) gate tile, then 2 s floats for route's best-so-far */
-    float *part;         /* (T, s, hs + 2): per (query, slot) partial acc, max, sum */
-    float *D;            /* (T) dO . o */
-    int32_t *list, *off; /* (T*s) routing inverted: query*s + slot, grouped by block; (nb + 1) */
+    float *Qg, *Gg, *Ag;  /* (QT, hs) each: gathered q, gathered dO, tile result (acc or dQ) */
+    float *S, *P, *dP;    /* (QT, b) each: logits, dropped probabilities, their gradient */
+    float *gate;          /* (GT, nb) gate tile, then 2 s floats for route's best-so-far */
+    float *kbar, *cnt;    /* (nb, hs) block means, (nb) their valid keys */
+    int32_t *list, *off;  /* (T*s) routing inverted: query*s + slot, grouped by block; (nb + 1) */
 } moe_scratch;
 
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t T = (size_t)s.T, hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
-    return 3 * QT * hs + 3 * QT * b + QT * nb + 2 * (size_t)c->s + T * c->s * (hs + 2) + T + T * c->s + nb + 1 + 64;
+    return 3 * QT * hs + 3 * QT * b + GT * nb + 2 * (size_t)c->s + nb * (hs + 1) + T * c->s + nb + 1;
 }
 
 static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
@@ -104,22 +103,18 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     x.P = x.S + QT * b;
     x.dP = x.P + QT * b;
     x.gate = x.dP + QT * b;
-    x.part = x.gate + QT * nb + 2 * (size_t)c->s;
-    x.D = x.part + T * c->s * (hs + 2);
-    x.list = (int32_t *)(x.D + T);
+    x.kbar = x.gate + GT * nb + 2 * (size_t)c->s;
+    x.cnt = x.kbar + nb * hs;
+    x.list = (int32_t *)(x.cnt + nb);
     x.off = x.list + T * c->s;
     return x;
 }
 
-static size_t means_floats(const moe_ctx *c, lra_attn_shape s) { return (size_t)nblocks(c, s.T) * (s.hs + 1); }
-
-/* saved: each query's blocks (s int32) and log-sum-exp, 4 (s + 1) bytes per (batch, head, token),
- * and each head's block means and counts */
+/* saved: each query's blocks (s int32) and log-sum-exp, 4 (s + 1) bytes per (batch, head, token) */
 static size_t moe_saved_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
     const size_t rows = (size_t)s.B * s.NH * s.T;
-    return rows * (size_t)c->s * sizeof(int32_t) + rows * sizeof(float) +
-           (size_t)s.B * s.NH * means_floats(c, s) * sizeof(float);
+    return rows * (size_t)c->s * sizeof(int32_t) + rows * sizeof(float);
 }
 
 static size_t moe_scratch_bytes(const void *ctx, lra_attn_shape s) {
@@ -131,7 +126,8 @@ static void moe_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bw
     const moe_ctx *c = ctx;
     const double heads = (double)s.B * s.NH, T = s.T, d = s.hs, nb = nblocks(c, s.T);
     const double keys = (double)c->s * c->b < T ? (double)c->s * c->b : T;
-    *fwd = heads * (T * d + 2.0 * T * nb * d + 4.0 * T * keys * d); /* block means, gate, attention */
+    /* block means, gates, logits twice (the log-sum-exp, then the probabilities), p v */
+    *fwd = heads * (T * d + 2.0 * T * nb * d + 6.0 * T * keys * d);
     *bwd = heads * 10.0 * T * keys * d; /* recomputed logits, dP, dq, dk, dv */
 }
 
@@ -203,105 +199,116 @@ static void gather_rows(float *dst, const float *src, const int32_t *ent, int n,
     for (int r = 0; r < n; r++) memcpy(dst + (size_t)r * hs, src + (size_t)(ent[r] / s) * hs, sizeof(float) * hs);
 }
 
-/* Forward in three passes: block means (per head), routing with gates from sgemm (per tile of
- * queries), and attention (per head): for every block, the queries that chose it are gathered
- * into tiles whose logits and p v products run on sgemm; each (query, slot) keeps a partial
- * (acc, max, sum), merged per query in slot order, so the result does not depend on threads. */
+/* The next tile of block e's entries (query*s + slot, ascending) from list[*at .. end): up to QT
+ * rows of `src` gathered into dst; returns the count, ent points at the entries. */
+static int gather_tile(float *dst, const float *src, const int32_t *list, int at, int end, int S, int hs) {
+    const int n = end - at < QT ? end - at : QT;
+    gather_rows(dst, src, list + at, n, S, hs);
+    return n;
+}
+
+/* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk), masked keys NEG_BIG */
+static void block_logits(const moe_ctx *c, float *S, const float *Qg, const float *K, const uint8_t *mask, int n,
+                         int j0, int nk, int hs, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, Qg, hs, K + (size_t)j0 * hs, hs, 0.0f, S,
+                c->b);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < nk; j++) S[(size_t)r * c->b + j] = mask[j0 + j] ? S[(size_t)r * c->b + j] : NEG_BIG;
+}
+
+/* Routes one head: block means, gates from sgemm GT queries at a time, each query's blocks into
+ * sel (T, s), then the routing inverted into x. */
+static void route_head(const moe_ctx *c, const moe_scratch *x, int32_t *sel, const float *Q, const float *K,
+                       const uint8_t *mask, int T, int hs) {
+    const int nb = nblocks(c, T);
+    block_means(c, x->kbar, x->cnt, K, mask, T, hs);
+    for (int i0 = 0; i0 < T; i0 += GT) {
+        const int n = T - i0 < GT ? T - i0 : GT;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nb, hs, 1.0f, Q + (size_t)i0 * hs, hs, x->kbar, hs,
+                    0.0f, x->gate, nb);
+        for (int r = 0; r < n; r++)
+            route(c, sel + (size_t)(i0 + r) * c->s, x->gate + (size_t)r * nb, x->gate + (size_t)GT * nb, x->cnt,
+                  (i0 + r) / c->b, nb);
+    }
+    invert(c, x->list, x->off, sel, T, nb);
+}
+
+/* Forward per head: routing, then over each block's gathered queries two passes with no per-query
+ * partial kept - the first folds each block's logits into the query's log-sum-exp, the second
+ * adds exp(logit - lse) v into o - so memory per query is its lse alone. Blocks are visited in
+ * ascending order by one thread per head: the result does not depend on the thread count. */
 static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const moe_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nq = (T + QT - 1) / QT, nb = nblocks(c, T), S = c->s;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), S = c->s;
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     int32_t *sel_all = ws;
-    float *lse = (float *)(sel_all + (size_t)BH * T * S);
-    float *means0 = lse + (size_t)BH * T, *scratch0 = scratch;
-    const size_t per = scratch_floats(c, s), per_head = means_floats(c, s);
+    float *lse_all = (float *)(sel_all + (size_t)BH * T * S), *scratch0 = scratch;
+    const size_t per = scratch_floats(c, s);
 
-#pragma omp parallel for schedule(static) num_threads(c->nthreads)
-    for (int bh = 0; bh < BH; bh++) {
-        float *kbar = means0 + (size_t)bh * per_head;
-        block_means(c, kbar, kbar + (size_t)nb * hs, k + (size_t)bh * T * hs, a->mask + (size_t)(bh / s.NH) * T, T, hs);
-    }
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthreads)
-    for (int bh = 0; bh < BH; bh++)
-        for (int qc = 0; qc < nq; qc++) {
-            const float *kbar = means0 + (size_t)bh * per_head, *cnt = kbar + (size_t)nb * hs;
-            moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
-            const int i0 = qc * QT, n = T - i0 < QT ? T - i0 : QT;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nb, hs, 1.0f, q + ((size_t)bh * T + i0) * hs, hs,
-                        kbar, hs, 0.0f, x.gate, nb);
-            for (int r = 0; r < n; r++)
-                route(c, sel_all + ((size_t)bh * T + i0 + r) * S, x.gate + (size_t)r * nb, x.gate + (size_t)QT * nb,
-                      cnt, (i0 + r) / c->b, nb);
-        }
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
-        const int32_t *sel = sel_all + (size_t)bh * T * S;
+        const moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
-        invert(c, x.list, x.off, sel, T, nb);
-        for (int e = 0; e < nb; e++) {
+        const float *Q = q + head, *K = k + head, *V = v + head;
+        float *O = o + head, *lse = lse_all + (size_t)bh * T;
+        route_head(c, &x, sel_all + (size_t)bh * T * S, Q, K, mask, T, hs);
+        for (int i = 0; i < T; i++) lse[i] = NEG_BIG;
+        for (int e = 0; e < nb; e++) { /* pass 1: lse_i = log sum over its blocks of sum_j exp(logit) */
             int j0, nk;
             block_range(c, e, T, &j0, &nk);
-            for (int t0 = x.off[e]; t0 < x.off[e + 1]; t0 += QT) {
-                const int32_t *ent = x.list + t0;
-                const int n = x.off[e + 1] - t0 < QT ? x.off[e + 1] - t0 : QT;
-                gather_rows(x.Qg, q + head, ent, n, S, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, x.Qg, hs,
-                            k + head + (size_t)j0 * hs, hs, 0.0f, x.S, c->b);
+            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
+                n = gather_tile(x.Qg, Q, x.list, at, x.off[e + 1], S, hs);
+                block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
                 for (int r = 0; r < n; r++) {
-                    float *row = x.S + (size_t)r * c->b, mx = NEG_BIG, sum = 0.0f;
-                    for (int j = 0; j < nk; j++) {
-                        row[j] = mask[j0 + j] ? row[j] : NEG_BIG;
-                        mx = row[j] > mx ? row[j] : mx;
-                    }
-                    for (int j = 0; j < nk; j++) {
-                        row[j] = expf(row[j] - mx); /* 0 for masked keys */
-                        sum += row[j];
-                    }
+                    const float *row = x.S + (size_t)r * c->b;
+                    float bmx = NEG_BIG, bsum = 0.0f;
+                    for (int j = 0; j < nk; j++) bmx = row[j] > bmx ? row[j] : bmx;
+                    for (int j = 0; j < nk; j++) bsum += expf(row[j] - bmx); /* 0 for masked keys */
+                    float *l = lse + x.list[at + r] / S;
+                    const float mx = *l > bmx ? *l : bmx;
+                    *l = mx + logf(expf(*l - mx) + bsum * expf(bmx - mx));
+                }
+            }
+        }
+        memset(O, 0, sizeof(float) * T * hs);
+        for (int e = 0; e < nb; e++) { /* pass 2: o_i += exp(logit - lse_i) (dropped) v */
+            int j0, nk;
+            block_range(c, e, T, &j0, &nk);
+            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
+                const int32_t *ent = x.list + at;
+                n = gather_tile(x.Qg, Q, x.list, at, x.off[e + 1], S, hs);
+                block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
+                for (int r = 0; r < n; r++) {
+                    const int i = ent[r] / S;
+                    float *row = x.S + (size_t)r * c->b;
+                    for (int j = 0; j < nk; j++) row[j] = expf(row[j] - lse[i]);
                     if (thr) {
-                        const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(ent[r] / S));
+                        const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i);
                         for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
                     }
-                    float *pt = x.part + (size_t)ent[r] * (hs + 2);
-                    pt[hs] = mx;
-                    pt[hs + 1] = sum;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
-                            v + head + (size_t)j0 * hs, hs, 0.0f, x.Ag, hs);
-                for (int r = 0; r < n; r++)
-                    memcpy(x.part + (size_t)ent[r] * (hs + 2), x.Ag + (size_t)r * hs, sizeof(float) * hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b, V + (size_t)j0 * hs,
+                            hs, 0.0f, x.Ag, hs);
+                for (int r = 0; r < n; r++) {
+                    float *oi = O + (size_t)(ent[r] / S) * hs;
+                    const float *g = x.Ag + (size_t)r * hs;
+                    for (int d = 0; d < hs; d++) oi[d] += g[d];
+                }
             }
         }
-        for (int i = 0; i < T; i++) { /* merge the slots of each query */
-            const int32_t *si = sel + (size_t)i * S;
-            float *out = o + head + (size_t)i * hs, mx = NEG_BIG, sum = 0.0f;
-            memset(out, 0, sizeof(float) * hs);
-            for (int e = 0; e < S && si[e] >= 0; e++) {
-                const float m = x.part[((size_t)i * S + e) * (hs + 2) + hs];
-                mx = m > mx ? m : mx;
-            }
-            for (int e = 0; e < S && si[e] >= 0; e++) {
-                const float *pt = x.part + ((size_t)i * S + e) * (hs + 2), w = expf(pt[hs] - mx);
-                sum += w * pt[hs + 1];
-                for (int d = 0; d < hs; d++) out[d] += w * pt[d];
-            }
-            if (sum > 0) {
-                const float inv = 1.0f / sum;
-                for (int d = 0; d < hs; d++) out[d] *= inv;
-            }
-            lse[(size_t)bh * T + i] = sum > 0 ? mx + logf(sum) : -NEG_BIG; /* no valid key: o = 0, p = 0 */
-        }
+        for (int i = 0; i < T; i++) /* no block (no valid key): o = 0, and backward's p = 0 */
+            if (lse[i] == NEG_BIG) lse[i] = -NEG_BIG;
     }
 }
 
-/* Backward per head, block by block over the same inverted routing: recomputed probabilities from
- * the saved log-sum-exp, dV and dK of the block from sgemm, dQ of the gathered tile scattered
- * back in a fixed order. */
+/* Backward per head, block by block over the routing inverted again: probabilities recomputed
+ * from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of the gathered tile
+ * scattered back in a fixed order. D_i = dO_i . o_i is formed per gathered row. */
 static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
                          float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                          const float *k, const float *v, const float *params) {
@@ -312,36 +319,32 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const int32_t *sel_all = ws;
-    const float *lse = (const float *)(sel_all + (size_t)BH * T * S);
+    const float *lse_all = (const float *)(sel_all + (size_t)BH * T * S);
     float *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
+        const moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
         const size_t head = (size_t)bh * T * hs;
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
-        for (int i = 0; i < T; i++) {
-            const float *gi = dout + head + (size_t)i * hs, *oi = o + head + (size_t)i * hs;
-            float D = 0.0f;
-            for (int d = 0; d < hs; d++) D += gi[d] * oi[d];
-            x.D[i] = D;
-        }
+        const float *lse = lse_all + (size_t)bh * T, *O = o + head, *dO = dout + head;
         invert(c, x.list, x.off, sel_all + (size_t)bh * T * S, T, nb);
         for (int e = 0; e < nb; e++) {
             int j0, nk;
             block_range(c, e, T, &j0, &nk);
             const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
-            for (int t0 = x.off[e]; t0 < x.off[e + 1]; t0 += QT) {
-                const int32_t *ent = x.list + t0;
-                const int n = x.off[e + 1] - t0 < QT ? x.off[e + 1] - t0 : QT;
-                gather_rows(x.Qg, q + head, ent, n, S, hs);
-                gather_rows(x.Gg, dout + head, ent, n, S, hs);
+            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
+                const int32_t *ent = x.list + at;
+                n = gather_tile(x.Qg, q + head, x.list, at, x.off[e + 1], S, hs);
+                gather_rows(x.Gg, dO, ent, n, S, hs);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, x.Qg, hs, K, hs, 0.0f, x.S, c->b);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, 1.0f, x.Gg, hs, V, hs, 0.0f, x.dP, c->b);
                 for (int r = 0; r < n; r++) {
                     const int i = ent[r] / S;
-                    const float li = lse[(size_t)bh * T + i], Di = x.D[i];
+                    const float li = lse[i], *gi = x.Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
+                    float Di = 0.0f;
+                    for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
                     float *srow = x.S + (size_t)r * c->b, *dprow = x.dP + (size_t)r * c->b, *prow = x.P + (size_t)r * c->b;
                     for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] - li) : 0.0f;
                     if (thr) {

@@ -7,11 +7,14 @@
 
 #include <stdint.h>
 
+/* The number L of valid rows of mask (T). */
+int lra_valid_count(const uint8_t *mask, int T);
 /* Writes the indices of the valid rows of mask (T) into idx and returns their number L. */
 int lra_valid_rows(const uint8_t *mask, int T, int32_t *idx);
-/* A (m, hs) = pool of rows idx[0..L) of Q (., hs); m <= L. */
-void lra_pool_rows_forward(float *A, const float *Q, const int32_t *idx, int L, int m, int hs);
-/* dQ rows idx[...] += the pooling's backward of dA (m, hs). */
-void lra_pool_rows_backward(float *dQ, const float *dA, const int32_t *idx, int L, int m, int hs);
+/* A (m, hs) = pool of the L valid rows of Q (T, hs) by mask; 1 <= m <= L. No scratch: the rows are
+ * found by walking the mask. */
+void lra_pool_rows_forward(float *A, const float *Q, const uint8_t *mask, int L, int m, int hs);
+/* dQ's valid rows += the pooling's backward of dA (m, hs). */
+void lra_pool_rows_backward(float *dQ, const float *dA, const uint8_t *mask, int L, int m, int hs);
 
 #endif
