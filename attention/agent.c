@@ -349,8 +349,11 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                     continue;
                 }
                 aggregation_logits(P, A, K, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale);
-                for (int j = 0; j < m; j++)
-                    for (int t = 0; t < nk; t++) P[(size_t)j * TILE + t] = expf(P[(size_t)j * TILE + t] - lse[j]);
+                for (int j = 0; j < m; j++) {
+                    const float lj = lse[j]; /* a local, so that gcc vectorises the exp */
+                    float *pr = P + (size_t)j * TILE;
+                    for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
+                }
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);

@@ -19,17 +19,23 @@
  * final probabilities (shared and routed, entry index as in the logit list), not the compression.
  *
  * The routed part runs one expert at a time: the queries routed to expert e share its k keys, so
- * their logits are one sgemm of the gathered queries against the gathered keys, and their values
- * one sgemm of probabilities against the gathered values (backward likewise: dq, dk, dv per expert,
- * scattered back in a fixed order). Every other product is an sgemm of the whole head.
+ * their logits are sgemms of tiles of up to TQ gathered queries against the gathered keys, and
+ * their values sgemms of probabilities against the gathered values (backward likewise: dq per
+ * tile, dk and dv per expert, scattered back in a fixed order).
  *
- * Saved for backward, per head: A, Vbar (m x d), the experts as key indices (m x k), each query's
- * experts (T x s) and log-sum-exp (T): 4 (3 m d + T (s + 1)) bytes, about 4 (s + 1) bytes per
- * (batch, head, token) plus 48 KiB per head at m = k = 64, d = 64. Backward recomputes what
- * costs one sgemm each - G = q A^T, the compression softmax, each expert's routed logits - with
- * the same calls on the same inputs as forward, so the recomputed values are forward's bits.
- * Per thread: those recomputed matrices, gathers and scratch. Each head is one thread's, so
- * results do not depend on the thread count. */
+ * Memory: no (T x m) or (T x s k) matrix. Forward walks the keys a tile at a time for A k^T: each
+ * expert keeps candidates above its admission threshold and selects when its buffer is full (the
+ * same top k as one selection over all keys), and Vbar comes from an online softmax. It walks the
+ * queries a tile at a time for G = q A^T (routing and the shared logits), and each query's softmax
+ * is online too (running max and sum; o rescaled when a routed expert raises the max). Saved for
+ * backward, per head: A, Vbar (m x d), the compression's log-sum-exp (m), the experts as key
+ * indices (m x k), each query's experts (T x s) and log-sum-exp (T): 4 (3 m d + m + T (s + 1))
+ * bytes, 4 (s + 1) bytes per (batch, head, token) plus 48 KiB per head at m = k = 64, d = 64.
+ * Backward recomputes, tile by tile, G, the compression softmax and each expert's routed logits.
+ * Per thread: tiles, gathers, the routing inverted (T s int32), each query's running sum (T), and
+ * the selection's candidates (m (2k + TK) pairs) whose room backward reuses for its gradients.
+ * Each head is one thread's, so results do not depend on the thread count. */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -89,17 +95,20 @@ static cJSON *mita_describe(const void *ctx) {
     return j;
 }
 
-/* workspace (in 4-byte words): per head, saved for backward, A, Vbar (m x d), the experts
- * (m x k), each query's experts (T x s), lse (T) and the head's (m, k) in effect; per thread,
- * Pc (m x T) and then G = q A^T (T x m) in the same place, and the routed logits (T x s x k),
- * recomputed in backward; two more T x m matrices, m x T, two m x d, the per-expert gathers
- * (queries and their output gradients T x d, keys and values k x d, two T x k tiles), the routed
- * probabilities (T x s x k), the inverted routing (T x s entries, m + 1 offsets), the selection
- * pairs (2 T) and their radix keys (T), and the valid rows (T) */
+/* Tiles: keys TK at a time for the activations A k^T (selection and compression), queries TQ at a
+ * time for G = q A^T (routing, shared logits) and for an expert's routed queries. */
+enum { TK = 64, TQ = 64 };
+_Static_assert(TQ == TK, "the gradient tile r2 holds (TQ, m) and (m, TK) tiles alike");
+
+/* workspace (in 4-byte words). Per head, saved for backward: A, Vbar (m x d), the compression's
+ * log-sum-exp (m), the experts (m x k), each query's experts (T x s), lse (T) and the (m, k) in
+ * effect. Per thread: tiles and the routing inverted (T s); a region used by forward for the
+ * selection's candidates and by backward for four gradient accumulators. */
 typedef struct {
-    size_t a, vbar, ex, rt, lse, ne, head;
-    size_t pc, g, lg, keys, gs, gd, dpc, da, dvb, qe, oe, ke, ve, t1, t2, pr, inv, off, sel, idx, thread;
+    size_t a, vbar, lsec, ex, rt, lse, ne, head;
+    size_t z, g, gd, qe, oe, ke, ve, r, r2, mx, sum, qsum, th, cn, inv, off, pairs, keys, cand, dke, dve, da, dvb, thread;
 } layout;
+static size_t cand_cap(const mita_ctx *c) { return 2 * (size_t)c->k + TK; } /* pairs per expert */
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t m = (size_t)c->m, d = (size_t)s.hs, T = (size_t)s.T, k = (size_t)c->k, S = (size_t)c->s;
@@ -108,34 +117,40 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     /* per head, kept from forward for backward */
     CARVE(a, m * d);      // (m, d): the landmarks A, pooled queries
     CARVE(vbar, m * d);   // (m, d): the compressed values
+    CARVE(lsec, m);       // (m): the compression softmax's log-sum-exp per landmark
     CARVE(ex, m * k);     // (m, k): each expert's keys (int32)
     CARVE(rt, T * S);     // (T, s): each query's experts (int32)
     CARVE(lse, T);        // (T): each query's log-sum-exp
     CARVE(ne, 2);         // the (m, k) in effect for this head (int32)
     l.head = off;
     off = 0;
-    /* per thread: computed in forward, recomputed in backward */
-    CARVE(pc, m * T);     // (m, T): the compression softmax over keys, dead once Vbar is made
-    l.g = l.pc;           // (T, m): q A^T, routing and shared logits at once, in pc's place
-    CARVE(lg, T * S * k); // (T, s, k): the routed logits (backward: one expert's, (n, k))
-    /* per thread, scratch */
-    CARVE(gs, T * m);     // (T, m): the shared softmax
-    CARVE(gd, T * m);     // (T, m): its gradient
-    CARVE(dpc, m * T);    // (m, T): d pc
-    CARVE(da, m * d);     // (m, d): d A
-    CARVE(dvb, m * d);    // (m, d): d vbar
-    CARVE(qe, T * d);     // (T, d): one expert's gathered queries
-    CARVE(oe, T * d);     // (T, d): their output gradients
-    CARVE(ke, k * d);     // (k, d): the expert's keys
-    CARVE(ve, k * d);     // (k, d): the expert's values
-    CARVE(t1, T * k);     // (T, k): a tile of logits or probabilities
-    CARVE(t2, T * k);     // (T, k): a second tile
-    CARVE(pr, T * S * k); // (T, s, k): the routed probabilities
+    /* per thread */
+    CARVE(z, m * TK);     // (m, TK): activations A k^T of a key tile, then their softmax
+    CARVE(g, TQ * m);     // (TQ, m): G = q A^T of a query tile
+    CARVE(gd, TQ * m);    // (TQ, m): shared probabilities, or their logits' gradient
+    CARVE(qe, TQ * d);    // (TQ, d): gathered queries of one expert
+    CARVE(oe, TQ * d);    // (TQ, d): their output gradients, or a tile's output
+    CARVE(ke, k * d);     // (k, d): one expert's keys
+    CARVE(ve, k * d);     // (k, d): its values
+    CARVE(r, TQ * k);     // (TQ, k): routed logits, then probabilities
+    CARVE(r2, TQ * (k > m ? k : m)); // (TQ, k), (TQ, m) or (m, TK): a tile of logit gradients
+    CARVE(mx, m);         // (m): the compression's running max per landmark
+    CARVE(sum, m);        // (m): its running sum
+    CARVE(qsum, T);       // (T): each query's running sum of exponentials in forward
+    CARVE(th, m);         // (m): each expert's admission threshold during selection
+    CARVE(cn, m);         // (m): its candidates so far (int32)
     CARVE(inv, T * S);    // (T s): the inverted routing, queries by expert (int32)
     CARVE(off, m + 1);    // (m + 1): its offsets (int32)
-    CARVE(sel, 2 * T);    // (2T): the selection pairs
-    CARVE(keys, T);       // (T): their values' bit patterns, for the selection (uint32)
-    CARVE(idx, T);        // (T): the valid rows (int32)
+    CARVE(pairs, 2 * m);  // (m): routing pairs
+    CARVE(keys, cand_cap(c) > m ? cand_cap(c) : m); // radix keys for a selection (uint32)
+    const size_t u = off, cand = 2 * m * cand_cap(c), grads = 2 * k * d + 2 * m * d;
+    CARVE(cand, cand);    // forward: (m, 2k + TK) candidate pairs per expert
+    off = u;
+    CARVE(dke, k * d);    // backward: (k, d) d keys of one expert
+    CARVE(dve, k * d);    // (k, d): d values of one expert
+    CARVE(da, m * d);     // (m, d): d A
+    CARVE(dvb, m * d);    // (m, d): d Vbar
+    off = u + (cand > grads ? cand : grads);
     l.thread = off;
 #undef CARVE
     return l;
@@ -153,9 +168,10 @@ static size_t mita_scratch_bytes(const void *ctx, lra_attn_shape s) {
 static void mita_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
     const mita_ctx *c = ctx;
     const double heads = (double)s.B * s.NH, T = s.T, d = s.hs, m = c->m, sk = (double)c->s * c->k;
-    /* A k^T, Vbar, q A^T (routing and shared logits at once), p_shared Vbar; routed logits and p v */
-    *fwd = heads * (T * d + 8.0 * m * T * d + 4.0 * T * sk * d);
-    *bwd = heads * (T * d + 16.0 * m * T * d + 10.0 * T * sk * d);
+    /* A k^T, Vbar, q A^T twice (routing and the lse, then the probabilities), p_shared Vbar; routed
+     * logits twice and p v. Backward recomputes A k^T, q A^T and the routed logits. */
+    *fwd = heads * (T * d + 10.0 * m * T * d + 6.0 * T * sk * d);
+    *bwd = heads * (T * d + 20.0 * m * T * d + 10.0 * T * sk * d);
 }
 
 /* ---- top-k by selection: (value desc, index asc) order, a strict total order ---- */
@@ -208,6 +224,7 @@ static void select_top(pair *x, int n, int k, uint32_t *keys) {
 }
 
 static int cmp_idx(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
+static int cmp_pair_idx(const void *a, const void *b) { return ((const pair *)a)->i - ((const pair *)b)->i; }
 
 /* The inverted routing: for expert e, entries inv[off[e] .. off[e+1]) are the codes i * s + slot
  * of the queries routed to it, in query order. */
@@ -235,23 +252,149 @@ static void scatter_add(float *X, const float *in, const int32_t *idx, int n, in
     }
 }
 
-/* Row z (T) of A K^T becomes the compression softmax over the valid keys, in place. */
-static void compression_softmax(float *z, const uint8_t *mask, int T, float scale) {
-    float mx = NEG_BIG, sum = 0.0f;
-    for (int t = 0; t < T; t++) {
-        z[t] = mask[t] ? z[t] * scale : NEG_BIG;
-        mx = z[t] > mx ? z[t] : mx;
-    }
-    for (int t = 0; t < T; t++) {
-        z[t] = expf(z[t] - mx);
-        sum += z[t];
-    }
-    for (int t = 0; t < T; t++) z[t] /= sum;
-}
-
 /* dropout factor of entry t of query i's logit list */
 static inline float keep_factor(uint32_t rs, int t, uint32_t thr, float keep_scale) {
     return thr ? (lra_keep(rs, (uint32_t)t, thr) ? keep_scale : 0.0f) : 1.0f;
+}
+
+static int tile_has_key(const uint8_t *mask, int t0, int nk) {
+    for (int t = 0; t < nk; t++)
+        if (mask[t0 + t]) return 1;
+    return 0;
+}
+
+/* Per-head view of the workspace and the tensors, for the passes below. */
+typedef struct {
+    const mita_ctx *c;
+    const lra_attn_args *a;
+    int bh, T, hs, me, ke, se, base;
+    float scale, tau_inv, keep_scale;
+    uint32_t thr;
+    const uint8_t *mask;
+    const float *Q, *K, *V;
+    float *hw, *tw;
+    layout l;
+} head_view;
+
+static uint32_t row_stream(const head_view *h, int i) {
+    return h->thr ? (uint32_t)lra_stream(h->a->seed, (uint64_t)h->bh, (uint64_t)i) : 0;
+}
+
+/* Experts and compression over key tiles: each expert keeps candidates above its admission
+ * threshold (the k-th largest value of its last selection: a later key, of higher index, enters
+ * the top k only above it) and selects when its buffer is full, so the final selection over the
+ * candidates is the selection over all valid keys. Alongside, Vbar by an online softmax. */
+static void experts_and_compression(const head_view *h, int32_t *ex, float *A, float *Vbar, float *lsec) {
+    const mita_ctx *c = h->c;
+    const layout *l = &h->l;
+    const int me = h->me, ke = h->ke, hs = h->hs, T = h->T, cap = (int)cand_cap(c);
+    float *Z = h->tw + l->z, *mx = h->tw + l->mx, *sum = h->tw + l->sum, *th = h->tw + l->th;
+    int32_t *cn = (int32_t *)(h->tw + l->cn);
+    pair *cand = (pair *)(h->tw + l->cand);
+    uint32_t *keys = (uint32_t *)(h->tw + l->keys);
+    for (int j = 0; j < me; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; th[j] = -FLT_MAX; cn[j] = 0; }
+    if (c->shared) memset(Vbar, 0, sizeof(float) * (size_t)me * hs);
+    for (int t0 = 0; t0 < T; t0 += TK) {
+        const int nk = T - t0 < TK ? T - t0 : TK;
+        if (!tile_has_key(h->mask, t0, nk)) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, 1.0f, A, hs, h->K + (size_t)t0 * hs, hs, 0.0f,
+                    Z, TK);
+        for (int j = 0; j < me; j++) {
+            float *z = Z + (size_t)j * TK;
+            pair *cj = cand + (size_t)j * cap;
+            for (int t = 0; t < nk; t++) {
+                if (!h->mask[t0 + t] || !(z[t] > th[j])) continue;
+                cj[cn[j]++] = (pair){z[t], t0 + t};
+                if (cn[j] < cap) continue;
+                select_top(cj, cn[j], ke, keys);
+                qsort(cj, (size_t)ke, sizeof(pair), cmp_pair_idx); /* indices ascend again */
+                cn[j] = ke;
+                th[j] = cj[0].v;
+                for (int r = 1; r < ke; r++) th[j] = cj[r].v < th[j] ? cj[r].v : th[j];
+            }
+            if (!c->shared) continue;
+            /* the compression softmax over valid keys, online: z becomes exp(z scale - max) */
+            float tmx = mx[j], rsum = 0.0f;
+            for (int t = 0; t < nk; t++) {
+                z[t] = h->mask[t0 + t] ? z[t] * h->scale : NEG_BIG;
+                tmx = z[t] > tmx ? z[t] : tmx;
+            }
+            const float rescale = expf(mx[j] - tmx);
+            for (int t = 0; t < nk; t++) {
+                z[t] = expf(z[t] - tmx);
+                rsum += z[t];
+            }
+            sum[j] = sum[j] * rescale + rsum;
+            mx[j] = tmx;
+            for (int d = 0; d < hs; d++) Vbar[(size_t)j * hs + d] *= rescale;
+        }
+        if (c->shared)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, 1.0f, Z, TK, h->V + (size_t)t0 * hs, hs,
+                        1.0f, Vbar, hs);
+    }
+    for (int j = 0; j < me; j++) {
+        pair *cj = cand + (size_t)j * cap;
+        select_top(cj, cn[j], ke, keys);
+        int32_t *e = ex + (size_t)j * c->k;
+        for (int r = 0; r < ke; r++) e[r] = cj[r].i;
+        qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
+        if (!c->shared) continue;
+        for (int d = 0; d < hs; d++) Vbar[(size_t)j * hs + d] /= sum[j];
+        lsec[j] = mx[j] + logf(sum[j]);
+    }
+}
+
+/* A tile of queries at a time, G = Q A^T: each query's experts (routing), and the shared part of
+ * its softmax - the running max mx and sum of exponentials of its logits so far, and O = the
+ * unnormalised shared probabilities (dropped) times Vbar. */
+static void route_and_share(const head_view *h, int32_t *rt, float *mx, float *sum, float *O, const float *A,
+                            const float *Vbar) {
+    const mita_ctx *c = h->c;
+    const int me = h->me, se = h->se, S = c->s, M = c->m, hs = h->hs;
+    float *G = h->tw + h->l.g, *Psh = h->tw + h->l.gd;
+    pair *sel = (pair *)(h->tw + h->l.pairs);
+    uint32_t *keys = (uint32_t *)(h->tw + h->l.keys);
+    for (int t0 = 0; t0 < h->T; t0 += TQ) {
+        const int nq = h->T - t0 < TQ ? h->T - t0 : TQ;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, h->Q + (size_t)t0 * hs, hs, A, hs, 0.0f,
+                    G, M);
+        for (int r = 0; r < nq; r++) {
+            const int i = t0 + r;
+            float *gi = G + (size_t)r * M;
+            int32_t *ri = rt + (size_t)i * S;
+            for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
+            select_top(sel, me, se, keys);
+            for (int e = 0; e < S; e++) ri[e] = e < se ? sel[e].i : -1;
+            qsort(ri, (size_t)se, sizeof(int32_t), cmp_idx);
+            mx[i] = NEG_BIG;
+            sum[i] = 0.0f;
+            if (!c->shared) continue;
+            /* locals, not mx[i] and sum[i] (which could alias ps): so gcc vectorises the exp */
+            float mi = NEG_BIG, si = 0.0f, *ps = Psh + (size_t)r * me;
+            for (int j = 0; j < me; j++) mi = gi[j] * h->tau_inv > mi ? gi[j] * h->tau_inv : mi;
+            for (int j = 0; j < me; j++) ps[j] = expf(gi[j] * h->tau_inv - mi);
+            for (int j = 0; j < me; j++) si += ps[j];
+            mx[i] = mi;
+            sum[i] = si;
+            if (h->thr) {
+                const uint32_t rs = row_stream(h, i);
+                for (int j = 0; j < me; j++) ps[j] *= keep_factor(rs, j, h->thr, h->keep_scale);
+            }
+        }
+        if (c->shared)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, me, 1.0f, Psh, me, Vbar, hs, 0.0f,
+                        O + (size_t)t0 * hs, hs);
+        else
+            memset(O + (size_t)t0 * hs, 0, sizeof(float) * (size_t)nq * hs);
+    }
+}
+
+/* One expert's routed queries, a tile at a time: codes (query * s + slot) at [at, at + n) of its
+ * inverted list; R (n, ke) = their logits against the gathered keys Ke. */
+static void routed_logits(const head_view *h, float *R, float *Qe, const float *Ke, const int32_t *codes, int n) {
+    gather_rows(Qe, h->Q, codes, n, h->hs, h->c->s);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h->ke, h->hs, h->scale, Qe, h->hs, Ke, h->hs, 0.0f, R,
+                h->ke);
 }
 
 static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
@@ -259,102 +402,81 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     (void)params;
     const mita_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m, S = c->s, Kx = c->k;
-    const float scale = 1.0f / sqrtf((float)hs), tau_inv = c->scale_sqrt ? scale : 1.0f / (float)hs;
-    const uint32_t thr = lra_dropout_threshold(a->dropout);
-    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = scratch;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
-        float *Pc = tw + l.pc, *G = tw + l.g, *Lg = tw + l.lg;
-        float *Psh = tw + l.gs, *Qe = tw + l.qe, *Ke = tw + l.ke, *Ve = tw + l.ve, *R = tw + l.t1, *Pr = tw + l.pr;
-        int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *idx = (int32_t *)(tw + l.idx);
-        int32_t *ne = (int32_t *)(hw + l.ne), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
-        pair *sel = (pair *)(tw + l.sel);
-        uint32_t *keys = (uint32_t *)(tw + l.keys);
-        const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
+        head_view h = {.c = c, .a = a, .bh = bh, .T = T, .hs = hs, .scale = 1.0f / sqrtf((float)hs),
+                       .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * T,
+                       .hw = (float *)ws + (size_t)bh * l.head,
+                       .tw = (float *)scratch + (size_t)omp_get_thread_num() * l.thread, .l = l};
+        h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)hs;
+        h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
         const size_t head = (size_t)bh * T * hs;
-        const float *Q = q + head, *K = k + head, *V = v + head;
-        float *O = o + head;
-        const int L = lra_valid_rows(mask, T, idx);
-        const int me = M < L ? M : L, ke = Kx < L ? Kx : L, se = S < me ? S : me, base = c->shared ? me : 0;
+        h.Q = q + head; h.K = k + head; h.V = v + head;
+        float *hw = h.hw, *tw = h.tw, *O = o + head;
+        float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
+        float *Qe = tw + l.qe, *Out = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve;
+        float *R = tw + l.r;
+        int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *ne = (int32_t *)(hw + l.ne);
+        int32_t *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
+        const int L = lra_valid_count(h.mask, T);
+        h.me = M < L ? M : L; h.ke = Kx < L ? Kx : L; h.se = S < h.me ? S : h.me; h.base = c->shared ? h.me : 0;
+        const int me = h.me, ke = h.ke;
         ne[0] = me;
         ne[1] = ke;
         memset(O, 0, sizeof(float) * T * hs);
         if (me == 0) continue;
-        lra_pool_rows_forward(A, Q, mask, L, me, hs); /* landmarks */
-        /* activations A k^T (me x T): experts by selection, then the compression softmax */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
-        for (int j = 0; j < me; j++) {
-            float *z = Pc + (size_t)j * T;
-            for (int r = 0; r < L; r++) sel[r] = (pair){z[idx[r]], idx[r]};
-            select_top(sel, L, ke, keys);
-            int32_t *e = ex + (size_t)j * Kx;
-            for (int r = 0; r < ke; r++) e[r] = sel[r].i;
-            qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
-            if (c->shared) compression_softmax(z, mask, T, scale); /* it feeds only the shared expert */
-        }
-        if (c->shared)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, T, 1.0f, Pc, T, V, hs, 0.0f, Vbar, hs);
-        /* G = Q A^T (T x me, stride M): routing and, scaled, the shared logits */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, Q, hs, A, hs, 0.0f, G, M);
-        for (int i = 0; i < T; i++) {
-            const float *gi = G + (size_t)i * M;
-            int32_t *ri = rt + (size_t)i * S;
-            for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
-            select_top(sel, me, se, keys);
-            for (int e = 0; e < S; e++) ri[e] = e < se ? sel[e].i : -1;
-            qsort(ri, (size_t)se, sizeof(int32_t), cmp_idx);
-        }
-        /* routed logits, one expert at a time: its queries against its k keys in one sgemm */
+        lra_pool_rows_forward(A, h.Q, h.mask, L, me, hs); /* landmarks */
+        experts_and_compression(&h, ex, A, Vbar, hw + l.lsec);
+        /* the softmax online, as full.c's: lse holds each query's running max until the end */
+        float *mx = lse, *sum = tw + l.qsum;
+        route_and_share(&h, rt, mx, sum, O, A, Vbar);
         invert_routes(inv, off, rt, T, S, me);
+        /* routed: O += P_routed V_e, one expert at a time, added to each query's row in expert order
+         * (a row rescaled first when the expert raises its max) */
         for (int e = 0; e < me; e++) {
-            const int n = off[e + 1] - off[e];
-            if (!n) continue;
-            const int32_t *codes = inv + off[e];
-            gather_rows(Qe, Q, codes, n, hs, S);
-            gather_rows(Ke, K, ex + (size_t)e * Kx, ke, hs, 1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, scale, Qe, hs, Ke, hs, 0.0f, R, ke);
-            for (int r = 0; r < n; r++) memcpy(Lg + (size_t)codes[r] * Kx, R + (size_t)r * ke, sizeof(float) * ke);
+            if (off[e + 1] == off[e]) continue;
+            gather_rows(Ke, h.K, ex + (size_t)e * Kx, ke, hs, 1);
+            gather_rows(Ve, h.V, ex + (size_t)e * Kx, ke, hs, 1);
+            for (int at = off[e]; at < off[e + 1]; at += TQ) {
+                const int n = off[e + 1] - at < TQ ? off[e + 1] - at : TQ;
+                const int32_t *codes = inv + at;
+                routed_logits(&h, R, Qe, Ke, codes, n);
+                for (int r = 0; r < n; r++) {
+                    const int i = codes[r] / S, slot = codes[r] % S;
+                    const uint32_t rs = row_stream(&h, i);
+                    float *p = R + (size_t)r * ke, bmx = mx[i];
+                    for (int j = 0; j < ke; j++) bmx = p[j] > bmx ? p[j] : bmx;
+                    if (bmx > mx[i]) {
+                        const float rescale = expf(mx[i] - bmx);
+                        for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
+                        sum[i] *= rescale;
+                        mx[i] = bmx;
+                    }
+                    const float mi = mx[i];
+                    float si = 0.0f;
+                    for (int j = 0; j < ke; j++) p[j] = expf(p[j] - mi);
+                    for (int j = 0; j < ke; j++) si += p[j];
+                    sum[i] += si;
+                    if (h.thr)
+                        for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Out, hs);
+                scatter_add(O, Out, codes, n, hs, S);
+            }
         }
-        /* one softmax per query over its m shared and se*ke routed logits */
         for (int i = 0; i < T; i++) {
-            const float *gi = G + (size_t)i * M, *li = Lg + (size_t)i * S * Kx;
-            float mx = NEG_BIG, sum = 0.0f;
-            if (c->shared)
-                for (int j = 0; j < me; j++) mx = gi[j] * tau_inv > mx ? gi[j] * tau_inv : mx;
-            for (int e = 0; e < se; e++)
-                for (int r = 0; r < ke; r++) mx = li[e * Kx + r] > mx ? li[e * Kx + r] : mx;
-            if (c->shared)
-                for (int j = 0; j < me; j++) sum += expf(gi[j] * tau_inv - mx);
-            for (int e = 0; e < se; e++)
-                for (int r = 0; r < ke; r++) sum += expf(li[e * Kx + r] - mx);
-            lse[i] = mx + logf(sum);
-            const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-            if (c->shared)
-                for (int j = 0; j < me; j++)
-                    Psh[(size_t)i * me + j] = expf(gi[j] * tau_inv - lse[i]) * keep_factor(rs, j, thr, keep_scale);
-            float *pri = Pr + (size_t)i * S * Kx;
-            for (int e = 0; e < se; e++)
-                for (int r = 0; r < ke; r++)
-                    pri[e * Kx + r] = expf(li[e * Kx + r] - lse[i]) * keep_factor(rs, base + e * ke + r, thr, keep_scale);
-        }
-        if (c->shared)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, me, 1.0f, Psh, me, Vbar, hs, 0.0f, O, hs);
-        /* routed values, one expert at a time, added to each query's row in expert order */
-        for (int e = 0; e < me; e++) {
-            const int n = off[e + 1] - off[e];
-            if (!n) continue;
-            const int32_t *codes = inv + off[e];
-            for (int r = 0; r < n; r++) memcpy(R + (size_t)r * ke, Pr + (size_t)codes[r] * Kx, sizeof(float) * ke);
-            gather_rows(Ve, V, ex + (size_t)e * Kx, ke, hs, 1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Qe, hs);
-            scatter_add(O, Qe, codes, n, hs, S);
+            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] /= sum[i];
+            lse[i] = mx[i] + logf(sum[i]);
         }
     }
+}
+
+static float row_dot(const float *x, const float *y, int n) {
+    float acc = 0.0f;
+    for (int d = 0; d < n; d++) acc += x[d] * y[d];
+    return acc;
 }
 
 static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
@@ -363,104 +485,132 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     (void)params; (void)dparams;
     const mita_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m, S = c->s, Kx = c->k;
-    const float scale = 1.0f / sqrtf((float)hs), tau_inv = c->scale_sqrt ? scale : 1.0f / (float)hs;
-    const uint32_t thr = lra_dropout_threshold(a->dropout);
-    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const layout l = lay(c, s);
-    float *w0 = ws, *t0 = scratch;
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        const float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
-        float *Pc = tw + l.pc, *G = tw + l.g, *Lg = tw + l.lg;
-        float *Gs = tw + l.gs, *Gd = tw + l.gd, *dPc = tw + l.dpc, *dA = tw + l.da, *dVbar = tw + l.dvb;
-        float *Qe = tw + l.qe, *dOe = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve, *T1 = tw + l.t1, *T2 = tw + l.t2;
-        float *Dq = tw + l.pr; /* D_i = dO_i . o_i for every query (T floats of the routed-probability scratch) */
+        head_view h = {.c = c, .a = a, .bh = bh, .T = T, .hs = hs, .scale = 1.0f / sqrtf((float)hs),
+                       .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * T,
+                       .hw = (float *)ws + (size_t)bh * l.head,
+                       .tw = (float *)scratch + (size_t)omp_get_thread_num() * l.thread, .l = l};
+        h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)hs;
+        h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+        const size_t head = (size_t)bh * T * hs;
+        h.Q = q + head; h.K = k + head; h.V = v + head;
+        float *hw = h.hw, *tw = h.tw;
+        const float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse, *lsec = hw + l.lsec;
+        const float *Q = h.Q, *K = h.K, *V = h.V, *dO = dout + head, *O = o + head;
+        float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
+        float *G = tw + l.g, *Gd = tw + l.gd, *Z = tw + l.z, *Lg = tw + l.r, *dS = tw + l.r2;
+        float *Qe = tw + l.qe, *dOe = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve;
+        float *dKe = tw + l.dke, *dVe = tw + l.dve, *dA = tw + l.da, *dVbar = tw + l.dvb;
         const int32_t *ex = (const int32_t *)(hw + l.ex), *rt = (const int32_t *)(hw + l.rt);
         const int32_t *ne = (const int32_t *)(hw + l.ne);
-        int32_t *idx = (int32_t *)(tw + l.idx), *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
-        const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
-        const size_t head = (size_t)bh * T * hs;
-        const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head, *O = o + head;
-        float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
-        const int me = ne[0], ke = ne[1];
+        int32_t *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
+        h.me = ne[0]; h.ke = ne[1];
+        const int me = h.me, ke = h.ke;
         if (me == 0) continue;
-        const int base = c->shared ? me : 0;
-        const int L = lra_valid_rows(mask, T, idx);
-        for (int i = 0; i < T; i++) {
-            float D = 0.0f;
-            for (int d = 0; d < hs; d++) D += dO[(size_t)i * hs + d] * O[(size_t)i * hs + d];
-            Dq[i] = D;
-        }
+        h.base = c->shared ? me : 0;
+        const int L = lra_valid_count(h.mask, T);
         memset(dA, 0, sizeof(float) * (size_t)me * hs);
-        /* routed entries, one expert at a time: dS = p (z dP - D) scale, dP = dO V^T */
+        /* routed entries, one expert at a time: dS = p (z dP - D) scale, dP = dO V^T, D_i = dO_i . o_i */
         invert_routes(inv, off, rt, T, S, me);
         for (int e = 0; e < me; e++) {
-            const int n = off[e + 1] - off[e];
-            if (!n) continue;
-            const int32_t *codes = inv + off[e], *keys = ex + (size_t)e * Kx;
-            gather_rows(Qe, Q, codes, n, hs, S);
-            gather_rows(dOe, dO, codes, n, hs, S);
+            if (off[e + 1] == off[e]) continue;
+            const int32_t *keys = ex + (size_t)e * Kx;
             gather_rows(Ke, K, keys, ke, hs, 1);
             gather_rows(Ve, V, keys, ke, hs, 1);
-            /* the routed logits again: forward's sgemm on the same gathered rows */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, scale, Qe, hs, Ke, hs, 0.0f, Lg, ke);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, T1, ke);
-            for (int r = 0; r < n; r++) {
-                const int i = codes[r] / S, slot = codes[r] % S;
-                const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-                const float *lr = Lg + (size_t)r * ke;
-                float *dp = T1 + (size_t)r * ke, *pz = T2 + (size_t)r * ke;
-                for (int j = 0; j < ke; j++) {
-                    const float p = expf(lr[j] - lse[i]), z = keep_factor(rs, base + slot * ke + j, thr, keep_scale);
-                    dp[j] = p * (dp[j] * z - Dq[i]) * scale; /* dS */
-                    pz[j] = p * z;
+            memset(dKe, 0, sizeof(float) * (size_t)ke * hs);
+            memset(dVe, 0, sizeof(float) * (size_t)ke * hs);
+            for (int at = off[e]; at < off[e + 1]; at += TQ) {
+                const int n = off[e + 1] - at < TQ ? off[e + 1] - at : TQ;
+                const int32_t *codes = inv + at;
+                routed_logits(&h, Lg, Qe, Ke, codes, n); /* forward's logits again */
+                gather_rows(dOe, dO, codes, n, hs, S);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, dS, ke);
+                for (int r = 0; r < n; r++) {
+                    const int i = codes[r] / S, slot = codes[r] % S;
+                    const uint32_t rs = row_stream(&h, i);
+                    const float Di = row_dot(dOe + (size_t)r * hs, O + (size_t)i * hs, hs);
+                    float *p = Lg + (size_t)r * ke, *g = dS + (size_t)r * ke;
+                    const float li = lse[i];
+                    for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
+                    if (h.thr)
+                        for (int j = 0; j < ke; j++) {
+                            const float z = keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
+                            g[j] = p[j] * (g[j] * z - Di) * h.scale;
+                            p[j] *= z;
+                        }
+                    else
+                        for (int j = 0; j < ke; j++) g[j] = p[j] * (g[j] - Di) * h.scale;
                 }
+                /* dV_e += (p z)^T dO_e, dK_e += dS^T Q_e, dQ_e = dS K_e (into dOe, done with) */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, Lg, ke, dOe, hs, 1.0f, dVe, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, dS, ke, Qe, hs, 1.0f, dKe, hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, dS, ke, Ke, hs, 0.0f, dOe, hs);
+                scatter_add(dQ, dOe, codes, n, hs, S);
             }
-            /* dV_e = (p z)^T dO_e, dQ_e = dS K_e, dK_e = dS^T Q_e, each scattered back in a fixed order;
-             * the order of the products lets each output reuse a gather buffer no longer needed */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, T2, ke, dOe, hs, 0.0f, Ve, hs);
-            scatter_add(dV, Ve, keys, ke, hs, 1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, T1, ke, Ke, hs, 0.0f, dOe, hs);
-            scatter_add(dQ, dOe, codes, n, hs, S);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, T1, ke, Qe, hs, 0.0f, Ke, hs);
-            scatter_add(dK, Ke, keys, ke, hs, 1);
+            scatter_add(dV, dVe, keys, ke, hs, 1);
+            scatter_add(dK, dKe, keys, ke, hs, 1);
         }
         if (c->shared) {
-            /* G = Q A^T again, as forward computed it */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, Q, hs, A, hs, 0.0f, G, M);
-            /* shared logits q_i . A_j * tau_inv: dP = dO Vbar^T, then dS (scale folded in) and p z */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, me, hs, 1.0f, dO, hs, Vbar, hs, 0.0f, Gs, me);
-            for (int i = 0; i < T; i++) {
-                const uint32_t rs = thr ? (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i) : 0;
-                for (int j = 0; j < me; j++) {
-                    const float p = expf(G[(size_t)i * M + j] * tau_inv - lse[i]), z = keep_factor(rs, j, thr, keep_scale);
-                    float *g = Gs + (size_t)i * me + j;
-                    *g = p * (*g * z - Dq[i]) * tau_inv;
-                    Gd[(size_t)i * me + j] = p * z;
+            /* shared logits q_i . A_j tau_inv, a tile of queries at a time: dP = dO Vbar^T, dS, p z */
+            memset(dVbar, 0, sizeof(float) * (size_t)me * hs);
+            for (int t0 = 0; t0 < T; t0 += TQ) {
+                const int nq = T - t0 < TQ ? T - t0 : TQ;
+                const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, Qt, hs, A, hs, 0.0f, G, M);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, dOt, hs, Vbar, hs, 0.0f, dS, me);
+                for (int r = 0; r < nq; r++) {
+                    const int i = t0 + r;
+                    const uint32_t rs = row_stream(&h, i);
+                    const float Di = row_dot(dOt + (size_t)r * hs, O + (size_t)i * hs, hs);
+                    float *p = Gd + (size_t)r * me, *g = dS + (size_t)r * me;
+                    const float li = lse[i], *gr = G + (size_t)r * M;
+                    for (int j = 0; j < me; j++) p[j] = expf(gr[j] * h.tau_inv - li);
+                    if (h.thr)
+                        for (int j = 0; j < me; j++) {
+                            const float z = keep_factor(rs, j, h.thr, h.keep_scale);
+                            g[j] = p[j] * (g[j] * z - Di) * h.tau_inv;
+                            p[j] *= z;
+                        }
+                    else
+                        for (int j = 0; j < me; j++) g[j] = p[j] * (g[j] - Di) * h.tau_inv;
                 }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, me, 1.0f, dS, me, A, hs, 1.0f,
+                            dQ + (size_t)t0 * hs, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, nq, 1.0f, dS, me, Qt, hs, 1.0f, dA, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, nq, 1.0f, Gd, me, dOt, hs, 1.0f, dVbar, hs);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, me, 1.0f, Gs, me, A, hs, 1.0f, dQ, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gs, me, Q, hs, 1.0f, dA, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, T, 1.0f, Gd, me, dO, hs, 0.0f, dVbar, hs);
-            /* the compression softmax again, in G's place (G is done with) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, A, hs, K, hs, 0.0f, Pc, T);
-            for (int j = 0; j < me; j++) compression_softmax(Pc + (size_t)j * T, mask, T, scale);
-            /* Vbar = Pc V, Pc = softmax(A K^T scale + M) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, me, 1.0f, Pc, T, dVbar, hs, 1.0f, dV, hs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, T, hs, 1.0f, dVbar, hs, V, hs, 0.0f, dPc, T);
-            for (int j = 0; j < me; j++) {
-                float *g = dPc + (size_t)j * T;
-                const float *p = Pc + (size_t)j * T;
-                float Dj = 0.0f;
-                for (int t = 0; t < T; t++) Dj += p[t] * g[t];
-                for (int t = 0; t < T; t++) g[t] = p[t] * (g[t] - Dj);
+            /* Vbar = Pc V, Pc = softmax(A K^T scale + M), a tile of keys at a time from lsec;
+             * D_j = sum_t Pc_jt dPc_jt = dVbar_j . Vbar_j */
+            float *Dc = tw + l.mx;
+            for (int j = 0; j < me; j++) Dc[j] = row_dot(dVbar + (size_t)j * hs, Vbar + (size_t)j * hs, hs);
+            for (int t0 = 0; t0 < T; t0 += TK) {
+                const int nk = T - t0 < TK ? T - t0 : TK;
+                if (!tile_has_key(h.mask, t0, nk)) continue;
+                const float *Kt = K + (size_t)t0 * hs, *Vt = V + (size_t)t0 * hs;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, h.scale, A, hs, Kt, hs, 0.0f, Z, TK);
+                for (int j = 0; j < me; j++) {
+                    const float lj = lsec[j];
+                    float *zr = Z + (size_t)j * TK;
+                    for (int t = 0; t < nk; t++) zr[t] = expf(zr[t] - lj);
+                    for (int t = 0; t < nk; t++) zr[t] = h.mask[t0 + t] ? zr[t] : 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, 1.0f, Z, TK, dVbar, hs, 1.0f,
+                            dV + (size_t)t0 * hs, hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, hs, 0.0f, dS, TK);
+                for (int j = 0; j < me; j++)
+                    for (int t = 0; t < nk; t++) {
+                        float *g = dS + (size_t)j * TK + t;
+                        *g = Z[(size_t)j * TK + t] * (*g - Dc[j]);
+                    }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, TK, Kt, hs, 1.0f, dA, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, h.scale, dS, TK, A, hs, 1.0f,
+                            dK + (size_t)t0 * hs, hs);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, T, scale, dPc, T, K, hs, 1.0f, dA, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, me, scale, dPc, T, A, hs, 1.0f, dK, hs);
         }
-        lra_pool_rows_backward(dQ, dA, mask, L, me, hs); /* through the pooling into q */
+        lra_pool_rows_backward(dQ, dA, h.mask, L, me, hs); /* through the pooling into q */
     }
 }
 

@@ -14,12 +14,12 @@
  * Speed comes from inverting the routing: for every block, the queries that chose it are gathered
  * into tiles of up to 64 rows, so logits, p v and every backward product run on sgemm against the
  * block's contiguous keys and values. Gates q . kbar come from sgemm over tiles of queries too.
- * Forward computes each block's logits twice (into each query's log-sum-exp, then its share of
- * o), so no per-(query, slot) partial output exists.
+ * Forward runs an online softmax per query over its blocks (running max and sum, o rescaled when
+ * the max rises), so no per-(query, slot) partial output exists.
  *
  * Memory. Saved for backward: the chosen blocks (B, NH, T, s) and the row log-sum-exp (B, NH, T),
  * 4 (s + 1) bytes per (batch, head, token). Per thread: the tiles, one head's block means and
- * counts, and its routing inverted (T s int32; see moe_scratch).
+ * counts, its routing inverted (T s int32) and each query's running sum (T; see moe_scratch).
  * Parallel over batch*head (one thread routes a head and owns its o, dq, dk and dv, working
  * through it in a fixed order): results do not depend on the thread count. */
 #include <math.h>
@@ -85,12 +85,13 @@ typedef struct {
     float *S, *P, *dP;    /* (QT, b) each: logits, dropped probabilities, their gradient */
     float *gate;          /* (GT, nb) gate tile, then 2 s floats for route's best-so-far */
     float *kbar, *cnt;    /* (nb, hs) block means, (nb) their valid keys */
+    float *qsum;          /* (T) each query's running sum of exponentials in forward */
     int32_t *list, *off;  /* (T*s) routing inverted: query*s + slot, grouped by block; (nb + 1) */
 } moe_scratch;
 
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t T = (size_t)s.T, hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
-    return 3 * QT * hs + 3 * QT * b + GT * nb + 2 * (size_t)c->s + nb * (hs + 1) + T * c->s + nb + 1;
+    return 3 * QT * hs + 3 * QT * b + GT * nb + 2 * (size_t)c->s + nb * (hs + 1) + T + T * c->s + nb + 1;
 }
 
 static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
@@ -105,7 +106,8 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     x.gate = x.dP + QT * b;
     x.kbar = x.gate + GT * nb + 2 * (size_t)c->s;
     x.cnt = x.kbar + nb * hs;
-    x.list = (int32_t *)(x.cnt + nb);
+    x.qsum = x.cnt + nb;
+    x.list = (int32_t *)(x.qsum + T);
     x.off = x.list + T * c->s;
     return x;
 }
@@ -126,8 +128,7 @@ static void moe_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bw
     const moe_ctx *c = ctx;
     const double heads = (double)s.B * s.NH, T = s.T, d = s.hs, nb = nblocks(c, s.T);
     const double keys = (double)c->s * c->b < T ? (double)c->s * c->b : T;
-    /* block means, gates, logits twice (the log-sum-exp, then the probabilities), p v */
-    *fwd = heads * (T * d + 2.0 * T * nb * d + 6.0 * T * keys * d);
+    *fwd = heads * (T * d + 2.0 * T * nb * d + 4.0 * T * keys * d); /* block means, gates, attention */
     *bwd = heads * 10.0 * T * keys * d; /* recomputed logits, dP, dq, dk, dv */
 }
 
@@ -233,10 +234,10 @@ static void route_head(const moe_ctx *c, const moe_scratch *x, int32_t *sel, con
     invert(c, x->list, x->off, sel, T, nb);
 }
 
-/* Forward per head: routing, then over each block's gathered queries two passes with no per-query
- * partial kept - the first folds each block's logits into the query's log-sum-exp, the second
- * adds exp(logit - lse) v into o - so memory per query is its lse alone. Blocks are visited in
- * ascending order by one thread per head: the result does not depend on the thread count. */
+/* Forward per head: routing, then over each block's gathered queries an online softmax (each
+ * query's running max and sum; o accumulates unnormalised and is rescaled when a block raises the
+ * max), so memory per query is two floats. Blocks are visited in ascending order by one thread
+ * per head: the result does not depend on the thread count. */
 static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
@@ -257,26 +258,11 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
         const float *Q = q + head, *K = k + head, *V = v + head;
         float *O = o + head, *lse = lse_all + (size_t)bh * T;
         route_head(c, &x, sel_all + (size_t)bh * T * S, Q, K, mask, T, hs);
-        for (int i = 0; i < T; i++) lse[i] = NEG_BIG;
-        for (int e = 0; e < nb; e++) { /* pass 1: lse_i = log sum over its blocks of sum_j exp(logit) */
-            int j0, nk;
-            block_range(c, e, T, &j0, &nk);
-            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
-                n = gather_tile(x.Qg, Q, x.list, at, x.off[e + 1], S, hs);
-                block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
-                for (int r = 0; r < n; r++) {
-                    const float *row = x.S + (size_t)r * c->b;
-                    float bmx = NEG_BIG, bsum = 0.0f;
-                    for (int j = 0; j < nk; j++) bmx = row[j] > bmx ? row[j] : bmx;
-                    for (int j = 0; j < nk; j++) bsum += expf(row[j] - bmx); /* 0 for masked keys */
-                    float *l = lse + x.list[at + r] / S;
-                    const float mx = *l > bmx ? *l : bmx;
-                    *l = mx + logf(expf(*l - mx) + bsum * expf(bmx - mx));
-                }
-            }
-        }
+        /* the softmax online, as full.c's: lse holds each query's running max until the end */
+        float *mx = lse, *sum = x.qsum;
+        for (int i = 0; i < T; i++) { mx[i] = NEG_BIG; sum[i] = 0.0f; }
         memset(O, 0, sizeof(float) * T * hs);
-        for (int e = 0; e < nb; e++) { /* pass 2: o_i += exp(logit - lse_i) (dropped) v */
+        for (int e = 0; e < nb; e++) {
             int j0, nk;
             block_range(c, e, T, &j0, &nk);
             for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
@@ -285,8 +271,17 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                 block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
                 for (int r = 0; r < n; r++) {
                     const int i = ent[r] / S;
-                    float *row = x.S + (size_t)r * c->b;
-                    for (int j = 0; j < nk; j++) row[j] = expf(row[j] - lse[i]);
+                    float *row = x.S + (size_t)r * c->b, mi = mx[i], si = 0.0f;
+                    for (int j = 0; j < nk; j++) mi = row[j] > mi ? row[j] : mi;
+                    if (mi > mx[i]) { /* the block raises the row's max: rescale what it holds */
+                        const float rescale = expf(mx[i] - mi);
+                        for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
+                        sum[i] *= rescale;
+                        mx[i] = mi;
+                    }
+                    for (int j = 0; j < nk; j++) row[j] = expf(row[j] - mi); /* 0 for masked keys */
+                    for (int j = 0; j < nk; j++) si += row[j];
+                    sum[i] += si;
                     if (thr) {
                         const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i);
                         for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
@@ -301,8 +296,11 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                 }
             }
         }
-        for (int i = 0; i < T; i++) /* no block (no valid key): o = 0, and backward's p = 0 */
-            if (lse[i] == NEG_BIG) lse[i] = -NEG_BIG;
+        for (int i = 0; i < T; i++) {
+            if (sum[i] == 0.0f) { lse[i] = -NEG_BIG; continue; } /* no block (no valid key): o = 0, backward's p = 0 */
+            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] /= sum[i];
+            lse[i] = mx[i] + logf(sum[i]);
+        }
     }
 }
 

@@ -12,13 +12,6 @@ int lra_valid_count(const uint8_t *mask, int T) {
     return L;
 }
 
-int lra_valid_rows(const uint8_t *mask, int T, int32_t *idx) {
-    int L = 0;
-    for (int t = 0; t < T; t++)
-        if (mask[t]) idx[L++] = t;
-    return L;
-}
-
 /* The bins' first ranks never decrease, so one cursor (the row of valid rank `rank`) walks the
  * mask once; each bin reads its rows from there. */
 typedef struct { const uint8_t *mask; int t, rank; } cursor;

@@ -9,8 +9,6 @@
 
 /* The number L of valid rows of mask (T). */
 int lra_valid_count(const uint8_t *mask, int T);
-/* Writes the indices of the valid rows of mask (T) into idx and returns their number L. */
-int lra_valid_rows(const uint8_t *mask, int T, int32_t *idx);
 /* A (m, hs) = pool of the L valid rows of Q (T, hs) by mask; 1 <= m <= L. No scratch: the rows are
  * found by walking the mask. */
 void lra_pool_rows_forward(float *A, const float *Q, const uint8_t *mask, int L, int m, int hs);

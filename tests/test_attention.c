@@ -526,6 +526,38 @@ START_TEST(test_mita_vs_naive) {
 }
 END_TEST
 
+/* Keys that repeat with period 7 tie in every expert's activations: each expert must take the
+ * lowest-indexed of the tied keys although its candidates are selected more than once (128 valid
+ * keys, room for 2k + 64 candidates), and the output must match the reference's. q and k are
+ * multiples of 1/4 and the 128 valid rows pool 16 to a landmark, so every activation and gate is
+ * exact in float: the ties are ties in both. */
+START_TEST(test_mita_selection_ties) {
+    const int len[2] = {128, 128};
+    const struct { const char *opts; int m, k, s; } sets[] = {{"m=8,k=20", 8, 20, 1}, {"m=8,k=30,s=2", 8, 30, 2}};
+    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
+        fixture f;
+        lra_attn_shape sh = {2, 2, 150, 16};
+        fx_init(&f, "mita", sets[c].opts, sh, len, 0, 2);
+        for (size_t i = 0; i < f.n; i++) {
+            f.q[i] = roundf(f.q[i] * 4.0f) / 4.0f;
+            f.k[i] = roundf(f.k[i] * 4.0f) / 4.0f;
+        }
+        for (int bh = 0; bh < 4; bh++)
+            for (int t = 7; t < 150; t++)
+                memcpy(f.k + ((size_t)bh * 150 + t) * 16, f.k + ((size_t)bh * 150 + t % 7) * 16, 16 * sizeof(float));
+        lra_attn_args a = {f.mask, 0.0f, 1};
+        fx_fwd(&f, &a);
+        double *ro = calloc(f.n, 8);
+        naive_mita(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].m, sets[c].k, sets[c].s, 1, 0);
+        char what[96];
+        snprintf(what, sizeof what, "mita '%s' with tied keys vs naive", sets[c].opts);
+        assert_matches(f.o, ro, f.n, what);
+        free(ro);
+        fx_free(&f);
+    }
+}
+END_TEST
+
 /* mita with shared=0 and experts holding every key is full attention */
 START_TEST(test_mita_route_only_all_keys_is_full) {
     assert_equals_full("mita", "m=4,k=150,shared=0", 0.0f);
@@ -704,6 +736,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_moe_vs_naive);
     tcase_add_test(tc, test_agent_vs_naive);
     tcase_add_test(tc, test_mita_vs_naive);
+    tcase_add_test(tc, test_mita_selection_ties);
     tcase_add_test(tc, test_mita_route_only_all_keys_is_full);
     tcase_add_test(tc, test_mita_options_and_diagnostics);
     tcase_add_test(tc, test_moe_all_blocks_is_full);

@@ -405,6 +405,27 @@ START_TEST(test_attention_memory_at_training_shape) {
 }
 END_TEST
 
+/* Issue 16's long-sequence shape: one layer, batch 1, 4 heads of 64, T = 16384, 2 threads. The
+ * efficient backends keep no (T x m) matrix: their workspace is O(T) like full's. moe and mita
+ * keep routes and a log-sum-exp per token (full's 8 bytes at s = 1) and, per thread, the routing
+ * inverted and a running sum per query, so they stay above full's: at most 2.5x (2.3x today, from
+ * 29x and 130x before they were tiled). */
+START_TEST(test_attention_memory_at_16k) {
+    const char *backends[4] = {"full", "agent", "moe", "mita"};
+    size_t bytes[4];
+    char err[LRA_ERR_LEN];
+    for (int b = 0; b < 4; b++) {
+        lra_attn h;
+        ck_assert_msg(lra_attn_create(&h, backends[b], "", (lra_attn_shape){1, 4, 16384, 64}, 2, err) == LRA_OK, "%s", err);
+        bytes[b] = lra_attn_workspace_bytes(&h);
+        lra_attn_free(&h);
+    }
+    for (int b = 1; b < 4; b++)
+        ck_assert_msg(bytes[b] <= 2.5 * bytes[0], "%s: %zu bytes of attention workspace at T=16384, more than 2.5x full's %zu",
+                      backends[b], bytes[b], bytes[0]);
+}
+END_TEST
+
 Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -423,6 +444,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_model_gradcheck_repro);
     tcase_add_test(tc, test_adam);
     tcase_add_test(tc, test_attention_memory_at_training_shape);
+    tcase_add_test(tc, test_attention_memory_at_16k);
     suite_add_tcase(s, tc);
     return s;
 }
