@@ -37,6 +37,15 @@ $(B)/attention/%.o: attention/%.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# Reports name the commit the binary was built from: sysinfo.o is rebuilt whenever that name
+# (commit, -dirty) differs from the last build's, not only when a source changes.
+$(B)/version.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+$(B)/harness/sysinfo.o: $(B)/version.stamp
+FORCE:
+.PHONY: FORCE
+
 # peak.c measures the FMA peak: a * b + c must contract to one instruction
 $(B)/harness/peak.o: CFLAGS += -ffp-contract=fast
 
