@@ -21,7 +21,7 @@ LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atom
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
            datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
-           harness/layers.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
+           harness/layers.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
            harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
@@ -45,6 +45,9 @@ $(B)/version.stamp: FORCE
 $(B)/harness/sysinfo.o: $(B)/version.stamp
 FORCE:
 .PHONY: FORCE
+
+# gelu.c: vector tanhf from libmvec, as the attention kernels' expf (see gelu.c)
+$(B)/harness/gelu.o: CFLAGS += $(KERNEL_CFLAGS)
 
 # peak.c measures the FMA peak: a * b + c must contract to one instruction
 $(B)/harness/peak.o: CFLAGS += -ffp-contract=fast

@@ -159,27 +159,6 @@ void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
     }
 }
 
-#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-
-void lra_gelu_forward(float *out, const float *in, long N) {
-#pragma omp parallel for
-    for (long i = 0; i < N; i++) {
-        float x = in[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
-    }
-}
-
-void lra_gelu_backward(float *din, const float *in, const float *dout, long N) {
-#pragma omp parallel for
-    for (long i = 0; i < N; i++) {
-        float x = in[i];
-        float u = GELU_K * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
-        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        din[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
-    }
-}
-
 void lra_relu_forward(float *out, const float *in, long N) {
     for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
