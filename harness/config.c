@@ -100,10 +100,13 @@ static const opt_def opts[] = {
      "continue from the checkpoint, exactly (the options must match it)"},
     {"overwrite", OPT_ENUM, F(overwrite), 0, 0, onoff_names,
      "replace an existing report and checkpoint at these paths (else refused)"},
+    {"numerics-change", OPT_ENUM, F(numerics_change), 0, 0, onoff_names,
+     "resume a checkpoint computed under another numerics version (recorded in the report; else refused)"},
 };
 /* options that do not change a run's numbers (see lra_config_identity_json) */
 static const char *const not_identity[] = {"threads", "progress", "log-every", "timing-skip", "data-dir", "out",
-                                           "checkpoint-every", "checkpoint", "resume", "overwrite", NULL};
+                                           "checkpoint-every", "checkpoint", "resume", "overwrite",
+                                           "numerics-change", NULL};
 #undef F
 enum { NOPTS = sizeof opts / sizeof *opts };
 

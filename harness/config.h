@@ -24,6 +24,7 @@ typedef struct {
     int grad_shards; /* the batch's fixed split into gradient shards (train.h): results never depend on P */
     int progress; /* -1 auto (only on a terminal), 0 never, 1 always */
     int checkpoint_every, resume, overwrite;
+    int numerics_change; /* resume may continue a checkpoint of another LRA_NUMERICS (sysinfo.h) */
     char data_dir[4096], out[4096], checkpoint[4096];
 } lra_config;
 

@@ -155,6 +155,8 @@ static cJSON *build_report(run_state *r) {
         cJSON_AddNumberToObject(ck, "step", r->ckpt_step);
     }
     if (cJSON_GetArraySize(r->resumed_at)) cJSON_AddItemReferenceToObject(j, "resumed_at_steps", r->resumed_at);
+    if (cJSON_GetArraySize(r->numerics_changed_at))
+        cJSON_AddItemReferenceToObject(j, "numerics_changed_at_steps", r->numerics_changed_at);
     cJSON_AddItemReferenceToObject(j, "curve", r->curve);
     if (r->attn_diag) cJSON_AddItemReferenceToObject(j, "attention_diagnostics", r->attn_diag);
 
@@ -197,6 +199,7 @@ static cJSON *build_report(run_state *r) {
     cJSON_AddNumberToObject(par_run, "comm_bytes_sent", r->trainer.comm_bytes);
     cJSON_AddItemToObject(j, "parallel", par_run);
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
+    cJSON_AddNumberToObject(j, "numerics", LRA_NUMERICS);
     lra_iso_time(r->started, when);
     cJSON_AddStringToObject(j, "started_at", when);
     lra_iso_time((long)time(NULL), when);

@@ -5,10 +5,12 @@
  * report prints (loss window, curve, timings). The file format is checkpoint.h's. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../common/test_hook.h"
 #include "../datasets/datadir.h"
 #include "checkpoint.h"
 #include "dist.h"
@@ -67,6 +69,9 @@ lra_status lra_run_save_checkpoint(run_state *r, char *err) {
     cJSON_AddItemReferenceToObject(h, "resumed_at_steps", r->resumed_at);
     cJSON_AddItemReferenceToObject(h, "curve", r->curve);
     cJSON_AddStringToObject(h, "git_commit", lra_git_commit());
+    const char *as_if = lra_test_hook("NUMERICS"); /* a checkpoint of another version, for the tests */
+    cJSON_AddNumberToObject(h, "numerics", as_if ? atoi(as_if) : LRA_NUMERICS);
+    cJSON_AddItemReferenceToObject(h, "numerics_changed_at_steps", r->numerics_changed_at);
     lra_iso_time((long)time(NULL), when);
     cJSON_AddStringToObject(h, "written_at", when);
     lra_ckpt_section s[NSECTIONS];
@@ -100,6 +105,9 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
     const cJSON *bj = cJSON_GetObjectItemCaseSensitive(h, "batcher"), *tj = cJSON_GetObjectItemCaseSensitive(h, "train");
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(bj, "rng"), *curve = cJSON_GetObjectItemCaseSensitive(h, "curve");
     const cJSON *resumed = cJSON_GetObjectItemCaseSensitive(h, "resumed_at_steps");
+    const cJSON *git = cJSON_GetObjectItemCaseSensitive(h, "git_commit");
+    const cJSON *changed = cJSON_GetObjectItemCaseSensitive(h, "numerics_changed_at_steps");
+    const double numerics = cJSON_GetObjectItemCaseSensitive(h, "numerics") ? jnum(h, "numerics") : 1; /* before the field */
     const cJSON *best = cJSON_GetObjectItemCaseSensitive(h, "best_val");
     const double step = jnum(h, "step"), epoch = jnum(bj, "epoch"), next = jnum(bj, "next");
     const double best_step = jnum(best, "step"), best_acc = jnum(best, "accuracy"), best_loss = jnum(best, "loss");
@@ -115,6 +123,12 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
     else if (strcmp(sum->valuestring, r->data_checksum) != 0)
         st = lra_fail(err, LRA_ERR_USAGE, "%s was written on other data (sha256 %.12s..., this run's %.12s...)", path,
                       sum->valuestring, r->data_checksum);
+    else if (numerics != LRA_NUMERICS && !r->c->numerics_change)
+        st = lra_fail(err, LRA_ERR_USAGE,
+                      "%s was computed under numerics %.0f (lra-bench %s); this binary computes under numerics %d, "
+                      "so continuing would not be the same run: resume with a binary of numerics %.0f, or pass "
+                      "--numerics-change=on to continue anyway (the report records the step)",
+                      path, numerics, cJSON_IsString(git) ? git->valuestring : "unknown", LRA_NUMERICS, numerics);
     else if (jnum(h, "nparams") != (double)r->model.nparams)
         st = lra_fail(err, LRA_ERR_FORMAT, "%s holds %.0f parameters; this model has %zu", path, jnum(h, "nparams"),
                       r->model.nparams);
@@ -156,12 +170,20 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
         r->curve = cJSON_Duplicate(curve, 1);
         r->resumed_at = cJSON_Duplicate(resumed, 1);
         cJSON_AddItemToArray(r->resumed_at, cJSON_CreateNumber(step));
+        if (cJSON_IsArray(changed)) {
+            cJSON_Delete(r->numerics_changed_at);
+            r->numerics_changed_at = cJSON_Duplicate(changed, 1);
+        }
+        if (numerics != LRA_NUMERICS && r->numerics_changed_at) {
+            cJSON_AddItemToArray(r->numerics_changed_at, cJSON_CreateNumber(step));
+            fprintf(stderr, "lra-bench: note: %s was computed under numerics %.0f, continued under %d from step %.0f "
+                    "(--numerics-change=on; the report records it)\n", path, numerics, LRA_NUMERICS, step);
+        }
         r->ckpt_step = (int)step;
-        const cJSON *git = cJSON_GetObjectItemCaseSensitive(h, "git_commit");
         if (cJSON_IsString(git) && strcmp(git->valuestring, lra_git_commit()) != 0)
             fprintf(stderr, "lra-bench: note: %s was written by lra-bench %s, this is %s\n", path, git->valuestring,
                     lra_git_commit());
-        if (!r->curve || !r->resumed_at) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+        if (!r->curve || !r->resumed_at || !r->numerics_changed_at) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     }
     lra_checkpoint_free(&ck);
     return st;

@@ -289,7 +289,8 @@ static lra_status setup(run_state *r, int threads, char *err) {
     r->mask = lra_alloc_touched(BL);
     r->curve = cJSON_CreateArray();
     r->resumed_at = cJSON_CreateArray();
-    if (!r->idx || !r->tokens || !r->labels || !r->mask || !r->curve || !r->resumed_at)
+    r->numerics_changed_at = cJSON_CreateArray();
+    if (!r->idx || !r->tokens || !r->labels || !r->mask || !r->curve || !r->resumed_at || !r->numerics_changed_at)
         return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     if ((st = lra_batcher_init(&r->bat, &r->split[LRA_SPLIT_TRAIN], c->batch, c->batching, c->max_len,
                                lra_stream((uint64_t)c->seed, 0x5AFF1E, 0), err)) != LRA_OK)
@@ -427,6 +428,7 @@ static void run_free(run_state *r) {
     free(r->idx); free(r->tokens); free(r->labels); free(r->mask); free(r->best_params);
     cJSON_Delete(r->curve);
     cJSON_Delete(r->resumed_at);
+    cJSON_Delete(r->numerics_changed_at);
     cJSON_Delete(r->attn_diag);
     free(r);
 }

@@ -55,6 +55,7 @@ typedef struct {
     lra_batcher bat; /* the training order: part of the checkpoint */
     int ckpt_step; /* the step of the last checkpoint this process wrote or resumed from, -1 none */
     cJSON *resumed_at; /* steps at which this run was resumed */
+    cJSON *numerics_changed_at; /* steps at which it was resumed under other numerics (--numerics-change) */
 } run_state;
 
 /* evaluate.c */

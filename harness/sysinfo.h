@@ -10,6 +10,13 @@ size_t lra_peak_rss_bytes(void);
  *  "OPENBLAS_CORETYPE"}; caller owns. */
 cJSON *lra_machine_json(int threads);
 const char *lra_git_commit(void);
+/* The numerics version: raised by every change that moves the bits of a training run (a kernel's
+ * summation order, a vectorised function, a tile size). Checkpoints and reports record it, and
+ * `resume` continues a run only under the numerics it was computed with (else it would not be the
+ * same run), unless told --numerics-change=on. Checkpoints written before it existed are 1.
+ *   1  up to 550e5e6
+ *   2  tiled agent, moe and mita, vector GELU, full attention's 128-row query tiles */
+#define LRA_NUMERICS 2
 /* ISO 8601 UTC of a time(NULL) value into buf[32]. */
 void lra_iso_time(long t, char *buf);
 

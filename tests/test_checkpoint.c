@@ -11,6 +11,7 @@
 #include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../harness/checkpoint.h"
+#include "../harness/sysinfo.h"
 #include "tests.h"
 
 /* ---- replacing a file whole: the writer every report, checkpoint and generated file goes through -- */
@@ -232,6 +233,36 @@ START_TEST(test_exact_resume_after_sigkill) {
 }
 END_TEST
 
+/* A checkpoint computed under another numerics version (LRA_TEST_NUMERICS makes this binary write
+ * one) is refused with exit 2 and the two ways on; --numerics-change=on continues it (here the
+ * bits are in fact the same, so the run ends as the uninterrupted one) and the report records the
+ * step. */
+START_TEST(test_resume_other_numerics) {
+    const char *out = t_tmpdir();
+    char msg[8192], ref[256], report[256];
+    snprintf(ref, sizeof ref, "%s/ref.json", out);
+    snprintf(report, sizeof report, "%s/old.json", out);
+    ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=full --out=%s", t_bench(), t_listops_data(), ref) == 0, "%s", msg);
+    run_and_kill("LRA_TEST_NUMERICS=1 LRA_TEST_STOP_AT=15", "full", report);
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s resume %s/old.ckpt", t_bench(), out), 2);
+    char want[128];
+    snprintf(want, sizeof want, "computed under numerics 1 (lra-bench %s); this binary computes under numerics %d",
+             lra_git_commit(), LRA_NUMERICS);
+    ck_assert_msg(strstr(msg, want) && strstr(msg, "--numerics-change=on"), "%s", msg);
+    ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s/old.ckpt --numerics-change=on", t_bench(), out) == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "continued under"), "%s", msg);
+    char *a = numbers(report), *b = numbers(ref);
+    ck_assert_msg(strcmp(a, b) == 0, "resumed run differs:\n%s\nuninterrupted:\n%s", a, b);
+    free(a);
+    free(b);
+    cJSON *j = t_load_json(report);
+    ck_assert_int_eq(cJSON_GetArraySize(t_get(j, "numerics_changed_at_steps")), 1);
+    ck_assert_double_eq(cJSON_GetArrayItem(t_get(j, "numerics_changed_at_steps"), 0)->valuedouble, 14);
+    ck_assert_double_eq(t_num(j, "numerics"), LRA_NUMERICS);
+    cJSON_Delete(j);
+}
+END_TEST
+
 /* SIGINT finishes the step, checkpoints and exits 1 with the command that continues; that command
  * ends where the uninterrupted run ends. */
 START_TEST(test_exact_resume_after_sigint) {
@@ -401,6 +432,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_exact_resume_after_sigkill);
     tcase_add_test(tc, test_exact_resume_after_sigint);
     tcase_add_test(tc, test_resume_refused);
+    tcase_add_test(tc, test_resume_other_numerics);
     tcase_add_test(tc, test_file_size_limit);
     tcase_add_test(tc, test_full_disk);
     suite_add_tcase(s, tc);
