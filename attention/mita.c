@@ -276,6 +276,19 @@ typedef struct {
     layout l;
 } head_view;
 
+/* Head bh's view, in the calling thread's scratch. */
+static head_view view_of(const mita_ctx *c, lra_attn_shape s, const lra_attn_args *a, const layout *l, int bh, void *ws,
+                         void *scratch, const float *q, const float *k, const float *v) {
+    const size_t head = (size_t)bh * s.T * s.hs;
+    head_view h = {.c = c, .a = a, .bh = bh, .T = s.T, .hs = s.hs, .scale = 1.0f / sqrtf((float)s.hs),
+                   .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * s.T,
+                   .Q = q + head, .K = k + head, .V = v + head, .hw = (float *)ws + (size_t)bh * l->head,
+                   .tw = (float *)scratch + (size_t)omp_get_thread_num() * l->thread, .l = *l};
+    h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)s.hs;
+    h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+    return h;
+}
+
 static uint32_t row_stream(const head_view *h, int i) {
     return h->thr ? (uint32_t)lra_stream(h->a->seed, (uint64_t)h->bh, (uint64_t)i) : 0;
 }
@@ -406,14 +419,8 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        head_view h = {.c = c, .a = a, .bh = bh, .T = T, .hs = hs, .scale = 1.0f / sqrtf((float)hs),
-                       .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * T,
-                       .hw = (float *)ws + (size_t)bh * l.head,
-                       .tw = (float *)scratch + (size_t)omp_get_thread_num() * l.thread, .l = l};
-        h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)hs;
-        h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+        head_view h = view_of(c, s, a, &l, bh, ws, scratch, q, k, v);
         const size_t head = (size_t)bh * T * hs;
-        h.Q = q + head; h.K = k + head; h.V = v + head;
         float *hw = h.hw, *tw = h.tw, *O = o + head;
         float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
         float *Qe = tw + l.qe, *Out = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve;
@@ -489,14 +496,8 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        head_view h = {.c = c, .a = a, .bh = bh, .T = T, .hs = hs, .scale = 1.0f / sqrtf((float)hs),
-                       .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * T,
-                       .hw = (float *)ws + (size_t)bh * l.head,
-                       .tw = (float *)scratch + (size_t)omp_get_thread_num() * l.thread, .l = l};
-        h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)hs;
-        h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+        head_view h = view_of(c, s, a, &l, bh, ws, scratch, q, k, v);
         const size_t head = (size_t)bh * T * hs;
-        h.Q = q + head; h.K = k + head; h.V = v + head;
         float *hw = h.hw, *tw = h.tw;
         const float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse, *lsec = hw + l.lsec;
         const float *Q = h.Q, *K = h.K, *V = h.V, *dO = dout + head, *O = o + head;
