@@ -168,9 +168,9 @@ static size_t mita_scratch_bytes(const void *ctx, lra_attn_shape s) {
 static void mita_flops(const void *ctx, lra_attn_shape s, double *fwd, double *bwd) {
     const mita_ctx *c = ctx;
     const double heads = (double)s.B * s.NH, T = s.T, d = s.hs, m = c->m, sk = (double)c->s * c->k;
-    /* A k^T, Vbar, q A^T twice (routing and the lse, then the probabilities), p_shared Vbar; routed
-     * logits twice and p v. Backward recomputes A k^T, q A^T and the routed logits. */
-    *fwd = heads * (T * d + 10.0 * m * T * d + 6.0 * T * sk * d);
+    /* A k^T, Vbar, q A^T (routing and shared logits at once), p_shared Vbar; routed logits and p v.
+     * Backward recomputes A k^T, q A^T and the routed logits, then five products each side. */
+    *fwd = heads * (T * d + 8.0 * m * T * d + 4.0 * T * sk * d);
     *bwd = heads * (T * d + 20.0 * m * T * d + 10.0 * T * sk * d);
 }
 
