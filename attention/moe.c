@@ -200,8 +200,8 @@ static void gather_rows(float *dst, const float *src, const int32_t *ent, int n,
     for (int r = 0; r < n; r++) memcpy(dst + (size_t)r * hs, src + (size_t)(ent[r] / s) * hs, sizeof(float) * hs);
 }
 
-/* The next tile of block e's entries (query*s + slot, ascending) from list[*at .. end): up to QT
- * rows of `src` gathered into dst; returns the count, ent points at the entries. */
+/* The next tile of a block's entries (query*s + slot, ascending) from list[at .. end): the rows
+ * of `src` of up to QT of them gathered into dst; returns how many. */
 static int gather_tile(float *dst, const float *src, const int32_t *list, int at, int end, int S, int hs) {
     const int n = end - at < QT ? end - at : QT;
     gather_rows(dst, src, list + at, n, S, hs);
