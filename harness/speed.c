@@ -46,6 +46,7 @@ typedef struct {
     int oom, ran;
     stats fwd, fwdbwd;
     double planned_bytes, workspace_bytes, flops_fwd, flops_bwd, rss;
+    int rss_own; /* rss is this measurement's peak (else the process's so far) */
     double comm_s, comm_bytes; /* the encoder step's MPI time and bytes sent, per step */
 } measure;
 
@@ -78,6 +79,7 @@ static double parse_size(const char *s) {
 
 static measure time_attention(const speed_cfg *c, const char *backend, int T) {
     measure r = {0};
+    r.rss_own = lra_peak_rss_reset(); /* this measurement's peak, not the sweep's so far */
     char err[LRA_ERR_LEN];
     lra_attn h;
     lra_attn_shape s = {c->batch, c->heads, T, c->hs};
@@ -132,6 +134,7 @@ static measure time_attention(const speed_cfg *c, const char *backend, int T) {
 
 static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     measure r = {0};
+    r.rss_own = lra_peak_rss_reset();
     char err[LRA_ERR_LEN];
     const int emb = c->heads * c->hs;
     lra_model_cfg mc = {.vocab = 257, .classes = 2, .max_len = T, .batch = c->batch, .layers = c->layers,
@@ -222,7 +225,7 @@ static cJSON *measure_json(const measure *r, const speed_cfg *c, int T, int enco
         cJSON_AddNumberToObject(j, "comm_s_per_step", r->comm_s);
         cJSON_AddNumberToObject(j, "comm_bytes_sent_per_step", r->comm_bytes);
     }
-    cJSON_AddNumberToObject(j, "peak_rss_bytes_so_far", r->rss);
+    cJSON_AddNumberToObject(j, r->rss_own ? "peak_rss_bytes" : "peak_rss_bytes_so_far", r->rss);
     return j;
 }
 

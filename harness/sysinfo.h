@@ -5,7 +5,13 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
+/* The peak resident set since the last lra_peak_rss_reset (Linux's VmHWM), else of the whole
+ * process (getrusage's ru_maxrss). */
 size_t lra_peak_rss_bytes(void);
+/* Starts a new window for lra_peak_rss_bytes: the kernel's high-water mark drops to the current
+ * resident set (writing 5 to /proc/self/clear_refs, Linux 4.0 on). Returns 0 where it cannot, and
+ * the peak then stays the process's so far. */
+int lra_peak_rss_reset(void);
 /* {"cpu", "cores", "threads", "compiler", "cflags", "openblas_config", "openblas_core",
  *  "OPENBLAS_CORETYPE"}; caller owns. */
 cJSON *lra_machine_json(int threads);

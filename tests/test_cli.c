@@ -299,6 +299,30 @@ START_TEST(test_bad_data) {
 }
 END_TEST
 
+/* speed: each measurement's peak resident set is its own (the kernel's high-water mark is reset
+ * before it): T = 64 measured after T = 4096 peaks far below it (33.5 MB of q, k, v, o and their
+ * gradients at 4096, 0.5 MB at 64), where a peak of the sweep so far could not. */
+START_TEST(test_speed_peak_rss_per_measurement) {
+    const char *out = t_tmpdir();
+    char msg[16384], path[512];
+    snprintf(path, sizeof path, "%s/rss.json", out);
+    int rc = t_run(msg, sizeof msg, "%s speed --backend=full --lengths=4096,64 --heads=4 --hs=64 --encoder=0 --repeats=1 "
+                   "--warmup=0 --threads=1 --out=%s", t_bench(), path);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    cJSON *j = t_load_json(path), *e;
+    double peak[2] = {0, 0};
+    int i = 0;
+    cJSON_ArrayForEach(e, t_get(j, "entries")) {
+        cJSON *a = t_get(e, "attention");
+        ck_assert_msg(cJSON_GetObjectItem(a, "peak_rss_bytes"), "no per-measurement peak (clear_refs not writable?)");
+        peak[i++] = t_num(e, "attention.peak_rss_bytes");
+    }
+    ck_assert_int_eq(i, 2);
+    ck_assert_msg(peak[1] < peak[0] - 16e6, "peak RSS at T=64 %.1f MB, at T=4096 %.1f MB", peak[1] / 1e6, peak[0] / 1e6);
+    cJSON_Delete(j);
+}
+END_TEST
+
 /* speed: out-of-memory marked from the plan (not run), n/a where options cannot work, flop
  * counts equal to the backends' analytic counts, one table row per backend */
 START_TEST(test_speed_sweep) {
@@ -433,6 +457,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_every_backend_end_to_end);
     tcase_add_test(tc, test_seeds_and_compare);
     tcase_add_test(tc, test_speed_sweep);
+    tcase_add_test(tc, test_speed_peak_rss_per_measurement);
     tcase_add_test(tc, test_generates_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
