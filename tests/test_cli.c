@@ -318,7 +318,9 @@ START_TEST(test_speed_peak_rss_per_measurement) {
         peak[i++] = t_num(e, "attention.peak_rss_bytes");
     }
     ck_assert_int_eq(i, 2);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's allocator keeps freed memory (quarantine): the RSS never drops */
     ck_assert_msg(peak[1] < peak[0] - 16e6, "peak RSS at T=64 %.1f MB, at T=4096 %.1f MB", peak[1] / 1e6, peak[0] / 1e6);
+#endif
     cJSON_Delete(j);
 }
 END_TEST
