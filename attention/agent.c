@@ -30,6 +30,7 @@
 
 #include "backend.h"
 #include "pool.h"
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -226,18 +227,8 @@ static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, fl
         const int nk = T - t0 < TILE ? T - t0 : TILE;
         if (!tile_has_key(mask, t0, nk)) continue;
         aggregation_logits(S, A, K, mask, B1, m, t0, nk, hs, Tmax, scale);
-        for (int j = 0; j < m; j++) {
-            float *row = S + (size_t)j * TILE, tmx = mx[j], rsum = 0.0f;
-            for (int t = 0; t < nk; t++) tmx = row[t] > tmx ? row[t] : tmx;
-            const float rescale = expf(mx[j] - tmx);
-            for (int t = 0; t < nk; t++) {
-                row[t] = expf(row[t] - tmx);
-                rsum += row[t];
-            }
-            sum[j] = sum[j] * rescale + rsum;
-            mx[j] = tmx;
-            for (int d = 0; d < hs; d++) VA[(size_t)j * hs + d] *= rescale;
-        }
+        for (int j = 0; j < m; j++)
+            lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
         const float *Pd = dropped(Sd, S, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, Pd, TILE, V + (size_t)t0 * hs, hs, 1.0f,
                     VA, hs);

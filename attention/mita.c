@@ -44,6 +44,7 @@
 
 #include "backend.h"
 #include "pool.h"
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -327,19 +328,8 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             }
             if (!c->shared) continue;
             /* the compression softmax over valid keys, online: z becomes exp(z scale - max) */
-            float tmx = mx[j], rsum = 0.0f;
-            for (int t = 0; t < nk; t++) {
-                z[t] = h->mask[t0 + t] ? z[t] * h->scale : NEG_BIG;
-                tmx = z[t] > tmx ? z[t] : tmx;
-            }
-            const float rescale = expf(mx[j] - tmx);
-            for (int t = 0; t < nk; t++) {
-                z[t] = expf(z[t] - tmx);
-                rsum += z[t];
-            }
-            sum[j] = sum[j] * rescale + rsum;
-            mx[j] = tmx;
-            for (int d = 0; d < hs; d++) Vbar[(size_t)j * hs + d] *= rescale;
+            for (int t = 0; t < nk; t++) z[t] = h->mask[t0 + t] ? z[t] * h->scale : NEG_BIG;
+            lra_online_softmax_tile(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
         }
         if (c->shared)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, 1.0f, Z, TK, h->V + (size_t)t0 * hs, hs,

@@ -2,17 +2,27 @@
 #ifndef LRA_ATTN_VEC_H
 #define LRA_ATTN_VEC_H
 
-/* a += ax x; b += by y; c += cz z over n floats. The three outputs are rows of different
- * gradient buffers (dq, dk, dv) and never overlap the inputs: `restrict` says so, which is what
- * lets gcc vectorise the loop (without it the backward passes of moe and mita ran scalar). */
-static inline void lra_axpy3(float *restrict a, const float *restrict x, float ax, float *restrict b,
-                             const float *restrict y, float by, float *restrict c, const float *restrict z,
-                             float cz, int n) {
-    for (int d = 0; d < n; d++) {
-        a[d] += ax * x[d];
-        b[d] += by * y[d];
-        c[d] += cz * z[d];
+#include <math.h>
+
+/* One tile of an online softmax over a row of logits (masked ones a large negative finite
+ * value): *mx, the row's running max, rises to the tile's; the running sum *sum and the
+ * accumulator acc (hs floats, the weighted values so far) are rescaled to it; row (n) becomes
+ * exp(row - max) and its sum is added to *sum. The caller then adds row (dropped, if so) times
+ * the tile's values to acc, and at the end divides acc by *sum (log-sum-exp: *mx + log *sum).
+ * Serves agent's aggregation and mita's compression. moe's and mita's routed rows keep their own
+ * loop, which rescales only when the max rises: one helper for both forms moved the last bits
+ * of agent's and mita's results, so the two forms stay apart. */
+static inline void lra_online_softmax_tile(float *row, int n, float *mx, float *sum, float *acc, int hs) {
+    float tmx = *mx, rsum = 0.0f;
+    for (int t = 0; t < n; t++) tmx = row[t] > tmx ? row[t] : tmx;
+    const float rescale = expf(*mx - tmx);
+    for (int t = 0; t < n; t++) {
+        row[t] = expf(row[t] - tmx);
+        rsum += row[t];
     }
+    *sum = *sum * rescale + rsum;
+    *mx = tmx;
+    for (int d = 0; d < hs; d++) acc[d] *= rescale;
 }
 
 #endif

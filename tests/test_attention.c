@@ -504,6 +504,19 @@ static void naive_mita(double *o, const float *q, const float *k, const float *v
     free(A); free(Vb); free(w); free(rows); free(I); free(buf);
 }
 
+/* mita's forward on fixture f (batch 2, 2 heads, T = 150, head size 16) against naive_mita with
+ * the same options; `note` goes into the failure message after the options */
+static void assert_mita_matches_naive(fixture *f, int m, int k, int s, int shared, int sqrt_tau, const char *note) {
+    lra_attn_args a = {f->mask, 0.0f, 1};
+    fx_fwd(f, &a);
+    double *ro = calloc(f->n, 8);
+    naive_mita(ro, f->q, f->k, f->v, f->mask, 2, 2, 150, 16, m, k, s, shared, sqrt_tau);
+    char what[128];
+    snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
+    assert_matches(f->o, ro, f->n, what);
+    free(ro);
+}
+
 START_TEST(test_mita_vs_naive) {
     const int len[2] = {150, 77};
     const struct { const char *opts; int m, k, s, shared, sq; } sets[] = {
@@ -513,14 +526,7 @@ START_TEST(test_mita_vs_naive) {
         fixture f;
         lra_attn_shape sh = {2, 2, 150, 16};
         fx_init(&f, "mita", sets[c].opts, sh, len, 1, 2);
-        lra_attn_args a = {f.mask, 0.0f, 1};
-        fx_fwd(&f, &a);
-        double *ro = calloc(f.n, 8);
-        naive_mita(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].m, sets[c].k, sets[c].s, sets[c].shared, sets[c].sq);
-        char what[96];
-        snprintf(what, sizeof what, "mita '%s' vs naive", sets[c].opts);
-        assert_matches(f.o, ro, f.n, what);
-        free(ro);
+        assert_mita_matches_naive(&f, sets[c].m, sets[c].k, sets[c].s, sets[c].shared, sets[c].sq, "");
         fx_free(&f);
     }
 }
@@ -545,14 +551,7 @@ START_TEST(test_mita_selection_ties) {
         for (int bh = 0; bh < 4; bh++)
             for (int t = 7; t < 150; t++)
                 memcpy(f.k + ((size_t)bh * 150 + t) * 16, f.k + ((size_t)bh * 150 + t % 7) * 16, 16 * sizeof(float));
-        lra_attn_args a = {f.mask, 0.0f, 1};
-        fx_fwd(&f, &a);
-        double *ro = calloc(f.n, 8);
-        naive_mita(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].m, sets[c].k, sets[c].s, 1, 0);
-        char what[96];
-        snprintf(what, sizeof what, "mita '%s' with tied keys vs naive", sets[c].opts);
-        assert_matches(f.o, ro, f.n, what);
-        free(ro);
+        assert_mita_matches_naive(&f, sets[c].m, sets[c].k, sets[c].s, 1, 0, " with tied keys");
         fx_free(&f);
     }
 }
