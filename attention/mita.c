@@ -19,21 +19,22 @@
  * final probabilities (shared and routed, entry index as in the logit list), not the compression.
  *
  * The routed part runs one expert at a time: the queries routed to expert e share its k keys, so
- * their logits are sgemms of tiles of up to TQ gathered queries against the gathered keys, and
- * their values sgemms of probabilities against the gathered values (backward likewise: dq per
- * tile, dk and dv per expert, scattered back in a fixed order).
+ * their logits are sgemms of tiles of gathered queries against the gathered keys, and their values
+ * sgemms of probabilities against the gathered values (backward likewise: dq per tile, dk and dv
+ * per expert, scattered back in a fixed order).
  *
  * Memory: no (T x m) or (T x s k) matrix. Forward walks the keys a tile at a time for A k^T: each
  * expert keeps candidates above its admission threshold and selects when its buffer is full (the
  * same top k as one selection over all keys), and Vbar comes from an online softmax. It walks the
- * queries a tile at a time for G = q A^T (routing and the shared logits), and each query's softmax
- * is online too (running max and sum; o rescaled when a routed expert raises the max). Saved for
- * backward, per head: A, Vbar (m x d), the compression's log-sum-exp (m), the experts as key
- * indices (m x k), each query's experts (T x s) and log-sum-exp (T): 4 (3 m d + m + T (s + 1))
- * bytes, 4 (s + 1) bytes per (batch, head, token) plus 48 KiB per head at m = k = 64, d = 64.
- * Backward recomputes, tile by tile, G, the compression softmax and each expert's routed logits.
- * Per thread: tiles, gathers, the routing inverted (T s int32), each query's running sum (T), and
- * the selection's candidates (m (2k + TK) pairs) whose room backward reuses for its gradients.
+ * queries a chunk of QC at a time, and each chunk a tile at a time for G = q A^T (routing and the
+ * shared logits) before its routed entries; each query's softmax is online (running max and sum; o
+ * rescaled when a routed expert raises the max). Saved for backward, per head: Vbar (m x d), the
+ * compression's log-sum-exp (m), the experts as key indices (m x k), each query's log-sum-exp (T)
+ * and experts (T x s, uint16): 4 + 2 s bytes per (batch, head, token) - full's 8 at s = 2 - plus
+ * 32 KiB per head at m = k = d = 64. Backward recomputes the landmarks A (pooling) and, tile by
+ * tile, G, the compression softmax and each expert's routed logits. Per thread: A, a chunk's
+ * running sums and inverted routing, and one region that each phase carves anew (see lay): at
+ * most eight tiles, in backward's routed entries.
  * Each head is one thread's, so results do not depend on the thread count. */
 #include <float.h>
 #include <math.h>
@@ -50,6 +51,7 @@
 
 typedef struct {
     int m, k, s, shared, scale_sqrt;
+    int tile; /* rows of every tile of queries or keys: TILE, or LONG_TILE past LONG_T (see below) */
     int nthreads;
     lra_attn_shape max;
 } mita_ctx;
@@ -69,13 +71,24 @@ static lra_status mita_opt(const char *key, const char *val, void *user, char *e
     return lra_fail(err, LRA_ERR_USAGE, "mita: unknown option '%s' (known: m, k, s, shared_scale, shared)", key);
 }
 
+/* Tiles: keys `tile` at a time for the activations A k^T (selection and compression), queries
+ * `tile` at a time for G = q A^T (routing, shared logits) and for an expert's routed queries. 64
+ * rows; 32 when the handle's maximum T exceeds LONG_T (Path-X), where the backward's eight tiles
+ * would otherwise hold more per thread than full attention keeps (about 3% slower there).
+ * Queries are routed and attended QC at a time (see mita_forward). */
+enum { TILE = 64, LONG_TILE = 32, LONG_T = 4096, QC = 2048 };
+typedef uint16_t mita_route; /* an expert of a query's routing */
+#define NO_EXPERT 0xFFFFu
+
 static lra_status mita_configure(void **ctx, const char *opts, lra_attn_shape max, int nthreads, char *err) {
     mita_ctx c = {.m = 64, .k = 64, .s = 1, .shared = 1, .nthreads = nthreads, .max = max};
     lra_status st = lra_attn_parse_opts("mita", opts, mita_opt, &c, err);
     if (st != LRA_OK) return st;
     if (c.m > max.T) return lra_fail(err, LRA_ERR_USAGE, "mita: m=%d landmarks exceed the sequence length T=%d", c.m, max.T);
     if (c.s > c.m) return lra_fail(err, LRA_ERR_USAGE, "mita: s=%d exceeds the number of experts m=%d", c.s, c.m);
+    if (c.m > 65535) return lra_fail(err, LRA_ERR_USAGE, "mita: m=%d exceeds 65535 experts (routes are uint16)", c.m);
     if (c.k > max.T) c.k = max.T; /* an expert holds at most every key */
+    c.tile = max.T > LONG_T ? LONG_TILE : TILE;
     mita_ctx *p = malloc(sizeof *p);
     if (!p) return lra_fail(err, LRA_ERR_NOMEM, "mita: out of memory");
     *p = c;
@@ -96,64 +109,79 @@ static cJSON *mita_describe(const void *ctx) {
     return j;
 }
 
-/* Tiles: keys TK at a time for the activations A k^T (selection and compression), queries TQ at a
- * time for G = q A^T (routing, shared logits) and for an expert's routed queries. */
-enum { TK = 64, TQ = 64 };
-_Static_assert(TQ == TK, "the gradient tile r2 holds (TQ, m) and (m, TK) tiles alike");
-
-/* workspace (in 4-byte words). Per head, saved for backward: A, Vbar (m x d), the compression's
- * log-sum-exp (m), the experts (m x k), each query's experts (T x s), lse (T) and the (m, k) in
- * effect. Per thread: tiles and the routing inverted (T s); a region used by forward for the
- * selection's candidates and by backward for four gradient accumulators. */
+/* workspace (in 4-byte words). Per head, saved for backward: Vbar (m x d), the compression's
+ * log-sum-exp (m), the experts (m x k), each query's log-sum-exp (T) and experts (T x s, uint16) and
+ * the (m, k) in effect. Per thread: the landmarks A (recomputed by backward: pooling is cheap), the
+ * small per-expert arrays, a chunk's running sums and inverted routing, and one region that each
+ * phase carves anew: forward's selection and compression, forward's queries or backward's routed
+ * entries, backward's shared and compression gradients. */
 typedef struct {
-    size_t a, vbar, lsec, ex, rt, lse, ne, head;
-    size_t z, g, gd, qe, oe, ke, ve, r, r2, mx, sum, qsum, th, cn, inv, off, pairs, keys, cand, dke, dve, da, dvb, thread;
+    size_t vbar, lsec, ex, lse, rt, ne, head;
+    size_t a, mx, sum, th, cn, pairs, keys, qsum, off, inv;
+    size_t z, cand;                                /* forward: experts and compression */
+    size_t qe, oe, ke, ve, r, r2, g, gd, dke, dve; /* forward: a chunk's queries; backward: its routed entries */
+    size_t da, dvb, sg, sgd, sr2, sz;              /* backward: shared and compression */
+    size_t thread;
 } layout;
-static size_t cand_cap(const mita_ctx *c) { return 2 * (size_t)c->k + TK; } /* pairs per expert */
+static size_t cand_cap(const mita_ctx *c) { return 2 * (size_t)c->k + c->tile; } /* pairs per expert */
+static size_t chunk_of(int T) { return (size_t)(T < QC ? T : QC); }
 static layout lay(const mita_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t m = (size_t)c->m, d = (size_t)s.hs, T = (size_t)s.T, k = (size_t)c->k, S = (size_t)c->s;
-    size_t off = 0;
-#define CARVE(field, n) do { l.field = off; off += (n); } while (0)
+    const size_t t = (size_t)c->tile, n = chunk_of(s.T), km = k > m ? k : m;
+    size_t off = 0, end = 0;
+#define CARVE(field, len) do { l.field = off; off += (len); } while (0)
+#define PHASE_END() do { end = off > end ? off : end; } while (0)
     /* per head, kept from forward for backward */
-    CARVE(a, m * d);      // (m, d): the landmarks A, pooled queries
     CARVE(vbar, m * d);   // (m, d): the compressed values
     CARVE(lsec, m);       // (m): the compression softmax's log-sum-exp per landmark
     CARVE(ex, m * k);     // (m, k): each expert's keys (int32)
-    CARVE(rt, T * S);     // (T, s): each query's experts (int32)
     CARVE(lse, T);        // (T): each query's log-sum-exp
+    CARVE(rt, (T * S + 1) / 2); // (T, s): each query's experts (uint16)
     CARVE(ne, 2);         // the (m, k) in effect for this head (int32)
     l.head = off;
     off = 0;
-    /* per thread */
-    CARVE(z, m * TK);     // (m, TK): activations A k^T of a key tile, then their softmax
-    CARVE(g, TQ * m);     // (TQ, m): G = q A^T of a query tile
-    CARVE(gd, TQ * m);    // (TQ, m): shared probabilities, or their logits' gradient
-    CARVE(qe, TQ * d);    // (TQ, d): gathered queries of one expert
-    CARVE(oe, TQ * d);    // (TQ, d): their output gradients, or a tile's output
-    CARVE(ke, k * d);     // (k, d): one expert's keys
-    CARVE(ve, k * d);     // (k, d): its values
-    CARVE(r, TQ * k);     // (TQ, k): routed logits, then probabilities
-    CARVE(r2, TQ * (k > m ? k : m)); // (TQ, k), (TQ, m) or (m, TK): a tile of logit gradients
+    /* per thread, for the whole call */
+    CARVE(a, m * d);      // (m, d): the landmarks A, pooled queries
     CARVE(mx, m);         // (m): the compression's running max per landmark
     CARVE(sum, m);        // (m): its running sum
-    CARVE(qsum, T);       // (T): each query's running sum of exponentials in forward
     CARVE(th, m);         // (m): each expert's admission threshold during selection
     CARVE(cn, m);         // (m): its candidates so far (int32)
-    CARVE(inv, T * S);    // (T s): the inverted routing, queries by expert (int32)
-    CARVE(off, m + 1);    // (m + 1): its offsets (int32)
     CARVE(pairs, 2 * m);  // (m): routing pairs
     CARVE(keys, cand_cap(c) > m ? cand_cap(c) : m); // radix keys for a selection (uint32)
-    const size_t u = off, cand = 2 * m * cand_cap(c), grads = 2 * k * d + 2 * m * d;
-    CARVE(cand, cand);    // forward: (m, 2k + TK) candidate pairs per expert
+    CARVE(qsum, n);       // (QC): the chunk's running sums of exponentials in forward
+    CARVE(off, m + 1);    // (m + 1): where each expert's queries start in inv (int32)
+    CARVE(inv, (n * S + 1) / 2); // (QC s): the chunk's queries by expert, offsets from its first (uint16)
+    const size_t u = off;
+    CARVE(z, m * t);      // forward (m, tile): activations A k^T of a key tile, then their softmax
+    CARVE(cand, 2 * m * cand_cap(c)); // (m, k + tile) candidate pairs per expert
+    PHASE_END();
     off = u;
-    CARVE(dke, k * d);    // backward: (k, d) d keys of one expert
+    CARVE(qe, t * d);     // (tile, d): gathered queries of one expert
+    CARVE(oe, t * d);     // (tile, d): their output gradients, or a tile's output
+    CARVE(ke, k * d);     // (k, d): one expert's keys
+    CARVE(ve, k * d);     // (k, d): its values
+    CARVE(r, t * k);      // (tile, k): routed logits, then probabilities
+    CARVE(r2, t * km);    // (tile, k): their logits' gradient
+    const size_t w = off;
+    CARVE(g, t * m);      // forward (tile, m): G = q A^T of a query tile
+    CARVE(gd, t * m);     // (tile, m): shared probabilities
+    PHASE_END();
+    off = w;
+    CARVE(dke, k * d);    // backward (k, d): d keys of one expert
     CARVE(dve, k * d);    // (k, d): d values of one expert
-    CARVE(da, m * d);     // (m, d): d A
+    PHASE_END();
+    off = u;
+    CARVE(da, m * d);     // backward (m, d): d A
     CARVE(dvb, m * d);    // (m, d): d Vbar
-    off = u + (cand > grads ? cand : grads);
-    l.thread = off;
+    CARVE(sg, t * m);     // (tile, m): G of a query tile
+    CARVE(sgd, t * m);    // (tile, m): shared probabilities
+    CARVE(sr2, t * km);   // (tile, m) or (m, tile): a tile of logit gradients
+    CARVE(sz, m * t);     // (m, tile): a key tile's compression probabilities
+    PHASE_END();
+    l.thread = end;
 #undef CARVE
+#undef PHASE_END
     return l;
 }
 
@@ -206,7 +234,9 @@ static float kth_largest(const pair *x, int n, int k, uint32_t *keys) {
 }
 
 /* Rearranges x[0..n), whose indices ascend, so that its first k are the k first in (value desc,
- * index asc) order: those above the k-th largest value, then the lowest-indexed of its ties.
+ * index asc) order: those above the k-th largest value, then the lowest-indexed of its ties. The
+ * scan moves them to the front in the order it meets them, so the first k keep ascending indices
+ * (a later selection over them and newer candidates, or a route list, needs no sort).
  * keys: n uint32 of scratch. */
 static void select_top(pair *x, int n, int k, uint32_t *keys) {
     if (k == 1) { /* routing with s = 1: one pass for the first in the order (the same element) */
@@ -224,33 +254,25 @@ static void select_top(pair *x, int n, int k, uint32_t *keys) {
         if (x[r].v > kth || (x[r].v == kth && ties-- > 0)) { pair t = x[taken]; x[taken++] = x[r]; x[r] = t; }
 }
 
-static int cmp_idx(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
-static int cmp_pair_idx(const void *a, const void *b) { return ((const pair *)a)->i - ((const pair *)b)->i; }
-
-/* The inverted routing: for expert e, entries inv[off[e] .. off[e+1]) are the codes i * s + slot
- * of the queries routed to it, in query order. */
-static void invert_routes(int32_t *inv, int32_t *off, const int32_t *rt, int T, int S, int me) {
+/* The routing of the chunk of queries [i0, i0 + n) inverted: for expert e, inv[off[e] .. off[e+1])
+ * are the chunk's queries routed to it (offsets from i0), ascending. */
+static void invert_chunk(uint16_t *inv, int32_t *off, const mita_route *rt, int i0, int n, int S, int me) {
+    const mita_route *r = rt + (size_t)i0 * S;
     for (int e = 0; e <= me; e++) off[e] = 0;
-    for (int i = 0; i < T * S; i++)
-        if (rt[i] >= 0) off[rt[i] + 1]++;
+    for (int x = 0; x < n * S; x++)
+        if (r[x] != NO_EXPERT) off[r[x] + 1]++;
     for (int e = 0; e < me; e++) off[e + 1] += off[e];
-    for (int i = 0; i < T * S; i++)
-        if (rt[i] >= 0) inv[off[rt[i]]++] = i;
+    for (int x = 0; x < n * S; x++)
+        if (r[x] != NO_EXPERT) inv[off[r[x]]++] = (uint16_t)(x / S);
     for (int e = me; e > 0; e--) off[e] = off[e - 1];
     off[0] = 0;
 }
 
-/* rows idx[0..n) of X (., d) into out (n, d) */
-static void gather_rows(float *out, const float *X, const int32_t *idx, int n, int d, int div) {
-    for (int r = 0; r < n; r++) memcpy(out + (size_t)r * d, X + (size_t)(idx[r] / div) * d, sizeof(float) * d);
-}
-/* X rows idx[r] (/div) += rows of in (n, d), in order */
-static void scatter_add(float *X, const float *in, const int32_t *idx, int n, int d, int div) {
-    for (int r = 0; r < n; r++) {
-        float *x = X + (size_t)(idx[r] / div) * d;
-        const float *y = in + (size_t)r * d;
-        for (int j = 0; j < d; j++) x[j] += y[j];
-    }
+/* Which of query i's slots holds expert e (its routes ri are distinct). */
+static int slot_of(const mita_route *ri, int S, int e) {
+    int x = 0;
+    while (x < S - 1 && ri[x] != e) x++;
+    return x;
 }
 
 /* dropout factor of entry t of query i's logit list */
@@ -268,7 +290,7 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
 typedef struct {
     const mita_ctx *c;
     const lra_attn_args *a;
-    int bh, T, hs, me, ke, se, base;
+    int bh, T, hs, me, ke, se, base, tile;
     float scale, tau_inv, keep_scale;
     uint32_t thr;
     const uint8_t *mask;
@@ -284,7 +306,7 @@ static head_view view_of(const mita_ctx *c, lra_attn_shape s, const lra_attn_arg
     head_view h = {.c = c, .a = a, .bh = bh, .T = s.T, .hs = s.hs, .scale = 1.0f / sqrtf((float)s.hs),
                    .thr = lra_dropout_threshold(a->dropout), .mask = a->mask + (size_t)(bh / s.NH) * s.T,
                    .Q = q + head, .K = k + head, .V = v + head, .hw = (float *)ws + (size_t)bh * l->head,
-                   .tw = (float *)scratch + (size_t)omp_get_thread_num() * l->thread, .l = *l};
+                   .tw = (float *)scratch + (size_t)omp_get_thread_num() * l->thread, .tile = c->tile, .l = *l};
     h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)s.hs;
     h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     return h;
@@ -301,27 +323,26 @@ static uint32_t row_stream(const head_view *h, int i) {
 static void experts_and_compression(const head_view *h, int32_t *ex, float *A, float *Vbar, float *lsec) {
     const mita_ctx *c = h->c;
     const layout *l = &h->l;
-    const int me = h->me, ke = h->ke, hs = h->hs, T = h->T, cap = (int)cand_cap(c);
+    const int me = h->me, ke = h->ke, hs = h->hs, T = h->T, cap = (int)cand_cap(c), tk = h->tile;
     float *Z = h->tw + l->z, *mx = h->tw + l->mx, *sum = h->tw + l->sum, *th = h->tw + l->th;
     int32_t *cn = (int32_t *)(h->tw + l->cn);
     pair *cand = (pair *)(h->tw + l->cand);
     uint32_t *keys = (uint32_t *)(h->tw + l->keys);
     for (int j = 0; j < me; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; th[j] = -FLT_MAX; cn[j] = 0; }
     if (c->shared) memset(Vbar, 0, sizeof(float) * (size_t)me * hs);
-    for (int t0 = 0; t0 < T; t0 += TK) {
-        const int nk = T - t0 < TK ? T - t0 : TK;
+    for (int t0 = 0; t0 < T; t0 += tk) {
+        const int nk = T - t0 < tk ? T - t0 : tk;
         if (!tile_has_key(h->mask, t0, nk)) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, 1.0f, A, hs, h->K + (size_t)t0 * hs, hs, 0.0f,
-                    Z, TK);
+                    Z, tk);
         for (int j = 0; j < me; j++) {
-            float *z = Z + (size_t)j * TK;
+            float *z = Z + (size_t)j * tk;
             pair *cj = cand + (size_t)j * cap;
             for (int t = 0; t < nk; t++) {
                 if (!h->mask[t0 + t] || !(z[t] > th[j])) continue;
                 cj[cn[j]++] = (pair){z[t], t0 + t};
                 if (cn[j] < cap) continue;
-                select_top(cj, cn[j], ke, keys);
-                qsort(cj, (size_t)ke, sizeof(pair), cmp_pair_idx); /* indices ascend again */
+                select_top(cj, cn[j], ke, keys); /* the kept ke in index order */
                 cn[j] = ke;
                 th[j] = cj[0].v;
                 for (int r = 1; r < ke; r++) th[j] = cj[r].v < th[j] ? cj[r].v : th[j];
@@ -332,53 +353,51 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             lra_online_softmax_tile(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
         }
         if (c->shared)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, 1.0f, Z, TK, h->V + (size_t)t0 * hs, hs,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, 1.0f, Z, tk, h->V + (size_t)t0 * hs, hs,
                         1.0f, Vbar, hs);
     }
     for (int j = 0; j < me; j++) {
         pair *cj = cand + (size_t)j * cap;
         select_top(cj, cn[j], ke, keys);
         int32_t *e = ex + (size_t)j * c->k;
-        for (int r = 0; r < ke; r++) e[r] = cj[r].i;
-        qsort(e, (size_t)ke, sizeof(int32_t), cmp_idx);
+        for (int r = 0; r < ke; r++) e[r] = cj[r].i; /* ascending */
         if (!c->shared) continue;
         for (int d = 0; d < hs; d++) Vbar[(size_t)j * hs + d] /= sum[j];
         lsec[j] = mx[j] + logf(sum[j]);
     }
 }
 
-/* A tile of queries at a time, G = Q A^T: each query's experts (routing), and the shared part of
- * its softmax - the running max mx and sum of exponentials of its logits so far, and O = the
- * unnormalised shared probabilities (dropped) times Vbar. */
-static void route_and_share(const head_view *h, int32_t *rt, float *mx, float *sum, float *O, const float *A,
-                            const float *Vbar) {
+/* The chunk of queries [i0, i0 + n), a tile at a time, G = Q A^T: each query's experts (routing),
+ * and the shared part of its softmax - the running max mx and sum of exponentials of its logits so
+ * far (indexed from i0), and O = the unnormalised shared probabilities (dropped) times Vbar. */
+static void route_and_share(const head_view *h, mita_route *rt, float *mx, float *sum, float *O, const float *A,
+                            const float *Vbar, int i0, int n) {
     const mita_ctx *c = h->c;
-    const int me = h->me, se = h->se, S = c->s, M = c->m, hs = h->hs;
+    const int me = h->me, se = h->se, S = c->s, M = c->m, hs = h->hs, tq = h->tile;
     float *G = h->tw + h->l.g, *Psh = h->tw + h->l.gd;
     pair *sel = (pair *)(h->tw + h->l.pairs);
     uint32_t *keys = (uint32_t *)(h->tw + h->l.keys);
-    for (int t0 = 0; t0 < h->T; t0 += TQ) {
-        const int nq = h->T - t0 < TQ ? h->T - t0 : TQ;
+    for (int t0 = i0; t0 < i0 + n; t0 += tq) {
+        const int nq = i0 + n - t0 < tq ? i0 + n - t0 : tq;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, h->Q + (size_t)t0 * hs, hs, A, hs, 0.0f,
                     G, M);
         for (int r = 0; r < nq; r++) {
-            const int i = t0 + r;
+            const int i = t0 + r, x = i - i0;
             float *gi = G + (size_t)r * M;
-            int32_t *ri = rt + (size_t)i * S;
+            mita_route *ri = rt + (size_t)i * S;
             for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
             select_top(sel, me, se, keys);
-            for (int e = 0; e < S; e++) ri[e] = e < se ? sel[e].i : -1;
-            qsort(ri, (size_t)se, sizeof(int32_t), cmp_idx);
-            mx[i] = NEG_BIG;
-            sum[i] = 0.0f;
+            for (int e = 0; e < S; e++) ri[e] = e < se ? (mita_route)sel[e].i : NO_EXPERT; /* ascending */
+            mx[x] = NEG_BIG;
+            sum[x] = 0.0f;
             if (!c->shared) continue;
-            /* locals, not mx[i] and sum[i] (which could alias ps): so gcc vectorises the exp */
+            /* locals, not mx[x] and sum[x] (which could alias ps): so gcc vectorises the exp */
             float mi = NEG_BIG, si = 0.0f, *ps = Psh + (size_t)r * me;
             for (int j = 0; j < me; j++) mi = gi[j] * h->tau_inv > mi ? gi[j] * h->tau_inv : mi;
             for (int j = 0; j < me; j++) ps[j] = expf(gi[j] * h->tau_inv - mi);
             for (int j = 0; j < me; j++) si += ps[j];
-            mx[i] = mi;
-            sum[i] = si;
+            mx[x] = mi;
+            sum[x] = si;
             if (h->thr) {
                 const uint32_t rs = row_stream(h, i);
                 for (int j = 0; j < me; j++) ps[j] *= keep_factor(rs, j, h->thr, h->keep_scale);
@@ -392,14 +411,24 @@ static void route_and_share(const head_view *h, int32_t *rt, float *mx, float *s
     }
 }
 
-/* One expert's routed queries, a tile at a time: codes (query * s + slot) at [at, at + n) of its
- * inverted list; R (n, ke) = their logits against the gathered keys Ke. */
-static void routed_logits(const head_view *h, float *R, float *Qe, const float *Ke, const int32_t *codes, int n) {
-    gather_rows(Qe, h->Q, codes, n, h->hs, h->c->s);
+/* The next tile of expert e's routed queries in a chunk: from its inverted list at [at, end), up to
+ * `tile` of them as absolute query indices into rows; returns how many. */
+static int next_tile(const head_view *h, int32_t *rows, const uint16_t *inv, int at, int end, int i0) {
+    const int n = end - at < h->tile ? end - at : h->tile;
+    for (int r = 0; r < n; r++) rows[r] = i0 + inv[at + r];
+    return n;
+}
+
+/* One expert's routed queries rows[0..n): R (n, ke) = their logits against the gathered keys Ke. */
+static void routed_logits(const head_view *h, float *R, float *Qe, const float *Ke, const int32_t *rows, int n) {
+    lra_gather_rows(Qe, h->Q, rows, n, h->hs);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h->ke, h->hs, h->scale, Qe, h->hs, Ke, h->hs, 0.0f, R,
                 h->ke);
 }
 
+/* Forward per head: landmarks, experts and compression over key tiles, then the queries a chunk
+ * of QC at a time - routing and the shared part over query tiles, then the chunk's routed entries
+ * one expert at a time. Each query's softmax is online (lse holds its running max, qsum its sum). */
 static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws, void *scratch,
                          const float *q, const float *k, const float *v, const float *params) {
     (void)params;
@@ -412,11 +441,12 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         head_view h = view_of(c, s, a, &l, bh, ws, scratch, q, k, v);
         const size_t head = (size_t)bh * T * hs;
         float *hw = h.hw, *tw = h.tw, *O = o + head;
-        float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
-        float *Qe = tw + l.qe, *Out = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve;
-        float *R = tw + l.r;
-        int32_t *ex = (int32_t *)(hw + l.ex), *rt = (int32_t *)(hw + l.rt), *ne = (int32_t *)(hw + l.ne);
-        int32_t *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
+        float *A = tw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
+        float *Qe = tw + l.qe, *Out = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve, *R = tw + l.r;
+        int32_t *ex = (int32_t *)(hw + l.ex), *ne = (int32_t *)(hw + l.ne), *off = (int32_t *)(tw + l.off);
+        mita_route *rt = (mita_route *)(hw + l.rt);
+        uint16_t *inv = (uint16_t *)(tw + l.inv);
+        int32_t rows[TILE]; /* a tile's queries */
         const int L = lra_valid_count(h.mask, T);
         h.me = M < L ? M : L; h.ke = Kx < L ? Kx : L; h.se = S < h.me ? S : h.me; h.base = c->shared ? h.me : 0;
         const int me = h.me, ke = h.ke;
@@ -426,46 +456,47 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         if (me == 0) continue;
         lra_pool_rows_forward(A, h.Q, h.mask, L, me, hs); /* landmarks */
         experts_and_compression(&h, ex, A, Vbar, hw + l.lsec);
-        /* the softmax online, as full.c's: lse holds each query's running max until the end */
-        float *mx = lse, *sum = tw + l.qsum;
-        route_and_share(&h, rt, mx, sum, O, A, Vbar);
-        invert_routes(inv, off, rt, T, S, me);
-        /* routed: O += P_routed V_e, one expert at a time, added to each query's row in expert order
-         * (a row rescaled first when the expert raises its max) */
-        for (int e = 0; e < me; e++) {
-            if (off[e + 1] == off[e]) continue;
-            gather_rows(Ke, h.K, ex + (size_t)e * Kx, ke, hs, 1);
-            gather_rows(Ve, h.V, ex + (size_t)e * Kx, ke, hs, 1);
-            for (int at = off[e]; at < off[e + 1]; at += TQ) {
-                const int n = off[e + 1] - at < TQ ? off[e + 1] - at : TQ;
-                const int32_t *codes = inv + at;
-                routed_logits(&h, R, Qe, Ke, codes, n);
-                for (int r = 0; r < n; r++) {
-                    const int i = codes[r] / S, slot = codes[r] % S;
-                    const uint32_t rs = row_stream(&h, i);
-                    float *p = R + (size_t)r * ke, bmx = mx[i];
-                    for (int j = 0; j < ke; j++) bmx = p[j] > bmx ? p[j] : bmx;
-                    if (bmx > mx[i]) {
-                        const float rescale = expf(mx[i] - bmx);
-                        for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
-                        sum[i] *= rescale;
-                        mx[i] = bmx;
+        for (int i0 = 0; i0 < T; i0 += QC) {
+            const int nq = T - i0 < QC ? T - i0 : QC;
+            float *mx = lse + i0, *sum = tw + l.qsum; /* the chunk's, from i0 */
+            route_and_share(&h, rt, mx, sum, O, A, Vbar, i0, nq);
+            invert_chunk(inv, off, rt, i0, nq, S, me);
+            /* routed: O += P_routed V_e, one expert at a time, added to each query's row in expert
+             * order (a row rescaled first when the expert raises its max) */
+            for (int e = 0; e < me; e++) {
+                if (off[e + 1] == off[e]) continue;
+                lra_gather_rows(Ke, h.K, ex + (size_t)e * Kx, ke, hs);
+                lra_gather_rows(Ve, h.V, ex + (size_t)e * Kx, ke, hs);
+                for (int at = off[e], n; at < off[e + 1]; at += n) {
+                    n = next_tile(&h, rows, inv, at, off[e + 1], i0);
+                    routed_logits(&h, R, Qe, Ke, rows, n);
+                    for (int r = 0; r < n; r++) {
+                        const int i = rows[r], x = i - i0, slot = slot_of(rt + (size_t)i * S, S, e);
+                        const uint32_t rs = row_stream(&h, i);
+                        float *p = R + (size_t)r * ke, bmx = mx[x];
+                        for (int j = 0; j < ke; j++) bmx = p[j] > bmx ? p[j] : bmx;
+                        if (bmx > mx[x]) {
+                            const float rescale = expf(mx[x] - bmx);
+                            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
+                            sum[x] *= rescale;
+                            mx[x] = bmx;
+                        }
+                        const float mi = mx[x];
+                        float si = 0.0f;
+                        for (int j = 0; j < ke; j++) p[j] = expf(p[j] - mi);
+                        for (int j = 0; j < ke; j++) si += p[j];
+                        sum[x] += si;
+                        if (h.thr)
+                            for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
                     }
-                    const float mi = mx[i];
-                    float si = 0.0f;
-                    for (int j = 0; j < ke; j++) p[j] = expf(p[j] - mi);
-                    for (int j = 0; j < ke; j++) si += p[j];
-                    sum[i] += si;
-                    if (h.thr)
-                        for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Out, hs);
+                    lra_scatter_add_rows(O, Out, rows, n, hs);
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Out, hs);
-                scatter_add(O, Out, codes, n, hs, S);
             }
-        }
-        for (int i = 0; i < T; i++) {
-            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] /= sum[i];
-            lse[i] = mx[i] + logf(sum[i]);
+            for (int x = 0; x < nq; x++) {
+                for (int d = 0; d < hs; d++) O[(size_t)(i0 + x) * hs + d] /= sum[x];
+                mx[x] = mx[x] + logf(sum[x]); /* the log-sum-exp */
+            }
         }
     }
 }
@@ -476,79 +507,92 @@ static float row_dot(const float *x, const float *y, int n) {
     return acc;
 }
 
+/* Backward of the routed entries of the chunk [i0, i0 + nq), one expert at a time:
+ * dS = p (z dP - D) scale, dP = dO V^T, D_i = dO_i . o_i; dV_e and dK_e scattered per expert. */
+static void routed_backward(const head_view *h, const float *dO, const float *O, float *dQ, float *dK, float *dV,
+                            int i0, int nq) {
+    const mita_ctx *c = h->c;
+    const layout *l = &h->l;
+    const int me = h->me, ke = h->ke, hs = h->hs, S = c->s, Kx = c->k;
+    float *tw = h->tw, *Lg = tw + l->r, *dS = tw + l->r2, *Qe = tw + l->qe, *dOe = tw + l->oe;
+    float *Ke = tw + l->ke, *Ve = tw + l->ve, *dKe = tw + l->dke, *dVe = tw + l->dve;
+    const float *lse = h->hw + l->lse;
+    const int32_t *ex = (const int32_t *)(h->hw + l->ex);
+    const mita_route *rt = (const mita_route *)(h->hw + l->rt);
+    int32_t *off = (int32_t *)(tw + l->off), rows[TILE];
+    uint16_t *inv = (uint16_t *)(tw + l->inv);
+    invert_chunk(inv, off, rt, i0, nq, S, me);
+    for (int e = 0; e < me; e++) {
+        if (off[e + 1] == off[e]) continue;
+        const int32_t *keys = ex + (size_t)e * Kx;
+        lra_gather_rows(Ke, h->K, keys, ke, hs);
+        lra_gather_rows(Ve, h->V, keys, ke, hs);
+        memset(dKe, 0, sizeof(float) * (size_t)ke * hs);
+        memset(dVe, 0, sizeof(float) * (size_t)ke * hs);
+        for (int at = off[e], n; at < off[e + 1]; at += n) {
+            n = next_tile(h, rows, inv, at, off[e + 1], i0);
+            routed_logits(h, Lg, Qe, Ke, rows, n); /* forward's logits again */
+            lra_gather_rows(dOe, dO, rows, n, hs);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, dS, ke);
+            for (int r = 0; r < n; r++) {
+                const int i = rows[r], slot = slot_of(rt + (size_t)i * S, S, e);
+                const uint32_t rs = row_stream(h, i);
+                const float Di = row_dot(dOe + (size_t)r * hs, O + (size_t)i * hs, hs);
+                float *p = Lg + (size_t)r * ke, *g = dS + (size_t)r * ke;
+                const float li = lse[i];
+                for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
+                if (h->thr)
+                    for (int j = 0; j < ke; j++) {
+                        const float z = keep_factor(rs, h->base + slot * ke + j, h->thr, h->keep_scale);
+                        g[j] = p[j] * (g[j] * z - Di) * h->scale;
+                        p[j] *= z;
+                    }
+                else
+                    for (int j = 0; j < ke; j++) g[j] = p[j] * (g[j] - Di) * h->scale;
+            }
+            /* dV_e += (p z)^T dO_e, dK_e += dS^T Q_e, dQ_e = dS K_e (into dOe, done with) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, Lg, ke, dOe, hs, 1.0f, dVe, hs);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, dS, ke, Qe, hs, 1.0f, dKe, hs);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, dS, ke, Ke, hs, 0.0f, dOe, hs);
+            lra_scatter_add_rows(dQ, dOe, rows, n, hs);
+        }
+        lra_scatter_add_rows(dV, dVe, keys, ke, hs);
+        lra_scatter_add_rows(dK, dKe, keys, ke, hs);
+    }
+}
+
 static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
                           float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                           const float *k, const float *v, const float *params) {
     (void)params; (void)dparams;
     const mita_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m, S = c->s, Kx = c->k;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, M = c->m;
     const layout l = lay(c, s);
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         head_view h = view_of(c, s, a, &l, bh, ws, scratch, q, k, v);
         const size_t head = (size_t)bh * T * hs;
-        float *hw = h.hw, *tw = h.tw;
-        const float *A = hw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse, *lsec = hw + l.lsec;
+        float *hw = h.hw, *tw = h.tw, *A = tw + l.a;
+        const float *Vbar = hw + l.vbar, *lse = hw + l.lse, *lsec = hw + l.lsec;
         const float *Q = h.Q, *K = h.K, *V = h.V, *dO = dout + head, *O = o + head;
         float *dQ = dq + head, *dK = dk + head, *dV = dv + head;
-        float *G = tw + l.g, *Gd = tw + l.gd, *Z = tw + l.z, *Lg = tw + l.r, *dS = tw + l.r2;
-        float *Qe = tw + l.qe, *dOe = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve;
-        float *dKe = tw + l.dke, *dVe = tw + l.dve, *dA = tw + l.da, *dVbar = tw + l.dvb;
-        const int32_t *ex = (const int32_t *)(hw + l.ex), *rt = (const int32_t *)(hw + l.rt);
         const int32_t *ne = (const int32_t *)(hw + l.ne);
-        int32_t *inv = (int32_t *)(tw + l.inv), *off = (int32_t *)(tw + l.off);
         h.me = ne[0]; h.ke = ne[1];
-        const int me = h.me, ke = h.ke;
+        const int me = h.me, tq = h.tile, tk = h.tile;
         if (me == 0) continue;
         h.base = c->shared ? me : 0;
         const int L = lra_valid_count(h.mask, T);
+        lra_pool_rows_forward(A, Q, h.mask, L, me, hs); /* forward's landmarks again */
+        for (int i0 = 0; i0 < T; i0 += QC)
+            routed_backward(&h, dO, O, dQ, dK, dV, i0, T - i0 < QC ? T - i0 : QC);
+        float *dA = tw + l.da, *dVbar = tw + l.dvb, *G = tw + l.sg, *Gd = tw + l.sgd, *dS = tw + l.sr2, *Z = tw + l.sz;
         memset(dA, 0, sizeof(float) * (size_t)me * hs);
-        /* routed entries, one expert at a time: dS = p (z dP - D) scale, dP = dO V^T, D_i = dO_i . o_i */
-        invert_routes(inv, off, rt, T, S, me);
-        for (int e = 0; e < me; e++) {
-            if (off[e + 1] == off[e]) continue;
-            const int32_t *keys = ex + (size_t)e * Kx;
-            gather_rows(Ke, K, keys, ke, hs, 1);
-            gather_rows(Ve, V, keys, ke, hs, 1);
-            memset(dKe, 0, sizeof(float) * (size_t)ke * hs);
-            memset(dVe, 0, sizeof(float) * (size_t)ke * hs);
-            for (int at = off[e]; at < off[e + 1]; at += TQ) {
-                const int n = off[e + 1] - at < TQ ? off[e + 1] - at : TQ;
-                const int32_t *codes = inv + at;
-                routed_logits(&h, Lg, Qe, Ke, codes, n); /* forward's logits again */
-                gather_rows(dOe, dO, codes, n, hs, S);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, dS, ke);
-                for (int r = 0; r < n; r++) {
-                    const int i = codes[r] / S, slot = codes[r] % S;
-                    const uint32_t rs = row_stream(&h, i);
-                    const float Di = row_dot(dOe + (size_t)r * hs, O + (size_t)i * hs, hs);
-                    float *p = Lg + (size_t)r * ke, *g = dS + (size_t)r * ke;
-                    const float li = lse[i];
-                    for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
-                    if (h.thr)
-                        for (int j = 0; j < ke; j++) {
-                            const float z = keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
-                            g[j] = p[j] * (g[j] * z - Di) * h.scale;
-                            p[j] *= z;
-                        }
-                    else
-                        for (int j = 0; j < ke; j++) g[j] = p[j] * (g[j] - Di) * h.scale;
-                }
-                /* dV_e += (p z)^T dO_e, dK_e += dS^T Q_e, dQ_e = dS K_e (into dOe, done with) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, Lg, ke, dOe, hs, 1.0f, dVe, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, dS, ke, Qe, hs, 1.0f, dKe, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, dS, ke, Ke, hs, 0.0f, dOe, hs);
-                scatter_add(dQ, dOe, codes, n, hs, S);
-            }
-            scatter_add(dV, dVe, keys, ke, hs, 1);
-            scatter_add(dK, dKe, keys, ke, hs, 1);
-        }
         if (c->shared) {
             /* shared logits q_i . A_j tau_inv, a tile of queries at a time: dP = dO Vbar^T, dS, p z */
             memset(dVbar, 0, sizeof(float) * (size_t)me * hs);
-            for (int t0 = 0; t0 < T; t0 += TQ) {
-                const int nq = T - t0 < TQ ? T - t0 : TQ;
+            for (int t0 = 0; t0 < T; t0 += tq) {
+                const int nq = T - t0 < tq ? T - t0 : tq;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, Qt, hs, A, hs, 0.0f, G, M);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, me, hs, 1.0f, dOt, hs, Vbar, hs, 0.0f, dS, me);
@@ -577,27 +621,27 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
              * D_j = sum_t Pc_jt dPc_jt = dVbar_j . Vbar_j */
             float *Dc = tw + l.mx;
             for (int j = 0; j < me; j++) Dc[j] = row_dot(dVbar + (size_t)j * hs, Vbar + (size_t)j * hs, hs);
-            for (int t0 = 0; t0 < T; t0 += TK) {
-                const int nk = T - t0 < TK ? T - t0 : TK;
+            for (int t0 = 0; t0 < T; t0 += tk) {
+                const int nk = T - t0 < tk ? T - t0 : tk;
                 if (!tile_has_key(h.mask, t0, nk)) continue;
                 const float *Kt = K + (size_t)t0 * hs, *Vt = V + (size_t)t0 * hs;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, h.scale, A, hs, Kt, hs, 0.0f, Z, TK);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, h.scale, A, hs, Kt, hs, 0.0f, Z, tk);
                 for (int j = 0; j < me; j++) {
                     const float lj = lsec[j];
-                    float *zr = Z + (size_t)j * TK;
+                    float *zr = Z + (size_t)j * tk;
                     for (int t = 0; t < nk; t++) zr[t] = expf(zr[t] - lj);
                     for (int t = 0; t < nk; t++) zr[t] = h.mask[t0 + t] ? zr[t] : 0.0f;
                 }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, 1.0f, Z, TK, dVbar, hs, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, 1.0f, Z, tk, dVbar, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, hs, 0.0f, dS, TK);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, hs, 0.0f, dS, tk);
                 for (int j = 0; j < me; j++)
                     for (int t = 0; t < nk; t++) {
-                        float *g = dS + (size_t)j * TK + t;
-                        *g = Z[(size_t)j * TK + t] * (*g - Dc[j]);
+                        float *g = dS + (size_t)j * tk + t;
+                        *g = Z[(size_t)j * tk + t] * (*g - Dc[j]);
                     }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, TK, Kt, hs, 1.0f, dA, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, h.scale, dS, TK, A, hs, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, tk, Kt, hs, 1.0f, dA, hs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, h.scale, dS, tk, A, hs, 1.0f,
                             dK + (size_t)t0 * hs, hs);
             }
         }
@@ -617,15 +661,15 @@ static cJSON *mita_diagnostics(const void *ctx, const void *ws, lra_attn_shape s
     long experts = 0, keys = 0, unheld = 0;
     for (int bh = 0; bh < BH && count && held; bh++) {
         const float *hw = (const float *)ws + (size_t)bh * l.head;
-        const int32_t *ex = (const int32_t *)(hw + l.ex), *rt = (const int32_t *)(hw + l.rt);
-        const int32_t *ne = (const int32_t *)(hw + l.ne);
+        const int32_t *ex = (const int32_t *)(hw + l.ex), *ne = (const int32_t *)(hw + l.ne);
+        const mita_route *rt = (const mita_route *)(hw + l.rt);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const int me = ne[0], ke = ne[1];
         memset(count, 0, sizeof(long) * M);
         memset(held, 0, (size_t)T);
         for (int i = 0; i < T; i++)
             for (int e = 0; e < c->s && mask[i]; e++)
-                if (rt[(size_t)i * c->s + e] >= 0) count[rt[(size_t)i * c->s + e]]++;
+                if (rt[(size_t)i * c->s + e] != NO_EXPERT) count[rt[(size_t)i * c->s + e]]++;
         for (int j = 0; j < me; j++) {
             maxq = count[j] > maxq ? (double)count[j] : maxq;
             sumq += (double)count[j];

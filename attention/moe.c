@@ -17,9 +17,10 @@
  * Forward runs an online softmax per query over its blocks (running max and sum, o rescaled when
  * the max rises), so no per-(query, slot) partial output exists.
  *
- * Memory. Saved for backward: the chosen blocks (B, NH, T, s) and the row log-sum-exp (B, NH, T),
- * 4 (s + 1) bytes per (batch, head, token). Per thread: the tiles, one head's block means and
- * counts, its routing inverted (T s int32) and each query's running sum (T; see moe_scratch).
+ * Memory. Saved for backward: the row log-sum-exp (B, NH, T) and the chosen blocks (B, NH, T, s)
+ * as uint16, 4 + 2 s bytes per (batch, head, token) - full's 8 at s = 2. Per thread, in one
+ * region: routing's block means (T hs / b floats) and a gate tile, or attention's chunk of QC
+ * queries (their inverted routing and running sums) and its tiles (see moe_scratch).
  * Parallel over batch*head (one thread routes a head and owns its o, dq, dk and dv, working
  * through it in a fixed order): results do not depend on the thread count. */
 #include <math.h>
@@ -29,6 +30,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
 
@@ -57,6 +59,9 @@ static lra_status moe_configure(void **ctx, const char *opts, lra_attn_shape max
     if (c.s > nblocks(&c, max.T))
         return lra_fail(err, LRA_ERR_USAGE, "moe: s=%d exceeds the number of blocks ceil(T/b) = %d (T=%d, b=%d)",
                         c.s, nblocks(&c, max.T), max.T, c.b);
+    if (nblocks(&c, max.T) > 65535) /* routes are uint16, NO_BLOCK excluded */
+        return lra_fail(err, LRA_ERR_USAGE, "moe: ceil(T/b) = %d blocks exceed 65535 (T=%d, b=%d): raise b",
+                        nblocks(&c, max.T), max.T, c.b);
     moe_ctx *p = malloc(sizeof *p);
     if (!p) return lra_fail(err, LRA_ERR_NOMEM, "moe: out of memory");
     *p = c;
@@ -75,49 +80,69 @@ static cJSON *moe_describe(const void *ctx) {
     return j;
 }
 
-/* Saved for backward: the chosen blocks sel (B, NH, T, s) and the row log-sum-exp (B, NH, T).
- * Per thread: the tiles of one block's gathered queries, the gates of GT queries, one head's block
- * means and counts, and its routing inverted. */
-enum { QT = 64, GT = 16 }; /* queries per attention tile (rows gathered for one sgemm); per gate tile */
+/* Saved for backward: each row's log-sum-exp (B, NH, T), then its blocks (B, NH, T, s) as uint16
+ * (NO_BLOCK past the last; configure caps the blocks at 65535).
+ *
+ * Per thread, two phases share one region. Routing: one head's block means and counts and the
+ * gates of GT queries. Attention, over the queries QC at a time: their routing inverted (block ->
+ * the chunk's queries that chose it, as uint16 offsets), their running sums, and the tiles of one
+ * block's gathered queries. Chunks bound the per-thread memory at long T - every query's blocks
+ * are visited within its own chunk, in ascending order - while at T <= QC (every LRA task but
+ * Path-X) there is one chunk and each block's tile is all the queries that chose it. */
+enum { QT = 64, GT = 16, QC = 4096 }; /* queries per attention tile; per gate tile; per chunk */
+typedef uint16_t moe_route;
+#define NO_BLOCK 0xFFFFu
 
 typedef struct {
-    float *Qg, *Gg, *Ag;  /* (QT, hs) each: gathered q, gathered dO, tile result (acc or dQ) */
-    float *S, *P, *dP;    /* (QT, b) each: logits, dropped probabilities, their gradient */
+    float *kbar, *cnt;    /* routing: (nb, hs) block means, (nb) their valid keys */
     float *gate;          /* (GT, nb) gate tile, then 2 s floats for route's best-so-far */
-    float *kbar, *cnt;    /* (nb, hs) block means, (nb) their valid keys */
-    float *qsum;          /* (T) each query's running sum of exponentials in forward */
-    int32_t *list, *off;  /* (T*s) routing inverted: query*s + slot, grouped by block; (nb + 1) */
+    float *qsum;          /* attention: (QC) the chunk's running sums of exponentials in forward */
+    float *Qg, *Gg;       /* (QT, hs) each: gathered q (then the tile's result: p v, or dQ), gathered dO */
+    float *S, *P, *dP;    /* (QT, b) each: logits, then probabilities; dropped probabilities; their gradient */
+    int32_t *off;         /* (nb + 1): where each block's queries start in list */
+    uint16_t *list;       /* (QC s): the chunk's queries (offsets from its first) grouped by block */
 } moe_scratch;
 
+/* queries in a chunk, rounded up to 16 floats so that the tiles after qsum stay 64-byte aligned */
+static size_t chunk_of(int T) { return ((size_t)(T < QC ? T : QC) + 15) & ~(size_t)15; }
+static size_t routing_floats(const moe_ctx *c, lra_attn_shape s) {
+    const size_t nb = (size_t)nblocks(c, s.T);
+    return nb * ((size_t)s.hs + 1) + GT * nb + 2 * (size_t)c->s;
+}
+static size_t attention_floats(const moe_ctx *c, lra_attn_shape s) {
+    const size_t hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b, n = chunk_of(s.T);
+    return n + 2 * QT * hs + 3 * QT * b + nb + 1 + (n * c->s + 1) / 2;
+}
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
-    const size_t T = (size_t)s.T, hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
-    return 3 * QT * hs + 3 * QT * b + GT * nb + 2 * (size_t)c->s + nb * (hs + 1) + T + T * c->s + nb + 1;
+    const size_t r = routing_floats(c, s), a = attention_floats(c, s);
+    return r > a ? r : a;
 }
 
 static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
-    const size_t T = (size_t)s.T, hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
+    const size_t hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
     moe_scratch x;
-    x.Qg = base;
+    x.kbar = base;
+    x.cnt = x.kbar + nb * hs;
+    x.gate = x.cnt + nb;
+    x.qsum = base;
+    x.Qg = x.qsum + chunk_of(s.T);
     x.Gg = x.Qg + QT * hs;
-    x.Ag = x.Gg + QT * hs;
-    x.S = x.Ag + QT * hs;
+    x.S = x.Gg + QT * hs;
     x.P = x.S + QT * b;
     x.dP = x.P + QT * b;
-    x.gate = x.dP + QT * b;
-    x.kbar = x.gate + GT * nb + 2 * (size_t)c->s;
-    x.cnt = x.kbar + nb * hs;
-    x.qsum = x.cnt + nb;
-    x.list = (int32_t *)(x.qsum + T);
-    x.off = x.list + T * c->s;
+    x.off = (int32_t *)(x.dP + QT * b);
+    x.list = (uint16_t *)(x.off + nb + 1);
     return x;
 }
 
-/* saved: each query's blocks (s int32) and log-sum-exp, 4 (s + 1) bytes per (batch, head, token) */
+/* saved: each row's log-sum-exp and blocks, 4 + 2 s bytes per (batch, head, token) */
 static size_t moe_saved_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
     const size_t rows = (size_t)s.B * s.NH * s.T;
-    return rows * (size_t)c->s * sizeof(int32_t) + rows * sizeof(float);
+    return rows * sizeof(float) + rows * (size_t)c->s * sizeof(moe_route);
 }
+static float *saved_lse(void *ws) { return ws; }
+static moe_route *saved_sel(void *ws, lra_attn_shape s) { return (moe_route *)((float *)ws + (size_t)s.B * s.NH * s.T); }
 
 static size_t moe_scratch_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
@@ -152,10 +177,10 @@ static void block_means(const moe_ctx *c, float *kbar, float *cnt, const float *
 }
 
 /* Chooses the blocks of one query from its gate row: writes up to s block ids (ascending) into
- * sel, -1 past the last; returns how many. Blocks without a valid key are never chosen. One pass
- * keeps the best s so far in descending order (ties go to the lower index: strict >); best holds
- * 2 s floats of scratch. */
-static int route(const moe_ctx *c, int32_t *sel, const float *gate, float *best, const float *cnt, int own, int nb) {
+ * sel, NO_BLOCK past the last; returns how many. Blocks without a valid key are never chosen. One
+ * pass keeps the best s so far in descending order (ties go to the lower index: strict >); best
+ * holds 2 s floats of scratch. */
+static int route(const moe_ctx *c, moe_route *sel, const float *gate, float *best, const float *cnt, int own, int nb) {
     const int forced = c->own && own < nb && cnt[own] > 0;
     const int want = c->s - forced;
     float *bv = best;
@@ -173,21 +198,23 @@ static int route(const moe_ctx *c, int32_t *sel, const float *gate, float *best,
     if (forced) bi[n++] = own;
     for (int x = 1; x < n; x++) /* ascending block order: insertion sort of at most s ids */
         for (int y = x; y > 0 && bi[y] < bi[y - 1]; y--) { int32_t t = bi[y]; bi[y] = bi[y - 1]; bi[y - 1] = t; }
-    for (int x = 0; x < c->s; x++) sel[x] = x < n ? bi[x] : -1;
+    for (int x = 0; x < c->s; x++) sel[x] = x < n ? (moe_route)bi[x] : NO_BLOCK;
     return n;
 }
 
-/* Inverts one head's routing: off[e]..off[e+1] in list are the (query*s + slot) entries that chose
- * block e, in ascending query order. */
-static void invert(const moe_ctx *c, int32_t *list, int32_t *off, const int32_t *sel, int T, int nb) {
-    memset(off, 0, sizeof(int32_t) * (nb + 1));
-    for (int x = 0; x < T * c->s; x++)
-        if (sel[x] >= 0) off[sel[x] + 1]++;
-    for (int e = 0; e < nb; e++) off[e + 1] += off[e];
-    for (int x = 0; x < T * c->s; x++)
-        if (sel[x] >= 0) list[off[sel[x]]++] = x;
-    for (int e = nb; e > 0; e--) off[e] = off[e - 1]; /* off[e] was advanced to the end of block e */
-    off[0] = 0;
+/* Inverts the routing of the chunk of queries [i0, i0 + n): off[e]..off[e+1] in list are the
+ * chunk's queries (as offsets from i0) that chose block e, ascending. */
+static void invert_chunk(const moe_ctx *c, const moe_scratch *x, const moe_route *sel, int i0, int n, int nb) {
+    const moe_route *r = sel + (size_t)i0 * c->s;
+    const int entries = n * c->s;
+    memset(x->off, 0, sizeof(int32_t) * (nb + 1));
+    for (int e = 0; e < entries; e++)
+        if (r[e] != NO_BLOCK) x->off[r[e] + 1]++;
+    for (int e = 0; e < nb; e++) x->off[e + 1] += x->off[e];
+    for (int e = 0; e < entries; e++)
+        if (r[e] != NO_BLOCK) x->list[x->off[r[e]]++] = (uint16_t)(e / c->s);
+    for (int e = nb; e > 0; e--) x->off[e] = x->off[e - 1]; /* off[e] was advanced to the end of block e */
+    x->off[0] = 0;
 }
 
 /* The key range of block e. */
@@ -196,15 +223,11 @@ static void block_range(const moe_ctx *c, int e, int T, int *j0, int *nk) {
     *nk = T - *j0 < c->b ? T - *j0 : c->b;
 }
 
-static void gather_rows(float *dst, const float *src, const int32_t *ent, int n, int s, int hs) {
-    for (int r = 0; r < n; r++) memcpy(dst + (size_t)r * hs, src + (size_t)(ent[r] / s) * hs, sizeof(float) * hs);
-}
-
-/* The next tile of a block's entries (query*s + slot, ascending) from list[at .. end): the rows
- * of `src` of up to QT of them gathered into dst; returns how many. */
-static int gather_tile(float *dst, const float *src, const int32_t *list, int at, int end, int S, int hs) {
-    const int n = end - at < QT ? end - at : QT;
-    gather_rows(dst, src, list + at, n, S, hs);
+/* The next tile of block e's queries in the chunk's inverted routing, from entry at on: up to QT
+ * of them (offsets from the chunk's first query) into rows; returns how many. */
+static int next_tile(const moe_scratch *x, int e, int at, int32_t *rows) {
+    const int n = x->off[e + 1] - at < QT ? x->off[e + 1] - at : QT;
+    for (int r = 0; r < n; r++) rows[r] = x->list[at + r];
     return n;
 }
 
@@ -218,8 +241,8 @@ static void block_logits(const moe_ctx *c, float *S, const float *Qg, const floa
 }
 
 /* Routes one head: block means, gates from sgemm GT queries at a time, each query's blocks into
- * sel (T, s), then the routing inverted into x. */
-static void route_head(const moe_ctx *c, const moe_scratch *x, int32_t *sel, const float *Q, const float *K,
+ * sel (T, s). */
+static void route_head(const moe_ctx *c, const moe_scratch *x, moe_route *sel, const float *Q, const float *K,
                        const uint8_t *mask, int T, int hs) {
     const int nb = nblocks(c, T);
     block_means(c, x->kbar, x->cnt, K, mask, T, hs);
@@ -231,23 +254,48 @@ static void route_head(const moe_ctx *c, const moe_scratch *x, int32_t *sel, con
             route(c, sel + (size_t)(i0 + r) * c->s, x->gate + (size_t)r * nb, x->gate + (size_t)GT * nb, x->cnt,
                   (i0 + r) / c->b, nb);
     }
-    invert(c, x->list, x->off, sel, T, nb);
 }
 
-/* Forward per head: routing, then over each block's gathered queries an online softmax (each
- * query's running max and sum; o accumulates unnormalised and is rescaled when a block raises the
- * max), so memory per query is two floats. Blocks are visited in ascending order by one thread
- * per head: the result does not depend on the thread count. */
+/* One tile's online-softmax step in forward: the tile's logits S (n rows against block [j0, j0 +
+ * nk)) become dropped probabilities relative to each row's running max mx; a row whose max rises
+ * has its output O and sum rescaled first. rows[r] is row r's query, counted from i0 (as O, mx and
+ * sum are). */
+static void online_tile(const moe_ctx *c, const lra_attn_args *a, int bh, float *S, float *O, float *mx, float *sum,
+                        const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
+    const uint32_t thr = lra_dropout_threshold(a->dropout);
+    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+    for (int r = 0; r < n; r++) {
+        const int i = rows[r];
+        float *row = S + (size_t)r * c->b, mi = mx[i], si = 0.0f;
+        for (int j = 0; j < nk; j++) mi = row[j] > mi ? row[j] : mi;
+        if (mi > mx[i]) { /* the block raises the row's max: rescale what it holds */
+            const float rescale = expf(mx[i] - mi);
+            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
+            sum[i] *= rescale;
+            mx[i] = mi;
+        }
+        for (int j = 0; j < nk; j++) row[j] = expf(row[j] - mi); /* 0 for masked keys */
+        for (int j = 0; j < nk; j++) si += row[j];
+        sum[i] += si;
+        if (thr) {
+            const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
+            for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
+        }
+    }
+}
+
+/* Forward per head: routing, then chunk by chunk, over each block's gathered queries, an online
+ * softmax (each query's running max in lse and sum in qsum; o accumulates unnormalised and is
+ * rescaled when a block raises the max). Blocks are visited in ascending order by one thread per
+ * head: the result does not depend on the thread count. */
 static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const moe_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), S = c->s;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
     const float scale = 1.0f / sqrtf((float)hs);
-    const uint32_t thr = lra_dropout_threshold(a->dropout);
-    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    int32_t *sel_all = ws;
-    float *lse_all = (float *)(sel_all + (size_t)BH * T * S), *scratch0 = scratch;
+    moe_route *sel_all = saved_sel(ws, s);
+    float *lse_all = saved_lse(ws), *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
@@ -256,68 +304,87 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
-        float *O = o + head, *lse = lse_all + (size_t)bh * T;
-        route_head(c, &x, sel_all + (size_t)bh * T * S, Q, K, mask, T, hs);
-        /* the softmax online, as full.c's: lse holds each query's running max until the end */
-        float *mx = lse, *sum = x.qsum;
-        for (int i = 0; i < T; i++) { mx[i] = NEG_BIG; sum[i] = 0.0f; }
-        memset(O, 0, sizeof(float) * T * hs);
-        for (int e = 0; e < nb; e++) {
-            int j0, nk;
-            block_range(c, e, T, &j0, &nk);
-            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
-                const int32_t *ent = x.list + at;
-                n = gather_tile(x.Qg, Q, x.list, at, x.off[e + 1], S, hs);
-                block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
-                for (int r = 0; r < n; r++) {
-                    const int i = ent[r] / S;
-                    float *row = x.S + (size_t)r * c->b, mi = mx[i], si = 0.0f;
-                    for (int j = 0; j < nk; j++) mi = row[j] > mi ? row[j] : mi;
-                    if (mi > mx[i]) { /* the block raises the row's max: rescale what it holds */
-                        const float rescale = expf(mx[i] - mi);
-                        for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
-                        sum[i] *= rescale;
-                        mx[i] = mi;
-                    }
-                    for (int j = 0; j < nk; j++) row[j] = expf(row[j] - mi); /* 0 for masked keys */
-                    for (int j = 0; j < nk; j++) si += row[j];
-                    sum[i] += si;
-                    if (thr) {
-                        const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i);
-                        for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
-                    }
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b, V + (size_t)j0 * hs,
-                            hs, 0.0f, x.Ag, hs);
-                for (int r = 0; r < n; r++) {
-                    float *oi = O + (size_t)(ent[r] / S) * hs;
-                    const float *g = x.Ag + (size_t)r * hs;
-                    for (int d = 0; d < hs; d++) oi[d] += g[d];
+        int32_t rows[QT]; /* a tile's queries, from the chunk's first */
+        moe_route *sel = sel_all + (size_t)bh * T * c->s;
+        route_head(c, &x, sel, Q, K, mask, T, hs);
+        memset(o + head, 0, sizeof(float) * T * hs);
+        for (int i0 = 0; i0 < T; i0 += QC) {
+            const int nq = T - i0 < QC ? T - i0 : QC;
+            /* the chunk's rows; lse holds each query's running max until the end, as full.c's */
+            const float *Qc = Q + (size_t)i0 * hs;
+            float *O = o + head + (size_t)i0 * hs, *mx = lse_all + (size_t)bh * T + i0, *sum = x.qsum;
+            for (int i = 0; i < nq; i++) { mx[i] = NEG_BIG; sum[i] = 0.0f; }
+            invert_chunk(c, &x, sel, i0, nq, nb);
+            for (int e = 0; e < nb; e++) {
+                int j0, nk;
+                block_range(c, e, T, &j0, &nk);
+                for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
+                    n = next_tile(&x, e, at, rows);
+                    lra_gather_rows(x.Qg, Qc, rows, n, hs);
+                    block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
+                    online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
+                                V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
+                    lra_scatter_add_rows(O, x.Qg, rows, n, hs);
                 }
             }
-        }
-        for (int i = 0; i < T; i++) {
-            if (sum[i] == 0.0f) { lse[i] = -NEG_BIG; continue; } /* no block (no valid key): o = 0, backward's p = 0 */
-            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] /= sum[i];
-            lse[i] = mx[i] + logf(sum[i]);
+            for (int i = 0; i < nq; i++) {
+                if (sum[i] == 0.0f) { mx[i] = -NEG_BIG; continue; } /* no block (no valid key): o = 0, backward's p = 0 */
+                for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] /= sum[i];
+                mx[i] += logf(sum[i]); /* the log-sum-exp */
+            }
         }
     }
 }
 
-/* Backward per head, block by block over the routing inverted again: probabilities recomputed
- * from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of the gathered tile
- * scattered back in a fixed order. D_i = dO_i . o_i is formed per gathered row. */
+/* Backward of one tile of n gathered queries (rows, from i0 on) against block [j0, j0 + nk):
+ * probabilities recomputed from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of
+ * the tile scattered back. D_i = dO_i . o_i is formed per gathered row. Uses Qg and Gg as
+ * gathered, S, P and dP. */
+static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn_args *a, int bh, const float *lse,
+                          const float *O, const float *K, const float *V, float *dQ, float *dK, float *dV,
+                          const uint8_t *mask, const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
+    const float scale = 1.0f / sqrtf((float)hs);
+    const uint32_t thr = lra_dropout_threshold(a->dropout);
+    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, x->Qg, hs, K, hs, 0.0f, x->S, c->b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, 1.0f, x->Gg, hs, V, hs, 0.0f, x->dP, c->b);
+    for (int r = 0; r < n; r++) {
+        const int i = rows[r];
+        const float li = lse[i], *gi = x->Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
+        float Di = 0.0f;
+        for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
+        float *srow = x->S + (size_t)r * c->b, *dprow = x->dP + (size_t)r * c->b;
+        for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] - li) : 0.0f;
+        if (thr) {
+            const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
+            float *prow = x->P + (size_t)r * c->b;
+            for (int j = 0; j < nk; j++) {
+                const float z = lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
+                prow[j] = srow[j] * z;
+                dprow[j] *= z;
+            }
+        }
+        for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di); /* dS */
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, n, 1.0f, thr ? x->P : x->S, c->b, x->Gg, hs, 1.0f, dV,
+                hs);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, n, scale, x->dP, c->b, x->Qg, hs, 1.0f, dK, hs);
+    /* Qg is spent: the tile's dQ takes its place */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, scale, x->dP, c->b, K, hs, 0.0f, x->Qg, hs);
+    lra_scatter_add_rows(dQ, x->Qg, rows, n, hs);
+}
+
+/* Backward per head, chunk by chunk and block by block over the routing inverted again, in the
+ * same fixed order as forward. */
 static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
                          float *dv, float *dparams, void *ws, void *scratch, const float *dout, const float *o, const float *q,
                          const float *k, const float *v, const float *params) {
     (void)params; (void)dparams;
     const moe_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), S = c->s;
-    const float scale = 1.0f / sqrtf((float)hs);
-    const uint32_t thr = lra_dropout_threshold(a->dropout);
-    const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    const int32_t *sel_all = ws;
-    const float *lse_all = (const float *)(sel_all + (size_t)BH * T * S);
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
+    const moe_route *sel_all = saved_sel(ws, s);
+    const float *lse_all = saved_lse(ws);
     float *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
 
@@ -326,44 +393,21 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         const moe_scratch x = scratch_at(c, s, scratch0 + (size_t)omp_get_thread_num() * per);
         const size_t head = (size_t)bh * T * hs;
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
-        const float *lse = lse_all + (size_t)bh * T, *O = o + head, *dO = dout + head;
-        invert(c, x.list, x.off, sel_all + (size_t)bh * T * S, T, nb);
-        for (int e = 0; e < nb; e++) {
-            int j0, nk;
-            block_range(c, e, T, &j0, &nk);
-            const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
-            for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
-                const int32_t *ent = x.list + at;
-                n = gather_tile(x.Qg, q + head, x.list, at, x.off[e + 1], S, hs);
-                gather_rows(x.Gg, dO, ent, n, S, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, x.Qg, hs, K, hs, 0.0f, x.S, c->b);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, 1.0f, x.Gg, hs, V, hs, 0.0f, x.dP, c->b);
-                for (int r = 0; r < n; r++) {
-                    const int i = ent[r] / S;
-                    const float li = lse[i], *gi = x.Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
-                    float Di = 0.0f;
-                    for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
-                    float *srow = x.S + (size_t)r * c->b, *dprow = x.dP + (size_t)r * c->b, *prow = x.P + (size_t)r * c->b;
-                    for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] - li) : 0.0f;
-                    if (thr) {
-                        const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)i);
-                        for (int j = 0; j < nk; j++) {
-                            const float z = lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
-                            prow[j] = srow[j] * z;
-                            dprow[j] *= z;
-                        }
-                    }
-                    for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di); /* dS */
-                }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, n, 1.0f, thr ? x.P : x.S, c->b, x.Gg, hs,
-                            1.0f, dv + head + (size_t)j0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, n, scale, x.dP, c->b, x.Qg, hs, 1.0f,
-                            dk + head + (size_t)j0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, scale, x.dP, c->b, K, hs, 0.0f, x.Ag, hs);
-                for (int r = 0; r < n; r++) {
-                    float *dqi = dq + head + (size_t)(ent[r] / S) * hs;
-                    const float *g = x.Ag + (size_t)r * hs;
-                    for (int d = 0; d < hs; d++) dqi[d] += g[d];
+        int32_t rows[QT]; /* a tile's queries, from the chunk's first */
+        for (int i0 = 0; i0 < T; i0 += QC) {
+            const int nq = T - i0 < QC ? T - i0 : QC;
+            const size_t chunk = head + (size_t)i0 * hs; /* the chunk's first row */
+            invert_chunk(c, &x, sel_all + (size_t)bh * T * c->s, i0, nq, nb);
+            for (int e = 0; e < nb; e++) {
+                int j0, nk;
+                block_range(c, e, T, &j0, &nk);
+                const size_t keys = head + (size_t)j0 * hs;
+                for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
+                    n = next_tile(&x, e, at, rows);
+                    lra_gather_rows(x.Qg, q + chunk, rows, n, hs);
+                    lra_gather_rows(x.Gg, dout + chunk, rows, n, hs);
+                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, o + chunk, k + keys, v + keys,
+                                  dq + chunk, dk + keys, dv + keys, mask, rows, i0, n, j0, nk, hs);
                 }
             }
         }
@@ -375,7 +419,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 static cJSON *moe_diagnostics(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a) {
     const moe_ctx *c = ctx;
     const int T = s.T, nb = nblocks(c, T), BH = s.B * s.NH;
-    const int32_t *sel = ws;
+    const moe_route *sel = saved_sel((void *)ws, s);
     long *count = calloc((size_t)nb, sizeof(long)), *valid = calloc((size_t)nb, sizeof(long));
     double maxq = 0, sumq = 0;
     long experts = 0, keys = 0, unselected = 0;
@@ -387,8 +431,8 @@ static cJSON *moe_diagnostics(const void *ctx, const void *ws, lra_attn_shape s,
         for (int i = 0; i < T; i++) {
             if (!mask[i]) continue;
             for (int e = 0; e < c->s; e++) {
-                int32_t blk = sel[((size_t)bh * T + i) * c->s + e];
-                if (blk >= 0) count[blk]++;
+                const moe_route blk = sel[((size_t)bh * T + i) * c->s + e];
+                if (blk != NO_BLOCK) count[blk]++;
             }
         }
         for (int e = 0; e < nb; e++) {

@@ -3,6 +3,22 @@
 #define LRA_ATTN_VEC_H
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm */
+static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
+    for (int r = 0; r < n; r++) memcpy(out + (size_t)r * d, X + (size_t)idx[r] * d, sizeof(float) * d);
+}
+
+/* X's rows idx[r] += the rows of in (n, d), in r order: a tile's results scattered back */
+static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t *idx, int n, int d) {
+    for (int r = 0; r < n; r++) {
+        float *x = X + (size_t)idx[r] * d;
+        const float *y = in + (size_t)r * d;
+        for (int j = 0; j < d; j++) x[j] += y[j];
+    }
+}
 
 /* One tile of an online softmax over a row of logits (masked ones a large negative finite
  * value): *mx, the row's running max, rises to the tile's; the running sum *sum and the

@@ -21,8 +21,10 @@ const char *lra_git_commit(void);
  * `resume` continues a run only under the numerics it was computed with (else it would not be the
  * same run), unless told --numerics-change=on. Checkpoints written before it existed are 1.
  *   1  up to 550e5e6
- *   2  tiled agent, moe and mita, vector GELU, full attention's 128-row query tiles */
-#define LRA_NUMERICS 2
+ *   2  tiled agent, moe and mita, vector GELU, full attention's 128-row query tiles
+ *   3  moe past 4096 queries and mita past 2048 in chunks, mita's 32-row tiles past T = 4096
+ *      (mita on Retrieval, both on Path-X; every other task's bits are those of 2) */
+#define LRA_NUMERICS 3
 /* ISO 8601 UTC of a time(NULL) value into buf[32]. */
 void lra_iso_time(long t, char *buf);
 

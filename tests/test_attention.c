@@ -156,10 +156,10 @@ static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
                          f->k, f->v, f->params);
 }
 
-/* backend (with opts) gives full attention's outputs and gradients on the same inputs */
-static void assert_equals_full(const char *backend, const char *opts, float dropout) {
-    const int len[2] = {150, 77};
-    lra_attn_shape sh = {2, 2, 150, 16};
+/* backend (with opts) gives full attention's outputs and gradients on the same inputs at shape sh
+ * (batch element b keeps len[b] keys, element 0 with holes) */
+static void assert_equals_full_at(const char *backend, const char *opts, float dropout, lra_attn_shape sh,
+                                  const int *len) {
     fixture m, f;
     fx_init(&m, backend, opts, sh, len, 1, 2);
     fx_init(&f, "full", "", sh, len, 1, 2);
@@ -175,6 +175,11 @@ static void assert_equals_full(const char *backend, const char *opts, float drop
     }
     fx_free(&m);
     fx_free(&f);
+}
+
+static void assert_equals_full(const char *backend, const char *opts, float dropout) {
+    const int len[2] = {150, 77};
+    assert_equals_full_at(backend, opts, dropout, (lra_attn_shape){2, 2, 150, 16}, len);
 }
 
 static double fx_loss(fixture *f, const lra_attn_args *a) {
@@ -510,7 +515,7 @@ static void assert_mita_matches_naive(fixture *f, int m, int k, int s, int share
     lra_attn_args a = {f->mask, 0.0f, 1};
     fx_fwd(f, &a);
     double *ro = calloc(f->n, 8);
-    naive_mita(ro, f->q, f->k, f->v, f->mask, 2, 2, 150, 16, m, k, s, shared, sqrt_tau);
+    naive_mita(ro, f->q, f->k, f->v, f->mask, f->s.B, f->s.NH, f->s.T, f->s.hs, m, k, s, shared, sqrt_tau);
     char what[128];
     snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
     assert_matches(f->o, ro, f->n, what);
@@ -561,6 +566,53 @@ END_TEST
 START_TEST(test_mita_route_only_all_keys_is_full) {
     assert_equals_full("mita", "m=4,k=150,shared=0", 0.0f);
     assert_equals_full("mita", "m=64,k=200,shared=0", 0.0f);
+}
+END_TEST
+
+/* o, dq, dk, dv of backend `name` (default options) at shape s, on a handle configured for the
+ * maximum shape max, from the fixture's inputs laid out at s */
+static void fwd_bwd_at(const char *name, lra_attn_shape max, lra_attn_shape s, const fixture *f, float *out[4]) {
+    char err[LRA_ERR_LEN];
+    lra_attn h;
+    ck_assert_msg(lra_attn_create(&h, name, "", max, 2, err) == LRA_OK, "%s", err);
+    void *ws = calloc(lra_attn_workspace_bytes(&h), 1);
+    lra_attn_args a = {f->mask, 0.0f, 1};
+    for (int i = 1; i < 4; i++) memset(out[i], 0, f->n * sizeof(float));
+    lra_attn_forward(&h, s, &a, out[0], ws, f->q, f->k, f->v, NULL);
+    lra_attn_backward(&h, s, &a, out[1], out[2], out[3], NULL, ws, f->dout, out[0], f->q, f->k, f->v, NULL);
+    free(ws);
+    lra_attn_free(&h);
+}
+
+/* Long sequences: past 2048 queries mita routes and attends a chunk at a time (mita.c's QC), and a
+ * handle configured past T = 4096 uses tiles of 32 rows instead of 64. At T = 4500: the forward
+ * against the reference, and with routing only over experts that hold every key, outputs and
+ * gradients against full attention (three chunks, 32-row tiles); at T = 4000 (two chunks), tiles of
+ * 32 against tiles of 64 for outputs and every gradient, the shared and compression paths included. */
+START_TEST(test_mita_long_sequences) {
+    const int len[2] = {4500, 4133};
+    const lra_attn_shape s = {2, 1, 4500, 8};
+    fixture f;
+    fx_init(&f, "mita", "", s, len, 1, 2);
+    assert_mita_matches_naive(&f, 64, 64, 1, 1, 0, " at T=4500");
+    fx_free(&f);
+    assert_equals_full_at("mita", "m=4,k=4500,shared=0", 0.0f, s, len);
+
+    const int len4k[2] = {4000, 3555};
+    const lra_attn_shape at = {2, 1, 4000, 8};
+    fx_init(&f, "mita", "", at, len4k, 1, 2);
+    float *x[4], *y[4];
+    for (int i = 0; i < 4; i++) { x[i] = calloc(f.n, sizeof(float)); y[i] = calloc(f.n, sizeof(float)); }
+    fwd_bwd_at("mita", at, at, &f, x);                             /* max T 4000: 64-row tiles */
+    fwd_bwd_at("mita", (lra_attn_shape){2, 1, 5000, 8}, at, &f, y); /* max T 5000: 32-row tiles */
+    const char *names[4] = {"o", "dq", "dk", "dv"};
+    for (int i = 0; i < 4; i++) {
+        double w = t_close(y[i], x[i], f.n, 1e-6, 1e-5);
+        ck_assert_msg(w <= 1.0, "mita at T=4000, 32-row tiles against 64: %s off by %.2f tolerances", names[i], w);
+        free(x[i]);
+        free(y[i]);
+    }
+    fx_free(&f);
 }
 END_TEST
 
@@ -680,6 +732,25 @@ START_TEST(test_moe_all_blocks_is_full) {
 }
 END_TEST
 
+/* Past 4096 queries moe inverts its routing a chunk of queries at a time (moe.c's QC): at T = 4500
+ * the second chunk's queries must still see their blocks - against the naive reference, and with s =
+ * every block against full attention, gradients and dropout included. */
+START_TEST(test_moe_query_chunks) {
+    const int len[2] = {4500, 4133};
+    fixture f;
+    fx_init(&f, "moe", "b=64,s=2", (lra_attn_shape){2, 1, 4500, 8}, len, 1, 2);
+    lra_attn_args a = {f.mask, 0.0f, 1};
+    fx_fwd(&f, &a);
+    double *ro = calloc(f.n, 8);
+    naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 1, 4500, 8, 64, 2, 1);
+    assert_matches(f.o, ro, f.n, "moe 'b=64,s=2' at T=4500 vs naive");
+    free(ro);
+    fx_free(&f);
+    assert_equals_full_at("moe", "b=1125,s=4", 0.0f, (lra_attn_shape){2, 1, 4500, 8}, len);
+    assert_equals_full_at("moe", "b=1125,s=4", 0.2f, (lra_attn_shape){2, 1, 4500, 8}, len);
+}
+END_TEST
+
 START_TEST(test_moe_options_and_diagnostics) {
     char err[LRA_ERR_LEN];
     lra_attn h;
@@ -690,6 +761,9 @@ START_TEST(test_moe_options_and_diagnostics) {
     ck_assert_msg(strstr(err, "b=0"), "%s", err);
     ck_assert_int_eq(lra_attn_create(&h, "moe", "b=101", s, 1, err), LRA_ERR_USAGE);
     ck_assert_int_eq(lra_attn_create(&h, "moe", "own=2", s, 1, err), LRA_ERR_USAGE);
+    /* routes are uint16: at most 65535 blocks */
+    ck_assert_int_eq(lra_attn_create(&h, "moe", "b=1,s=1", (lra_attn_shape){1, 1, 70000, 8}, 1, err), LRA_ERR_USAGE);
+    ck_assert_msg(strstr(err, "70000 blocks exceed 65535") && strstr(err, "raise b"), "%s", err);
     ck_assert_int_eq(lra_attn_create(&h, "moe", "b=10,s=4,own=0", s, 1, err), LRA_OK);
     cJSON *d = lra_attn_describe(&h);
     ck_assert_int_eq(cJSON_GetObjectItem(d, "b")->valueint, 10);
@@ -737,8 +811,10 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_mita_vs_naive);
     tcase_add_test(tc, test_mita_selection_ties);
     tcase_add_test(tc, test_mita_route_only_all_keys_is_full);
+    tcase_add_test(tc, test_mita_long_sequences);
     tcase_add_test(tc, test_mita_options_and_diagnostics);
     tcase_add_test(tc, test_moe_all_blocks_is_full);
+    tcase_add_test(tc, test_moe_query_chunks);
     tcase_add_test(tc, test_moe_options_and_diagnostics);
     suite_add_tcase(s, tc);
     tc = tcase_create("interface");
