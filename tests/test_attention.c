@@ -569,14 +569,15 @@ START_TEST(test_mita_route_only_all_keys_is_full) {
 }
 END_TEST
 
-/* o, dq, dk, dv of backend `name` (default options) at shape s, on a handle configured for the
- * maximum shape max, from the fixture's inputs laid out at s */
-static void fwd_bwd_at(const char *name, lra_attn_shape max, lra_attn_shape s, const fixture *f, float *out[4]) {
+/* o, dq, dk, dv of backend `name` (default options, nthreads threads) at shape s, on a handle
+ * configured for the maximum shape max, from the fixture's inputs laid out at s */
+static void fwd_bwd_at(const char *name, int nthreads, lra_attn_shape max, lra_attn_shape s, const fixture *f,
+                       float *out[4]) {
     char err[LRA_ERR_LEN];
     lra_attn h;
-    ck_assert_msg(lra_attn_create(&h, name, "", max, 2, err) == LRA_OK, "%s", err);
+    ck_assert_msg(lra_attn_create(&h, name, "", max, nthreads, err) == LRA_OK, "%s", err);
     void *ws = calloc(lra_attn_workspace_bytes(&h), 1);
-    lra_attn_args a = {f->mask, 0.0f, 1};
+    lra_attn_args a = {f->mask, 0.1f, 1};
     for (int i = 1; i < 4; i++) memset(out[i], 0, f->n * sizeof(float));
     lra_attn_forward(&h, s, &a, out[0], ws, f->q, f->k, f->v, NULL);
     lra_attn_backward(&h, s, &a, out[1], out[2], out[3], NULL, ws, f->dout, out[0], f->q, f->k, f->v, NULL);
@@ -587,8 +588,9 @@ static void fwd_bwd_at(const char *name, lra_attn_shape max, lra_attn_shape s, c
 /* Long sequences: past 2048 queries mita routes and attends a chunk at a time (mita.c's QC), and a
  * handle configured past T = 4096 uses tiles of 32 rows instead of 64. At T = 4500: the forward
  * against the reference, and with routing only over experts that hold every key, outputs and
- * gradients against full attention (three chunks, 32-row tiles); at T = 4000 (two chunks), tiles of
- * 32 against tiles of 64 for outputs and every gradient, the shared and compression paths included. */
+ * gradients against full attention (three chunks, 32-row tiles); at T = 4000 (two chunks), with
+ * dropout, tiles of 32 against tiles of 64 for outputs and every gradient, the shared and
+ * compression paths included, and 1 thread against 2 bit for bit. */
 START_TEST(test_mita_long_sequences) {
     const int len[2] = {4500, 4133};
     const lra_attn_shape s = {2, 1, 4500, 8};
@@ -603,12 +605,18 @@ START_TEST(test_mita_long_sequences) {
     fx_init(&f, "mita", "", at, len4k, 1, 2);
     float *x[4], *y[4];
     for (int i = 0; i < 4; i++) { x[i] = calloc(f.n, sizeof(float)); y[i] = calloc(f.n, sizeof(float)); }
-    fwd_bwd_at("mita", at, at, &f, x);                             /* max T 4000: 64-row tiles */
-    fwd_bwd_at("mita", (lra_attn_shape){2, 1, 5000, 8}, at, &f, y); /* max T 5000: 32-row tiles */
+    const lra_attn_shape long_max = {2, 1, 5000, 8};
+    fwd_bwd_at("mita", 2, at, at, &f, x);       /* max T 4000: 64-row tiles */
+    fwd_bwd_at("mita", 2, long_max, at, &f, y); /* max T 5000: 32-row tiles */
     const char *names[4] = {"o", "dq", "dk", "dv"};
     for (int i = 0; i < 4; i++) {
         double w = t_close(y[i], x[i], f.n, 1e-6, 1e-5);
         ck_assert_msg(w <= 1.0, "mita at T=4000, 32-row tiles against 64: %s off by %.2f tolerances", names[i], w);
+    }
+    fwd_bwd_at("mita", 1, long_max, at, &f, x);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(memcmp(x[i], y[i], f.n * sizeof(float)) == 0, "mita at T=4000: %s differs with 1 vs 2 threads",
+                      names[i]);
         free(x[i]);
         free(y[i]);
     }
@@ -748,6 +756,19 @@ START_TEST(test_moe_query_chunks) {
     fx_free(&f);
     assert_equals_full_at("moe", "b=1125,s=4", 0.0f, (lra_attn_shape){2, 1, 4500, 8}, len);
     assert_equals_full_at("moe", "b=1125,s=4", 0.2f, (lra_attn_shape){2, 1, 4500, 8}, len);
+    /* 1 thread against 2, bit for bit, with dropout */
+    const lra_attn_shape sh = {2, 1, 4500, 8};
+    fx_init(&f, "moe", "", sh, len, 1, 2);
+    float *x[4], *y[4];
+    for (int i = 0; i < 4; i++) { x[i] = calloc(f.n, sizeof(float)); y[i] = calloc(f.n, sizeof(float)); }
+    fwd_bwd_at("moe", 1, sh, sh, &f, x);
+    fwd_bwd_at("moe", 2, sh, sh, &f, y);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(memcmp(x[i], y[i], f.n * sizeof(float)) == 0, "moe at T=4500: output %d differs with 1 vs 2 threads", i);
+        free(x[i]);
+        free(y[i]);
+    }
+    fx_free(&f);
 }
 END_TEST
 
