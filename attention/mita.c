@@ -74,7 +74,7 @@ static lra_status mita_opt(const char *key, const char *val, void *user, char *e
 /* Tiles: keys `tile` at a time for the activations A k^T (selection and compression), queries
  * `tile` at a time for G = q A^T (routing, shared logits) and for an expert's routed queries. 64
  * rows; 32 when the handle's maximum T exceeds LONG_T (Path-X), where the backward's eight tiles
- * would otherwise hold more per thread than full attention keeps (about 3% slower there).
+ * would otherwise hold more per thread than full attention keeps (about 10% slower there).
  * Queries are routed and attended QC at a time (see mita_forward). */
 enum { TILE = 64, LONG_TILE = 32, LONG_T = 4096, QC = 2048 };
 typedef uint16_t mita_route; /* an expert of a query's routing */
@@ -154,7 +154,7 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     CARVE(inv, (n * S + 1) / 2); // (QC s): the chunk's queries by expert, offsets from its first (uint16)
     const size_t u = off;
     CARVE(z, m * t);      // forward (m, tile): activations A k^T of a key tile, then their softmax
-    CARVE(cand, 2 * m * cand_cap(c)); // (m, k + tile) candidate pairs per expert
+    CARVE(cand, 2 * m * cand_cap(c)); // (m, 2k + tile) candidate pairs per expert
     PHASE_END();
     off = u;
     CARVE(qe, t * d);     // (tile, d): gathered queries of one expert
