@@ -45,6 +45,7 @@
 
 #include "backend.h"
 #include "pool.h"
+#include "route.h"
 #include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
@@ -77,8 +78,6 @@ static lra_status mita_opt(const char *key, const char *val, void *user, char *e
  * would otherwise hold more per thread than full attention keeps (about 10% slower there).
  * Queries are routed and attended QC at a time (see mita_forward). */
 enum { TILE = 64, LONG_TILE = 32, LONG_T = 4096, QC = 2048 };
-typedef uint16_t mita_route; /* an expert of a query's routing */
-#define NO_EXPERT 0xFFFFu
 
 static lra_status mita_configure(void **ctx, const char *opts, lra_attn_shape max, int nthreads, char *err) {
     mita_ctx c = {.m = 64, .k = 64, .s = 1, .shared = 1, .nthreads = nthreads, .max = max};
@@ -254,22 +253,8 @@ static void select_top(pair *x, int n, int k, uint32_t *keys) {
         if (x[r].v > kth || (x[r].v == kth && ties-- > 0)) { pair t = x[taken]; x[taken++] = x[r]; x[r] = t; }
 }
 
-/* The routing of the chunk of queries [i0, i0 + n) inverted: for expert e, inv[off[e] .. off[e+1])
- * are the chunk's queries routed to it (offsets from i0), ascending. */
-static void invert_chunk(uint16_t *inv, int32_t *off, const mita_route *rt, int i0, int n, int S, int me) {
-    const mita_route *r = rt + (size_t)i0 * S;
-    for (int e = 0; e <= me; e++) off[e] = 0;
-    for (int x = 0; x < n * S; x++)
-        if (r[x] != NO_EXPERT) off[r[x] + 1]++;
-    for (int e = 0; e < me; e++) off[e + 1] += off[e];
-    for (int x = 0; x < n * S; x++)
-        if (r[x] != NO_EXPERT) inv[off[r[x]]++] = (uint16_t)(x / S);
-    for (int e = me; e > 0; e--) off[e] = off[e - 1];
-    off[0] = 0;
-}
-
 /* Which of query i's slots holds expert e (its routes ri are distinct). */
-static int slot_of(const mita_route *ri, int S, int e) {
+static int slot_of(const lra_route *ri, int S, int e) {
     int x = 0;
     while (x < S - 1 && ri[x] != e) x++;
     return x;
@@ -370,7 +355,7 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
 /* The chunk of queries [i0, i0 + n), a tile at a time, G = Q A^T: each query's experts (routing),
  * and the shared part of its softmax - the running max mx and sum of exponentials of its logits so
  * far (indexed from i0), and O = the unnormalised shared probabilities (dropped) times Vbar. */
-static void route_and_share(const head_view *h, mita_route *rt, float *mx, float *sum, float *O, const float *A,
+static void route_and_share(const head_view *h, lra_route *rt, float *mx, float *sum, float *O, const float *A,
                             const float *Vbar, int i0, int n) {
     const mita_ctx *c = h->c;
     const int me = h->me, se = h->se, S = c->s, M = c->m, hs = h->hs, tq = h->tile;
@@ -384,10 +369,10 @@ static void route_and_share(const head_view *h, mita_route *rt, float *mx, float
         for (int r = 0; r < nq; r++) {
             const int i = t0 + r, x = i - i0;
             float *gi = G + (size_t)r * M;
-            mita_route *ri = rt + (size_t)i * S;
+            lra_route *ri = rt + (size_t)i * S;
             for (int j = 0; j < me; j++) sel[j] = (pair){gi[j], j};
             select_top(sel, me, se, keys);
-            for (int e = 0; e < S; e++) ri[e] = e < se ? (mita_route)sel[e].i : NO_EXPERT; /* ascending */
+            for (int e = 0; e < S; e++) ri[e] = e < se ? (lra_route)sel[e].i : LRA_NO_ROUTE; /* ascending */
             mx[x] = NEG_BIG;
             sum[x] = 0.0f;
             if (!c->shared) continue;
@@ -409,14 +394,6 @@ static void route_and_share(const head_view *h, mita_route *rt, float *mx, float
         else
             memset(O + (size_t)t0 * hs, 0, sizeof(float) * (size_t)nq * hs);
     }
-}
-
-/* The next tile of expert e's routed queries in a chunk: from its inverted list at [at, end), up to
- * `tile` of them as absolute query indices into rows; returns how many. */
-static int next_tile(const head_view *h, int32_t *rows, const uint16_t *inv, int at, int end, int i0) {
-    const int n = end - at < h->tile ? end - at : h->tile;
-    for (int r = 0; r < n; r++) rows[r] = i0 + inv[at + r];
-    return n;
 }
 
 /* One expert's routed queries rows[0..n): R (n, ke) = their logits against the gathered keys Ke. */
@@ -444,7 +421,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         float *A = tw + l.a, *Vbar = hw + l.vbar, *lse = hw + l.lse;
         float *Qe = tw + l.qe, *Out = tw + l.oe, *Ke = tw + l.ke, *Ve = tw + l.ve, *R = tw + l.r;
         int32_t *ex = (int32_t *)(hw + l.ex), *ne = (int32_t *)(hw + l.ne), *off = (int32_t *)(tw + l.off);
-        mita_route *rt = (mita_route *)(hw + l.rt);
+        lra_route *rt = (lra_route *)(hw + l.rt);
         uint16_t *inv = (uint16_t *)(tw + l.inv);
         int32_t rows[TILE]; /* a tile's queries */
         const int L = lra_valid_count(h.mask, T);
@@ -460,7 +437,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             const int nq = T - i0 < QC ? T - i0 : QC;
             float *mx = lse + i0, *sum = tw + l.qsum; /* the chunk's, from i0 */
             route_and_share(&h, rt, mx, sum, O, A, Vbar, i0, nq);
-            invert_chunk(inv, off, rt, i0, nq, S, me);
+            lra_invert_routes(inv, off, rt + (size_t)i0 * S, nq, S, me);
             /* routed: O += P_routed V_e, one expert at a time, added to each query's row in expert
              * order (a row rescaled first when the expert raises its max) */
             for (int e = 0; e < me; e++) {
@@ -468,24 +445,13 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                 lra_gather_rows(Ke, h.K, ex + (size_t)e * Kx, ke, hs);
                 lra_gather_rows(Ve, h.V, ex + (size_t)e * Kx, ke, hs);
                 for (int at = off[e], n; at < off[e + 1]; at += n) {
-                    n = next_tile(&h, rows, inv, at, off[e + 1], i0);
+                    n = lra_routed_tile(rows, inv, at, off[e + 1], h.tile, i0);
                     routed_logits(&h, R, Qe, Ke, rows, n);
                     for (int r = 0; r < n; r++) {
                         const int i = rows[r], x = i - i0, slot = slot_of(rt + (size_t)i * S, S, e);
                         const uint32_t rs = row_stream(&h, i);
-                        float *p = R + (size_t)r * ke, bmx = mx[x];
-                        for (int j = 0; j < ke; j++) bmx = p[j] > bmx ? p[j] : bmx;
-                        if (bmx > mx[x]) {
-                            const float rescale = expf(mx[x] - bmx);
-                            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
-                            sum[x] *= rescale;
-                            mx[x] = bmx;
-                        }
-                        const float mi = mx[x];
-                        float si = 0.0f;
-                        for (int j = 0; j < ke; j++) p[j] = expf(p[j] - mi);
-                        for (int j = 0; j < ke; j++) si += p[j];
-                        sum[x] += si;
+                        float *p = R + (size_t)r * ke;
+                        lra_online_softmax_rise(p, ke, &mx[x], &sum[x], O + (size_t)i * hs, hs);
                         if (h.thr)
                             for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
                     }
@@ -518,10 +484,10 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
     float *Ke = tw + l->ke, *Ve = tw + l->ve, *dKe = tw + l->dke, *dVe = tw + l->dve;
     const float *lse = h->hw + l->lse;
     const int32_t *ex = (const int32_t *)(h->hw + l->ex);
-    const mita_route *rt = (const mita_route *)(h->hw + l->rt);
+    const lra_route *rt = (const lra_route *)(h->hw + l->rt);
     int32_t *off = (int32_t *)(tw + l->off), rows[TILE];
     uint16_t *inv = (uint16_t *)(tw + l->inv);
-    invert_chunk(inv, off, rt, i0, nq, S, me);
+    lra_invert_routes(inv, off, rt + (size_t)i0 * S, nq, S, me);
     for (int e = 0; e < me; e++) {
         if (off[e + 1] == off[e]) continue;
         const int32_t *keys = ex + (size_t)e * Kx;
@@ -530,7 +496,7 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
         memset(dKe, 0, sizeof(float) * (size_t)ke * hs);
         memset(dVe, 0, sizeof(float) * (size_t)ke * hs);
         for (int at = off[e], n; at < off[e + 1]; at += n) {
-            n = next_tile(h, rows, inv, at, off[e + 1], i0);
+            n = lra_routed_tile(rows, inv, at, off[e + 1], h->tile, i0);
             routed_logits(h, Lg, Qe, Ke, rows, n); /* forward's logits again */
             lra_gather_rows(dOe, dO, rows, n, hs);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ke, hs, 1.0f, dOe, hs, Ve, hs, 0.0f, dS, ke);
@@ -662,14 +628,14 @@ static cJSON *mita_diagnostics(const void *ctx, const void *ws, lra_attn_shape s
     for (int bh = 0; bh < BH && count && held; bh++) {
         const float *hw = (const float *)ws + (size_t)bh * l.head;
         const int32_t *ex = (const int32_t *)(hw + l.ex), *ne = (const int32_t *)(hw + l.ne);
-        const mita_route *rt = (const mita_route *)(hw + l.rt);
+        const lra_route *rt = (const lra_route *)(hw + l.rt);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const int me = ne[0], ke = ne[1];
         memset(count, 0, sizeof(long) * M);
         memset(held, 0, (size_t)T);
         for (int i = 0; i < T; i++)
             for (int e = 0; e < c->s && mask[i]; e++)
-                if (rt[(size_t)i * c->s + e] != NO_EXPERT) count[rt[(size_t)i * c->s + e]]++;
+                if (rt[(size_t)i * c->s + e] != LRA_NO_ROUTE) count[rt[(size_t)i * c->s + e]]++;
         for (int j = 0; j < me; j++) {
             maxq = count[j] > maxq ? (double)count[j] : maxq;
             sumq += (double)count[j];

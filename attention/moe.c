@@ -30,6 +30,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "route.h"
 #include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
@@ -59,7 +60,7 @@ static lra_status moe_configure(void **ctx, const char *opts, lra_attn_shape max
     if (c.s > nblocks(&c, max.T))
         return lra_fail(err, LRA_ERR_USAGE, "moe: s=%d exceeds the number of blocks ceil(T/b) = %d (T=%d, b=%d)",
                         c.s, nblocks(&c, max.T), max.T, c.b);
-    if (nblocks(&c, max.T) > 65535) /* routes are uint16, NO_BLOCK excluded */
+    if (nblocks(&c, max.T) > 65535) /* routes are uint16, LRA_NO_ROUTE excluded */
         return lra_fail(err, LRA_ERR_USAGE, "moe: ceil(T/b) = %d blocks exceed 65535 (T=%d, b=%d): raise b",
                         nblocks(&c, max.T), max.T, c.b);
     moe_ctx *p = malloc(sizeof *p);
@@ -81,7 +82,7 @@ static cJSON *moe_describe(const void *ctx) {
 }
 
 /* Saved for backward: each row's log-sum-exp (B, NH, T), then its blocks (B, NH, T, s) as uint16
- * (NO_BLOCK past the last; configure caps the blocks at 65535).
+ * (LRA_NO_ROUTE past the last; configure caps the blocks at 65535).
  *
  * Per thread, two phases share one region. Routing: one head's block means and counts and the
  * gates of GT queries. Attention, over the queries QC at a time: their routing inverted (block ->
@@ -90,8 +91,6 @@ static cJSON *moe_describe(const void *ctx) {
  * are visited within its own chunk, in ascending order - while at T <= QC (every LRA task but
  * Path-X) there is one chunk and each block's tile is all the queries that chose it. */
 enum { QT = 64, GT = 16, QC = 4096 }; /* queries per attention tile; per gate tile; per chunk */
-typedef uint16_t moe_route;
-#define NO_BLOCK 0xFFFFu
 
 typedef struct {
     float *kbar, *cnt;    /* routing: (nb, hs) block means, (nb) their valid keys */
@@ -139,10 +138,10 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
 static size_t moe_saved_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
     const size_t rows = (size_t)s.B * s.NH * s.T;
-    return rows * sizeof(float) + rows * (size_t)c->s * sizeof(moe_route);
+    return rows * sizeof(float) + rows * (size_t)c->s * sizeof(lra_route);
 }
 static float *saved_lse(void *ws) { return ws; }
-static moe_route *saved_sel(void *ws, lra_attn_shape s) { return (moe_route *)((float *)ws + (size_t)s.B * s.NH * s.T); }
+static lra_route *saved_sel(void *ws, lra_attn_shape s) { return (lra_route *)((float *)ws + (size_t)s.B * s.NH * s.T); }
 
 static size_t moe_scratch_bytes(const void *ctx, lra_attn_shape s) {
     const moe_ctx *c = ctx;
@@ -177,10 +176,10 @@ static void block_means(const moe_ctx *c, float *kbar, float *cnt, const float *
 }
 
 /* Chooses the blocks of one query from its gate row: writes up to s block ids (ascending) into
- * sel, NO_BLOCK past the last; returns how many. Blocks without a valid key are never chosen. One
+ * sel, LRA_NO_ROUTE past the last; returns how many. Blocks without a valid key are never chosen. One
  * pass keeps the best s so far in descending order (ties go to the lower index: strict >); best
  * holds 2 s floats of scratch. */
-static int route(const moe_ctx *c, moe_route *sel, const float *gate, float *best, const float *cnt, int own, int nb) {
+static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *best, const float *cnt, int own, int nb) {
     const int forced = c->own && own < nb && cnt[own] > 0;
     const int want = c->s - forced;
     float *bv = best;
@@ -198,37 +197,14 @@ static int route(const moe_ctx *c, moe_route *sel, const float *gate, float *bes
     if (forced) bi[n++] = own;
     for (int x = 1; x < n; x++) /* ascending block order: insertion sort of at most s ids */
         for (int y = x; y > 0 && bi[y] < bi[y - 1]; y--) { int32_t t = bi[y]; bi[y] = bi[y - 1]; bi[y - 1] = t; }
-    for (int x = 0; x < c->s; x++) sel[x] = x < n ? (moe_route)bi[x] : NO_BLOCK;
+    for (int x = 0; x < c->s; x++) sel[x] = x < n ? (lra_route)bi[x] : LRA_NO_ROUTE;
     return n;
-}
-
-/* Inverts the routing of the chunk of queries [i0, i0 + n): off[e]..off[e+1] in list are the
- * chunk's queries (as offsets from i0) that chose block e, ascending. */
-static void invert_chunk(const moe_ctx *c, const moe_scratch *x, const moe_route *sel, int i0, int n, int nb) {
-    const moe_route *r = sel + (size_t)i0 * c->s;
-    const int entries = n * c->s;
-    memset(x->off, 0, sizeof(int32_t) * (nb + 1));
-    for (int e = 0; e < entries; e++)
-        if (r[e] != NO_BLOCK) x->off[r[e] + 1]++;
-    for (int e = 0; e < nb; e++) x->off[e + 1] += x->off[e];
-    for (int e = 0; e < entries; e++)
-        if (r[e] != NO_BLOCK) x->list[x->off[r[e]]++] = (uint16_t)(e / c->s);
-    for (int e = nb; e > 0; e--) x->off[e] = x->off[e - 1]; /* off[e] was advanced to the end of block e */
-    x->off[0] = 0;
 }
 
 /* The key range of block e. */
 static void block_range(const moe_ctx *c, int e, int T, int *j0, int *nk) {
     *j0 = e * c->b;
     *nk = T - *j0 < c->b ? T - *j0 : c->b;
-}
-
-/* The next tile of block e's queries in the chunk's inverted routing, from entry at on: up to QT
- * of them (offsets from the chunk's first query) into rows; returns how many. */
-static int next_tile(const moe_scratch *x, int e, int at, int32_t *rows) {
-    const int n = x->off[e + 1] - at < QT ? x->off[e + 1] - at : QT;
-    for (int r = 0; r < n; r++) rows[r] = x->list[at + r];
-    return n;
 }
 
 /* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk), masked keys NEG_BIG */
@@ -242,7 +218,7 @@ static void block_logits(const moe_ctx *c, float *S, const float *Qg, const floa
 
 /* Routes one head: block means, gates from sgemm GT queries at a time, each query's blocks into
  * sel (T, s). */
-static void route_head(const moe_ctx *c, const moe_scratch *x, moe_route *sel, const float *Q, const float *K,
+static void route_head(const moe_ctx *c, const moe_scratch *x, lra_route *sel, const float *Q, const float *K,
                        const uint8_t *mask, int T, int hs) {
     const int nb = nblocks(c, T);
     block_means(c, x->kbar, x->cnt, K, mask, T, hs);
@@ -266,17 +242,8 @@ static void online_tile(const moe_ctx *c, const lra_attn_args *a, int bh, float 
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     for (int r = 0; r < n; r++) {
         const int i = rows[r];
-        float *row = S + (size_t)r * c->b, mi = mx[i], si = 0.0f;
-        for (int j = 0; j < nk; j++) mi = row[j] > mi ? row[j] : mi;
-        if (mi > mx[i]) { /* the block raises the row's max: rescale what it holds */
-            const float rescale = expf(mx[i] - mi);
-            for (int d = 0; d < hs; d++) O[(size_t)i * hs + d] *= rescale;
-            sum[i] *= rescale;
-            mx[i] = mi;
-        }
-        for (int j = 0; j < nk; j++) row[j] = expf(row[j] - mi); /* 0 for masked keys */
-        for (int j = 0; j < nk; j++) si += row[j];
-        sum[i] += si;
+        float *row = S + (size_t)r * c->b;
+        lra_online_softmax_rise(row, nk, &mx[i], &sum[i], O + (size_t)i * hs, hs); /* 0 for masked keys */
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
             for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
@@ -294,7 +261,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
     const moe_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
     const float scale = 1.0f / sqrtf((float)hs);
-    moe_route *sel_all = saved_sel(ws, s);
+    lra_route *sel_all = saved_sel(ws, s);
     float *lse_all = saved_lse(ws), *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
 
@@ -305,7 +272,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
         int32_t rows[QT]; /* a tile's queries, from the chunk's first */
-        moe_route *sel = sel_all + (size_t)bh * T * c->s;
+        lra_route *sel = sel_all + (size_t)bh * T * c->s;
         route_head(c, &x, sel, Q, K, mask, T, hs);
         memset(o + head, 0, sizeof(float) * T * hs);
         for (int i0 = 0; i0 < T; i0 += QC) {
@@ -314,12 +281,12 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
             const float *Qc = Q + (size_t)i0 * hs;
             float *O = o + head + (size_t)i0 * hs, *mx = lse_all + (size_t)bh * T + i0, *sum = x.qsum;
             for (int i = 0; i < nq; i++) { mx[i] = NEG_BIG; sum[i] = 0.0f; }
-            invert_chunk(c, &x, sel, i0, nq, nb);
+            lra_invert_routes(x.list, x.off, sel + (size_t)i0 * c->s, nq, c->s, nb);
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
                 for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
-                    n = next_tile(&x, e, at, rows);
+                    n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, Qc, rows, n, hs);
                     block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
                     online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
@@ -383,7 +350,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     (void)params; (void)dparams;
     const moe_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
-    const moe_route *sel_all = saved_sel(ws, s);
+    const lra_route *sel_all = saved_sel(ws, s);
     const float *lse_all = saved_lse(ws);
     float *scratch0 = scratch;
     const size_t per = scratch_floats(c, s);
@@ -397,13 +364,13 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
         for (int i0 = 0; i0 < T; i0 += QC) {
             const int nq = T - i0 < QC ? T - i0 : QC;
             const size_t chunk = head + (size_t)i0 * hs; /* the chunk's first row */
-            invert_chunk(c, &x, sel_all + (size_t)bh * T * c->s, i0, nq, nb);
+            lra_invert_routes(x.list, x.off, sel_all + ((size_t)bh * T + i0) * c->s, nq, c->s, nb);
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
                 const size_t keys = head + (size_t)j0 * hs;
                 for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
-                    n = next_tile(&x, e, at, rows);
+                    n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, q + chunk, rows, n, hs);
                     lra_gather_rows(x.Gg, dout + chunk, rows, n, hs);
                     backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, o + chunk, k + keys, v + keys,
@@ -419,7 +386,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 static cJSON *moe_diagnostics(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a) {
     const moe_ctx *c = ctx;
     const int T = s.T, nb = nblocks(c, T), BH = s.B * s.NH;
-    const moe_route *sel = saved_sel((void *)ws, s);
+    const lra_route *sel = saved_sel((void *)ws, s);
     long *count = calloc((size_t)nb, sizeof(long)), *valid = calloc((size_t)nb, sizeof(long));
     double maxq = 0, sumq = 0;
     long experts = 0, keys = 0, unselected = 0;
@@ -431,8 +398,8 @@ static cJSON *moe_diagnostics(const void *ctx, const void *ws, lra_attn_shape s,
         for (int i = 0; i < T; i++) {
             if (!mask[i]) continue;
             for (int e = 0; e < c->s; e++) {
-                const moe_route blk = sel[((size_t)bh * T + i) * c->s + e];
-                if (blk != NO_BLOCK) count[blk]++;
+                const lra_route blk = sel[((size_t)bh * T + i) * c->s + e];
+                if (blk != LRA_NO_ROUTE) count[blk]++;
             }
         }
         for (int e = 0; e < nb; e++) {

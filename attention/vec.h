@@ -25,9 +25,9 @@ static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t
  * accumulator acc (hs floats, the weighted values so far) are rescaled to it; row (n) becomes
  * exp(row - max) and its sum is added to *sum. The caller then adds row (dropped, if so) times
  * the tile's values to acc, and at the end divides acc by *sum (log-sum-exp: *mx + log *sum).
- * Serves agent's aggregation and mita's compression. moe's and mita's routed rows keep their own
- * loop, which rescales only when the max rises: one helper for both forms moved the last bits
- * of agent's and mita's results, so the two forms stay apart. */
+ * Serves agent's aggregation and mita's compression. moe's blocks and mita's routed experts use
+ * the form below, which rescales only when the max rises: one helper for both forms moved the
+ * last bits of agent's and mita's results, so the two forms stay apart. */
 static inline void lra_online_softmax_tile(float *row, int n, float *mx, float *sum, float *acc, int hs) {
     float tmx = *mx, rsum = 0.0f;
     for (int t = 0; t < n; t++) tmx = row[t] > tmx ? row[t] : tmx;
@@ -39,6 +39,23 @@ static inline void lra_online_softmax_tile(float *row, int n, float *mx, float *
     *sum = *sum * rescale + rsum;
     *mx = tmx;
     for (int d = 0; d < hs; d++) acc[d] *= rescale;
+}
+
+/* The same step for one query's row against one block of keys (moe) or one routed expert (mita),
+ * rescaling only when the block raises the row's max: then the output row acc (hs floats) and
+ * *sum are rescaled first; row (n) becomes exp(row - max) and its sum is added to *sum. */
+static inline void lra_online_softmax_rise(float *row, int n, float *mx, float *sum, float *acc, int hs) {
+    float mi = *mx, si = 0.0f; /* locals: so gcc vectorises the exp */
+    for (int j = 0; j < n; j++) mi = row[j] > mi ? row[j] : mi;
+    if (mi > *mx) {
+        const float rescale = expf(*mx - mi);
+        for (int d = 0; d < hs; d++) acc[d] *= rescale;
+        *sum *= rescale;
+        *mx = mi;
+    }
+    for (int j = 0; j < n; j++) row[j] = expf(row[j] - mi);
+    for (int j = 0; j < n; j++) si += row[j];
+    *sum += si;
 }
 
 #endif

@@ -585,6 +585,21 @@ static void fwd_bwd_at(const char *name, int nthreads, lra_attn_shape max, lra_a
     lra_attn_free(&h);
 }
 
+/* name's o, dq, dk, dv at shape s (handle for max) are the same bits with 1 thread and with 2 */
+static void assert_threads_bitwise(const char *name, lra_attn_shape max, lra_attn_shape s, const fixture *f) {
+    const char *names[4] = {"o", "dq", "dk", "dv"};
+    float *x[4], *y[4];
+    for (int i = 0; i < 4; i++) { x[i] = calloc(f->n, sizeof(float)); y[i] = calloc(f->n, sizeof(float)); }
+    fwd_bwd_at(name, 1, max, s, f, x);
+    fwd_bwd_at(name, 2, max, s, f, y);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(memcmp(x[i], y[i], f->n * sizeof(float)) == 0, "%s at T=%d: %s differs with 1 vs 2 threads", name,
+                      s.T, names[i]);
+        free(x[i]);
+        free(y[i]);
+    }
+}
+
 /* Long sequences: past 2048 queries mita routes and attends a chunk at a time (mita.c's QC), and a
  * handle configured past T = 4096 uses tiles of 32 rows instead of 64. At T = 4500: the forward
  * against the reference, and with routing only over experts that hold every key, outputs and
@@ -612,14 +627,10 @@ START_TEST(test_mita_long_sequences) {
     for (int i = 0; i < 4; i++) {
         double w = t_close(y[i], x[i], f.n, 1e-6, 1e-5);
         ck_assert_msg(w <= 1.0, "mita at T=4000, 32-row tiles against 64: %s off by %.2f tolerances", names[i], w);
-    }
-    fwd_bwd_at("mita", 1, long_max, at, &f, x);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_msg(memcmp(x[i], y[i], f.n * sizeof(float)) == 0, "mita at T=4000: %s differs with 1 vs 2 threads",
-                      names[i]);
         free(x[i]);
         free(y[i]);
     }
+    assert_threads_bitwise("mita", long_max, at, &f);
     fx_free(&f);
 }
 END_TEST
@@ -759,15 +770,7 @@ START_TEST(test_moe_query_chunks) {
     /* 1 thread against 2, bit for bit, with dropout */
     const lra_attn_shape sh = {2, 1, 4500, 8};
     fx_init(&f, "moe", "", sh, len, 1, 2);
-    float *x[4], *y[4];
-    for (int i = 0; i < 4; i++) { x[i] = calloc(f.n, sizeof(float)); y[i] = calloc(f.n, sizeof(float)); }
-    fwd_bwd_at("moe", 1, sh, sh, &f, x);
-    fwd_bwd_at("moe", 2, sh, sh, &f, y);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_msg(memcmp(x[i], y[i], f.n * sizeof(float)) == 0, "moe at T=4500: output %d differs with 1 vs 2 threads", i);
-        free(x[i]);
-        free(y[i]);
-    }
+    assert_threads_bitwise("moe", sh, sh, &f);
     fx_free(&f);
 }
 END_TEST
