@@ -23,8 +23,9 @@ const char *lra_git_commit(void);
  *   1  up to 550e5e6
  *   2  tiled agent, moe and mita, vector GELU, full attention's 128-row query tiles
  *   3  moe past 4096 queries and mita past 2048 in chunks, mita's 32-row tiles past T = 4096
- *      (mita on Retrieval, both on Path-X; every other task's bits are those of 2) */
-#define LRA_NUMERICS 3
+ *      (mita on Retrieval, both on Path-X; every other task's bits are those of 2)
+ *   4  full attention's score products as "A times B" on K^T blocks, in 512-query chunks */
+#define LRA_NUMERICS 4
 /* ISO 8601 UTC of a time(NULL) value into buf[32]. */
 void lra_iso_time(long t, char *buf);
 

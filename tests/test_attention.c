@@ -310,6 +310,10 @@ START_TEST(test_full_vs_naive) {
     compare_full_with_naive((lra_attn_shape){1, 1, 5, 4}, len2, 0, 0.0f);
     const int len3[1] = {129}; /* one past two tiles */
     compare_full_with_naive((lra_attn_shape){1, 2, 129, 64}, len3, 1, 0.0f);
+    /* past full.c's 512-query chunks: three chunks, the last of 76 rows, a last key block of 12,
+     * and whole key blocks masked in the second sequence */
+    const int len4[2] = {1100, 700};
+    compare_full_with_naive((lra_attn_shape){2, 1, 1100, 24}, len4, 1, 0.2f);
 }
 END_TEST
 
