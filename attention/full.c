@@ -25,6 +25,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "vec.h"
 
 /* Tiles of BQ x BK scores; BQ x BK x hs stays within OpenBLAS's small-matrix limit (10^6) up to
  * head size 64. A chunk's BQC queries reuse each key block's transposed copy across its four
@@ -92,15 +93,6 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
     return 0;
 }
 
-/* K^T and V^T of one key block, (hs x BK) each: the score products then run as "A times B" */
-static void transpose_block(float *Kt, float *Vt, const float *K, const float *V, int nk, int hs) {
-    for (int d = 0; d < hs; d++)
-        for (int j = 0; j < nk; j++) {
-            Kt[d * BK + j] = K[(size_t)j * hs + d];
-            if (Vt) Vt[d * BK + j] = V[(size_t)j * hs + d];
-        }
-}
-
 /* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows: mask,
  * raise each row's max m, rescale l and the accumulator rows acc (nq x hs) to it, and leave in S
  * the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
@@ -162,7 +154,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                 const int nk = T - j0 < BK ? T - j0 : BK;
                 if (!block_has_key(mask, j0, nk)) continue;
                 const float *V = v + head + (size_t)j0 * hs;
-                transpose_block(Kt, NULL, k + head + (size_t)j0 * hs, NULL, nk, hs);
+                lra_transpose(Kt, BK, k + head + (size_t)j0 * hs, nk, hs);
                 for (int b0 = 0; b0 < nc; b0 += BQ) {
                     const int nq = nc - b0 < BQ ? nc - b0 : BQ;
                     float *accb = acc + (size_t)b0 * hs;
@@ -230,7 +222,8 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             if (!block_has_key(mask, j0, nk)) continue;
             const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
             float *dK = dk + head + (size_t)j0 * hs, *dV = dv + head + (size_t)j0 * hs;
-            transpose_block(Kt, Vt, K, V, nk, hs);
+            lra_transpose(Kt, BK, K, nk, hs);
+            lra_transpose(Vt, BK, V, nk, hs);
             const uint8_t *mk = mask + j0;
             for (int i0 = c0; i0 < T && i0 < c0 + BQC; i0 += BQ) {
                 const int nq = T - i0 < BQ ? T - i0 : BQ;

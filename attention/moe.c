@@ -14,13 +14,17 @@
  * Speed comes from inverting the routing: for every block, the queries that chose it are gathered
  * into tiles of up to 64 rows, so logits, p v and every backward product run on sgemm against the
  * block's contiguous keys and values. Gates q . kbar come from sgemm over tiles of queries too.
+ * The products against keys and values (gates, logits, dP) take them transposed (block means once
+ * a head, a block's K and V once a chunk) so that OpenBLAS runs them in its small-matrix kernels
+ * (see lra_transpose): 11-30% faster forward+backward than "A times B^T" at T = 1024 to 16384.
  * Forward runs an online softmax per query over its blocks (running max and sum, o rescaled when
  * the max rises), so no per-(query, slot) partial output exists.
  *
  * Memory. Saved for backward: the row log-sum-exp (B, NH, T) and the chosen blocks (B, NH, T, s)
  * as uint16, 4 + 2 s bytes per (batch, head, token) - full's 8 at s = 2. Per thread, in one
- * region: routing's block means (T hs / b floats) and a gate tile, or attention's chunk of QC
- * queries (their inverted routing and running sums) and its tiles (see moe_scratch).
+ * region: routing's block means (2 T hs / b floats, with their transpose) and a gate tile, or
+ * attention's chunk of QC queries (their inverted routing and running sums), its tiles and one
+ * block's K^T and V^T (see moe_scratch).
  * Parallel over batch*head (one thread routes a head and owns its o, dq, dk and dv, working
  * through it in a fixed order): results do not depend on the thread count. */
 #include <math.h>
@@ -94,10 +98,12 @@ enum { QT = 64, GT = 16, QC = 4096 }; /* queries per attention tile; per gate ti
 
 typedef struct {
     float *kbar, *cnt;    /* routing: (nb, hs) block means, (nb) their valid keys */
+    float *kbarT;         /* (hs, nb) the block means transposed: gates run as "A times B" */
     float *gate;          /* (GT, nb) gate tile, then 2 s floats for route's best-so-far */
     float *qsum;          /* attention: (QC) the chunk's running sums of exponentials in forward */
     float *Qg, *Gg;       /* (QT, hs) each: gathered q (then the tile's result: p v, or dQ), gathered dO */
     float *S, *P, *dP;    /* (QT, b) each: logits, then probabilities; dropped probabilities; their gradient */
+    float *Kt, *Vt;       /* (hs, b) each: the block's keys and values transposed (see lra_transpose) */
     int32_t *off;         /* (nb + 1): where each block's queries start in list */
     uint16_t *list;       /* (QC s): the chunk's queries (offsets from its first) grouped by block */
 } moe_scratch;
@@ -106,11 +112,11 @@ typedef struct {
 static size_t chunk_of(int T) { return ((size_t)(T < QC ? T : QC) + 15) & ~(size_t)15; }
 static size_t routing_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t nb = (size_t)nblocks(c, s.T);
-    return nb * ((size_t)s.hs + 1) + GT * nb + 2 * (size_t)c->s;
+    return nb * (2 * (size_t)s.hs + 1) + GT * nb + 2 * (size_t)c->s;
 }
 static size_t attention_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b, n = chunk_of(s.T);
-    return n + 2 * QT * hs + 3 * QT * b + nb + 1 + (n * c->s + 1) / 2;
+    return n + 2 * QT * hs + 3 * QT * b + 2 * hs * b + nb + 1 + (n * c->s + 1) / 2;
 }
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t r = routing_floats(c, s), a = attention_floats(c, s);
@@ -121,7 +127,8 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     const size_t hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b;
     moe_scratch x;
     x.kbar = base;
-    x.cnt = x.kbar + nb * hs;
+    x.kbarT = x.kbar + nb * hs;
+    x.cnt = x.kbarT + nb * hs;
     x.gate = x.cnt + nb;
     x.qsum = base;
     x.Qg = x.qsum + chunk_of(s.T);
@@ -129,7 +136,9 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     x.S = x.Gg + QT * hs;
     x.P = x.S + QT * b;
     x.dP = x.P + QT * b;
-    x.off = (int32_t *)(x.dP + QT * b);
+    x.Kt = x.dP + QT * b;
+    x.Vt = x.Kt + hs * b;
+    x.off = (int32_t *)(x.Vt + hs * b);
     x.list = (uint16_t *)(x.off + nb + 1);
     return x;
 }
@@ -207,11 +216,11 @@ static void block_range(const moe_ctx *c, int e, int T, int *j0, int *nk) {
     *nk = T - *j0 < c->b ? T - *j0 : c->b;
 }
 
-/* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk), masked keys NEG_BIG */
-static void block_logits(const moe_ctx *c, float *S, const float *Qg, const float *K, const uint8_t *mask, int n,
+/* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk) (Kt: its keys
+ * transposed, (hs, b)), masked keys NEG_BIG */
+static void block_logits(const moe_ctx *c, float *S, const float *Qg, const float *Kt, const uint8_t *mask, int n,
                          int j0, int nk, int hs, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, Qg, hs, K + (size_t)j0 * hs, hs, 0.0f, S,
-                c->b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, Qg, hs, Kt, c->b, 0.0f, S, c->b);
     for (int r = 0; r < n; r++)
         for (int j = 0; j < nk; j++) S[(size_t)r * c->b + j] = mask[j0 + j] ? S[(size_t)r * c->b + j] : NEG_BIG;
 }
@@ -222,9 +231,10 @@ static void route_head(const moe_ctx *c, const moe_scratch *x, lra_route *sel, c
                        const uint8_t *mask, int T, int hs) {
     const int nb = nblocks(c, T);
     block_means(c, x->kbar, x->cnt, K, mask, T, hs);
+    lra_transpose(x->kbarT, nb, x->kbar, nb, hs);
     for (int i0 = 0; i0 < T; i0 += GT) {
         const int n = T - i0 < GT ? T - i0 : GT;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nb, hs, 1.0f, Q + (size_t)i0 * hs, hs, x->kbar, hs,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nb, hs, 1.0f, Q + (size_t)i0 * hs, hs, x->kbarT, nb,
                     0.0f, x->gate, nb);
         for (int r = 0; r < n; r++)
             route(c, sel + (size_t)(i0 + r) * c->s, x->gate + (size_t)r * nb, x->gate + (size_t)GT * nb, x->cnt,
@@ -285,10 +295,11 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
+                if (x.off[e] < x.off[e + 1]) lra_transpose(x.Kt, c->b, K + (size_t)j0 * hs, nk, hs);
                 for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
                     n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, Qc, rows, n, hs);
-                    block_logits(c, x.S, x.Qg, K, mask, n, j0, nk, hs, scale);
+                    block_logits(c, x.S, x.Qg, x.Kt, mask, n, j0, nk, hs, scale);
                     online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
                                 V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
@@ -307,15 +318,15 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
 /* Backward of one tile of n gathered queries (rows, from i0 on) against block [j0, j0 + nk):
  * probabilities recomputed from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of
  * the tile scattered back. D_i = dO_i . o_i is formed per gathered row. Uses Qg and Gg as
- * gathered, S, P and dP. */
+ * gathered, Kt and Vt as transposed, S, P and dP. */
 static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn_args *a, int bh, const float *lse,
-                          const float *O, const float *K, const float *V, float *dQ, float *dK, float *dV,
+                          const float *O, const float *K, float *dQ, float *dK, float *dV,
                           const uint8_t *mask, const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, scale, x->Qg, hs, K, hs, 0.0f, x->S, c->b);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, hs, 1.0f, x->Gg, hs, V, hs, 0.0f, x->dP, c->b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, x->Qg, hs, x->Kt, c->b, 0.0f, x->S, c->b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, 1.0f, x->Gg, hs, x->Vt, c->b, 0.0f, x->dP, c->b);
     for (int r = 0; r < n; r++) {
         const int i = rows[r];
         const float li = lse[i], *gi = x->Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
@@ -369,11 +380,15 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
                 const size_t keys = head + (size_t)j0 * hs;
+                if (x.off[e] < x.off[e + 1]) {
+                    lra_transpose(x.Kt, c->b, k + keys, nk, hs);
+                    lra_transpose(x.Vt, c->b, v + keys, nk, hs);
+                }
                 for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
                     n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, q + chunk, rows, n, hs);
                     lra_gather_rows(x.Gg, dout + chunk, rows, n, hs);
-                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, o + chunk, k + keys, v + keys,
+                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, o + chunk, k + keys,
                                   dq + chunk, dk + keys, dv + keys, mask, rows, i0, n, j0, nk, hs);
                 }
             }
