@@ -98,9 +98,11 @@ enum { TILE = 64 };
 
 /* workspace layout (floats): per head A, VA (n*hs each) and the aggregation's log-sum-exp (n);
  * with bias=1, the logit gradients dS1 (n*T) and dS2 (T*n). Per thread: three tiles (n*TILE:
- * logits or probabilities, dropped probabilities, their gradient), dVA and dA (n*hs) and the
- * running max and sum (n). */
-typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum; } layout;
+ * logits or probabilities, dropped probabilities, their gradient), dVA and dA (n*hs), the
+ * running max and sum (n), and transposed copies - A and VA (hs*n), a key tile's K and V
+ * (hs*TILE) - so that every product against them runs as "A times B" in OpenBLAS's small-matrix
+ * kernels (see lra_transpose): 6-25% faster forward+backward at T = 1024 and 16384. */
+typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum, at, vat, kt, vt; } layout;
 static layout lay(const agent_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t n = (size_t)c->n, nd = n * s.hs, nT = n * s.T, tile = n * TILE;
@@ -122,6 +124,10 @@ static layout lay(const agent_ctx *c, lra_attn_shape s) {
     CARVE(da, nd);       // (n, d): d A
     CARVE(mx, n);        // (n): the running max of each agent's logits
     CARVE(sum, n);       // (n): the running sum of their exponentials
+    CARVE(at, nd);       // (d, n): A transposed (see lra_transpose)
+    CARVE(vat, nd);      // (d, n): V_A transposed
+    CARVE(kt, s.hs * (size_t)TILE); // (d, TILE): a key tile transposed
+    CARVE(vt, s.hs * (size_t)TILE); // (d, TILE): its values transposed
     l.thread = off;
 #undef CARVE
     return l;
@@ -145,11 +151,11 @@ static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *
     *bwd = heads * (20.0 * n * T * d + T * d + (c->dwc ? 12.0 * T * d : 0));
 }
 
-/* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation logits */
-static void aggregation_logits(float *S, const float *A, const float *K, const uint8_t *mask, const float *B1, int m,
+/* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation
+ * logits. Kt: the tile's keys transposed, (hs, TILE), so that the product runs as "A times B" */
+static void aggregation_logits(float *S, const float *A, const float *Kt, const uint8_t *mask, const float *B1, int m,
                                int t0, int nk, int hs, int Tmax, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, scale, A, hs, K + (size_t)t0 * hs, hs, 0.0f, S,
-                TILE);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
     for (int j = 0; j < m; j++)
         for (int t = 0; t < nk; t++) {
             float *x = S + (size_t)j * TILE + t;
@@ -158,10 +164,11 @@ static void aggregation_logits(float *S, const float *A, const float *K, const u
         }
 }
 
-/* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast probabilities */
-static void broadcast_probs(float *P, const float *Q, const float *A, const float *B2, int m, int t0, int nq, int n,
+/* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast
+ * probabilities. At: A transposed, (hs, n) */
+static void broadcast_probs(float *P, const float *Q, const float *At, const float *B2, int m, int t0, int nq, int n,
                             int hs, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, A, hs, 0.0f, P, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
     for (int t = 0; t < nq; t++) {
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
         if (B2)
@@ -218,15 +225,16 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
 
 /* V_A (m x hs) = softmax(A K^T scale + B1, valid keys) (after dropout) V, a tile of keys at a time
  * with each agent's running max mx and sum; lse (m) = the softmax's log-sum-exp */
-static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, const float *A, const float *K,
-                      const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs, int Tmax, float scale,
+static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, float *Kt, const float *A,
+                      const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs, int Tmax, float scale,
                       const lra_attn_args *a, int bh) {
     memset(VA, 0, sizeof(float) * (size_t)m * hs);
     for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
     for (int t0 = 0; t0 < T; t0 += TILE) {
         const int nk = T - t0 < TILE ? T - t0 : TILE;
         if (!tile_has_key(mask, t0, nk)) continue;
-        aggregation_logits(S, A, K, mask, B1, m, t0, nk, hs, Tmax, scale);
+        lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
+        aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale);
         for (int j = 0; j < m; j++)
             lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
         const float *Pd = dropped(Sd, S, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
@@ -253,7 +261,7 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
     for (int bh = 0; bh < BH; bh++) {
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
-        float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p;
+        float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p, *At = tw + l.at;
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
@@ -262,11 +270,12 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         memset(O, 0, sizeof(float) * T * hs);
         if (m > 0) {
             lra_pool_rows_forward(A, Q, mask, L, m, hs);
-            aggregate(VA, hw + l.lse, tw + l.mx, tw + l.sum, P, tw + l.pd, A, K, V, mask,
+            lra_transpose(At, n, A, m, hs);
+            aggregate(VA, hw + l.lse, tw + l.mx, tw + l.sum, P, tw + l.pd, tw + l.kt, A, K, V, mask,
                       B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh);
             for (int t0 = 0; t0 < T; t0 += TILE) { /* broadcast: O = P2 V_A, a tile of queries at a time */
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
-                broadcast_probs(P, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
                             O + (size_t)t0 * hs, hs);
@@ -303,6 +312,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
         const float *A = hw + l.a, *VA = hw + l.va, *lse = hw + l.lse;
         float *P = tw + l.p, *G = tw + l.g, *dVA = tw + l.dva, *dA = tw + l.da;
+        float *At = tw + l.at, *VAt = tw + l.vat, *Kt = tw + l.kt, *Vt = tw + l.vt; /* transposed */
         float *D = tw + l.mx; /* (m): dVA_j . VA_j, in the running max's place */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
@@ -312,14 +322,16 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         if (m > 0) {
             memset(dVA, 0, sizeof(float) * (size_t)m * hs);
             memset(dA, 0, sizeof(float) * (size_t)m * hs);
+            lra_transpose(At, n, A, m, hs);
+            lra_transpose(VAt, n, VA, m, hs);
             /* broadcast, a tile of queries at a time: O = P2d V_A */
             for (int t0 = 0; t0 < T; t0 += TILE) {
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
-                broadcast_probs(P, Q, A, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, m, hs, 1.0f, dOt, hs, VA, hs, 0.0f, G, n);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
                 softmax_grad(G, P, Pd, nq, m, n, NULL);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, scale, G, n, A, hs, 1.0f,
                             dQ + (size_t)t0 * hs, hs);
@@ -339,7 +351,9 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                         for (int j = 0; j < m; j++) memset(hw + l.ds1 + (size_t)j * T + t0, 0, sizeof(float) * nk);
                     continue;
                 }
-                aggregation_logits(P, A, K, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale);
+                lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
+                lra_transpose(Vt, TILE, V + (size_t)t0 * hs, nk, hs);
+                aggregation_logits(P, A, Kt, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale);
                 for (int j = 0; j < m; j++) {
                     const float lj = lse[j]; /* a local, so that gcc vectorises the exp */
                     float *pr = P + (size_t)j * TILE;
@@ -348,8 +362,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, dVA, hs, V + (size_t)t0 * hs, hs,
-                            0.0f, G, TILE);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
                 softmax_grad(G, P, Pd, m, nk, TILE, D);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
                             hs, 1.0f, dA, hs);

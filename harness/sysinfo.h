@@ -26,8 +26,9 @@ const char *lra_git_commit(void);
  *      (mita on Retrieval, both on Path-X; every other task's bits are those of 2)
  *   4  full attention's score products as "A times B" on K^T blocks, in 512-query chunks
  *   5  moe's gates, logits and dP as "A times B" on transposed block means, keys and values
- *   6  mita's products against keys, values, landmarks and Vbar likewise */
-#define LRA_NUMERICS 6
+ *   6  mita's products against keys, values, landmarks and Vbar likewise
+ *   7  agent's products against keys, values, A and V_A likewise */
+#define LRA_NUMERICS 7
 /* ISO 8601 UTC of a time(NULL) value into buf[32]. */
 void lra_iso_time(long t, char *buf);
 
