@@ -93,30 +93,16 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
     return 0;
 }
 
-/* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows: mask,
- * raise each row's max m, rescale l and the accumulator rows acc (nq x hs) to it, and leave in S
- * the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
+/* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows:
+ * masked keys to NEG_BIG, then vec.h's online step per row (max m, sum l, accumulator rows acc
+ * (nq x hs) rescaled), leaving in S the tile's unnormalised probabilities (dropped, when dropout
+ * is on) for acc += S V. */
 static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq, int nk, int hs, const uint8_t *mk,
                                 const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr, float keep_scale) {
     for (int r = 0; r < nq; r++) {
         float *row = S + r * BK;
-        float mx = NEG_BIG;
-        for (int j = 0; j < nk; j++) {
-            row[j] = mk[j] ? row[j] : NEG_BIG;
-            mx = row[j] > mx ? row[j] : mx;
-        }
-        const float mnew = m[r] > mx ? m[r] : mx;
-        const float corr = expf(m[r] - mnew); /* 0 on the first valid block */
-        float sum = 0.0f;
-        for (int j = 0; j < nk; j++) {
-            float p = expf(row[j] - mnew); /* 0 for masked keys */
-            row[j] = p;
-            sum += p;
-        }
-        l[r] = l[r] * corr + sum;
-        m[r] = mnew;
-        float *ar = acc + (size_t)r * hs;
-        for (int d = 0; d < hs; d++) ar[d] *= corr;
+        for (int j = 0; j < nk; j++) row[j] = mk[j] ? row[j] : NEG_BIG;
+        lra_online_softmax_tile(row, nk, &m[r], &l[r], acc + (size_t)r * hs, hs); /* 0 for masked keys */
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + r));
             for (int j = 0; j < nk; j++)
