@@ -77,7 +77,7 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     if (!j) return st;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "run") != 0) { /* README's compare glob takes speed reports too */
-        fprintf(stderr, "lra-bench compare: %s: a '%s' report, not a training run: left out\n", path, kind->valuestring);
+        fprintf(stderr, "lra-bench: %s: a '%s' report, not a training run: left out of the accuracy tables\n", path, kind->valuestring);
         cJSON_Delete(j);
         return LRA_OK;
     }
@@ -91,13 +91,13 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     }
     const cJSON *status = field(j, "status", 0, path, err, &bad);
     if (!bad && strcmp(status->valuestring, "completed") != 0) {
-        fprintf(stderr, "lra-bench compare: %s: status '%s', left out of the tables\n", path, status->valuestring);
+        fprintf(stderr, "lra-bench: %s: status '%s', left out of the accuracy tables\n", path, status->valuestring);
         cJSON_Delete(j);
         return LRA_OK;
     }
     const cJSON *timed = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "throughput"), "train_steps_per_s");
     if (!bad && cJSON_IsNull(timed)) { /* --steps <= --timing-skip: a real run, with nothing to time */
-        fprintf(stderr, "lra-bench compare: %s: no timed training steps (steps <= timing-skip): left out\n", path);
+        fprintf(stderr, "lra-bench: %s: no timed training steps (steps <= timing-skip): left out of the accuracy tables\n", path);
         cJSON_Delete(j);
         return LRA_OK;
     }
