@@ -224,10 +224,11 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
 #define BCAST_SEED(a) lra_stream((a)->seed, 0xA66, 2)
 
 /* V_A (m x hs) = softmax(A K^T scale + B1, valid keys) (after dropout) V, a tile of keys at a time
- * with each agent's running max mx and sum; lse (m) = the softmax's log-sum-exp */
+ * with each agent's running max mx and sum; lse (m) = the softmax's log-sum-exp. Scratch: S, Sd
+ * (m x TILE) and Kt (hs x TILE), each key tile transposed */
 static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, float *Kt, const float *A,
-                      const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs, int Tmax, float scale,
-                      const lra_attn_args *a, int bh) {
+                      const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs,
+                      int Tmax, float scale, const lra_attn_args *a, int bh) {
     memset(VA, 0, sizeof(float) * (size_t)m * hs);
     for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
     for (int t0 = 0; t0 < T; t0 += TILE) {

@@ -168,6 +168,33 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     }
 }
 
+/* One (nq x nk) backward tile, row stride BK: the logits S become the probabilities P (from each
+ * row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on, and dP (dL/d
+ * the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
+static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, const float *li,
+                         const float *D, const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr,
+                         float keep_scale) {
+    for (int r = 0; r < nq; r++) {
+        float *srow = S + r * BK, *dprow = dP + r * BK;
+        const float l = li[r], Di = D[r];
+        for (int j = 0; j < nk; j++) {
+            float p = expf(srow[j] - l);
+            srow[j] = mk[j] ? p : 0.0f;
+        }
+        if (thr) {
+            float *pdrow = Pd + r * BK;
+            const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + r));
+            for (int j = 0; j < nk; j++) {
+                float z = lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
+                pdrow[j] = srow[j] * z;
+                dprow[j] *= z;
+            }
+        }
+        /* dP now holds dL/dP for the undropped P; turn it into dS in place */
+        for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di);
+    }
+}
+
 /* Backward walks key blocks outside and query blocks inside, so that each key block's K^T and V^T
  * are copied once per head and the two score products are "A times B" (Q K^T, dO V^T), which
  * OpenBLAS takes into its small-matrix kernels; "A times B^T" goes through its packing path,
@@ -202,44 +229,29 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             for (int d = 0; d < hs; d++) acc += g[d] * y[d];
             D[i] = acc;
         }
-        for (int c0 = 0; c0 < T; c0 += BQC)
-        for (int j0 = 0; j0 < T; j0 += BK) {
-            const int nk = T - j0 < BK ? T - j0 : BK;
-            if (!block_has_key(mask, j0, nk)) continue;
-            const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
-            float *dK = dk + head + (size_t)j0 * hs, *dV = dv + head + (size_t)j0 * hs;
-            lra_transpose(Kt, BK, K, nk, hs);
-            lra_transpose(Vt, BK, V, nk, hs);
-            const uint8_t *mk = mask + j0;
-            for (int i0 = c0; i0 < T && i0 < c0 + BQC; i0 += BQ) {
-                const int nq = T - i0 < BQ ? T - i0 : BQ;
-                const float *Q = q + head + (size_t)i0 * hs, *dO = dout + head + (size_t)i0 * hs;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, Q, hs, Kt, BK, 0.0f, S, BK);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, 1.0f, dO, hs, Vt, BK, 0.0f, dP, BK);
-                for (int r = 0; r < nq; r++) {
-                    float *srow = S + r * BK, *dprow = dP + r * BK;
-                    const float li = lse[(size_t)bh * T + i0 + r], Di = D[i0 + r];
-                    for (int j = 0; j < nk; j++) {
-                        float p = expf(srow[j] - li);
-                        srow[j] = mk[j] ? p : 0.0f;
-                    }
-                    if (thr) {
-                        float *pdrow = Pd + r * BK;
-                        const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + r));
-                        for (int j = 0; j < nk; j++) {
-                            float z = lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
-                            pdrow[j] = srow[j] * z;
-                            dprow[j] *= z;
-                        }
-                    }
-                    /* dP now holds dL/dP for the undropped P; turn it into dS in place */
-                    for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di);
+        for (int c0 = 0; c0 < T; c0 += BQC) { /* a chunk of queries past every key block */
+            for (int j0 = 0; j0 < T; j0 += BK) {
+                const int nk = T - j0 < BK ? T - j0 : BK;
+                if (!block_has_key(mask, j0, nk)) continue;
+                const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
+                float *dK = dk + head + (size_t)j0 * hs, *dV = dv + head + (size_t)j0 * hs;
+                lra_transpose(Kt, BK, K, nk, hs);
+                lra_transpose(Vt, BK, V, nk, hs);
+                const uint8_t *mk = mask + j0;
+                for (int i0 = c0; i0 < T && i0 < c0 + BQC; i0 += BQ) {
+                    const int nq = T - i0 < BQ ? T - i0 : BQ;
+                    const float *Q = q + head + (size_t)i0 * hs, *dO = dout + head + (size_t)i0 * hs;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, Q, hs, Kt, BK, 0.0f, S, BK);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, 1.0f, dO, hs, Vt, BK, 0.0f, dP, BK);
+                    probs_and_ds(S, dP, Pd, nq, nk, mk, lse + (size_t)bh * T + i0, D + i0, a, bh, i0, j0, thr,
+                                 keep_scale);
+                    /* dV_j += P^T dO (dropped P when dropout is on), dK_j += dS^T Q, dQ_i += dS K */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, thr ? Pd : S, BK, dO, hs, 1.0f,
+                                dV, hs);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, scale, dP, BK, Q, hs, 1.0f, dK, hs);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, scale, dP, BK, K, hs, 1.0f,
+                                dq + head + (size_t)i0 * hs, hs);
                 }
-                /* dV_j += P^T dO (dropped P when dropout is on), dK_j += dS^T Q, dQ_i += dS K */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, thr ? Pd : S, BK, dO, hs, 1.0f, dV, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, scale, dP, BK, Q, hs, 1.0f, dK, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, scale, dP, BK, K, hs, 1.0f,
-                            dq + head + (size_t)i0 * hs, hs);
             }
         }
     }

@@ -123,7 +123,7 @@ typedef struct {
     size_t vbar, lsec, ex, lse, rt, ne, head;
     size_t a, at, mx, sum, th, cn, pairs, keys, qsum, off, inv;
     size_t z, cand, kt;                                      /* forward: experts and compression */
-    size_t qe, oe, ke, ve, ket, vet, r, r2, g, gd, dke, dve; /* forward: a chunk's queries; backward: its routed entries */
+    size_t qe, oe, ke, ve, ket, vet, r, r2, g, gd, dke, dve; /* forward: a chunk's queries; backward: routed */
     size_t da, dvb, vbt, sg, sgd, sr2, sz, skt, svt;         /* backward: shared and compression */
     size_t thread;
 } layout;
@@ -364,9 +364,10 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
     }
 }
 
-/* The chunk of queries [i0, i0 + n), a tile at a time, G = Q A^T (At: A transposed, (d, m)): each query's experts (routing),
- * and the shared part of its softmax - the running max mx and sum of exponentials of its logits so
- * far (indexed from i0), and O = the unnormalised shared probabilities (dropped) times Vbar. */
+/* The chunk of queries [i0, i0 + n), a tile at a time, G = Q A^T (At: A transposed, (d, m)): each
+ * query's experts (routing), and the shared part of its softmax - the running max mx and sum of
+ * exponentials of its logits so far (indexed from i0), and O = the unnormalised shared
+ * probabilities (dropped) times Vbar. */
 static void route_and_share(const head_view *h, lra_route *rt, float *mx, float *sum, float *O, const float *At,
                             const float *Vbar, int i0, int n) {
     const mita_ctx *c = h->c;
@@ -496,7 +497,8 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
     const layout *l = &h->l;
     const int me = h->me, ke = h->ke, hs = h->hs, S = c->s, Kx = c->k;
     float *tw = h->tw, *Lg = tw + l->r, *dS = tw + l->r2, *Qe = tw + l->qe, *dOe = tw + l->oe;
-    float *Ke = tw + l->ke, *Ve = tw + l->ve, *Ket = tw + l->ket, *Vet = tw + l->vet, *dKe = tw + l->dke, *dVe = tw + l->dve;
+    float *Ke = tw + l->ke, *Ve = tw + l->ve, *dKe = tw + l->dke, *dVe = tw + l->dve;
+    float *Ket = tw + l->ket, *Vet = tw + l->vet; /* (d, k) each: Ke and Ve transposed */
     const float *lse = h->hw + l->lse;
     const int32_t *ex = (const int32_t *)(h->hw + l->ex);
     const lra_route *rt = (const lra_route *)(h->hw + l->rt);
@@ -571,7 +573,8 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
         for (int i0 = 0; i0 < T; i0 += QC)
             routed_backward(&h, dO, O, dQ, dK, dV, i0, T - i0 < QC ? T - i0 : QC);
         float *dA = tw + l.da, *dVbar = tw + l.dvb, *G = tw + l.sg, *Gd = tw + l.sgd, *dS = tw + l.sr2, *Z = tw + l.sz;
-        float *Vbt = tw + l.vbt, *Kt = tw + l.skt, *Vt = tw + l.svt; /* transposed: Vbar (d, m), a key tile's K and V (d, tile) */
+        /* transposed: Vbar (d, m), a key tile's K and V (d, tile) */
+        float *Vbt = tw + l.vbt, *Kt = tw + l.skt, *Vt = tw + l.svt;
         memset(dA, 0, sizeof(float) * (size_t)me * hs);
         if (c->shared) {
             /* shared logits q_i . A_j tau_inv, a tile of queries at a time: dP = dO Vbar^T, dS, p z */
@@ -581,7 +584,8 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 const int nq = T - t0 < tq ? T - t0 : tq;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, Qt, hs, At, M, 0.0f, G, M);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, dOt, hs, Vbt, me, 0.0f, dS, me);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, dOt, hs, Vbt, me, 0.0f, dS,
+                            me);
                 for (int r = 0; r < nq; r++) {
                     const int i = t0 + r;
                     const uint32_t rs = row_stream(&h, i);
@@ -622,13 +626,15 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 }
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, 1.0f, Z, tk, dVbar, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, tk, 0.0f, dS, tk);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, tk, 0.0f, dS,
+                            tk);
                 for (int j = 0; j < me; j++)
                     for (int t = 0; t < nk; t++) {
                         float *g = dS + (size_t)j * tk + t;
                         *g = Z[(size_t)j * tk + t] * (*g - Dc[j]);
                     }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, tk, Ktile, hs, 1.0f, dA, hs);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, tk, Ktile, hs, 1.0f,
+                            dA, hs);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, h.scale, dS, tk, A, hs, 1.0f,
                             dK + (size_t)t0 * hs, hs);
             }
