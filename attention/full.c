@@ -195,10 +195,11 @@ static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const u
     }
 }
 
-/* Backward walks key blocks outside and query blocks inside, so that each key block's K^T and V^T
- * are copied once per head and the two score products are "A times B" (Q K^T, dO V^T), which
- * OpenBLAS takes into its small-matrix kernels; "A times B^T" goes through its packing path,
- * which packs the same query block again for every key block (a third of the time at T = 16384). */
+/* Backward walks, for each chunk of BQC queries, key blocks outside and the chunk's query blocks
+ * inside, so that each key block's K^T and V^T are copied once per chunk and the two score
+ * products are "A times B" (Q K^T, dO V^T), which OpenBLAS takes into its small-matrix kernels;
+ * "A times B^T" goes through its packing path, which packs the same query block again for every
+ * key block (a third of the time at T = 16384). */
 static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
                           float *dq, float *dk, float *dv, float *dparams, void *ws, void *scratch, const float *dout,
                           const float *o, const float *q, const float *k, const float *v,

@@ -33,9 +33,9 @@ static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t
  * accumulator acc (hs floats, the weighted values so far) are rescaled to it; row (n) becomes
  * exp(row - max) and its sum is added to *sum. The caller then adds row (dropped, if so) times
  * the tile's values to acc, and at the end divides acc by *sum (log-sum-exp: *mx + log *sum).
- * Serves full's tiles, agent's aggregation and mita's compression. moe's blocks and mita's routed experts use
- * the form below, which rescales only when the max rises: one helper for both forms moved the
- * last bits of agent's and mita's results, so the two forms stay apart. */
+ * Serves full's tiles, agent's aggregation and mita's compression. moe's blocks and mita's
+ * routed experts use the form below, which rescales only when the max rises: one helper for both
+ * forms moved the last bits of agent's and mita's results, so the two forms stay apart. */
 static inline void lra_online_softmax_tile(float *row, int n, float *mx, float *sum, float *acc, int hs) {
     float tmx = *mx, rsum = 0.0f;
     for (int t = 0; t < n; t++) tmx = row[t] > tmx ? row[t] : tmx;
