@@ -36,17 +36,32 @@ int lra_atomic_finish(lra_atomic_file *a, int ok, int flags) {
     return e;
 }
 
+/* a new name (rename or link) is durable only once its directory is */
+static void sync_dir(const lra_atomic_file *a, int flags) {
+    if (!(flags & LRA_ATOMIC_SYNC)) return;
+    int d = open(a->dir, O_RDONLY);
+    if (d >= 0) { fsync(d); close(d); }
+}
+
 int lra_atomic_rename(lra_atomic_file *a, int flags) {
     if (rename(a->tmp, a->path) != 0) {
         int e = why();
         remove(a->tmp);
         return e;
     }
-    if (flags & LRA_ATOMIC_SYNC) {
-        /* the rename itself is durable only once the directory is */
-        int d = open(a->dir, O_RDONLY);
-        if (d >= 0) { fsync(d); close(d); }
-    }
+    sync_dir(a, flags);
+    return 0;
+}
+
+int lra_atomic_link_new(lra_atomic_file *a, const char *path, int flags) {
+    int e = link(a->tmp, path) == 0 ? 0 : errno;
+    if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS) { /* no hard links here */
+        if (access(path, F_OK) == 0) return EEXIST;
+        e = rename(a->tmp, path) == 0 ? 0 : errno;
+    } else if (!e) remove(a->tmp);
+    if (e == EEXIST) return e;
+    if (e) { remove(a->tmp); return e; }
+    sync_dir(a, flags);
     return 0;
 }
 

@@ -36,6 +36,12 @@ int lra_atomic_finish(lra_atomic_file *a, int ok, int flags);
  * Returns 0, or errno after removing the temporary file. */
 int lra_atomic_rename(lra_atomic_file *a, int flags);
 
+/* Gives a finished temporary file the name `path` only where no file has it yet (a hard link, then
+ * the temporary name removed), so it never replaces another's file, even one made a moment ago.
+ * Returns 0; EEXIST with the temporary file kept for another name; or another errno after
+ * removing it. Where the file system has no hard links, an existence check and a rename instead. */
+int lra_atomic_link_new(lra_atomic_file *a, const char *path, int flags);
+
 /* Removes a finished temporary file that will not be renamed (another file of the same set failed). */
 void lra_atomic_discard(lra_atomic_file *a);
 

@@ -62,7 +62,8 @@ static void usage(FILE *f, const char *task) {
             "speed: per length and backend, the attention layer alone (forward, forward+backward) and an\n"
             "encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after the\n"
             "warm-up; a configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
-            "Prints the LRA paper's Table 2 shape and writes results/speed/speed-<time>.json (or --out).\n\n"
+            "Prints the LRA paper's Table 2 shape and writes results/speed/speed-<time>.json (or --out, never\n"
+            "over an existing report unless --overwrite).\n\n"
             "exit status: 0 success, 1 failure (I/O, bad data, divergence), 2 usage error\n");
 }
 
@@ -94,11 +95,12 @@ static const struct { const char *cmd, *text; } command_help[] = {
                 "out. With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%.\n"},
     {"speed", "usage: lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
               "                       [--layers=2] [--warmup=1] [--repeats=5] [--threads=N] [--attn-opt=K=V,...]\n"
-              "                       [--mem-limit=24G] [--encoder=0|1] [--grad-shards=S] [--out=FILE]\n\n"
+              "                       [--mem-limit=24G] [--encoder=0|1] [--grad-shards=S] [--out=FILE [--overwrite]]\n\n"
               "Per length and backend: the attention layer alone (forward, forward+backward) and, with --encoder=1,\n"
               "a whole encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after\n"
               "the warm-up calls. A configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
-              "--attn-opt goes with one --backend. Writes results/speed/speed-<time>.json (or --out).\n"
+              "--attn-opt goes with one --backend. Writes results/speed/speed-<time>.json (or --out); an existing\n"
+              "--out is refused before measuring unless --overwrite, and a name taken meanwhile gets -2, -3, ...\n"
               "Under mpirun -np P the encoder step is the data-parallel one, in --grad-shards shards (default P),\n"
               "with its communication time and bytes per step in the report; the attention layer alone then runs\n"
               "on every process at once.\n"},

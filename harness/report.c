@@ -14,18 +14,46 @@
 #include "dist.h"
 #include "sysinfo.h"
 
-lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
+/* j, pretty-printed, into a finished temporary file for path (atomic_file.h): the caller names it. */
+static lra_status write_tmp(lra_atomic_file *a, const char *path, const cJSON *j, char *err) {
     char *text = cJSON_Print(j);
     if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory printing the report");
-    lra_atomic_file a;
-    lra_status st = lra_atomic_open(&a, path, err);
+    lra_status st = lra_atomic_open(a, path, err);
     if (st == LRA_OK) {
         size_t n = strlen(text);
-        int e = lra_atomic_commit(&a, fwrite(text, 1, n, a.f) == n && fputc('\n', a.f) != EOF, LRA_ATOMIC_SYNC);
+        int e = lra_atomic_finish(a, fwrite(text, 1, n, a->f) == n && fputc('\n', a->f) != EOF, LRA_ATOMIC_SYNC);
         if (e) st = lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", path, strerror(e));
     }
     free(text);
     return st;
+}
+
+lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
+    lra_atomic_file a;
+    lra_status st = write_tmp(&a, path, j, err);
+    if (st != LRA_OK) return st;
+    int e = lra_atomic_rename(&a, LRA_ATOMIC_SYNC);
+    return e ? lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", path, strerror(e)) : LRA_OK;
+}
+
+lra_status lra_write_json_new(const char *path, const cJSON *j, char *written, size_t n, char *err) {
+    lra_atomic_file a;
+    lra_status st = write_tmp(&a, path, j, err);
+    if (st != LRA_OK) return st;
+    size_t stem = strlen(path);
+    if (stem >= 5 && !strcmp(path + stem - 5, ".json")) stem -= 5;
+    snprintf(written, n, "%s", path);
+    int e;
+    for (int k = 2;; k++) { /* path, then path-2.json .. path-100.json */
+        e = lra_atomic_link_new(&a, written, LRA_ATOMIC_SYNC);
+        if (e != EEXIST || k > 100) break;
+        snprintf(written, n, "%.*s-%d.json", (int)stem, path, k);
+    }
+    if (e == EEXIST) {
+        lra_atomic_discard(&a);
+        return lra_fail(err, LRA_ERR_IO, "%s: taken, and so are its names -2 .. -100: report not written", path);
+    }
+    return e ? lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", written, strerror(e)) : LRA_OK;
 }
 
 cJSON *lra_read_json(const char *path, lra_status *st, char *err) {

@@ -13,6 +13,11 @@
  * partial file under either name. Creates missing parent directories. */
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err);
 
+/* Like lra_write_json_atomic, but never replaces a file: where path is taken (even by a file made
+ * while this one was written) the report goes to the first free name of PATH-2.json ..
+ * PATH-100.json (PATH without its .json). The name used is left in written (n bytes). */
+lra_status lra_write_json_new(const char *path, const cJSON *j, char *written, size_t n, char *err);
+
 /* Reads and parses a JSON file; NULL with *st and err naming the file on failure. Caller owns. */
 cJSON *lra_read_json(const char *path, lra_status *st, char *err);
 

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "../attention/attention.h"
+#include "../common/fs.h"
 #include "model.h"
 #include "optim.h"
 #include "report.h"
@@ -37,6 +38,7 @@ typedef struct {
     int nb, lengths[MAXL], nl;
     int batch, heads, hs, layers, warmup, repeats, threads, encoder;
     int shards; /* the encoder step's gradient shards (train.h); default: one per process */
+    int overwrite; /* --overwrite: an existing --out is replaced (else refused before measuring) */
     double mem_limit;
     char attn_opts[256], out[4096];
 } speed_cfg;
@@ -330,6 +332,8 @@ int lra_speed_main(int argc, char **argv) {
         else if (!strncmp(a, "--encoder=", 10) && (!strcmp(v, "0") || !strcmp(v, "1"))) c.encoder = iv;
         else if (!strncmp(a, "--attn-opt=", 11)) snprintf(c.attn_opts, sizeof c.attn_opts, "%s", v);
         else if (!strncmp(a, "--out=", 6)) snprintf(c.out, sizeof c.out, "%s", v);
+        else if (!strcmp(a, "--overwrite") || !strcmp(a, "--overwrite=on")) c.overwrite = 1;
+        else if (!strcmp(a, "--overwrite=off")) c.overwrite = 0;
         else if (!strncmp(a, "--mem-limit=", 12) && parse_size(v) > 0) c.mem_limit = parse_size(v);
         else {
             fprintf(stderr, "lra-bench speed: bad option '%s' (see lra-bench --help)\n", a);
@@ -338,6 +342,16 @@ int lra_speed_main(int argc, char **argv) {
     }
     if (c.attn_opts[0] && c.nb != 1) {
         fprintf(stderr, "lra-bench speed: --attn-opt applies to one backend; give one --backend with it\n");
+        return 2;
+    }
+    /* a taken --out is refused now, not after the measuring (rank 0 sees the file; all stop) */
+    char err[LRA_ERR_LEN];
+    lra_status taken = LRA_OK;
+    if (lra_dist_rank() == 0 && c.out[0] && !c.overwrite && lra_file_exists(c.out))
+        taken = lra_fail(err, LRA_ERR_USAGE, "%s exists: --out=PATH writes this report elsewhere; --overwrite replaces it",
+                         c.out);
+    if (lra_dist_agree(taken, err) != LRA_OK) {
+        if (lra_dist_rank() == 0) fprintf(stderr, "lra-bench speed: %s\n", err);
         return 2;
     }
     omp_set_num_threads(c.threads);
@@ -396,7 +410,7 @@ int lra_speed_main(int argc, char **argv) {
     cJSON_AddItemToObject(j, "machine", lra_machine_json(c.threads));
     cJSON_AddNumberToObject(j, "machine_peak_gflops", peak);
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
-    char when[32], path[4200], err[LRA_ERR_LEN];
+    char when[32], path[4200], written[4200];
     lra_iso_time((long)time(NULL), when);
     cJSON_AddStringToObject(j, "finished_at", when);
     if (c.out[0]) snprintf(path, sizeof path, "%s", c.out);
@@ -413,10 +427,17 @@ int lra_speed_main(int argc, char **argv) {
         cJSON_Delete(j);
         return 0;
     }
-    if (lra_write_json_atomic(path, j, err) != LRA_OK) {
+    /* never over another's report: one that took the name while this run measured keeps it */
+    snprintf(written, sizeof written, "%s", path);
+    lra_status st = c.overwrite ? lra_write_json_atomic(path, j, err)
+                                : lra_write_json_new(path, j, written, sizeof written, err);
+    if (st != LRA_OK) {
         fprintf(stderr, "lra-bench speed: %s\n", err);
         rc = 1;
-    } else printf("\nreport: %s\n", path);
+    } else {
+        if (strcmp(written, path)) fprintf(stderr, "lra-bench speed: %s is taken: this report is %s\n", path, written);
+        printf("\nreport: %s\n", written);
+    }
     cJSON_Delete(j);
     return rc;
 }

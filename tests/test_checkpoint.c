@@ -11,6 +11,7 @@
 #include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
 #include "../harness/checkpoint.h"
+#include "../harness/report.h"
 #include "../harness/sysinfo.h"
 #include "tests.h"
 
@@ -74,6 +75,41 @@ START_TEST(test_atomic_file) {
     ck_assert_int_ne(lra_atomic_open(&a, path, err), LRA_OK);
     ck_assert_msg(strstr(err, "f.txt") != NULL, "%s", err);
     ck_assert(a.f == NULL);
+}
+END_TEST
+
+/* A report that must not replace another's (speed's): a taken name, even one taken after the
+ * check, moves the new report to the first free -K name; the files there stay as they were. */
+START_TEST(test_write_json_new) {
+    const char *dir = t_tmpdir();
+    char path[512], other[600], written[600], buf[64], err[LRA_ERR_LEN], ls[1024];
+    snprintf(path, sizeof path, "%s/reports/r.json", dir);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "n", 1);
+    ck_assert_int_eq(lra_write_json_new(path, j, written, sizeof written, err), LRA_OK);
+    ck_assert_str_eq(written, path);
+    FILE *f = fopen(path, "w");
+    fputs("first", f);
+    fclose(f);
+    snprintf(other, sizeof other, "%s/reports/r-2.json", dir);
+    f = fopen(other, "w");
+    fputs("second", f);
+    fclose(f);
+    ck_assert_int_eq(lra_write_json_new(path, j, written, sizeof written, err), LRA_OK);
+    snprintf(other, sizeof other, "%s/reports/r-3.json", dir);
+    ck_assert_str_eq(written, other);
+    slurp(path, buf, sizeof buf);
+    ck_assert_str_eq(buf, "first");
+    snprintf(other, sizeof other, "%s/reports/r-2.json", dir);
+    slurp(other, buf, sizeof buf);
+    ck_assert_str_eq(buf, "second");
+    t_run(ls, sizeof ls, "ls -A %s/reports && grep -c '\"n\":' %s/reports/r-3.json", dir, dir);
+    ck_assert_str_eq(ls, "r-2.json\nr-3.json\nr.json\n1\n"); /* no temporary file left */
+    /* a path below a file cannot be written: the error names the file in the way */
+    snprintf(other, sizeof other, "%s/reports/r-3.json/x.json", dir);
+    ck_assert_int_ne(lra_write_json_new(other, j, written, sizeof written, err), LRA_OK);
+    ck_assert_msg(strstr(err, "r-3.json") != NULL, "%s", err);
+    cJSON_Delete(j);
 }
 END_TEST
 
@@ -425,6 +461,7 @@ Suite *checkpoint_suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("format");
     tcase_add_test(tc, test_atomic_file);
+    tcase_add_test(tc, test_write_json_new);
     tcase_add_test(tc, test_format_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("resume");

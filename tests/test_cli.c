@@ -209,6 +209,17 @@ START_TEST(test_first_hour) {
     rc = t_run(msg, sizeof msg, "cd %s && %s speed --backend=full --lengths=64 --repeats=1 --warmup=0 >/dev/null 2>&1 && "
                "ls results/speed", dir, bench);
     ck_assert_msg(rc == 0 && strstr(msg, "speed-") && !strchr(msg, ':'), "exit %d: %s", rc, msg);
+    /* an existing --out is refused before anything is measured, and kept; --overwrite replaces it */
+    rc = t_run(msg, sizeof msg, "cd %s && echo mine > kept.json && %s speed --backend=full --lengths=64 --repeats=1 "
+               "--warmup=0 --out=kept.json; cat kept.json", dir, bench);
+    ck_assert_msg(strstr(msg, "kept.json exists") && strstr(msg, "--overwrite") && strstr(msg, "mine") &&
+                      !strstr(msg, "T=64 done"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "cd %s && %s speed --backend=full --lengths=64 --repeats=1 --warmup=0 --out=kept.json; "
+               "echo \"exit $?\"", dir, bench);
+    ck_assert_msg(strstr(msg, "exit 2"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "cd %s && %s speed --backend=full --lengths=64 --repeats=1 --warmup=0 --out=kept.json "
+               "--overwrite >/dev/null && grep -c '\"kind\": \"speed\"' kept.json", dir, bench);
+    ck_assert_msg(rc == 0 && strstr(msg, "1"), "exit %d: %s", rc, msg);
     /* --seeds stopped at its first seed says which it did not run */
     rc = t_run(msg, sizeof msg, "cd %s && LRA_TEST_POISON=1:1000 %s --profile=ci --steps=3 --seeds=7,8,9 --data-dir=%s", dir,
                bench, data);
