@@ -427,10 +427,11 @@ int lra_speed_main(int argc, char **argv) {
         cJSON_Delete(j);
         return 0;
     }
-    /* never over another's report: one that took the name while this run measured keeps it */
+    /* never over another's report (--overwrite replaces only the --out it names): one that took
+     * the name while this run measured keeps it */
     snprintf(written, sizeof written, "%s", path);
-    lra_status st = c.overwrite ? lra_write_json_atomic(path, j, err)
-                                : lra_write_json_new(path, j, written, sizeof written, err);
+    lra_status st = c.overwrite && c.out[0] ? lra_write_json_atomic(path, j, err)
+                                            : lra_write_json_new(path, j, written, sizeof written, err);
     if (st != LRA_OK) {
         fprintf(stderr, "lra-bench speed: %s\n", err);
         rc = 1;
