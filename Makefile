@@ -12,16 +12,19 @@ CFLAGS  += -std=c11 -Wall -Wextra -fopenmp $(EXTRA_CFLAGS)
 KERNEL_CFLAGS := -O3 -ffast-math
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# oneDNN (the encoder's matrix products, harness/gemm.c): Debian 12's libdnnl-dev ships a CMake
+# package but no .pc file, so pkg-config is asked first and -ldnnl is the fallback.
+DNNL_LIBS  := $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 DEFS := -DLRA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLRA_CFLAGS='"$(CFLAGS)"'
-LDLIBS := $(PKG_LIBS) -lm
+LDLIBS := $(PKG_LIBS) $(DNNL_LIBS) -lm
 
 B := build
 LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atomic_file.c common/sha256.c common/md5.c \
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
            datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
-           harness/layers.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
+           harness/layers.c harness/layernorm.c harness/gemm.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
            harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
@@ -46,8 +49,12 @@ $(B)/harness/sysinfo.o: $(B)/version.stamp
 FORCE:
 .PHONY: FORCE
 
-# gelu.c: vector tanhf from libmvec, as the attention kernels' expf (see gelu.c)
-$(B)/harness/gelu.o: CFLAGS += $(KERNEL_CFLAGS)
+# gelu.c: vector tanhf from libmvec, as the attention kernels' expf (see gelu.c); layernorm.c:
+# vectorised row sums (see layernorm.c)
+$(B)/harness/gelu.o $(B)/harness/layernorm.o: CFLAGS += $(KERNEL_CFLAGS)
+# layers.c: -O3 vectorises its per-column loops (bias gradients, dropout, head splits); without
+# -ffast-math nothing is reordered, so the bits are those of -O2
+$(B)/harness/layers.o: CFLAGS += -O3
 
 # peak.c measures the FMA peak: a * b + c must contract to one instruction
 $(B)/harness/peak.o: CFLAGS += -ffp-contract=fast

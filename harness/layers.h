@@ -28,14 +28,14 @@ void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                             const float *w, const float *mean, const float *rstd, int N, int C);
 
-/* out (N,OC) = in (N,C) @ w^T (OC,C) + bias (OC, may be NULL); through CBLAS. */
+/* out (N,OC) = in (N,C) @ w^T (OC,C) + bias (OC, may be NULL); through lra_gemm (oneDNN). */
 void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
                         int C, int OC);
 /* din, dw and dbias may be NULL when not needed. */
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const float *w, int N, int C, int OC);
 
-/* GELU, tanh approximation (flax's default). */
+/* GELU, exact: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default; flax's is tanh's). */
 void lra_gelu_forward(float *out, const float *in, long N);
 void lra_gelu_backward(float *din, const float *in, const float *dout, long N);
 void lra_relu_forward(float *out, const float *in, long N);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cblas.h>
+
+#include "gemm.h"
 #include <cjson/cJSON.h>
 
 #include "../attention/attention.h"
@@ -360,9 +362,10 @@ int lra_speed_main(int argc, char **argv) {
     static measure att[MAXB][MAXL], enc[MAXB][MAXL];
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("# lra-bench speed: batch %d, %d heads of %d, encoder %d layers (emb %d, mlp %d); %d threads; %d warm-up "
-           "+ %d timed repeats, medians; OpenBLAS %s, OPENBLAS_CORETYPE=%s\n",
+           "+ %d timed repeats, medians; encoder products: oneDNN, ISA %s; attention tiles: OpenBLAS %s, "
+           "OPENBLAS_CORETYPE=%s\n",
            c.batch, c.heads, c.hs, c.layers, c.heads * c.hs, 2 * c.heads * c.hs, c.threads, c.warmup, c.repeats,
-           openblas_get_corename(), ct ? ct : "(unset)");
+           lra_gemm_isa(), openblas_get_corename(), ct ? ct : "(unset)");
     if (lra_dist_size() > 1 || c.shards > 1)
         printf("# %d process%s x %d threads; the encoder step in %d gradient shards (train.h)%s\n", lra_dist_size(),
                lra_dist_size() > 1 ? "es" : "", c.threads, c.shards,

@@ -11,6 +11,8 @@
 
 #include <cblas.h>
 
+#include "gemm.h"
+
 #ifndef LRA_GIT_COMMIT
 #define LRA_GIT_COMMIT "unknown"
 #endif
@@ -80,6 +82,7 @@ cJSON *lra_machine_json(int threads) {
     cJSON_AddStringToObject(j, "cflags", LRA_CFLAGS);
     cJSON_AddStringToObject(j, "openblas_config", openblas_get_config());
     cJSON_AddStringToObject(j, "openblas_core", openblas_get_corename());
+    cJSON_AddStringToObject(j, "onednn_isa", lra_gemm_isa());
     const char *ct = getenv("OPENBLAS_CORETYPE");
     if (ct) cJSON_AddStringToObject(j, "OPENBLAS_CORETYPE", ct);
     else cJSON_AddNullToObject(j, "OPENBLAS_CORETYPE");

@@ -27,8 +27,10 @@ const char *lra_git_commit(void);
  *   4  full attention's score products as "A times B" on K^T blocks, in 512-query chunks
  *   5  moe's gates, logits and dP as "A times B" on transposed block means, keys and values
  *   6  mita's products against keys, values, landmarks and Vbar likewise
- *   7  agent's products against keys, values, A and V_A likewise */
-#define LRA_NUMERICS 7
+ *   7  agent's products against keys, values, A and V_A likewise
+ *   8  the encoder's products through oneDNN (harness/gemm.c) in 512-row and 32-feature blocks,
+ *      LayerNorm's row sums vectorised, GELU in its exact (erf) form instead of tanh's */
+#define LRA_NUMERICS 8
 /* ISO 8601 UTC of a time(NULL) value into buf[32]. */
 void lra_iso_time(long t, char *buf);
 

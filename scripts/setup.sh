@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages lra-bench builds against. Idempotent: installs only what is missing.
 set -eu
-PKGS="build-essential pkg-config libcurl4-openssl-dev libcjson-dev zlib1g-dev libarchive-dev libpng-dev check dataset-fashion-mnist libopenblas-openmp-dev
+PKGS="build-essential pkg-config libcurl4-openssl-dev libcjson-dev zlib1g-dev libarchive-dev libpng-dev check dataset-fashion-mnist libopenblas-openmp-dev libdnnl-dev
       openmpi-bin libopenmpi-dev
       clang libclang-rt-dev libomp-dev"  # the last three: the libFuzzer harnesses (make fuzz)
 missing=""

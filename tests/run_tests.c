@@ -248,6 +248,7 @@ int main(void) {
     if (!mkdtemp(root)) { perror("mkdtemp"); return EXIT_FAILURE; }
     setenv("LRA_TEST_ROOT", root, 1);
     SRunner *sr = srunner_create(layers_suite());
+    srunner_add_suite(sr, gemm_suite());
     srunner_add_suite(sr, model_suite());
     srunner_add_suite(sr, attention_suite());
     srunner_add_suite(sr, listops_suite());

@@ -79,11 +79,17 @@ START_TEST(test_activations) {
         else lra_gelu_backward(din, c.in, c.R, 64);
         fd(act_loss, &c, c.in, din, 64, relu ? "relu" : "gelu");
     }
-    /* the tanh approximation at known points: gelu(1) = 0.841192, gelu(-2) = -0.045402 */
-    float x[2] = {1.0f, -2.0f}, y[2];
-    lra_gelu_forward(y, x, 2);
-    ck_assert_float_eq_tol(y[0], 0.841192f, 1e-5f);
-    ck_assert_float_eq_tol(y[1], -0.045402f, 1e-5f);
+    /* the exact (erf) form at known points: x Phi(x) = 0.8413447 at 1 and -0.0455003 at -2 (the tanh
+     * approximation gives 0.841192 and -0.045402: it fails here), and every element of a
+     * 40-element array (two vector blocks and a padded rest) against double erf */
+    float x[40], y[40];
+    for (int i = 0; i < 40; i++) x[i] = -5.0f + 0.25f * (float)i;
+    x[0] = 1.0f, x[1] = -2.0f;
+    lra_gelu_forward(y, x, 40);
+    ck_assert_float_eq_tol(y[0], 0.8413447f, 1e-6f);
+    ck_assert_float_eq_tol(y[1], -0.0455003f, 1e-6f);
+    for (int i = 0; i < 40; i++)
+        ck_assert_float_eq_tol(y[i], 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))), 2e-6f);
 }
 END_TEST
 

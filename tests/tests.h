@@ -8,6 +8,7 @@
 #include "../common/lra.h"
 
 Suite *layers_suite(void);
+Suite *gemm_suite(void);
 Suite *model_suite(void);
 Suite *attention_suite(void);
 Suite *listops_suite(void);

@@ -1,0 +1,128 @@
+/* gemm.c - see gemm.h.
+ *
+ * Every dimension and stride is a run-time value (DNNL_RUNTIME_DIM_VAL), so one primitive per
+ * (transA, transB, beta) serves every shape: batches padded to different lengths never build a
+ * new kernel mid-run. oneDNN threads a call itself unless it runs inside a parallel region, so
+ * the calling thread's OpenMP thread count is held at 1 while a primitive is built and run: a
+ * serial call then cannot split its sum over K across threads either. */
+#include "gemm.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+enum { MAX_THREADS = 256, N_PRIMS = 8 };
+
+typedef struct {
+    dnnl_primitive_t prim[N_PRIMS]; /* [transA * 4 + transB * 2 + (beta != 0)] */
+    dnnl_stream_t stream;
+} thread_cache;
+
+static dnnl_engine_t engine;
+static thread_cache *caches[MAX_THREADS]; /* each slot built and used by its own thread only */
+
+static void check(dnnl_status_t st, const char *what) {
+    if (st == dnnl_success) return;
+    fprintf(stderr, "lra-bench: internal error: oneDNN %s failed (status %d)\n", what, (int)st);
+    abort();
+}
+
+static dnnl_engine_t get_engine(void) {
+#pragma omp critical(lra_gemm_engine)
+    if (!engine) check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create");
+    return engine;
+}
+
+/* a (rows, cols) matrix stored row-major with leading dimension ld, or its transpose */
+static void matrix_desc(dnnl_memory_desc_t *md, int trans, long rows, long cols, long ld) {
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_dims_t strides = {trans ? 1 : ld, trans ? ld : 1};
+    check(dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides), "memory_desc_init");
+}
+
+static dnnl_primitive_t build(int transA, int transB, int accumulate) {
+    const long R = DNNL_RUNTIME_DIM_VAL;
+    dnnl_memory_desc_t a, b, c;
+    matrix_desc(&a, transA, R, R, R);
+    matrix_desc(&b, transB, R, R, R);
+    matrix_desc(&c, 0, R, R, R);
+    dnnl_matmul_desc_t md;
+    check(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c), "matmul_desc_init");
+    dnnl_primitive_attr_t attr;
+    check(dnnl_primitive_attr_create(&attr), "attr_create");
+    if (accumulate) {
+        dnnl_post_ops_t po;
+        check(dnnl_post_ops_create(&po), "post_ops_create");
+        check(dnnl_post_ops_append_sum(po, 1.0f), "post_ops_append_sum");
+        check(dnnl_primitive_attr_set_post_ops(attr, po), "set_post_ops");
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd;
+    check(dnnl_primitive_desc_create(&pd, &md, attr, get_engine(), NULL), "matmul primitive_desc_create");
+    dnnl_primitive_t p;
+    check(dnnl_primitive_create(&p, pd), "primitive_create");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return p;
+}
+
+static thread_cache *my_cache(void) {
+    const int id = omp_get_thread_num();
+    if (id >= MAX_THREADS) {
+        fprintf(stderr, "lra-bench: internal error: more than %d threads\n", MAX_THREADS);
+        abort();
+    }
+    if (!caches[id]) {
+        thread_cache *tc = calloc(1, sizeof *tc);
+        if (!tc) {
+            fprintf(stderr, "lra-bench: out of memory for the matrix-product cache\n");
+            abort();
+        }
+        check(dnnl_stream_create(&tc->stream, get_engine(), dnnl_stream_default_flags), "stream_create");
+        caches[id] = tc;
+    }
+    return caches[id];
+}
+
+void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    thread_cache *tc = my_cache();
+    const int slot = transA * 4 + transB * 2 + (beta != 0.0f);
+    if (!tc->prim[slot]) tc->prim[slot] = build(transA, transB, beta != 0.0f);
+
+    dnnl_memory_desc_t a, b, c;
+    matrix_desc(&a, transA, M, K, lda);
+    matrix_desc(&b, transB, K, N, ldb);
+    matrix_desc(&c, 0, M, N, ldc);
+    dnnl_memory_t ma, mb, mc;
+    check(dnnl_memory_create(&ma, &a, engine, (void *)A), "memory_create");
+    check(dnnl_memory_create(&mb, &b, engine, (void *)B), "memory_create");
+    check(dnnl_memory_create(&mc, &c, engine, C), "memory_create");
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+    check(dnnl_primitive_execute(tc->prim[slot], tc->stream, 3, args), "matmul execute");
+    dnnl_memory_destroy(ma);
+    dnnl_memory_destroy(mb);
+    dnnl_memory_destroy(mc);
+    omp_set_num_threads(saved_threads);
+}
+
+const char *lra_gemm_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    default: return "other";
+    }
+}

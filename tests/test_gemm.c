@@ -1,0 +1,152 @@
+/* test_gemm.c - the encoder's matrix products (harness/gemm.c through oneDNN) against a float64
+ * reference: every transpose and beta, strided operands, the matmul layer's blocking past one
+ * block, the same bits from a serial call and from inside a two-thread region, and the same at
+ * the lower instruction sets oneDNN dispatches to (each ISA test caps oneDNN before its first call:
+ * Check runs every test in a fresh child, so each cap is the process's first oneDNN call). */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "../harness/gemm.h"
+#include "../harness/layers.h"
+#include "tests.h"
+
+/* C (M,N) = op(A) op(B) + beta C in float64, op from the stored layouts as gemm.h says */
+static void ref_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = beta != 0.0f ? C[(size_t)i * ldc + j] : 0.0;
+            for (int k = 0; k < K; k++) {
+                double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += a * b;
+            }
+            C[(size_t)i * ldc + j] = (float)s;
+        }
+}
+
+/* every transpose and beta at odd sizes and strides wider than the rows */
+static void check_all_forms(void) {
+    enum { M = 37, N = 19, K = 70, PAD = 3 };
+    const int lda_n = K + PAD, lda_t = M + PAD, ldb_n = N + PAD, ldb_t = K + PAD, ldc = N + PAD;
+    float *A = malloc(sizeof(float) * K * (M + PAD) * 2), *B = malloc(sizeof(float) * K * (N + PAD) * 2);
+    float C[M * ldc], R[M * ldc];
+    t_fill(A, (size_t)K * (M + PAD) * 2, 1.0f, 1);
+    t_fill(B, (size_t)K * (N + PAD) * 2, 1.0f, 2);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int beta = 0; beta < 2; beta++) {
+                t_fill(C, M * ldc, 1.0f, 3);
+                if (!beta) /* C is not read with beta 0: NaN there must not reach the result */
+                    for (int i = 0; i < M * ldc; i++) C[i] = NAN;
+                memcpy(R, C, sizeof C);
+                const int lda = ta ? lda_t : lda_n, ldb = tb ? ldb_t : ldb_n;
+                lra_gemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, C, ldc);
+                ref_gemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, R, ldc);
+                for (int i = 0; i < M; i++)
+                    ck_assert_msg(t_close(C + i * ldc, R + i * ldc, N, 1e-5, 1e-5) <= 1.0,
+                                  "gemm ta=%d tb=%d beta=%d row %d differs from the float64 reference (ISA %s)", ta,
+                                  tb, beta, i, lra_gemm_isa());
+            }
+    free(A);
+    free(B);
+}
+
+/* the matmul layer on 1100 rows (two full 512-row blocks and a partial one) and 70 output
+ * features (two full 32-feature weight-gradient blocks and a partial one), bias on */
+static void check_matmul_layer(void) {
+    enum { N = 1100, C = 24, OC = 70 };
+    float *in = malloc(sizeof(float) * N * C), *w = malloc(sizeof(float) * OC * C), *bias = malloc(sizeof(float) * OC);
+    float *out = malloc(sizeof(float) * N * OC), *ref = malloc(sizeof(float) * N * OC);
+    float *dout = malloc(sizeof(float) * N * OC), *din = malloc(sizeof(float) * N * C), *rdin = malloc(sizeof(float) * N * C);
+    float *dw = malloc(sizeof(float) * OC * C), *rdw = malloc(sizeof(float) * OC * C);
+    float *db = calloc(OC, sizeof(float));
+    t_fill(in, N * C, 1.0f, 4); t_fill(w, OC * C, 1.0f, 5); t_fill(bias, OC, 1.0f, 6); t_fill(dout, N * OC, 1.0f, 7);
+    t_fill(din, N * C, 1.0f, 8); t_fill(dw, OC * C, 1.0f, 9); /* backward accumulates onto these */
+    memcpy(rdin, din, sizeof(float) * N * C);
+    memcpy(rdw, dw, sizeof(float) * OC * C);
+    lra_matmul_forward(out, in, w, bias, N, C, OC);
+    lra_matmul_backward(din, dw, db, dout, in, w, N, C, OC);
+    for (int n = 0; n < N; n++) memcpy(ref + (size_t)n * OC, bias, sizeof(float) * OC);
+    ref_gemm(0, 1, N, OC, C, in, C, w, C, 1.0f, ref, OC);
+    ref_gemm(0, 0, N, C, OC, dout, OC, w, C, 1.0f, rdin, C);
+    ref_gemm(1, 0, OC, C, N, dout, OC, in, C, 1.0f, rdw, C);
+    ck_assert_msg(t_close(out, ref, (size_t)N * OC, 1e-5, 1e-5) <= 1.0, "matmul forward (ISA %s)", lra_gemm_isa());
+    ck_assert_msg(t_close(din, rdin, (size_t)N * C, 1e-5, 1e-5) <= 1.0, "matmul din (ISA %s)", lra_gemm_isa());
+    ck_assert_msg(t_close(dw, rdw, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "matmul dw (ISA %s)", lra_gemm_isa());
+    for (int o = 0; o < OC; o++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+        ck_assert_msg(fabs(db[o] - s) <= 1e-4 * (1 + fabs(s)), "matmul dbias[%d]: %g, reference %g", o, db[o], s);
+    }
+    free(in); free(w); free(bias); free(out); free(ref); free(dout); free(din); free(rdin); free(dw); free(rdw); free(db);
+}
+
+/* A weight gradient's long sum (K = 64000 rows, as at ListOps' repro shape) gives the same bits
+ * called serially with two threads available and called by one thread of a two-thread region:
+ * oneDNN would split a serial call's sum across the threads, which would make a result depend
+ * on where it was called from and on the thread count. */
+static void check_serial_equals_region(void) {
+    enum { M = 32, N = 64, K = 64000 };
+    float *A = malloc(sizeof(float) * K * M), *B = malloc(sizeof(float) * K * N);
+    float serial[M * N] = {0}, inside[M * N] = {0};
+    t_fill(A, (size_t)K * M, 1.0f, 10);
+    t_fill(B, (size_t)K * N, 1.0f, 11);
+    omp_set_num_threads(2);
+    lra_gemm(1, 0, M, N, K, A, M, B, N, 1.0f, serial, N);
+    ck_assert_int_eq(omp_get_max_threads(), 2); /* the caller's thread count is put back */
+#pragma omp parallel num_threads(2)
+    {
+        if (omp_get_thread_num() == 1 || omp_get_num_threads() == 1)
+            lra_gemm(1, 0, M, N, K, A, M, B, N, 1.0f, inside, N);
+    }
+    ck_assert_msg(memcmp(serial, inside, sizeof serial) == 0, "a serial lra_gemm differs from one inside a region");
+    free(A);
+    free(B);
+}
+
+static void cap_isa(dnnl_cpu_isa_t isa, const char *name) {
+    ck_assert_msg(dnnl_set_max_cpu_isa(isa) == dnnl_success,
+                  "could not cap oneDNN at %s: it had already run in this process (run the tests with CK_FORK=yes)", name);
+    ck_assert_msg((dnnl_get_effective_cpu_isa() & ~isa) == 0, "oneDNN capped at %s dispatches to %s", name, lra_gemm_isa());
+}
+
+START_TEST(test_gemm_reference) {
+    check_all_forms();
+    check_matmul_layer();
+}
+END_TEST
+
+START_TEST(test_gemm_serial_equals_region) { check_serial_equals_region(); }
+END_TEST
+
+START_TEST(test_gemm_avx512_core) {
+    cap_isa(dnnl_cpu_isa_avx512_core, "AVX512_CORE");
+    check_all_forms();
+    check_matmul_layer();
+}
+END_TEST
+
+START_TEST(test_gemm_avx2) {
+    cap_isa(dnnl_cpu_isa_avx2, "AVX2");
+    ck_assert_str_eq(lra_gemm_isa(), "avx2"); /* every x86-64 machine of ours has AVX2 */
+    check_all_forms();
+    check_matmul_layer();
+    check_serial_equals_region();
+}
+END_TEST
+
+Suite *gemm_suite(void) {
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("oneDNN products");
+    tcase_add_test(tc, test_gemm_reference);
+    tcase_add_test(tc, test_gemm_serial_equals_region);
+    tcase_add_test(tc, test_gemm_avx512_core);
+    tcase_add_test(tc, test_gemm_avx2);
+    suite_add_tcase(s, tc);
+    return s;
+}
