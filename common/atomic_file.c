@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,6 +67,68 @@ int lra_atomic_link_new(lra_atomic_file *a, const char *path, int flags) {
 }
 
 void lra_atomic_discard(lra_atomic_file *a) { remove(a->tmp); }
+
+static int file_id(const char *path, unsigned long long id[6]) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    id[0] = (unsigned long long)st.st_dev;
+    id[1] = (unsigned long long)st.st_ino;
+    id[2] = (unsigned long long)st.st_size;
+    id[3] = (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec;
+    id[4] = (unsigned long long)st.st_ctim.tv_sec * 1000000000ull + (unsigned long long)st.st_ctim.tv_nsec;
+    id[5] = 0;
+    return 1;
+}
+
+static int held_there(const lra_owned_name *o) {
+    unsigned long long now[6];
+    return o->held && file_id(o->path, now) && !memcmp(now, o->id, sizeof now);
+}
+
+static void hold(lra_owned_name *o) {
+    o->held = file_id(o->path, o->id);
+}
+
+void lra_owned_init(lra_owned_name *o, const char *path, int adopt) {
+    snprintf(o->path, sizeof o->path, "%s", path);
+    o->held = 0;
+    if (adopt) hold(o);
+}
+
+void lra_owned_remove(lra_owned_name *o) {
+    if (held_there(o)) remove(o->path);
+    o->held = 0;
+}
+
+int lra_atomic_claim(lra_atomic_file *a, lra_owned_name *o, int flags) {
+    int e = lra_atomic_link_new(a, o->path, flags);
+    if (!e) hold(o);
+    return e;
+}
+
+int lra_atomic_put_owned(lra_atomic_file *a, lra_owned_name *o, int *moved, int flags) {
+    *moved = 0;
+    if (held_there(o)) {
+        int e = lra_atomic_rename(a, flags);
+        if (!e) hold(o);
+        return e;
+    }
+    /* not ours (any more): the name where it is free, else the first free numbered one */
+    char want[4200];
+    snprintf(want, sizeof want, "%s", o->path);
+    const char *slash = strrchr(want, '/'), *dot = strrchr(want, '.');
+    const int stem = (int)(dot && (!slash || dot > slash) ? dot - want : (long)strlen(want));
+    int e = lra_atomic_link_new(a, want, flags);
+    for (int k = 2; e == EEXIST && k <= 100; k++) {
+        int w = snprintf(o->path, sizeof o->path, "%.*s-%d%s", stem, want, k, want + stem);
+        e = w > 0 && (size_t)w < sizeof o->path ? lra_atomic_link_new(a, o->path, flags) : ENAMETOOLONG;
+        *moved = 1;
+    }
+    if (e) lra_atomic_discard(a); /* kept by a refused link; gone already after any other failure */
+    if (e) { snprintf(o->path, sizeof o->path, "%s", want); *moved = 0; return e; }
+    hold(o);
+    return 0;
+}
 
 int lra_atomic_commit(lra_atomic_file *a, int ok, int flags) {
     int e = lra_atomic_finish(a, ok, flags);

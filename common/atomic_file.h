@@ -42,6 +42,35 @@ int lra_atomic_rename(lra_atomic_file *a, int flags);
  * removing it. Where the file system has no hard links, an existence check and a rename instead. */
 int lra_atomic_link_new(lra_atomic_file *a, const char *path, int flags);
 
+/* A name a run writes again and again (its report, its checkpoint), held by the file this process
+ * put there last, told by device, inode, size and change times (an inode number alone is reused at
+ * once when a file is removed and another made): a rename replaces only that file, never one
+ * another process made under the name meanwhile (two runs started at the same instant with one
+ * --out). */
+typedef struct {
+    char path[4200]; /* where the file is now: the name asked for, or the free one taken instead */
+    int held;        /* the file at path is ours: id says which */
+    unsigned long long id[6]; /* dev, ino, size, mtime and ctime in ns */
+} lra_owned_name;
+
+/* o->path from path, with nothing held yet; or, with adopt, the file there now held as ours (a
+ * resumed run's own report, or what --overwrite may replace). */
+void lra_owned_init(lra_owned_name *o, const char *path, int adopt);
+
+/* Claims o->path with a finished temporary file: a hard link that fails where the name exists
+ * (EEXIST, the temporary file kept) even when another process made it a moment ago; on success
+ * the file is held. Returns 0 or errno. */
+int lra_atomic_claim(lra_atomic_file *a, lra_owned_name *o, int flags);
+
+/* Puts a finished temporary file at o->path: over the file held there, else (nothing held, or the
+ * file there is not ours) under the name where it is free, else under the first free of
+ * stem-2.ext .. stem-100.ext, which o->path then becomes (*moved set). Never replaces a file it
+ * does not hold. Returns 0 or errno (EEXIST: every name taken), the temporary file removed. */
+int lra_atomic_put_owned(lra_atomic_file *a, lra_owned_name *o, int *moved, int flags);
+
+/* Removes the file at o->path if it is the one held (a claim given up); nothing is held after. */
+void lra_owned_remove(lra_owned_name *o);
+
 /* Removes a finished temporary file that will not be renamed (another file of the same set failed). */
 void lra_atomic_discard(lra_atomic_file *a);
 

@@ -3,6 +3,8 @@
  * so production paths pay one getenv at the points below and nothing else.
  *
  *   STOP_AT=STEP             run.c: SIGSTOP before training step STEP (a test then SIGKILLs it)
+ *   STOP_BEFORE_CLAIM=1      run.c: SIGSTOP after the report name was found free, before it is
+ *                            claimed (a test starts a second run into that window)
  *   STOP_IN_CHECKPOINT=K     checkpoint.c: SIGSTOP halfway through writing the K-th checkpoint
  *   POISON=STEP:INDEX        run.c: parameter INDEX becomes NaN before step STEP (divergence)
  *   HOLD_ON_STOP=1           run.c: after the first SIGINT/SIGTERM, wait for a second one (so a

@@ -30,7 +30,9 @@ static int put(FILE *f, lra_sha256 *h, const void *p, size_t n) {
     return fwrite(p, 1, n, f) == n;
 }
 
-lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra_ckpt_section *s, int n, char *err) {
+lra_status lra_checkpoint_write(lra_owned_name *name, int *moved, const cJSON *header, const lra_ckpt_section *s,
+                                int n, char *err) {
+    const char *path = name->path;
     cJSON *h = cJSON_Duplicate(header, 1);
     cJSON *list = h ? cJSON_AddArrayToObject(h, "sections") : NULL;
     for (int i = 0; list && i < n; i++) {
@@ -62,10 +64,11 @@ lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra
     char hex[65];
     lra_sha256_final_hex(&hash, hex);
     ok = ok && fwrite(hex, 1, TRAILER, a.f) == TRAILER;
-    int e = lra_atomic_commit(&a, ok, LRA_ATOMIC_SYNC);
+    int e = lra_atomic_finish(&a, ok, LRA_ATOMIC_SYNC);
+    if (!e) e = lra_atomic_put_owned(&a, name, moved, LRA_ATOMIC_SYNC);
     if (e)
         return lra_fail(err, LRA_ERR_IO, "%s: could not write the checkpoint (%s); the previous one, if any, is untouched",
-                        path, strerror(e));
+                        name->path, strerror(e));
     return LRA_OK;
 }
 

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/atomic_file.h"
+
 #include "../common/lra.h"
 
 #define LRA_CHECKPOINT_VERSION 1
@@ -27,11 +29,14 @@ typedef struct {
     size_t bytes;
 } lra_ckpt_section;
 
-/* Writes header (borrowed, not modified) and the n sections to path through path.tmp.PID in the
- * same directory: written, flushed, fsync'd and renamed over path, then the directory fsync'd. On
- * any failure (full disk, file-size limit, read-only directory) the temporary file is removed,
- * path - the last good checkpoint - is untouched, and err names the file and the reason. */
-lra_status lra_checkpoint_write(const char *path, const cJSON *header, const lra_ckpt_section *s, int n, char *err);
+/* Writes header (borrowed, not modified) and the n sections to name->path through PATH.tmp.PID in
+ * the same directory: written, flushed, fsync'd and put in place by lra_atomic_put_owned (over
+ * the checkpoint this process wrote there before, never over another's: then under a free
+ * numbered name, which name->path becomes and *moved says), then the directory fsync'd. On any
+ * failure (full disk, file-size limit, read-only directory) the temporary file is removed, the
+ * last good checkpoint is untouched, and err names the file and the reason. */
+lra_status lra_checkpoint_write(lra_owned_name *name, int *moved, const cJSON *header, const lra_ckpt_section *s,
+                                int n, char *err);
 
 enum { LRA_CKPT_MAX_SECTIONS = 16 };
 

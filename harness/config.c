@@ -88,7 +88,7 @@ static const opt_def opts[] = {
      "the final evaluation: all (every example) | subset (the periodic one: smoke runs)"},
     {"log-every", OPT_INT, F(log_every), 1, 1e9, NULL, "steps between progress lines"},
     {"timing-skip", OPT_INT, F(timing_skip), 0, 1e9, NULL, "first steps left out of throughput"},
-    {"progress", OPT_ENUM, F(progress), 0, 0, onoff_names, "progress on stderr (default: on a terminal)"},
+    {"progress", OPT_ENUM, F(progress), 0, 0, onoff_names, "progress lines on stderr, terminal or not (default on; =off silences them)"},
     {"data-dir", OPT_STR, F(data_dir), 0, 0, NULL,
      "data directory (else $LRA_DATA_DIR, else $XDG_CACHE_HOME/lra-bench, else ~/.cache/lra-bench)"},
     {"out", OPT_STR, F(out), 0, 0, NULL,

@@ -231,6 +231,8 @@ int lra_run_main(int argc, char **argv) {
         c.seed = seeds[i];
         st = lra_run(&c, report, sizeof report, err);
         if (st != LRA_OK && lra_dist_rank() != 0) return exit_code(st); /* rank 0 says it */
+        if (report[0] && lra_dist_rank() == 0) printf("%s\n", report); /* stdout: the report, whenever one was written (partial too) */
+        fflush(stdout);
         if (st != LRA_OK) {
             fprintf(stderr, "lra-bench: seed %ld: %s\n", c.seed, err);
             if (i + 1 < nseeds) { /* a resume continues one run: say what --seeds has left */
@@ -242,8 +244,6 @@ int lra_run_main(int argc, char **argv) {
             }
             return exit_code(st);
         }
-        if (lra_dist_rank() == 0) printf("%s\n", report);
-        fflush(stdout);
     }
     return 0;
 }

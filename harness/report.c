@@ -235,10 +235,18 @@ static cJSON *build_report(run_state *r) {
     return j;
 }
 
-lra_status lra_run_write_report(run_state *r, const char *path, char *err) {
+lra_status lra_run_write_report(run_state *r, char *err) {
     if (lra_dist_rank() != 0) return LRA_OK; /* one writer (dist.h) */
     cJSON *j = build_report(r);
-    lra_status st = lra_write_json_atomic(path, j, err);
+    lra_atomic_file a;
+    lra_status st = write_tmp(&a, r->report_name.path, j, err);
     cJSON_Delete(j);
-    return st;
+    if (st != LRA_OK) return st;
+    int moved, e = lra_atomic_put_owned(&a, &r->report_name, &moved, LRA_ATOMIC_SYNC);
+    if (e) return lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", r->report_name.path, strerror(e));
+    if (moved)
+        fprintf(stderr, "lra-bench: note: %s is no longer this run's file (another run's, or moved): its report is %s "
+                "from now on\n", r->report_path, r->report_name.path);
+    snprintf(r->report_path, sizeof r->report_path, "%s", r->report_name.path);
+    return LRA_OK;
 }

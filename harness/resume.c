@@ -76,8 +76,13 @@ lra_status lra_run_save_checkpoint(run_state *r, char *err) {
     cJSON_AddStringToObject(h, "written_at", when);
     lra_ckpt_section s[NSECTIONS];
     section_list(r, s);
-    lra_status st = lra_checkpoint_write(r->ckpt_path, h, s, NSECTIONS, err);
+    int moved = 0;
+    lra_status st = lra_checkpoint_write(&r->ckpt_name, &moved, h, s, NSECTIONS, err);
     cJSON_Delete(h);
+    if (moved)
+        fprintf(stderr, "lra-bench: note: %s is no longer this run's file (another run's, or moved): its checkpoint is "
+                "%s from now on\n", r->ckpt_path, r->ckpt_name.path);
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s", r->ckpt_name.path);
     if (st == LRA_OK) r->ckpt_step = r->steps_done;
     return st;
 }

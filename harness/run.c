@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -207,30 +209,115 @@ void lra_run_default_report(const lra_config *c, char *path, size_t n) {
     snprintf(path, n, "results/%s/%s-%s-seed%ld-%.8s.json", c->task, c->backend, c->profile, c->seed, hex);
 }
 
-/* A new run never replaces another's files silently: an existing report or checkpoint is refused
- * (with what it holds and the ways on), unless --overwrite. Even then the old files stay until
- * the new run's replace them atomically, so a run that cannot write loses nothing. */
-static lra_status claim_paths(const lra_config *c, const char *report, const char *ckpt, char *err) {
-    const char *both[2] = {report, ckpt};
-    for (int i = 0; i < 2 && !c->overwrite; i++) {
-        if (!lra_file_exists(both[i])) continue;
-        char what[160] = "";
-        if (i == 0) { /* say what the report holds */
-            lra_status ignored;
-            char e2[LRA_ERR_LEN];
-            cJSON *j = lra_read_json(report, &ignored, e2);
-            const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-            const cJSON *steps = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "results"), "train"), "steps");
-            if (cJSON_IsString(status) && cJSON_IsNumber(steps))
-                snprintf(what, sizeof what, " (a %s run, %.0f steps)", status->valuestring, steps->valuedouble);
-            cJSON_Delete(j);
-        }
-        return lra_fail(err, LRA_ERR_USAGE,
-                        "%s exists%s: `lra-bench resume %s` continues that run; --out=PATH writes this one elsewhere; "
-                        "--overwrite replaces it", both[i], what, both[i]);
+/* ---- the report's and checkpoint's names: claimed at start, never another's replaced -------- */
+
+/* "X exists": what the report there holds, and the ways on that work for it */
+static lra_status refuse_existing(const char *path, int is_report, char *err) {
+    char what[160] = "", how[600];
+    int resumable = !is_report; /* a checkpoint continues; a report only where it says it is unfinished */
+    if (is_report) {
+        lra_status ignored;
+        char e2[LRA_ERR_LEN];
+        cJSON *j = lra_read_json(path, &ignored, e2);
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "results"), "train"), "steps");
+        if (cJSON_IsString(status) && cJSON_IsNumber(steps))
+            snprintf(what, sizeof what, " (a %s run, %.0f steps)", status->valuestring, steps->valuedouble);
+        else if (cJSON_IsString(status)) /* a placeholder: another run claimed it and is setting up */
+            snprintf(what, sizeof what, " (a run %s: claimed by another lra-bench)", status->valuestring);
+        resumable = cJSON_IsString(status) && (!strcmp(status->valuestring, "interrupted") ||
+                                               !strcmp(status->valuestring, "running"));
+        cJSON_Delete(j);
     }
+    if (resumable)
+        snprintf(how, sizeof how, "`lra-bench resume %s` continues that run; --out=PATH writes this one elsewhere; "
+                 "--overwrite replaces it", path);
+    else
+        snprintf(how, sizeof how, "--out=PATH writes this run elsewhere; --overwrite replaces it");
+    return lra_fail(err, LRA_ERR_USAGE, "%s exists%s: %s", path, what, how);
+}
+
+/* A new run's report name is claimed before anything long starts: a placeholder report (status
+ * "starting") is linked in under exactly that name, which fails where the name exists, even when
+ * another run created it a moment ago, so of two runs started together with one --out, one
+ * refuses (exit 2) and the other runs. The placeholder's write also shows that the report can be
+ * written (directory, permissions, space). An existing checkpoint is refused too, and so is a
+ * checkpoint path equal to the report's. --overwrite claims nothing: it adopts the files there,
+ * which stay until this run's own replace them, so a run that cannot write loses nothing.
+ * A resumed run adopts its own files. */
+static lra_status claim_names(run_state *r, char *err) {
+    const lra_config *c = r->c;
+    if (!strcmp(r->report_path, r->ckpt_path))
+        return lra_fail(err, LRA_ERR_USAGE, "--checkpoint=%s is the report's path too: the two would overwrite each other",
+                        r->ckpt_path);
+    const int adopt = c->resume || c->overwrite;
+    lra_owned_init(&r->report_name, r->report_path, adopt);
+    lra_owned_init(&r->ckpt_name, r->ckpt_path, adopt);
+    if (lra_dist_rank() != 0) return LRA_OK; /* one writer (dist.h) */
+    if (!adopt && lra_file_exists(r->report_path)) return refuse_existing(r->report_path, 1, err);
+    if (!adopt && lra_file_exists(r->ckpt_path)) return refuse_existing(r->ckpt_path, 0, err);
+    if (c->resume) return LRA_OK;
+    if (lra_test_hook("STOP_BEFORE_CLAIM")) raise(SIGSTOP);
+
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "schema_version", LRA_REPORT_SCHEMA_VERSION);
+    cJSON_AddStringToObject(j, "kind", "run");
+    cJSON_AddStringToObject(j, "status", "starting");
+    cJSON_AddNumberToObject(j, "pid", (double)getpid());
+    cJSON_AddItemToObject(j, "config", lra_config_to_json(c));
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
+    lra_atomic_file a;
+    char why[LRA_ERR_LEN];
+    lra_status st = lra_atomic_open(&a, r->report_path, why);
+    if (st != LRA_OK)
+        st = lra_fail(err, LRA_ERR_IO, "cannot write the report %s (%s): nothing was run", r->report_path, why);
+    if (st == LRA_OK) {
+        int e = lra_atomic_finish(&a, fputs(text, a.f) >= 0 && fputc('\n', a.f) != EOF, LRA_ATOMIC_SYNC);
+        if (!e && c->overwrite) lra_atomic_discard(&a); /* written, so writable; the old report stays */
+        else if (!e) e = lra_atomic_claim(&a, &r->report_name, LRA_ATOMIC_SYNC);
+        if (e == EEXIST) {
+            lra_atomic_discard(&a);
+            st = refuse_existing(r->report_path, 1, err);
+        } else if (e) {
+            st = lra_fail(err, LRA_ERR_IO, "%s: cannot write the report here (%s): nothing was run", r->report_path,
+                          strerror(e));
+        } else {
+            r->claimed = !c->overwrite;
+        }
+    }
+    free(text);
+    return st;
+}
+
+/* Before the first step: room for the checkpoint, shown by allocating its size (twice over: the
+ * new one is written beside the last) in a temporary file next to it, then removed. */
+static lra_status check_checkpoint_room(run_state *r, char *err) {
+    if (lra_dist_rank() != 0) return LRA_OK;
+    const size_t np = r->model.nparams * sizeof(float);
+    /* the sections (resume.c: params, two moments, best params, the order) and the header */
+    const off_t need = (off_t)(4 * np + 2 * r->bat.split->n * sizeof(uint32_t) + (64 << 10));
+    lra_atomic_file a;
+    char why[LRA_ERR_LEN];
+    lra_status st = lra_atomic_open(&a, r->ckpt_path, why);
+    if (st != LRA_OK)
+        return lra_fail(err, LRA_ERR_IO, "cannot write the checkpoint %s (%s): nothing was run", r->ckpt_path, why);
+    int e = posix_fallocate(fileno(a.f), 0, 2 * need); /* returns the error, errno untouched */
+    if (e) errno = e;
+    e = lra_atomic_finish(&a, e == 0, 0);
+    lra_atomic_discard(&a);
+    if (e)
+        return lra_fail(err, LRA_ERR_IO, "%s: cannot write the checkpoint here (%s; it needs %.1f MB): nothing was run",
+                        r->ckpt_path, strerror(e), 2 * need / 1e6);
     return LRA_OK;
+}
+
+/* After a set-up failure: the placeholder goes, so that a retry is not refused. */
+static void unclaim(run_state *r) {
+    if (r->claimed) lra_owned_remove(&r->report_name);
+    r->claimed = 0;
 }
 
 /* ---- the run: setup, the training loop, the end ------------------------------------------ */
@@ -263,7 +350,13 @@ static lra_status setup(run_state *r, int threads, char *err) {
         lra_atomic_sweep(r->report_path);
         lra_atomic_sweep(r->ckpt_path);
     }
-    if (!c->resume && (st = claim_paths(c, r->report_path, r->ckpt_path, err)) != LRA_OK) return st;
+    /* a mistyped --data-dir is named before anything about the report */
+    if ((st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err)) != LRA_OK) return st;
+    if ((st = claim_names(r, err)) != LRA_OK) return st;
+    if (say) /* before the data, whose first preparation can take minutes */
+        fprintf(stderr, "lra-bench: %s %s on %s, profile %s, seed %ld: data in %s, report %s\n",
+                c->resume ? "resuming" : "starting", c->backend, c->task, c->profile, c->seed, r->data_dir,
+                r->report_path);
 
     lra_model_cfg mc = {
         .vocab = r->task->vocab, .classes = r->task->classes, .max_len = c->max_len, .batch = c->batch,
@@ -296,7 +389,8 @@ static lra_status setup(run_state *r, int threads, char *err) {
                                lra_stream((uint64_t)c->seed, 0x5AFF1E, 0), err)) != LRA_OK)
         return st;
     if (c->resume && (st = lra_run_resume_from(r, err)) != LRA_OK) return st;
-    if (r->progress) {
+    if ((st = check_checkpoint_room(r, err)) != LRA_OK) return st;
+    if (say) { /* terminal or not: a log shows what runs before the first progress line */
         char procs[64] = "";
         if (lra_dist_size() > 1) snprintf(procs, sizeof procs, "%d processes x ", lra_dist_size());
         fprintf(stderr, "lra-bench: %s on %s, profile %s: %zu parameters, %d steps of %d (%d gradient shard%s), %s%d threads%s%s\n",
@@ -362,7 +456,9 @@ static lra_status train_one(run_state *r, int step, progress_log *log, char *err
  * count than the steps before it). */
 static void log_progress(run_state *r, int step, progress_log *log) {
     const lra_config *c = r->c;
-    if (!r->progress || ((step + 1) % c->log_every != 0 && step + 1 != c->steps)) return;
+    /* also after the first timed step of this process: the pace and an ETA within a few steps */
+    const int first_timed = step == (log->loop_first > c->timing_skip ? log->loop_first : c->timing_skip);
+    if (!r->progress || ((step + 1) % c->log_every != 0 && step + 1 != c->steps && !first_timed)) return;
     double now = lra_now(), span = now - log->t0, per_step = (now - log->loop_t0) / (step + 1 - log->loop_first);
     char eta[32];
     fmt_duration(per_step * (c->steps - step - 1), eta, sizeof eta);
@@ -405,7 +501,7 @@ static lra_status train(run_state *r, char *err) {
             double te = lra_now();
             lra_run_periodic_evaluation(r, step + 1);
             char werr[LRA_ERR_LEN];
-            if (lra_run_write_report(r, r->report_path, werr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", werr);
+            if (lra_run_write_report(r, werr) != LRA_OK) fprintf(stderr, "lra-bench: warning: %s\n", werr);
             log.t0 += lra_now() - te; /* the progress line's rates leave evaluation out */
         }
         if (c->checkpoint_every > 0 && ((step + 1) % c->checkpoint_every == 0 || step + 1 == c->steps)) {
@@ -438,7 +534,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     *r = (run_state){.c = c, .t0 = lra_now(), .started = (long)time(NULL), .status = "running", .ckpt_step = -1,
                      .task = lra_task_find(c->task),
-                     .progress = lra_dist_rank() != 0 ? 0 : c->progress < 0 ? isatty(2) : c->progress};
+                     .progress = lra_dist_rank() != 0 ? 0 : c->progress != 0}; /* on unless --progress=off */
     if (c->out[0]) snprintf(r->report_path, sizeof r->report_path, "%s", c->out);
     else lra_run_default_report(c, r->report_path, sizeof r->report_path);
     snprintf(report_path, pathn, "%s", r->report_path);
@@ -456,6 +552,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
                       lra_dist_size(), c->grad_shards, lra_dist_size());
     if (st == LRA_OK) st = setup_everywhere(r, threads, err);
     const int started = st == LRA_OK;
+    if (!started) unclaim(r);
     if (started) st = train(r, err);
     if (started && st == LRA_OK) {
         lra_run_final_evaluation(r);
@@ -463,7 +560,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
     }
     if (started) { /* completed, interrupted or diverged: the report says which */
         char werr[LRA_ERR_LEN];
-        lra_status wst = lra_run_write_report(r, r->report_path, werr);
+        lra_status wst = lra_run_write_report(r, werr);
         if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
     }
     if (st == LRA_OK && lra_dist_rank() == 0) /* one line for logs and CI, terminal or not */
@@ -472,6 +569,8 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
                 100 * r->best[LRA_SPLIT_TEST].acc, r->best_step, 100 * r->best[LRA_SPLIT_VAL].acc,
                 100 * r->final[LRA_SPLIT_TEST].acc, r->train_time > 0 ? r->timed_real_tokens / r->train_time : 0.0,
                 r->report_path);
+    /* the report's name (moved, if another run took it meanwhile); empty where none was written */
+    snprintf(report_path, pathn, "%s", started ? r->report_path : "");
     lra_stop_restore();
     run_free(r);
     return st;

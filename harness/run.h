@@ -5,9 +5,11 @@
 #include "config.h"
 
 /* Prepares the data, trains, evaluates val and test in full, writes the report (c->out, or the
- * default path, written into report_path). Without c->resume, an existing report or checkpoint
- * at its paths is refused (LRA_ERR_USAGE, naming it) unless c->overwrite. Returns LRA_OK, or a status with err set; a run that
- * diverged writes a report with "status": "diverged" and returns LRA_ERR_DIVERGED. */
+ * default path). Without c->resume, the report's name is claimed at start and an existing report
+ * or checkpoint is refused (LRA_ERR_USAGE, naming it) unless c->overwrite; report and checkpoint
+ * are never written over another run's files (run.c, "claimed at start"). report_path receives
+ * the report's final name, or "" where set-up failed before any report. Returns LRA_OK, or a
+ * status with err set; a run that diverged or was interrupted writes a report saying so. */
 lra_status lra_run(const lra_config *c, char *report_path, size_t n, char *err);
 
 /* The default report path: results/<task>/<backend>-<profile>-seed<N>-<hash>.json, the hash (8 hex

@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/atomic_file.h"
+
 #include "../tasks/task.h"
 #include "batcher.h"
 #include "config.h"
@@ -50,8 +52,11 @@ typedef struct {
     int have_best;
     const char *status;
     char diverged_at[256];
-    /* where it goes */
+    /* where it goes: the paths, and the files this run holds there (atomic_file.h), which it alone
+     * replaces; a name taken by another run meanwhile sends the next write to a free -2, -3 name */
     char report_path[4200], ckpt_path[4200];
+    lra_owned_name report_name, ckpt_name;
+    int claimed; /* the report name holds this run's placeholder, removed if set-up fails */
     lra_batcher bat; /* the training order: part of the checkpoint */
     int ckpt_step; /* the step of the last checkpoint this process wrote or resumed from, -1 none */
     cJSON *resumed_at; /* steps at which this run was resumed */
@@ -66,7 +71,7 @@ void lra_run_final_evaluation(run_state *r);
 
 /* report.c: the run report (results/README.md describes every field) */
 void lra_run_window_means(const run_state *r, double *loss, double *acc, int *n);
-lra_status lra_run_write_report(run_state *r, const char *path, char *err);
+lra_status lra_run_write_report(run_state *r, char *err);
 
 /* resume.c: the checkpoint holds everything a later step depends on */
 lra_status lra_run_save_checkpoint(run_state *r, char *err);

@@ -261,6 +261,7 @@ int main(void) {
     srunner_add_suite(sr, fetch_suite());
     srunner_add_suite(sr, checkpoint_suite());
     srunner_add_suite(sr, mpi_suite());
+    srunner_add_suite(sr, claim_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

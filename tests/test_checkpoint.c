@@ -141,7 +141,11 @@ START_TEST(test_format_round_trip) {
     lra_ckpt_section s[2] = {{"a", a, sizeof a}, {"b", b, sizeof b}};
     cJSON *h = cJSON_CreateObject();
     cJSON_AddNumberToObject(h, "step", 12);
-    ck_assert_int_eq(lra_checkpoint_write(path, h, s, 2, err), LRA_OK);
+    lra_owned_name name;
+    int moved;
+    lra_owned_init(&name, path, 0);
+    ck_assert_int_eq(lra_checkpoint_write(&name, &moved, h, s, 2, err), LRA_OK);
+    ck_assert_int_eq(moved, 0);
     cJSON_Delete(h);
     t_corpus_classify(path);
     lra_checkpoint ck;
@@ -398,10 +402,10 @@ END_TEST
 
 /* ---- write failures ------------------------------------------------------------------------- */
 
-/* The report and checkpoint of a good run, then the same run again where writing fails: exit 1
- * with the reason, the earlier files byte for byte as they were, no temporary file left. prefix
- * sets up the failure in the shell that runs lra-bench. Returns NULL, or what went wrong (so that
- * a caller can clean up before failing the test). */
+/* The report and checkpoint of a good run, then the same run again (--overwrite) where writing
+ * fails: exit 1 before the first step, with the reason, the earlier files byte for byte as they
+ * were, no temporary file left. prefix sets up the failure in the shell that runs lra-bench.
+ * Returns NULL, or what went wrong (so that a caller can clean up before failing the test). */
 static const char *write_failure(const char *dir, const char *prefix, const char *reason) {
     static char msg[8192];
     char r0[65], c0[65], r1[65], c1[65], path[512];
@@ -413,8 +417,8 @@ static const char *write_failure(const char *dir, const char *prefix, const char
     sha_of(path, c0);
     int rc = t_run(msg, sizeof msg, "%s " RUN " --backend=full --steps=8 --seed=1 --overwrite --out=%s/r.json", prefix,
                    t_bench(), data, dir);
-    if (rc != 1 || !strstr(msg, "r.json: could not write the report") || !strstr(msg, reason) ||
-        !strstr(msg, "r.ckpt: could not write the checkpoint"))
+    if (rc != 1 || !strstr(msg, "cannot write the") || !strstr(msg, reason) || !strstr(msg, "nothing was run") ||
+        strstr(msg, "step "))
         return msg;
     snprintf(path, sizeof path, "%s/r.json", dir);
     sha_of(path, r1);

@@ -21,6 +21,7 @@ Suite *pathfinder_suite(void);
 Suite *fetch_suite(void);
 Suite *checkpoint_suite(void);
 Suite *mpi_suite(void);
+Suite *claim_suite(void);
 
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
