@@ -3,20 +3,14 @@
  * row sums (it may reorder them), which made LayerNorm a seventh of a repro training step when
  * each sum ran one element at a time. The order it picks is fixed in the binary and every row is
  * computed by one thread, so results still never depend on the thread count. dw and db are
- * summed over rows by columns: each thread owns a fixed range of columns and walks every row.
+ * summed over rows by fixed blocks of columns, each block by one thread walking every row.
  * Nothing here depends on inf or NaN. */
 #include "layers.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 
-/* the column range [c0, c1) of C columns that this thread owns */
-static void col_range(int C, int *c0, int *c1) {
-    int id = omp_get_thread_num(), n = omp_get_num_threads();
-    *c0 = (int)((long)C * id / n);
-    *c1 = (int)((long)C * (id + 1) / n);
-}
+enum { COLS = 16 }; /* one vector of columns */
 
 void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C) {
@@ -55,16 +49,25 @@ void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout,
         float *d = din + (size_t)n * C;
         for (int c = 0; c < C; c++) d[c] += s * (g[c] * w[c] - mg - (x[c] - m) * s * mgx);
     }
-#pragma omp parallel
-    {
-        int c0, c1;
-        col_range(C, &c0, &c1);
+    /* dw, db: blocks of COLS columns, each summed over every row in registers (summing into dw
+     * itself made every row wait on the last row's store), the blocks fixed whatever the
+     * thread count */
+    const int nblocks = (C + COLS - 1) / COLS;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int c0 = blk * COLS, nc = C - c0 < COLS ? C - c0 : COLS;
+        float sw[COLS] = {0}, sb[COLS] = {0};
         for (int n = 0; n < N; n++) {
-            const float *x = in + (size_t)n * C, *g = dout + (size_t)n * C;
-            for (int c = c0; c < c1; c++) {
-                dw[c] += g[c] * (x[c] - mean[n]) * rstd[n];
-                db[c] += g[c];
+            const float *x = in + (size_t)n * C + c0, *g = dout + (size_t)n * C + c0;
+            const float m = mean[n], s = rstd[n];
+            for (int c = 0; c < nc; c++) {
+                sw[c] += g[c] * (x[c] - m) * s;
+                sb[c] += g[c];
             }
+        }
+        for (int c = 0; c < nc; c++) {
+            dw[c0 + c] += sw[c];
+            db[c0 + c] += sb[c];
         }
     }
 }

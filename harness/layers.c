@@ -95,13 +95,16 @@ void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
             lra_gemm(1, 0, rows, C, N, dout + o0, OC, in, C, 1.0f, dw + (size_t)o0 * C, C);
         }
     }
-    if (dbias) {
-#pragma omp parallel
-        {
-            int c0, c1;
-            col_range(OC, &c0, &c1);
+    if (dbias) { /* fixed blocks of 16 columns, each summed over the rows in registers */
+        enum { COLS = 16 };
+        const int nblocks = (OC + COLS - 1) / COLS;
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++) {
+            const int c0 = blk * COLS, nc = OC - c0 < COLS ? OC - c0 : COLS;
+            float sum[COLS] = {0};
             for (int n = 0; n < N; n++)
-                for (int c = c0; c < c1; c++) dbias[c] += dout[(size_t)n * OC + c];
+                for (int c = 0; c < nc; c++) sum[c] += dout[(size_t)n * OC + c0 + c];
+            for (int c = 0; c < nc; c++) dbias[c0 + c] += sum[c];
         }
     }
 }

@@ -37,6 +37,30 @@ START_TEST(test_layernorm) {
 }
 END_TEST
 
+/* LayerNorm's weight and bias gradients past one 16-column block (40 columns: two blocks and a
+ * partial one) over 300 rows, against float64 sums, accumulated onto nonzero values */
+START_TEST(test_layernorm_param_grads_blocks) {
+    enum { LN = 300, LC = 40 };
+    static float in[LN * LC], g[LN * LC], w[LC], b[LC], out[LN * LC], mean[LN], rstd[LN], din[LN * LC];
+    float dw[LC], db[LC];
+    t_fill(in, LN * LC, 2.0f, 11); t_fill(g, LN * LC, 1.0f, 12); t_fill(w, LC, 1.0f, 13); t_fill(b, LC, 1.0f, 14);
+    t_fill(dw, LC, 1.0f, 15); t_fill(db, LC, 1.0f, 16);
+    double rw[LC], rb[LC];
+    for (int c = 0; c < LC; c++) rw[c] = dw[c], rb[c] = db[c];
+    lra_layernorm_forward(out, mean, rstd, in, w, b, LN, LC);
+    lra_layernorm_backward(din, dw, db, g, in, w, mean, rstd, LN, LC);
+    for (int n = 0; n < LN; n++)
+        for (int c = 0; c < LC; c++) {
+            rw[c] += (double)g[n * LC + c] * ((double)in[n * LC + c] - mean[n]) * rstd[n];
+            rb[c] += g[n * LC + c];
+        }
+    for (int c = 0; c < LC; c++) {
+        ck_assert_msg(fabs(dw[c] - rw[c]) <= 1e-4 * (1 + fabs(rw[c])), "dw[%d] %g, float64 %g", c, dw[c], rw[c]);
+        ck_assert_msg(fabs(db[c] - rb[c]) <= 1e-4 * (1 + fabs(rb[c])), "db[%d] %g, float64 %g", c, db[c], rb[c]);
+    }
+}
+END_TEST
+
 /* ---- matmul ---- */
 typedef struct { float in[N * C], w[OC * C], b[OC], out[N * OC], R[N * OC]; int bias; } mm_ctx;
 static double mm_loss(void *p) {
@@ -257,6 +281,7 @@ Suite *layers_suite(void) {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("finite differences");
     tcase_add_test(tc, test_layernorm);
+    tcase_add_test(tc, test_layernorm_param_grads_blocks);
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_embed);
