@@ -50,6 +50,9 @@ int lra_attn_count(void);
 const char *lra_attn_name_at(int i);
 const char *lra_attn_summary_at(int i);
 int lra_attn_known(const char *name);
+/* Backend i's options under which it is exactly full attention at shapes up to max, into buf;
+ * returns 0 (buf "") for a backend without such a limit. */
+int lra_attn_exact_opts_at(int i, lra_attn_shape max, char *buf, size_t n);
 /* "full, agent, ..." into buf, for messages and --help. */
 void lra_attn_names(char *buf, size_t n);
 

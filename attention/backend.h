@@ -42,6 +42,11 @@ typedef struct lra_attn_i {
     /* Optional: diagnostics of the last forward at shape s with args a (routing statistics...);
      * the caller owns the result. */
     cJSON *(*diagnostics)(const void *ctx, const void *ws, lra_attn_shape s, const lra_attn_args *a);
+    /* Optional (NULL = no such limit): into buf, the options under which this backend computes
+     * exactly full attention at every shape up to max (moe with one block of every key, mita
+     * with experts that hold every key...). The generic tests hold every backend that has one to
+     * full attention's outputs and gradients there. */
+    void (*exact_opts)(lra_attn_shape max, char *buf, size_t n);
 } lra_attn_i;
 
 /* Registry order: NULL-terminated; lookup by name (NULL if unknown). */

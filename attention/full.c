@@ -258,6 +258,12 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     }
 }
 
+/* full attention is itself */
+static void full_exact_opts(lra_attn_shape max, char *buf, size_t n) {
+    (void)max;
+    snprintf(buf, n, "%s", "");
+}
+
 const lra_attn_i lra_attn_full = {
     .name = "full",
     .summary = "softmax attention, tiled online softmax (the reference)",
@@ -269,4 +275,5 @@ const lra_attn_i lra_attn_full = {
     .flops = full_flops,
     .forward = full_forward,
     .backward = full_backward,
+    .exact_opts = full_exact_opts,
 };

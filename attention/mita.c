@@ -684,6 +684,11 @@ static cJSON *mita_diagnostics(const void *ctx, const void *ws, lra_attn_shape s
     return j;
 }
 
+/* no shared expert, and routed experts that each hold every key */
+static void mita_exact_opts(lra_attn_shape max, char *buf, size_t n) {
+    snprintf(buf, n, "m=4,k=%d,shared=0", max.T);
+}
+
 const lra_attn_i lra_attn_mita = {
     .name = "mita",
     .summary = "MiTA: m landmark queries, a shared compressed expert + top-k routed experts; m, k, s, shared_scale, shared",
@@ -696,4 +701,5 @@ const lra_attn_i lra_attn_mita = {
     .forward = mita_forward,
     .backward = mita_backward,
     .diagnostics = mita_diagnostics,
+    .exact_opts = mita_exact_opts,
 };

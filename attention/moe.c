@@ -435,6 +435,9 @@ static cJSON *moe_diagnostics(const void *ctx, const void *ws, lra_attn_shape s,
     return j;
 }
 
+/* one block of every key, selected by every query */
+static void moe_exact_opts(lra_attn_shape max, char *buf, size_t n) { snprintf(buf, n, "b=%d,s=1", max.T); }
+
 const lra_attn_i lra_attn_moe = {
     .name = "moe",
     .summary = "routing MoE attention (MoBA, non-causal): top-s key blocks per query; b, s, own",
@@ -447,4 +450,5 @@ const lra_attn_i lra_attn_moe = {
     .forward = moe_forward,
     .backward = moe_backward,
     .diagnostics = moe_diagnostics,
+    .exact_opts = moe_exact_opts,
 };

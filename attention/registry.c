@@ -25,6 +25,13 @@ const char *lra_attn_name_at(int i) { return i >= 0 && i < lra_attn_count() ? re
 const char *lra_attn_summary_at(int i) { return i >= 0 && i < lra_attn_count() ? registry[i]->summary : NULL; }
 int lra_attn_known(const char *name) { return lra_attn_find(name) != NULL; }
 
+int lra_attn_exact_opts_at(int i, lra_attn_shape max, char *buf, size_t n) {
+    buf[0] = '\0';
+    if (i < 0 || i >= lra_attn_count() || !registry[i]->exact_opts) return 0;
+    registry[i]->exact_opts(max, buf, n);
+    return 1;
+}
+
 const lra_attn_i *lra_attn_find(const char *name) {
     for (const lra_attn_i *const *b = registry; *b; b++)
         if (strcmp((*b)->name, name) == 0) return *b;

@@ -822,6 +822,80 @@ START_TEST(test_moe_options_and_diagnostics) {
 }
 END_TEST
 
+/* Every registered backend that has an exact limit (backend.h's exact_opts) equals full
+ * attention there: outputs and gradients, masks with holes (without dropout, which a backend may
+ * apply to its own probabilities: moe's and mita's own tests cover theirs). A new
+ * backend that declares one is held to it with no new test code. */
+START_TEST(test_registry_exact_limits) {
+    int checked = 0;
+    for (int i = 0; i < lra_attn_count(); i++) {
+        char opts[256];
+        if (!lra_attn_exact_opts_at(i, (lra_attn_shape){2, 2, 150, 16}, opts, sizeof opts)) continue;
+        assert_equals_full(lra_attn_name_at(i), opts, 0.0f); /* mita drops within its experts: no dropout here */
+        checked++;
+    }
+    ck_assert_int_ge(checked, 3); /* full, moe and mita have one */
+}
+END_TEST
+
+/* Every registered backend, at its default options, attends: a query's output moves toward the
+ * value of a key made to match it. Query i of a random (2 heads x 256 x 32) input; key j is set
+ * to 4 q_i while its value u (norm 4, the same in both runs) stays, and the component of o_i along
+ * u is measured before and after, for five (i, j) pairs (j at the start, middle and end, before
+ * and after i). Measured: full, mita and moe move 3.2-3.9 of 4 (moe 0 where the query's route
+ * misses the key's block, as routing may), agent 0.02-0.05 (its pooled agents see one key
+ * faintly). So: no pair may move away from u (below -0.001: keys used with the wrong sign), and
+ * the five together must move at least 0.05. A backend that ignores the keys (uniform weights,
+ * say) moves 0 and fails. */
+START_TEST(test_registry_attends) {
+    enum { T = 256, HS = 32, NH = 2 };
+    const lra_attn_shape sh = {1, NH, T, HS};
+    const int pairs[5][2] = {{10, 200}, {200, 10}, {128, 0}, {5, 255}, {250, 130}};
+    const size_t n = (size_t)NH * T * HS;
+    float *q = malloc(n * sizeof(float)), *k = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+    float *o0 = malloc(n * sizeof(float)), *o1 = malloc(n * sizeof(float)), u[HS];
+    uint8_t mask[T];
+    memset(mask, 1, sizeof mask);
+    for (int b = 0; b < lra_attn_count(); b++) {
+        const char *name = lra_attn_name_at(b);
+        char err[LRA_ERR_LEN];
+        lra_attn h;
+        ck_assert_msg(lra_attn_create(&h, name, "", sh, 2, err) == LRA_OK, "%s", err);
+        void *ws = calloc(lra_attn_workspace_bytes(&h), 1);
+        float *params = calloc(lra_attn_param_count(&h) + 1, sizeof(float));
+        lra_attn_init_params(&h, params, 5);
+        lra_attn_args a = {mask, 0.0f, 1};
+        double total = 0;
+        for (int p = 0; p < 5; p++) {
+            const int i = pairs[p][0], j = pairs[p][1], hd = p % NH;
+            t_fill(q, n, 1.0f, 100 + p);
+            t_fill(k, n, 1.0f, 200 + p);
+            t_fill(v, n, 1.0f, 300 + p);
+            t_fill(u, HS, 1.0f, 400 + p);
+            double un = 0;
+            for (int d = 0; d < HS; d++) un += (double)u[d] * u[d];
+            float *qi = q + ((size_t)hd * T + i) * HS, *kj = k + ((size_t)hd * T + j) * HS, *vj = v + ((size_t)hd * T + j) * HS;
+            for (int d = 0; d < HS; d++) vj[d] = (float)(4.0 * u[d] / sqrt(un));
+            lra_attn_forward(&h, sh, &a, o0, ws, q, k, v, params);
+            for (int d = 0; d < HS; d++) kj[d] = 4.0f * qi[d];
+            lra_attn_forward(&h, sh, &a, o1, ws, q, k, v, params);
+            double rise = 0;
+            const float *a0 = o0 + ((size_t)hd * T + i) * HS, *a1 = o1 + ((size_t)hd * T + i) * HS;
+            for (int d = 0; d < HS; d++) rise += (a1[d] - a0[d]) * (u[d] / sqrt(un));
+            ck_assert_msg(rise > -1e-3, "%s: query %d of head %d moved %.4f away from the value of the key %d made to "
+                          "match it", name, i, hd, -rise, j);
+            total += rise;
+        }
+        ck_assert_msg(total > 0.05, "%s: five queries moved %.4f in all toward the values of keys made to match them (at "
+                      "least 0.05 expected): the backend does not attend to its keys", name, total);
+        free(params);
+        free(ws);
+        lra_attn_free(&h);
+    }
+    free(q); free(k); free(v); free(o0); free(o1);
+}
+END_TEST
+
 Suite *attention_suite(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("gradients");
@@ -846,6 +920,8 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_moe_options_and_diagnostics);
     suite_add_tcase(s, tc);
     tc = tcase_create("interface");
+    tcase_add_test(tc, test_registry_exact_limits);
+    tcase_add_test(tc, test_registry_attends);
     tcase_add_test(tc, test_full_no_quadratic_workspace);
     tcase_add_test(tc, test_unknown_option_and_backend);
     suite_add_tcase(s, tc);
