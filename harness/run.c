@@ -314,6 +314,22 @@ static lra_status check_checkpoint_room(run_state *r, char *err) {
     return LRA_OK;
 }
 
+/* The model's arenas against this machine's memory before any is allocated: a size that cannot
+ * fit is refused with what it needs and what lowers it, instead of growing until the kernel kills
+ * it (an allocation that fails later says the same). */
+static lra_status check_memory(const lra_model_cfg *mc, char *err) {
+    lra_model_sizes z;
+    lra_status st = lra_model_plan(&z, mc, err);
+    if (st != LRA_OK) return st;
+    const double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if ((double)z.total_bytes <= 0.9 * have) return LRA_OK;
+    return lra_fail(err, LRA_ERR_USAGE, "the model needs %.2f GB (parameters, gradients and Adam %.2f GB, activations "
+                    "%.2f GB, attention workspaces %.2f GB), more than 90%% of this machine's %.2f GB: lower --batch or "
+                    "--max-len (activations and workspaces grow with both), or --layers, --emb, --mlp, --heads",
+                    z.total_bytes / 1e9, 4.0 * z.params * sizeof(float) / 1e9, z.activation_bytes / 1e9,
+                    z.attention_workspace_bytes / 1e9, have / 1e9);
+}
+
 /* After a set-up failure: the placeholder goes, so that a retry is not refused. */
 static void unclaim(run_state *r) {
     if (r->claimed) lra_owned_remove(&r->report_name);
@@ -366,6 +382,7 @@ static lra_status setup(run_state *r, int threads, char *err) {
         .attn_opts = c->attn_opts, .nthreads = threads, .docs = r->task->docs,
         .dual_head = c->retrieval_head != 0, .dual_one_hidden = c->retrieval_head == 2,
         .attn_bias = c->attn_bias, .init = c->init, .pool_len = lra_config_pool_len(c)};
+    if ((st = check_memory(&mc, err)) != LRA_OK) return st;
     if ((st = lra_model_create(&r->model, &mc, err)) != LRA_OK) return st;
     if ((st = lra_trainer_create(&r->trainer, &r->model, c->grad_shards, err)) != LRA_OK) return st;
     if ((st = load_data(r, err)) != LRA_OK) return st;

@@ -240,8 +240,11 @@ void t_corpus_classify(const char *path) {
 
 int main(void) {
     /* Check's default of 4 s per test is a hang guard, not a speed target: on a shared 2-core
-     * machine a small test can wait that long for a core. CK_DEFAULT_TIMEOUT still overrides. */
-    setenv("CK_DEFAULT_TIMEOUT", "60", 0);
+     * machine a small test can wait that long for a core. Every case gets T_HANG_GUARD_S (tests.h);
+     * CK_DEFAULT_TIMEOUT still overrides the default, CK_TIMEOUT_MULTIPLIER scales them all. */
+    char guard[16];
+    snprintf(guard, sizeof guard, "%d", (int)T_HANG_GUARD_S);
+    setenv("CK_DEFAULT_TIMEOUT", guard, 0);
     const char *tmp = getenv("TMPDIR");
     char root[4096];
     snprintf(root, sizeof root, "%s/lra-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");

@@ -899,13 +899,13 @@ END_TEST
 Suite *attention_suite(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("gradients");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_set_tags(tc, "slow"); /* make asan leaves it out in CI (ASAN_EXCLUDE_TAGS) */
     tcase_add_test(tc, test_gradcheck_registry);
     tcase_add_test(tc, test_gradcheck_registry_dropout);
     suite_add_tcase(s, tc);
     tc = tcase_create("reference");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_full_vs_naive);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);

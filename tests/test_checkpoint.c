@@ -469,7 +469,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_format_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("resume");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_exact_resume_after_sigkill);
     tcase_add_test(tc, test_exact_resume_after_sigint);
     tcase_add_test(tc, test_resume_refused);

@@ -136,8 +136,9 @@ START_TEST(test_names_taken_midrun) {
 }
 END_TEST
 
-/* Outputs that cannot be written fail before the first step (exit 1, "nothing was run"), and a
- * set-up that fails after the claim leaves no report behind, so that the corrected command runs.
+/* Outputs that cannot be written fail before the first step (exit 1, "nothing was run"), a model
+ * too big for the machine is refused before it allocates (exit 2), and a set-up that fails after
+ * the claim leaves no report behind, so that the corrected command runs.
  * A mistyped --data-dir is named before a report clash. */
 START_TEST(test_fails_before_training) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
@@ -152,6 +153,14 @@ START_TEST(test_fails_before_training) {
     ck_assert_msg(rc != 0, "a failed set-up left its report placeholder: %s", msg);
     rc = t_run(msg, sizeof msg, "cd %s; " CI_RUN " --out=c.json", dir, t_bench(), data);
     ck_assert_msg(rc == 0, "the corrected command was refused: %s", msg);
+    /* a model that cannot fit this machine's memory: refused before any allocation, with the sizes and
+     * the options that lower them (it grew until killed before), and no report left */
+    rc = t_run(msg, sizeof msg, "cd %s; " CI_RUN " --batch=4096 --max-len=2000 --out=big.json; ls big.json", dir,
+               t_bench(), data);
+    ck_assert_msg(strstr(msg, "the model needs") && strstr(msg, "activations") && strstr(msg, "lower --batch") &&
+                  strstr(msg, "No such file"), "%s", msg);
+    rc = t_run(msg, sizeof msg, "cd %s; " CI_RUN " --batch=4096 --max-len=2000 --out=big.json", dir, t_bench(), data);
+    ck_assert_int_eq(rc, 2);
     /* the checkpoint named as the report */
     rc = t_run(msg, sizeof msg, "cd %s; " CI_RUN " --out=d.json --checkpoint=d.json", dir, t_bench(), data);
     ck_assert_msg(rc == 2 && strstr(msg, "--checkpoint=d.json is the report's path too"), "exit %d: %s", rc, msg);
@@ -180,7 +189,7 @@ END_TEST
 Suite *claim_suite(void) {
     Suite *s = suite_create("claim");
     TCase *tc = tcase_create("nothing lost");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_claim_window);
     tcase_add_test(tc, test_names_taken_midrun);
     tcase_add_test(tc, test_fails_before_training);

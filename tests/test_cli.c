@@ -464,7 +464,7 @@ END_TEST
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("end to end");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_ci_run_report);
     tcase_add_test(tc, test_threads_same_results);
     tcase_add_test(tc, test_every_backend_end_to_end);
@@ -474,7 +474,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_generates_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_first_hour);
     tcase_add_test(tc, test_bad_data);

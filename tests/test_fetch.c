@@ -265,7 +265,7 @@ END_TEST
 Suite *fetch_suite(void) {
     Suite *s = suite_create("fetch");
     TCase *tc = tcase_create("download");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_md5_vectors);
     tcase_add_test(tc, test_fetch_http);
     tcase_add_test(tc, test_fetch_cli);

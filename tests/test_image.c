@@ -241,7 +241,7 @@ END_TEST
 Suite *image_suite(void) {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("loader");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_gray_by_hand);
     tcase_add_test(tc, test_cifar_directory_and_archive);
     tcase_add_test(tc, test_cifar_bad_records);
@@ -249,7 +249,7 @@ Suite *image_suite(void) {
     tcase_add_test(tc, test_fmnist_bad_files);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_image_every_backend_end_to_end);
     suite_add_tcase(s, tc);
     return s;

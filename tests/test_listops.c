@@ -208,7 +208,7 @@ END_TEST
 Suite *listops_suite(void) {
     Suite *s = suite_create("listops");
     TCase *tc = tcase_create("generator");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_evaluator_by_hand);
     tcase_add_test(tc, test_generator_values_and_format);
     tcase_add_test(tc, test_generator_split_files);

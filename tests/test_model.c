@@ -432,7 +432,7 @@ END_TEST
 Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_model_gradcheck_cls_sin);
     tcase_add_test(tc, test_model_gradcheck_mean_learned);
     tcase_add_test(tc, test_model_gradcheck_dual);

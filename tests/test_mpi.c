@@ -145,7 +145,7 @@ END_TEST
 Suite *mpi_suite(void) {
     Suite *s = suite_create("mpi");
     TCase *tc = tcase_create("data-parallel");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_mpi_same_bits);
     tcase_add_test(tc, test_mpi_killed_process);
     tcase_add_test(tc, test_mpi_more_processes_than_shards);

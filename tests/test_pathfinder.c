@@ -298,14 +298,14 @@ END_TEST
 Suite *pathfinder_suite(void) {
     Suite *s = suite_create("pathfinder");
     TCase *tc = tcase_create("data");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_png_round_trip_and_bad_files);
     tcase_add_test(tc, test_pathfinder_loader);
     tcase_add_test(tc, test_pathfinder_bad_metadata);
     tcase_add_test(tc, test_generator_images);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_pathfinder_generate_and_every_backend);
     tcase_add_test(tc, test_pathx_end_to_end);
     tcase_add_test(tc, test_partial_sets_refused);

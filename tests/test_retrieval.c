@@ -124,7 +124,7 @@ Suite *retrieval_suite(void) {
     tcase_add_test(tc, test_aan_bad_lines);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_retrieval_every_backend_end_to_end);
     suite_add_tcase(s, tc);
     return s;

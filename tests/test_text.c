@@ -202,7 +202,7 @@ Suite *text_suite(void) {
     tcase_add_test(tc, test_text_bad_archives);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_text_missing_data_message);
     tcase_add_test(tc, test_text_every_backend_end_to_end);
     tcase_add_test(tc, test_text_real_reviews);

@@ -23,6 +23,12 @@ Suite *checkpoint_suite(void);
 Suite *mpi_suite(void);
 Suite *claim_suite(void);
 
+/* Every test case's hang guard, in seconds: a guard against a hang, never a speed target. 20
+ * minutes is more than 10x the longest case's idle time in the plain and the sanitized build (the
+ * whole sanitized suite takes about 4 minutes idle), so a loaded machine does not fail a test;
+ * CK_TIMEOUT_MULTIPLIER (Check's own) scales it, CK_DEFAULT_TIMEOUT overrides the default. */
+enum { T_HANG_GUARD_S = 1200 };
+
 /* uniform values in [-scale, scale) */
 void t_fill(float *x, size_t n, float scale, uint64_t seed);
 /* max |a-b| / (atol + rtol * max(|a|, |b|)) over n elements: <= 1 passes */
