@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/sha256.h"
 #include "../common/atomic_file.h"
@@ -129,6 +130,9 @@ lra_status lra_checkpoint_parse(lra_checkpoint *ck, const uint8_t *buf, size_t n
 
 lra_status lra_checkpoint_read(const char *path, lra_checkpoint *ck, char *err) {
     memset(ck, 0, sizeof *ck);
+    struct stat sb; /* a device has no size to read, a FIFO's open waits for a writer */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return lra_fail(err, LRA_ERR_IO, "%s: not a regular file (a checkpoint is one)", path);
     FILE *f = fopen(path, "rb");
     if (!f) return lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno));
     uint8_t *buf = NULL;
@@ -169,6 +173,8 @@ void lra_checkpoint_free(lra_checkpoint *ck) {
 
 int lra_checkpoint_sniff(const char *path) {
     char magic[8];
+    struct stat sb; /* only a regular file can be one (a FIFO's open would wait for a writer) */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     int yes = fread(magic, 1, 8, f) == 8 && memcmp(magic, LRA_CHECKPOINT_MAGIC, 8) == 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "../common/atomic_file.h"
 #include "run_state.h"
@@ -57,11 +58,23 @@ lra_status lra_write_json_new(const char *path, const cJSON *j, char *written, s
 }
 
 cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
+    struct stat sb; /* a device would be read without end, a FIFO's open waits for a writer */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+        *st = lra_fail(err, LRA_ERR_IO, "%s: not a regular file (a report is a JSON file)", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) { *st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(errno)); return NULL; }
     char *text = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
+        if (len > LRA_JSON_MAX_BYTES) {
+            free(text);
+            fclose(f);
+            *st = lra_fail(err, LRA_ERR_FORMAT, "%s: more than %d MiB: not a report or checkpoint header", path,
+                           LRA_JSON_MAX_BYTES >> 20);
+            return NULL;
+        }
         if (cap - len < 65536) {
             char *t = realloc(text, cap = cap ? 2 * cap : 1 << 16);
             if (!t) {
@@ -81,7 +94,18 @@ cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
     text[len] = '\0';
     const char *end = NULL;
     cJSON *j = bad ? NULL : cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!j && bad) /* reading a directory fails here, with EISDIR */
+    size_t after = j && end >= text && end <= text + len ? (size_t)(end - text) : len;
+    while (j && after < len && (text[after] == ' ' || text[after] == '\n' || text[after] == '\r' || text[after] == '\t'))
+        after++;
+    if (j && after < len) { /* junk, or a second value, after the first: not one report */
+        cJSON_Delete(j);
+        j = NULL;
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < after; i++) {
+            if (text[i] == '\n') { line++; col = 1; } else col++;
+        }
+        *st = lra_fail(err, LRA_ERR_FORMAT, "%s:%zu:%zu: text after the JSON value (one report per file)", path, line, col);
+    } else if (!j && bad) /* reading a directory fails here, with EISDIR */
         *st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(bad));
     else if (!j) { /* say where the JSON stops making sense: line and column */
         const size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : len;

@@ -18,7 +18,10 @@ lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err);
  * PATH-100.json (PATH without its .json). The name used is left in written (n bytes). */
 lra_status lra_write_json_new(const char *path, const cJSON *j, char *written, size_t n, char *err);
 
-/* Reads and parses a JSON file; NULL with *st and err naming the file on failure. Caller owns. */
+/* Reads and parses a JSON file holding one value; NULL with *st and err naming the file on failure:
+ * a device or FIFO, more than LRA_JSON_MAX_BYTES, invalid JSON (line and column) or text after the
+ * value. Caller owns. */
+enum { LRA_JSON_MAX_BYTES = 64 << 20 }; /* a report with a 100,000-point curve is a few MB */
 cJSON *lra_read_json(const char *path, lra_status *st, char *err);
 
 #endif

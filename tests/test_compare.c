@@ -124,6 +124,18 @@ START_TEST(test_unreadable_reports) {
     ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 6/\"seed\": 1.5e92/' %s/seed.json", d), 0);
     rc = t_run(out, sizeof out, "%s compare %s/seed.json", t_bench(), d);
     ck_assert_msg(rc == 1 && strstr(out, "seed.json: seed 1.5e+92 is not a whole number"), "exit %d: %s", rc, out);
+    /* what is no report is refused at once, naming it: a device read without end (it grew past 4 GB
+     * before), a FIFO whose open would wait forever, a file past 64 MiB, a second value after the
+     * first; resume and plot read through the same reader */
+    rc = t_run(out, sizeof out, "%s compare /dev/zero", t_bench());
+    ck_assert_msg(rc == 1 && strstr(out, "/dev/zero: not a regular file"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "mkfifo %s/fifo.json && %s compare %s/fifo.json; echo rc=$?; %s resume %s/fifo.json; "
+               "echo rc=$?", d, t_bench(), d, t_bench(), d);
+    ck_assert_msg(strstr(out, "fifo.json: not a regular file") && !strstr(out, "rc=0"), "%s", out);
+    rc = t_run(out, sizeof out, "truncate -s 65M %s/big.json && %s compare %s/big.json", d, t_bench(), d);
+    ck_assert_msg(rc == 1 && strstr(out, "big.json: more than 64 MiB"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "cat %s/s0.json %s/s1.json > %s/two.json && %s compare %s/two.json", d, d, d, t_bench(), d);
+    ck_assert_msg(rc == 1 && strstr(out, "two.json:") && strstr(out, "text after the JSON value"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare", t_bench());
     ck_assert_int_eq(rc, 2);
     rc = t_run(out, sizeof out, "%s compare --frobnicate %s/s0.json", t_bench(), d);
