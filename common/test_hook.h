@@ -6,6 +6,7 @@
  *   STOP_BEFORE_CLAIM=1      run.c: SIGSTOP after the report name was found free, before it is
  *                            claimed (a test starts a second run into that window)
  *   STOP_IN_CHECKPOINT=K     checkpoint.c: SIGSTOP halfway through writing the K-th checkpoint
+ *   STOP_IN_GENERATE=K       listops_gen.c: SIGSTOP once K ListOps splits (4: and the mark) are staged
  *   POISON=STEP:INDEX        run.c: parameter INDEX becomes NaN before step STEP (divergence)
  *   HOLD_ON_STOP=1           run.c: after the first SIGINT/SIGTERM, wait for a second one (so a
  *                            test of the second Ctrl-C never races the end of the step)

@@ -10,10 +10,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "listops_gen.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../common/atomic_file.h"
+#include "../common/test_hook.h"
 #include "datadir.h"
 
 static const char *const OPS[4] = {"[MIN", "[MAX", "[MED", "[SM"};
@@ -121,7 +125,64 @@ static int write_split(lra_atomic_file *a, char *const *rows, const int *vals, l
     return lra_atomic_finish(a, ok, LRA_ATOMIC_SYNC);
 }
 
+/* The STOP_IN_GENERATE=K test hook: SIGSTOP once K splits (4: and the mark) are staged, for a
+ * test to SIGKILL there. */
+static void stop_for_test(int k) {
+    const char *e = lra_test_hook("STOP_IN_GENERATE");
+    if (e && atoi(e) == k) raise(SIGSTOP);
+}
+
+/* DIR.partial/basic_{train,val,test}.tsv and the GENERATED mark, then DIR.partial renamed to DIR
+ * (DIR absent or an empty directory). A DIR holding other files (generate --out=DIR) gets the
+ * files one by one instead, the mark last. On failure DIR.partial is removed. */
+static lra_status write_staged(const char *dir, const lra_listops_gen_cfg *c, char *const *rows, const int *vals,
+                               char *err) {
+    static const char *const names[3] = {"train", "val", "test"};
+    const long counts[3] = {c->n_train, c->n_val, c->n_test}, first[3] = {0, c->n_train, c->n_train + c->n_val};
+    char part[4200], from[4400], to[4400];
+    snprintf(part, sizeof part, "%s.partial", dir);
+    lra_status st = lra_mkdirs(part, err);
+    lra_atomic_file *out = malloc(sizeof *out); /* 12 KB: off the stack */
+    if (st == LRA_OK && !out) st = lra_fail(err, LRA_ERR_NOMEM, "out of memory generating ListOps");
+    for (int k = 0; k < 3 && st == LRA_OK; k++) {
+        snprintf(from, sizeof from, "%s/basic_%s.tsv", part, names[k]);
+        if ((st = lra_atomic_open(out, from, err)) != LRA_OK) break;
+        int e = write_split(out, rows + first[k], vals + first[k], counts[k]);
+        if (!e) e = lra_atomic_rename(out, LRA_ATOMIC_SYNC);
+        if (e) st = lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", from, strerror(e));
+        stop_for_test(k + 1);
+    }
+    free(out);
+    if (st == LRA_OK) st = lra_generated_mark(part, (unsigned long long)c->seed, err);
+    stop_for_test(4);
+    if (st == LRA_OK && rename(part, dir) != 0) {
+        if (errno != ENOTEMPTY && errno != EEXIST) {
+            st = lra_fail(err, LRA_ERR_IO, "rename %s to %s: %s", part, dir, strerror(errno));
+        } else { /* DIR holds other files: the splits first, the mark last */
+            for (int k = 0; k < 4 && st == LRA_OK; k++) {
+                const char *name = k < 3 ? names[k] : NULL;
+                if (name) {
+                    snprintf(from, sizeof from, "%s/basic_%s.tsv", part, name);
+                    snprintf(to, sizeof to, "%s/basic_%s.tsv", dir, name);
+                } else {
+                    snprintf(from, sizeof from, "%s/GENERATED_BY_LRA_BENCH", part);
+                    snprintf(to, sizeof to, "%s/GENERATED_BY_LRA_BENCH", dir);
+                }
+                if (rename(from, to) != 0) st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", from, strerror(errno));
+            }
+        }
+    }
+    if (st != LRA_OK || lra_file_exists(part)) {
+        char ignored[LRA_ERR_LEN];
+        lra_rmtree(part, ignored);
+    }
+    return st;
+}
+
 lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, char *err) {
+    char stale[4200];
+    snprintf(stale, sizeof stale, "%s.partial", dir);
+    if (lra_file_exists(stale) && lra_rmtree(stale, err) != LRA_OK) return LRA_ERR_IO; /* a killed generation's */
     const long total = c->n_train + c->n_val + c->n_test;
     size_t cap = 1;
     while (cap < (size_t)total * 2 + 16) cap <<= 1;
@@ -155,32 +216,11 @@ lra_status lra_listops_generate(const char *dir, const lra_listops_gen_cfg *c, c
         memcpy(rows[have], buf, n + 1);
         vals[have++] = v;
     }
-    /* all three to temporary names first, renamed only when every one is on disk: a full disk or a
-     * kill leaves no split under its final name (a lone one would look like a damaged download) */
-    {
-        static const char *const names[3] = {"train", "val", "test"};
-        const long counts[3] = {c->n_train, c->n_val, c->n_test}, first[3] = {0, c->n_train, c->n_train + c->n_val};
-        lra_atomic_file *out = malloc(3 * sizeof *out); /* 37 KB: off the stack */
-        if (!out) { st = lra_fail(err, LRA_ERR_NOMEM, "out of memory generating ListOps"); goto done; }
-        char path[4096];
-        int written = 0, renamed = 0, e;
-        for (int k = 0; k < 3 && st == LRA_OK; k++) {
-            snprintf(path, sizeof path, "%s/basic_%s.tsv", dir, names[k]);
-            if ((st = lra_atomic_open(&out[k], path, err)) != LRA_OK) break;
-            if ((e = write_split(&out[k], rows + first[k], vals + first[k], counts[k])) != 0)
-                st = lra_fail(err, LRA_ERR_IO, "%s: write failed: %s", out[k].tmp, strerror(e));
-            else
-                written++;
-        }
-        for (int k = 0; k < 3 && st == LRA_OK; k++) {
-            if ((e = lra_atomic_rename(&out[k], LRA_ATOMIC_SYNC)) != 0)
-                st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", out[k].path, strerror(e));
-            renamed++; /* a failed rename removed its own temporary file */
-        }
-        for (int k = renamed; st != LRA_OK && k < written; k++) lra_atomic_discard(&out[k]);
-        free(out);
-        if (st == LRA_OK) st = lra_generated_mark(dir, (unsigned long long)c->seed, err);
-    }
+    /* all three and the GENERATED mark into DIR.partial, then published with one rename of that
+     * directory: a full disk or a kill at any point leaves no split under DIR (a lone one would look
+     * like a damaged download, three without the mark like official files), only DIR.partial,
+     * which the next generation removes first */
+    st = write_staged(dir, c, rows, vals, err);
 done:
     if (rows)
         for (long i = 0; i < total; i++) free(rows[i]);

@@ -110,6 +110,31 @@ START_TEST(test_generator_split_files) {
 }
 END_TEST
 
+/* A generation killed at any point leaves no split under the data directory: killed once 1, 2 or 3
+ * splits, or all three and the mark, are staged (the STOP_IN_GENERATE hook), the directory holds no
+ * basic_*.tsv (before, a kill between the renames left splits without the mark, which a later run
+ * took for official files, or a lone split that made every later run refuse); the next generation
+ * removes the staging directory and publishes all three with the mark. */
+START_TEST(test_generation_killed_leaves_nothing) {
+    const char *root = t_tmpdir();
+    char msg[8192];
+    for (int k = 1; k <= 4; k++) {
+        int rc = t_run(msg, sizeof msg,
+                       "d=%s/k%d; LRA_TEST_STOP_IN_GENERATE=%d %s generate --task=listops --out=$d --sizes=300,50,40 "
+                       "2>/dev/null & p=$!; "
+                       "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                       "kill -KILL $p; wait $p; echo rc=$?; ls $d | grep -c basic_; ls -d $d.partial",
+                       root, k, k, t_bench());
+        ck_assert_msg(strstr(msg, "rc=137\n0\n") && strstr(msg, ".partial"), "killed at %d: %s", k, msg);
+        rc = t_run(msg, sizeof msg, "d=%s/k%d; %s generate --task=listops --out=$d --sizes=300,50,40 && ls $d; "
+                   "ls -d $d.partial", root, k, t_bench());
+        ck_assert_msg(rc != 0 && strstr(msg, "basic_train.tsv") && strstr(msg, "basic_val.tsv") &&
+                      strstr(msg, "basic_test.tsv") && strstr(msg, "GENERATED_BY_LRA_BENCH") &&
+                      strstr(msg, "No such file"), "after the kill at %d: %s", k, msg);
+    }
+}
+END_TEST
+
 START_TEST(test_loader_official_format) {
     const char *dir = t_tmpdir();
     char path[512], err[LRA_ERR_LEN];
@@ -212,6 +237,7 @@ Suite *listops_suite(void) {
     tcase_add_test(tc, test_evaluator_by_hand);
     tcase_add_test(tc, test_generator_values_and_format);
     tcase_add_test(tc, test_generator_split_files);
+    tcase_add_test(tc, test_generation_killed_leaves_nothing);
     suite_add_tcase(s, tc);
     tc = tcase_create("loader");
     tcase_add_test(tc, test_loader_official_format);
