@@ -159,15 +159,11 @@ static lra_status write_staged(const char *dir, const lra_listops_gen_cfg *c, ch
         if (errno != ENOTEMPTY && errno != EEXIST) {
             st = lra_fail(err, LRA_ERR_IO, "rename %s to %s: %s", part, dir, strerror(errno));
         } else { /* DIR holds other files: the splits first, the mark last */
+            static const char *const files[4] = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv",
+                                                 "GENERATED_BY_LRA_BENCH"};
             for (int k = 0; k < 4 && st == LRA_OK; k++) {
-                const char *name = k < 3 ? names[k] : NULL;
-                if (name) {
-                    snprintf(from, sizeof from, "%s/basic_%s.tsv", part, name);
-                    snprintf(to, sizeof to, "%s/basic_%s.tsv", dir, name);
-                } else {
-                    snprintf(from, sizeof from, "%s/GENERATED_BY_LRA_BENCH", part);
-                    snprintf(to, sizeof to, "%s/GENERATED_BY_LRA_BENCH", dir);
-                }
+                snprintf(from, sizeof from, "%s/%s", part, files[k]);
+                snprintf(to, sizeof to, "%s/%s", dir, files[k]);
                 if (rename(from, to) != 0) st = lra_fail(err, LRA_ERR_IO, "rename %s: %s", from, strerror(errno));
             }
         }

@@ -15,8 +15,7 @@
 #include "dist.h"
 #include "sysinfo.h"
 
-/* j, pretty-printed, into a finished temporary file for path (atomic_file.h): the caller names it. */
-static lra_status write_tmp(lra_atomic_file *a, const char *path, const cJSON *j, char *err) {
+lra_status lra_write_json_tmp(lra_atomic_file *a, const char *path, const cJSON *j, char *err) {
     char *text = cJSON_Print(j);
     if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory printing the report");
     lra_status st = lra_atomic_open(a, path, err);
@@ -31,7 +30,7 @@ static lra_status write_tmp(lra_atomic_file *a, const char *path, const cJSON *j
 
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
     lra_atomic_file a;
-    lra_status st = write_tmp(&a, path, j, err);
+    lra_status st = lra_write_json_tmp(&a, path, j, err);
     if (st != LRA_OK) return st;
     int e = lra_atomic_rename(&a, LRA_ATOMIC_SYNC);
     return e ? lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", path, strerror(e)) : LRA_OK;
@@ -39,22 +38,29 @@ lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err) {
 
 lra_status lra_write_json_new(const char *path, const cJSON *j, char *written, size_t n, char *err) {
     lra_atomic_file a;
-    lra_status st = write_tmp(&a, path, j, err);
+    lra_status st = lra_write_json_tmp(&a, path, j, err);
     if (st != LRA_OK) return st;
-    size_t stem = strlen(path);
-    if (stem >= 5 && !strcmp(path + stem - 5, ".json")) stem -= 5;
-    snprintf(written, n, "%s", path);
-    int e;
-    for (int k = 2;; k++) { /* path, then path-2.json .. path-100.json */
-        e = lra_atomic_link_new(&a, written, LRA_ATOMIC_SYNC);
-        if (e != EEXIST || k > 100) break;
-        snprintf(written, n, "%.*s-%d.json", (int)stem, path, k);
-    }
-    if (e == EEXIST) {
-        lra_atomic_discard(&a);
+    lra_owned_name name; /* holding nothing: path where free, else path-2.json .. path-100.json */
+    lra_owned_init(&name, path, 0);
+    int moved, e = lra_atomic_put_owned(&a, &name, &moved, LRA_ATOMIC_SYNC);
+    snprintf(written, n, "%s", name.path);
+    if (e == EEXIST)
         return lra_fail(err, LRA_ERR_IO, "%s: taken, and so are its names -2 .. -100: report not written", path);
-    }
     return e ? lra_fail(err, LRA_ERR_IO, "%s: could not write the report: %s", written, strerror(e)) : LRA_OK;
+}
+
+/* the first position at or after i in text (len bytes) that is not a blank */
+static size_t skip_blanks(const char *text, size_t i, size_t len) {
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) i++;
+    return i;
+}
+
+/* 1-based line and column of byte `at` of text */
+static void line_col(const char *text, size_t at, size_t *line, size_t *col) {
+    *line = *col = 1;
+    for (size_t i = 0; i < at; i++) {
+        if (text[i] == '\n') { (*line)++; *col = 1; } else (*col)++;
+    }
 }
 
 cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
@@ -94,29 +100,20 @@ cJSON *lra_read_json(const char *path, lra_status *st, char *err) {
     text[len] = '\0';
     const char *end = NULL;
     cJSON *j = bad ? NULL : cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    size_t after = j && end >= text && end <= text + len ? (size_t)(end - text) : len;
-    while (j && after < len && (text[after] == ' ' || text[after] == '\n' || text[after] == '\r' || text[after] == '\t'))
-        after++;
-    if (j && after < len) { /* junk, or a second value, after the first: not one report */
+    const size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
+    size_t line, col;
+    if (j && skip_blanks(text, at, len) < len) { /* junk, or a second value, after the first: not one report */
         cJSON_Delete(j);
         j = NULL;
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i < after; i++) {
-            if (text[i] == '\n') { line++; col = 1; } else col++;
-        }
+        line_col(text, skip_blanks(text, at, len), &line, &col);
         *st = lra_fail(err, LRA_ERR_FORMAT, "%s:%zu:%zu: text after the JSON value (one report per file)", path, line, col);
     } else if (!j && bad) /* reading a directory fails here, with EISDIR */
         *st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(bad));
     else if (!j) { /* say where the JSON stops making sense: line and column */
-        const size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i < at; i++) {
-            if (text[i] == '\n') { line++; col = 1; } else col++;
-        }
-        size_t rest = at + 1; /* nothing but blanks after the error: the file stops mid-value */
-        while (rest < len && (text[rest] == ' ' || text[rest] == '\n' || text[rest] == '\r' || text[rest] == '\t')) rest++;
+        line_col(text, at, &line, &col);
+        /* nothing but blanks after the error: the file stops mid-value */
         *st = lra_fail(err, LRA_ERR_FORMAT, "%s:%zu:%zu: not valid JSON %s", path, line, col,
-                       rest >= len ? "(the file ends too early: truncated?)" : "here");
+                       skip_blanks(text, at + 1, len) >= len ? "(the file ends too early: truncated?)" : "here");
     }
     free(text);
     return j;
@@ -263,7 +260,7 @@ lra_status lra_run_write_report(run_state *r, char *err) {
     if (lra_dist_rank() != 0) return LRA_OK; /* one writer (dist.h) */
     cJSON *j = build_report(r);
     lra_atomic_file a;
-    lra_status st = write_tmp(&a, r->report_name.path, j, err);
+    lra_status st = lra_write_json_tmp(&a, r->report_name.path, j, err);
     cJSON_Delete(j);
     if (st != LRA_OK) return st;
     int moved, e = lra_atomic_put_owned(&a, &r->report_name, &moved, LRA_ATOMIC_SYNC);

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/atomic_file.h"
 #include "../common/lra.h"
 
 #define LRA_REPORT_SCHEMA_VERSION 1
@@ -12,6 +13,10 @@
  * and renamed over path only when complete: a failure leaves the previous file untouched and no
  * partial file under either name. Creates missing parent directories. */
 lra_status lra_write_json_atomic(const char *path, const cJSON *j, char *err);
+
+/* j, pretty-printed, into a finished temporary file for path (atomic_file.h), which the caller
+ * then names (renames, links, claims) or discards. */
+lra_status lra_write_json_tmp(lra_atomic_file *a, const char *path, const cJSON *j, char *err);
 
 /* Like lra_write_json_atomic, but never replaces a file: where path is taken (even by a file made
  * while this one was written) the report goes to the first free name of PATH-2.json ..

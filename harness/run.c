@@ -266,30 +266,24 @@ static lra_status claim_names(run_state *r, char *err) {
     cJSON_AddStringToObject(j, "status", "starting");
     cJSON_AddNumberToObject(j, "pid", (double)getpid());
     cJSON_AddItemToObject(j, "config", lra_config_to_json(c));
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!text) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     lra_atomic_file a;
     char why[LRA_ERR_LEN];
-    lra_status st = lra_atomic_open(&a, r->report_path, why);
-    if (st != LRA_OK)
-        st = lra_fail(err, LRA_ERR_IO, "cannot write the report %s (%s): nothing was run", r->report_path, why);
-    if (st == LRA_OK) {
-        int e = lra_atomic_finish(&a, fputs(text, a.f) >= 0 && fputc('\n', a.f) != EOF, LRA_ATOMIC_SYNC);
-        if (!e && c->overwrite) lra_atomic_discard(&a); /* written, so writable; the old report stays */
-        else if (!e) e = lra_atomic_claim(&a, &r->report_name, LRA_ATOMIC_SYNC);
-        if (e == EEXIST) {
-            lra_atomic_discard(&a);
-            st = refuse_existing(r->report_path, 1, err);
-        } else if (e) {
-            st = lra_fail(err, LRA_ERR_IO, "%s: cannot write the report here (%s): nothing was run", r->report_path,
-                          strerror(e));
-        } else {
-            r->claimed = !c->overwrite;
-        }
+    lra_status st = lra_write_json_tmp(&a, r->report_path, j, why);
+    cJSON_Delete(j);
+    if (st != LRA_OK) return lra_fail(err, st, "cannot write the report %s (%s): nothing was run", r->report_path, why);
+    if (c->overwrite) { /* written, so writable; the old report stays */
+        lra_atomic_discard(&a);
+        return LRA_OK;
     }
-    free(text);
-    return st;
+    int e = lra_atomic_claim(&a, &r->report_name, LRA_ATOMIC_SYNC);
+    if (e == EEXIST) {
+        lra_atomic_discard(&a);
+        return refuse_existing(r->report_path, 1, err);
+    }
+    if (e)
+        return lra_fail(err, LRA_ERR_IO, "cannot write the report %s (%s): nothing was run", r->report_path, strerror(e));
+    r->claimed = 1;
+    return LRA_OK;
 }
 
 /* Before the first step: room for the checkpoint, shown by allocating its size (twice over: the
