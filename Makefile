@@ -23,9 +23,10 @@ B := build
 LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atomic_file.c common/sha256.c common/md5.c \
            attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
            datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
-           tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c \
+           tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c tasks/mqar.c \
            harness/layers.c harness/layernorm.c harness/gemm.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
-           harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c
+           harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c \
+           harness/runlist.c harness/batch.c harness/stats.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)

@@ -1,4 +1,4 @@
-/* agent.c - Agent attention (Han et al., ECCV 2024), as in ../shared/spec/attention.md:
+/* agent.c - Agent attention (Han et al., ECCV 2024), as its paper and code define it:
  *
  *   A   = pool(q, n)                              (n, d)  adaptive average pooling of the valid
  *                                                         rows of q (n = L when L < n valid rows)

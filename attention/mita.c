@@ -1,5 +1,5 @@
 /* mita.c - MiTA, Mixture of Top-k Activations (Wen and Huang, 2026), after the authors' official
- * code as ../shared/spec/attention.md states it:
+ * code:
  *
  *   A    = pool(q, m)                        (m, d)  landmark queries: adaptive average pooling of
  *                                                    the valid rows (m = L when L < m valid rows)

@@ -1,4 +1,5 @@
 /* fs.c - see fs.h. */
+#define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 700
 #include "fs.h"
 
@@ -6,7 +7,10 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 lra_status lra_mkdirs(const char *path, char *err) {
     char buf[4096];
@@ -54,4 +58,32 @@ lra_status lra_rmtree(const char *path, char *err) {
     if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return lra_fail(err, LRA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return LRA_OK;
+}
+
+int lra_lock_take(const char *lock_path, int *fd) {
+    for (int tries = 0; tries < 100; tries++) {
+        int f = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (f < 0) return errno;
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(f);
+            return e == EWOULDBLOCK ? EBUSY : e;
+        }
+        /* the holder we waited on may have removed the file between our open and our lock: a
+         * lock on a name no longer there excludes nobody, so take the one that is there now */
+        struct stat held, named;
+        if (fstat(f, &held) == 0 && stat(lock_path, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev) {
+            *fd = f;
+            return 0;
+        }
+        close(f);
+    }
+    return EBUSY;
+}
+
+void lra_lock_drop(const char *lock_path, int fd) {
+    if (fd < 0) return;
+    unlink(lock_path); /* while held: whoever opens the name next makes a new file */
+    close(fd);
 }

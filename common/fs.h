@@ -16,4 +16,12 @@ int lra_file_exists(const char *path);
 /* rm -r: removes path and everything under it (no error when it does not exist). */
 lra_status lra_rmtree(const char *path, char *err);
 
+/* A run's lock: an flock on the file lock_path, held while the process lives and let go by the
+ * kernel when it dies, however it dies, so "is that run still going?" has an answer that a killed
+ * process cannot leave wrong. lra_lock_take: 0 and *fd where taken; EBUSY where another process
+ * holds it; else an errno. lra_lock_drop removes the file, then lets go. A file left by a killed
+ * run is unlocked, and taken again. */
+int lra_lock_take(const char *lock_path, int *fd);
+void lra_lock_drop(const char *lock_path, int fd);
+
 #endif

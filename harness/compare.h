@@ -23,6 +23,9 @@ typedef struct {
     long seed[64];
     const char *file[64];        /* the report of each seed (the caller's strings) */
     char data[65];               /* data checksum shared by every seed */
+    char options[200];           /* the backend's options as the run resolved them ("m=64,k=64,...",
+                                    the report's backend_options; "" in reports without them) */
+    int numerics_lo, numerics_hi; /* the numerics versions its seeds were computed under (0: unknown) */
     double steps_s, tokens_s, eval_tokens_s, rss_mb, params; /* means over seeds */
 } group;
 

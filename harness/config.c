@@ -41,7 +41,7 @@ static const char *const final_eval_names[] = {"all", "subset", NULL};
 static const opt_def opts[] = {
     {"task", OPT_STR, F(task), 0, 0, NULL, "task (list below); default listops"},
     {"backend", OPT_STR, F(backend), 0, 0, NULL, "attention backend, default full (list below)"},
-    {"attn-opt", OPT_STR, F(attn_opts), 0, 0, NULL, "backend options, key=value[,key=value]"},
+    {"attn-opt", OPT_STR, F(attn_opts), 0, 0, NULL, "backend options, key=value[,key=value]; key=v1,v2: a grid"},
     {"profile", OPT_STR, F(profile), 0, 0, NULL, "repro (default) | official | ci: the columns here"},
     {"layers", OPT_INT, F(layers), 0, 64, NULL, "encoder blocks"},
     {"heads", OPT_INT, F(heads), 1, 256, NULL, "attention heads"},
@@ -75,6 +75,7 @@ static const opt_def opts[] = {
     {"retrieval-head", OPT_ENUM, F(retrieval_head), 0, 0, retrieval_head_names,
      "retrieval: official [u, v] | paper [u, v, u*v, u-v] | repro (paper's, one hidden layer)"},
     {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "image: cifar10 (default) | fashion-mnist (a labelled substitute)"},
+    {"task-opt", OPT_STR, F(task_opts), 0, 0, NULL, "task options, key=value[,key=value] (mqar: keys, values, pairs, train, eval)"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
     {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads per process (0 = the cores, shared by mpirun's processes on a host)"},
@@ -167,6 +168,15 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
         d.warmup = 10; d.steps = 30; d.max_len = row->max_len < 256 ? row->max_len : 256;
         d.batching = LRA_BATCH_BUCKET; d.eval_every = 0; d.timing_skip = 2; d.log_every = 10;
         d.eval_subset = 1000; d.final_eval_subset = 1;
+        const lra_task_ci *ci = &t->ci; /* a task whose ci size is its own (tasks/README.md) */
+        if (ci->layers) d.layers = ci->layers;
+        if (ci->emb) d.emb = d.qkv = ci->emb;
+        if (ci->mlp) d.mlp = ci->mlp;
+        if (ci->batch) d.batch = ci->batch;
+        if (ci->max_len) d.max_len = ci->max_len;
+        if (ci->steps) { d.steps = ci->steps; d.log_every = ci->steps / 10 > 10 ? ci->steps / 10 : 10; }
+        if (ci->warmup) d.warmup = ci->warmup;
+        if (ci->lr > 0) d.lr = ci->lr;
     } else {
         return lra_fail(err, LRA_ERR_USAGE, "unknown profile '%s' (known: repro, official, ci)%s", profile,
                         strcmp(profile, "small") == 0 ? "; small, which did not learn Text, is gone: repro replaces it" : "");
@@ -255,6 +265,9 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     const lra_task_i *t = lra_task_find(c->task);
     if (t->docs != 2 && c->retrieval_head != profile_head)
         return lra_fail(err, LRA_ERR_USAGE, "--retrieval-head: %s has no dual encoder (only document-pair tasks do)", c->task);
+    if (c->task_opts[0] && !t->check_opts)
+        return lra_fail(err, LRA_ERR_USAGE, "--task-opt=%s: %s takes no task options", c->task_opts, c->task);
+    if (t->check_opts && (st = t->check_opts(c->task_opts, c->max_len, err)) != LRA_OK) return st;
     if (c->dataset[0] && !t->alternatives)
         return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);
     if (c->qkv % c->heads)
@@ -363,18 +376,20 @@ static void item_str(const cJSON *x, char *buf, size_t n) {
 
 /* Options added after checkpoints existed, and the value their absence meant: a checkpoint
  * written before the option resumes when the option has that value. */
-static const struct { const char *name, *absent_means; } added_later[] = {{"final-eval", "all"}, {"grad-shards", "1"}};
+static const struct { const char *name, *absent_means; } added_later[] = {
+    {"final-eval", "all"}, {"grad-shards", "1"}, {"task-opt", ""}};
 
 
 static int absent_means(const char *name, const cJSON *now) {
     char v[64];
     item_str(now, v, sizeof v);
     for (size_t i = 0; i < sizeof added_later / sizeof *added_later; i++)
-        if (!strcmp(name, added_later[i].name)) return now && !strcmp(v, added_later[i].absent_means);
+        if (!strcmp(name, added_later[i].name)) /* item_str spells an empty string "(none)" */
+            return now && !strcmp(v, *added_later[i].absent_means ? added_later[i].absent_means : "(none)");
     return 0;
 }
 
-int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n) {
+int lra_config_diff(const cJSON *saved, const char *saved_in, const cJSON *now, char *msg, size_t n) {
     int count = 0;
     size_t used = 0;
     msg[0] = '\0';
@@ -396,8 +411,8 @@ int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n) {
             item_str(a, va, sizeof va);
             item_str(b, vb, sizeof vb);
             if (used < n)
-                used += (size_t)snprintf(msg + used, n - used, "%s--%s=%s in the checkpoint, %s here", count ? "; " : "",
-                                         x->string, va, vb);
+                used += (size_t)snprintf(msg + used, n - used, "%s--%s=%s in %s, %s here", count ? "; " : "",
+                                         x->string, va, saved_in, vb);
             count++;
         }
     }

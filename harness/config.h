@@ -19,6 +19,7 @@ typedef struct {
     int mean_len;  /* MEAN pooling's divisor: 0 max_len, 1 its next power of two (lra_config_pool_len) */
     int init, attn_bias;
     char dataset[32];
+    char task_opts[256];
     long seed, data_seed;
     int threads;
     int grad_shards; /* the batch's fixed split into gradient shards (train.h): results never depend on P */
@@ -56,8 +57,8 @@ cJSON *lra_config_to_json(const lra_config *c);
 cJSON *lra_config_identity_json(const lra_config *c);
 
 /* Lists in msg the options whose values differ between two identity objects, as
- * "--lr=0.05 in the checkpoint, 0.001 here; ..."; returns how many differ. */
-int lra_config_diff(const cJSON *saved, const cJSON *now, char *msg, size_t n);
+ * "--lr=0.05 in <saved_in>, 0.001 here; ..."; returns how many differ. */
+int lra_config_diff(const cJSON *saved, const char *saved_in, const cJSON *now, char *msg, size_t n);
 
 /* "--name=value" arguments rebuilding the options of a config object (a report's or a
  * checkpoint's), for `lra-bench resume`. Returns the count written into args (at most max), each a

@@ -72,7 +72,11 @@ int lra_fetch_main(int argc, char **argv) {
         return 2;
     }
     const lra_task_i *one = task ? lra_task_find(task) : NULL;
-    if (task && (!one || !one->source.url)) {
+    if (task && one && !one->source.url) {
+        fprintf(stderr, "lra-bench fetch: %s has nothing to download (its data is generated when a run needs it)\n", task);
+        return 2;
+    }
+    if (task && !one) {
         char names[256];
         lra_task_names(names, sizeof names);
         fprintf(stderr, "lra-bench fetch: no download for task '%s' (known: %s)\n", task, names);

@@ -4,6 +4,7 @@
 
 #include "../attention/attention.h"
 #include "../tasks/task.h"
+#include "batch.h"
 #include "compare.h"
 #include "config.h"
 #include "dist.h"
@@ -11,6 +12,7 @@
 #include "generate_cmd.h"
 #include "plot.h"
 #include "resume.h"
+#include "runlist.h"
 #include "run.h"
 #include "speed.h"
 #include "sysinfo.h"
@@ -22,9 +24,10 @@ static void usage(FILE *f, const char *task) {
             "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
             "       lra-bench resume CHECKPOINT|REPORT [options]   (continues a stopped run exactly)\n"
+            "       lra-bench batch FILE [--threads=N]   (runs a file of runs to the end, resuming what stopped)\n"
             "       lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]   (downloads, resumable)\n"
             "       lra-bench compare [--format=markdown|csv] [--select=best|last|both] [--target=ACC]\n"
-            "                         [--baseline=FILE,... --max-regression=P] FILES...\n"
+            "                         [--baseline-backend=NAME] [--baseline=FILE,... --max-regression=P ...] FILES...\n"
             "       lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
             "                       [--layers=2] [--warmup=1] [--repeats=5] [--mem-limit=24G] [--encoder=0|1] [--out=F]\n"
             "       mpirun -np P lra-bench [run|resume|speed] ... --grad-shards=S   (data-parallel, P <= S; README)\n"
@@ -35,7 +38,8 @@ static void usage(FILE *f, const char *task) {
             "the parameters of the best periodic validation accuracy (the reported figure), and writes a JSON\n"
             "report. Options are --name=value;\n"
             "a profile sets the defaults (columns below) and every option overrides it. --seeds=1,2,3 runs\n"
-            "the configuration once per seed, one report each (compare aggregates them).\n\n"
+            "the configuration once per seed, one report each (compare aggregates them); an --attn-opt that\n"
+            "lists values (m=16,64,k=64,256) runs every point of their product, times the seeds.\n\n"
             "Checkpoints (parameters, optimizer, step, data order, RNG) are written every --checkpoint-every\n"
             "steps and on SIGINT/SIGTERM, beside the report as .ckpt. `lra-bench resume FILE` (the checkpoint\n"
             "or the report) continues with the options it was started with, ending with the same numbers, to\n"
@@ -56,9 +60,12 @@ static void usage(FILE *f, const char *task) {
             "\n"
             "environment: LRA_DATA_DIR (data directory), OPENBLAS_CORETYPE (recorded in reports)\n"
             "\ncompare: tables from reports (test accuracy per backend x task at the best-validation step, or\n"
-            "--select=last|both, with mean +- sd over seeds, the LRA average and the published Transformer row;\n"
+            "--select=last|both, mean and 95%% CI over seeds, differences to full paired by seed, option grids,\n"
+            "the LRA average over the tasks every row has and the published Transformer row;\n"
             "throughput, memory, the 10%% parameter rule; --target=0.36: wall time to that validation accuracy).\n"
-            "With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%%.\n\n"
+            "With --baseline, a gate: exit status 3 when a baseline group's test accuracy fell more than\n"
+            "--max-regression, its tokens/s more than --max-slowdown or its peak RSS grew more than\n"
+            "--max-memory-growth percent, or it has no completed current report (unless --allow-missing).\n\n"
             "speed: per length and backend, the attention layer alone (forward, forward+backward) and an\n"
             "encoder training step (emb = heads x hs, mlp = 2 emb), medians and IQR over the repeats after the\n"
             "warm-up; a configuration planned above --mem-limit (default: physical memory) is marked OOM.\n"
@@ -87,12 +94,22 @@ static const struct { const char *cmd, *text; } command_help[] = {
               "pathx (the LRA release, of which only the task's files are extracted). --url names a mirror or a\n"
               "file:// copy. A --data-dir you name must exist.\n"},
     {"compare", "usage: lra-bench compare [--format=markdown|csv] [--select=best|last|both] [--target=ACC]\n"
-                "                         [--baseline=FILE,... --max-regression=P] FILES...\n\n"
+                "                         [--baseline-backend=NAME|none] [--baseline=FILE,... [--max-regression=P]\n"
+                "                         [--max-slowdown=P] [--max-memory-growth=P] [--allow-missing]] FILES...\n\n"
                 "Tables from run reports: test accuracy per backend x task (--select=best, the default: at each run's\n"
-                "best-validation step; last; both), mean +- sd over seeds, the LRA average and the published\n"
-                "Transformer row; throughput, memory and the 10% parameter rule; --target=0.36 adds the wall time until\n"
+                "best-validation step; last; both) as the mean and its 95% confidence interval over seeds (Student's\n"
+                "t; n in every cell, marked where under 3), the average over the LRA tasks that every row has, and the\n"
+                "published Transformer row; each row's difference to --baseline-backend (default full, where there is\n"
+                "one), paired by seed where two or more seeds match, else Welch's, in bold where its interval excludes 0;\n"
+                "rows that differ only in --attn-opt as one grid table (long, and rows x columns where two options\n"
+                "vary); throughput, memory and the 10% parameter rule; --target=0.36 adds the wall time until\n"
                 "validation accuracy first reached 36%. Other reports (speed, unfinished, untimed) are named and left\n"
-                "out. With --baseline, exit status 3 when test accuracy or training tokens/s fell more than P%.\n"},
+                "out.\n\n"
+                "The gate: --baseline=FILES with one or more limits, in percent of the baseline: --max-regression\n"
+                "(test accuracy), --max-slowdown (training tokens/s), --max-memory-growth (peak RSS). Every\n"
+                "baseline group must have a completed current report (--allow-missing: a note instead), and a gate\n"
+                "that checked no group fails. Exit status: 0 passed (or no gate), 1 a report that cannot be read (the\n"
+                "file named) or none completed, 2 a usage error, 3 the gate failed (each failure on its own line).\n"},
     {"speed", "usage: lra-bench speed [--backend=full,mita] [--lengths=1024,...,16384] [--batch=1] [--heads=4] [--hs=64]\n"
               "                       [--layers=2] [--warmup=1] [--repeats=5] [--threads=N] [--attn-opt=K=V,...]\n"
               "                       [--mem-limit=24G] [--encoder=0|1] [--grad-shards=S] [--out=FILE [--overwrite]]\n\n"
@@ -112,6 +129,10 @@ static const struct { const char *cmd, *text; } command_help[] = {
 
 /* 1 when it printed the command's help */
 static int command_usage(const char *cmd) {
+    if (!strcmp(cmd, "batch")) {
+        fputs(lra_batch_help, stdout);
+        return 1;
+    }
     for (size_t i = 0; i < sizeof command_help / sizeof *command_help; i++)
         if (!strcmp(cmd, command_help[i].cmd)) {
             fputs(command_help[i].text, stdout);
@@ -151,14 +172,14 @@ static int command(int argc, char **argv) {
     int first = 1;
     if (argc < 2) { /* a bare command starts no hours-long run */
         fprintf(stderr, "usage: lra-bench [run] --task=NAME --backend=NAME [options]   (a training run)\n"
-                        "       lra-bench resume|generate|fetch|compare|speed|plot ...\n"
+                        "       lra-bench resume|batch|generate|fetch|compare|speed|plot ...\n"
                         "       lra-bench --help   (every option and each profile's defaults)\n");
         return 2;
     }
     if (!strcmp(argv[1], "help")) { /* lra-bench help [COMMAND] */
         if (argc >= 3 && strcmp(argv[2], "run") != 0 && !command_usage(argv[2])) {
             fprintf(stderr, "lra-bench help: unknown command '%s' (commands: run, resume, fetch, generate, compare, "
-                            "speed, plot)\n", argv[2]);
+                            "speed, plot, batch)\n", argv[2]);
             return 2;
         }
         if (argc < 3 || !strcmp(argv[2], "run")) usage(stdout, "listops");
@@ -171,39 +192,42 @@ static int command(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "compare") == 0) return lra_compare_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "speed") == 0) return lra_speed_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "plot") == 0) return lra_plot_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "batch") == 0) return lra_batch_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) first = 2;
     else if (argc >= 2 && strncmp(argv[1], "-", 1) != 0) {
-        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, resume, fetch, generate, compare, speed, plot; see --help)\n", argv[1]);
+        fprintf(stderr, "lra-bench: unknown command '%s' (commands: run, batch, resume, fetch, generate, compare, speed, plot; see --help)\n", argv[1]);
         return 2;
     }
     return lra_run_main(argc - first, argv + first);
 }
 
-/* run [options]: argv holds the options only (resume.h) */
-int lra_run_main(int argc, char **argv) {
-    /* --seeds=1,2,3: the same configuration once per seed, one report each */
-    long seeds[64];
-    int nseeds = 0, nargs = 0;
-    char **args = calloc((size_t)argc + 1, sizeof(char *));
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--seeds=", 8) != 0) { args[nargs++] = argv[i]; continue; }
-        char *p = argv[i] + 8, *end;
-        while (*p) {
-            long v = strtol(p, &end, 10);
-            if (end == p || v < 0 || (*end && *end != ',') || nseeds == 64) {
-                fprintf(stderr, "lra-bench: --seeds='%s' must be up to 64 comma-separated seeds >= 0\n", argv[i] + 8);
-                free(args);
-                return 2;
-            }
-            seeds[nseeds++] = v;
-            p = *end ? end + 1 : end;
-        }
+/* after a run of several stopped: which were not run, and how to run them */
+static void not_run(const lra_run_list *runs, int first) {
+    int grid = 0;
+    for (int k = 0; k < runs->run[first].argc; k++) grid |= !strncmp(runs->run[first].argv[k], "--attn-opt=", 11);
+    if (grid) {
+        fprintf(stderr, "lra-bench: not run: %d more runs of this command (in a `lra-bench batch` file it runs to the "
+                "end, resuming what stopped)\n", runs->n - first);
+        return;
     }
+    char seeds[1024] = "";
+    size_t used = 0;
+    for (int r = first; r < runs->n; r++)
+        for (int k = 0; k < runs->run[r].argc; k++)
+            if (!strncmp(runs->run[r].argv[k], "--seed=", 7) && used < sizeof seeds)
+                used += (size_t)snprintf(seeds + used, sizeof seeds - used, "%s%s", r > first ? "," : "",
+                                         runs->run[r].argv[k] + 7);
+    fprintf(stderr, "lra-bench: not run: seed%s %s (run them with the same options and --seeds=%s, or put the command "
+            "in a `lra-bench batch` file, which resumes what stopped)\n", runs->n - first > 1 ? "s" : "", seeds, seeds);
+}
+
+/* run [options]: argv holds the options only (resume.h); --seeds and --attn-opt lists name
+ * several runs (runlist.h), run one after another, one report each */
+int lra_run_main(int argc, char **argv) {
+    char err[LRA_ERR_LEN];
     lra_config c;
     int help = 0;
-    char err[LRA_ERR_LEN];
-    lra_status st = lra_config_parse(&c, nargs, args, &help, err);
-    free(args);
+    for (int i = 0; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
     if (help) {
         const char *task = "listops";
         for (int i = 0; i < argc; i++)
@@ -211,39 +235,29 @@ int lra_run_main(int argc, char **argv) {
         usage(stdout, task);
         return 0;
     }
+    lra_run_list runs;
+    lra_status st = lra_run_list_expand(&runs, argc, argv, err);
+    for (int i = 0; st == LRA_OK && i < runs.n; i++) /* every run's options are checked before the first starts */
+        st = lra_config_parse(&c, runs.run[i].argc, runs.run[i].argv, &help, err);
     if (st != LRA_OK) {
         fprintf(stderr, "lra-bench: %s\n", err);
+        lra_run_list_free(&runs);
         return exit_code(st);
     }
-    for (int i = 0; i < argc && nseeds; i++)
-        if (!strncmp(argv[i], "--seed=", 7)) {
-            fprintf(stderr, "lra-bench: --seed=%s and --seeds both given; use one\n", argv[i] + 7);
-            return 2;
-        }
-    if (nseeds > 1 && (c.out[0] || c.checkpoint[0])) {
-        fprintf(stderr, "lra-bench: --out and --checkpoint name one file; with --seeds leave them out (reports go to "
-                        "results/<task>/<backend>-<profile>-seed<N>-<hash>.json)\n");
-        return 2;
-    }
-    if (nseeds == 0) seeds[nseeds++] = c.seed;
-    for (int i = 0; i < nseeds; i++) {
+    for (int i = 0; i < runs.n; i++) {
         char report[4096];
-        c.seed = seeds[i];
+        lra_config_parse(&c, runs.run[i].argc, runs.run[i].argv, &help, err);
         st = lra_run(&c, report, sizeof report, err);
-        if (st != LRA_OK && lra_dist_rank() != 0) return exit_code(st); /* rank 0 says it */
+        if (st != LRA_OK && lra_dist_rank() != 0) break; /* rank 0 says it */
         if (report[0] && lra_dist_rank() == 0) printf("%s\n", report); /* stdout: the report, whenever one was written (partial too) */
         fflush(stdout);
         if (st != LRA_OK) {
-            fprintf(stderr, "lra-bench: seed %ld: %s\n", c.seed, err);
-            if (i + 1 < nseeds) { /* a resume continues one run: say what --seeds has left */
-                fprintf(stderr, "lra-bench: not run: seed%s", nseeds - i > 2 ? "s" : "");
-                for (int k = i + 1; k < nseeds; k++) fprintf(stderr, "%s%ld", k > i + 1 ? "," : " ", seeds[k]);
-                fprintf(stderr, " (run them with the same options and --seeds=");
-                for (int k = i + 1; k < nseeds; k++) fprintf(stderr, "%s%ld", k > i + 1 ? "," : "", seeds[k]);
-                fprintf(stderr, ")\n");
-            }
-            return exit_code(st);
+            if (runs.n > 1) fprintf(stderr, "lra-bench: seed %ld%s%s: %s\n", c.seed, c.attn_opts[0] ? ", " : "", c.attn_opts, err);
+            else fprintf(stderr, "lra-bench: %s\n", err);
+            if (i + 1 < runs.n) not_run(&runs, i + 1);
+            break;
         }
     }
-    return 0;
+    lra_run_list_free(&runs);
+    return exit_code(st);
 }

@@ -23,6 +23,7 @@
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "compare.h"
+#include "stats.h"
 #include "report.h"
 
 enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 256 };
@@ -208,7 +209,7 @@ static void bar_chart(FILE *f, groups *gs) {
     for (int t = 0; t < nc; t++)
         for (int i = 0; i < gs->n; i++)
             if (!strcmp(gs->g[i].task, keys[t])) { tasks[nt++] = t; break; }
-    svg_open(f, "LRA test accuracy at the best-validation step: mean over n seeds, bars +- sd; dashes: LRA paper");
+    svg_open(f, "LRA test accuracy at the best-validation step: mean over n seeds, bars the 95% CI; dashes: LRA paper");
     const double pw = W - ML - MR, ph = H - MT - MB, slot = pw / (nt ? nt : 1), bw = slot * 0.8 / (nb ? nb : 1);
     fprintf(f, "<g stroke=\"#ddd\">\n");
     for (int v = 0; v <= 100; v += 20) fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, MT + ph - v / 100.0 * ph, ML + pw, MT + ph - v / 100.0 * ph);
@@ -226,14 +227,18 @@ static void bar_chart(FILE *f, groups *gs) {
         for (int k = 0; k < nt; k++) {
             const group *g = lra_find_group(gs, keys[tasks[k]], backends[b], profiles[b], 0);
             if (!g) continue;
-            const double a = lra_mean(g->acc, g->n), sd = lra_stdev(g->acc, g->n), x = ML + k * slot + slot * 0.1 + b * bw;
+            const lra_estimate e = lra_estimate_mean(g->acc, g->n);
+            const double a = e.mean, half = lra_half95(e), x = ML + k * slot + slot * 0.1 + b * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>", x, MT + ph - a / 100 * ph,
                     bw * 0.9, a / 100 * ph);
             esc(f, names[b]);
-            fprintf(f, " %s: %.2f%% (n=%d, sd %.2f)</title></rect>\n", g->task, a, g->n, sd);
-            if (g->n > 1) /* the error bar, in black over the bar */
+            if (isnan(half)) fprintf(f, " %s: %.2f%% (n=%d, no interval)</title></rect>\n", g->task, a, g->n);
+            else fprintf(f, " %s: %.2f%% [%.2f, %.2f] (n=%d, 95%% CI)</title></rect>\n", g->task, a, a - half, a + half, g->n);
+            if (!isnan(half)) { /* the error bar, in black over the bar, clipped to the chart */
+                const double hi = fmin(a + half, 100), lo = fmax(a - half, 0);
                 fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", x + bw * 0.45,
-                        MT + ph - (a + sd) / 100 * ph, x + bw * 0.45, MT + ph - (a - sd) / 100 * ph);
+                        MT + ph - hi / 100 * ph, x + bw * 0.45, MT + ph - lo / 100 * ph);
+            }
             snprintf(buf, sizeof buf, "n=%d", g->n);
             label(f, x + bw * 0.45, MT + ph - a / 100 * ph - 4, "middle", buf, 0);
         }

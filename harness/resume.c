@@ -122,7 +122,7 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
         !(best_step >= -1 && best_step <= step) || best_step != floor(best_step) || !(best_acc >= 0 && best_acc <= 1) ||
         isnan(best_loss))
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's header lacks or has out-of-range run state", path);
-    else if (lra_config_diff(theirs, mine, diff, sizeof diff))
+    else if (lra_config_diff(theirs, "the checkpoint", mine, diff, sizeof diff))
         st = lra_fail(err, LRA_ERR_USAGE, "%s belongs to another run than these options (or the report they came from): %s",
                       path, diff);
     else if (strcmp(sum->valuestring, r->data_checksum) != 0)
@@ -249,12 +249,17 @@ int lra_resume_main(int argc, char **argv) {
         }
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(src, "checkpoint");
         const cJSON *cp = cJSON_GetObjectItemCaseSensitive(ck, "path");
-        if (!cJSON_IsString(cp)) {
+        size_t len = strlen(file);
+        char guess[4096];
+        snprintf(guess, sizeof guess, "%.*s.ckpt", (int)(len > 5 && !strcmp(file + len - 5, ".json") ? len - 5 : len), file);
+        /* a report written before the run's first checkpoint names none: the one beside it */
+        const char *named = cJSON_IsString(cp) ? cp->valuestring : lra_file_exists(guess) ? guess : NULL;
+        if (!named) {
             fprintf(stderr, "lra-bench resume: %s names no checkpoint (the run wrote none: see --checkpoint-every)\n", file);
             cJSON_Delete(src);
             return 1;
         }
-        beside(ckpt, sizeof ckpt, cp->valuestring, file, 1);
+        beside(ckpt, sizeof ckpt, named, file, 1);
         snprintf(report, sizeof report, "%s", file);
     }
     config = cJSON_GetObjectItemCaseSensitive(src, "config");

@@ -17,6 +17,7 @@
 #include "../common/sha256.h"
 #include "../common/test_hook.h"
 #include "../common/atomic_file.h"
+#include "../common/fs.h"
 #include "../datasets/datadir.h"
 #include "../tasks/task.h"
 #include "report.h"
@@ -43,7 +44,7 @@ static void fmt_duration(double s, char *buf, size_t n) {
 /* The task's view of the run's options and data directory. */
 static lra_task_cfg task_cfg(const run_state *r) {
     const lra_config *c = r->c;
-    return (lra_task_cfg){r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset};
+    return (lra_task_cfg){r->data_dir, c->max_len, 0, (uint64_t)c->data_seed, c->dataset, c->task_opts};
 }
 
 /* The data directory, and the task's data in it: found, or generated when the task can. */
@@ -197,6 +198,8 @@ static void test_hold_on_stop(void) {
 void lra_run_default_report(const lra_config *c, char *path, size_t n) {
     cJSON *id = lra_config_identity_json(c);
     cJSON_DeleteItemFromObjectCaseSensitive(id, "seed"); /* in the name already */
+    /* an option added later hashes only when given, so that earlier runs keep their names */
+    if (!c->task_opts[0]) cJSON_DeleteItemFromObjectCaseSensitive(id, "task-opt");
     char *text = cJSON_PrintUnformatted(id), hex[65] = "00000000";
     cJSON_Delete(id);
     if (text) {
@@ -207,6 +210,13 @@ void lra_run_default_report(const lra_config *c, char *path, size_t n) {
         free(text);
     }
     snprintf(path, n, "results/%s/%s-%s-seed%ld-%.8s.json", c->task, c->backend, c->profile, c->seed, hex);
+}
+
+void lra_run_checkpoint_path(const lra_config *c, const char *report, char *path, size_t n) {
+    if (c->checkpoint[0]) { snprintf(path, n, "%s", c->checkpoint); return; }
+    size_t len = strlen(report); /* beside the report: X.json -> X.ckpt */
+    int json = len > 5 && strcmp(report + len - 5, ".json") == 0;
+    snprintf(path, n, "%.*s.ckpt", (int)(json ? len - 5 : len), report);
 }
 
 /* ---- the report's and checkpoint's names: claimed at start, never another's replaced -------- */
@@ -236,6 +246,39 @@ static lra_status refuse_existing(const char *path, int is_report, char *err) {
     else
         snprintf(how, sizeof how, "--out=PATH writes this run elsewhere; --overwrite replaces it");
     return lra_fail(err, LRA_ERR_USAGE, "%s exists%s: %s", path, what, how);
+}
+
+/* The run's lock (report + ".lock"), held from before the claim to the last write: a second
+ * process on the same report, a fresh run, a resume or a batch, is refused while this one lives,
+ * and finds the lock free the moment it dies, which is how `batch` tells a killed run from one
+ * that is going. The file holds the holder's pid, for the message. */
+static lra_status take_lock(run_state *r, char *err) {
+    snprintf(r->lock_path, sizeof r->lock_path, "%s.lock", r->report_path);
+    char dir[4096], why[LRA_ERR_LEN];
+    lra_status st = lra_mkdirs_parent(r->lock_path, dir, sizeof dir, why);
+    if (st != LRA_OK) return lra_fail(err, st, "cannot write the report %s (%s): nothing was run", r->report_path, why);
+    int e = lra_lock_take(r->lock_path, &r->lock_fd);
+    if (e == EBUSY) {
+        char pid[32] = "?";
+        FILE *f = fopen(r->lock_path, "r");
+        if (f) {
+            if (!fgets(pid, sizeof pid, f)) snprintf(pid, sizeof pid, "?");
+            pid[strcspn(pid, "\n")] = '\0';
+            fclose(f);
+        }
+        return lra_fail(err, LRA_ERR_USAGE, "%s is in use: another lra-bench (pid %s) is running that run now; "
+                        "--out=PATH writes this one elsewhere", r->report_path, pid);
+    }
+    if (e)
+        return lra_fail(err, LRA_ERR_IO, "cannot write the report %s (its lock %s: %s): nothing was run", r->report_path,
+                        r->lock_path, strerror(e));
+    if (ftruncate(r->lock_fd, 0) == 0) dprintf(r->lock_fd, "%ld\n", (long)getpid());
+    return LRA_OK;
+}
+
+static void drop_lock(run_state *r) {
+    lra_lock_drop(r->lock_path, r->lock_fd);
+    r->lock_fd = -1;
 }
 
 /* A new run's report name is claimed before anything long starts: a placeholder report (status
@@ -328,6 +371,7 @@ static lra_status check_memory(const lra_model_cfg *mc, char *err) {
 static void unclaim(run_state *r) {
     if (r->claimed) lra_owned_remove(&r->report_name);
     r->claimed = 0;
+    drop_lock(r);
 }
 
 /* ---- the run: setup, the training loop, the end ------------------------------------------ */
@@ -349,19 +393,16 @@ static lra_status setup(run_state *r, int threads, char *err) {
         fprintf(stderr, "lra-bench: note: Ctrl-C on mpirun kills the processes 1 s after asking them to stop, before a "
                 "step ends: for a checkpoint on Ctrl-C, start mpirun with --mca odls_base_sigkill_timeout 600, or stop "
                 "with `pkill -INT lra-bench`\n");
-    if (c->checkpoint[0]) snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s", c->checkpoint);
-    else { /* beside the report: X.json -> X.ckpt */
-        size_t n = strlen(r->report_path);
-        int json = n > 5 && strcmp(r->report_path + n - 5, ".json") == 0;
-        snprintf(r->ckpt_path, sizeof r->ckpt_path, "%.*s.ckpt", (int)(json ? n - 5 : n), r->report_path);
-    }
-    /* a killed run's half-written report or checkpoint: never read, only in the way */
+    lra_run_checkpoint_path(c, r->report_path, r->ckpt_path, sizeof r->ckpt_path);
+    /* a mistyped --data-dir is named before anything about the report */
+    if ((st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err)) != LRA_OK) return st;
     if (lra_dist_rank() == 0) {
+        if ((st = take_lock(r, err)) != LRA_OK) return st;
+        /* a killed run's half-written report or checkpoint: never read, only in the way (and,
+         * the lock held, no live run's) */
         lra_atomic_sweep(r->report_path);
         lra_atomic_sweep(r->ckpt_path);
     }
-    /* a mistyped --data-dir is named before anything about the report */
-    if ((st = lra_data_dir(r->data_dir, sizeof r->data_dir, c->data_dir, err)) != LRA_OK) return st;
     if ((st = claim_names(r, err)) != LRA_OK) return st;
     if (say) /* before the data, whose first preparation can take minutes */
         fprintf(stderr, "lra-bench: %s %s on %s, profile %s, seed %ld: data in %s, report %s\n",
@@ -543,7 +584,7 @@ static void run_free(run_state *r) {
 lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *err) {
     run_state *r = calloc(1, sizeof *r);
     if (!r) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
-    *r = (run_state){.c = c, .t0 = lra_now(), .started = (long)time(NULL), .status = "running", .ckpt_step = -1,
+    *r = (run_state){.c = c, .t0 = lra_now(), .started = (long)time(NULL), .status = "running", .ckpt_step = -1, .lock_fd = -1,
                      .task = lra_task_find(c->task),
                      .progress = lra_dist_rank() != 0 ? 0 : c->progress != 0}; /* on unless --progress=off */
     if (c->out[0]) snprintf(r->report_path, sizeof r->report_path, "%s", c->out);
@@ -573,6 +614,7 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t pathn, char *e
         char werr[LRA_ERR_LEN];
         lra_status wst = lra_run_write_report(r, werr);
         if (wst != LRA_OK && st == LRA_OK) { st = wst; snprintf(err, LRA_ERR_LEN, "%s", werr); }
+        drop_lock(r);
     }
     if (st == LRA_OK && lra_dist_rank() == 0) /* one line for logs and CI, terminal or not */
         fprintf(stderr, "lra-bench: %s/%s/%s seed %ld: test %.2f%% at the best-validation step %d (val %.2f%%), "

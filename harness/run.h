@@ -17,6 +17,9 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t n, char *err);
  * differ (a sweep over --lr, --attn-opt, --max-len...) never share a name. */
 void lra_run_default_report(const lra_config *c, char *path, size_t n);
 
+/* The checkpoint's path of the run c whose report is report: c->checkpoint, or X.ckpt beside X.json. */
+void lra_run_checkpoint_path(const lra_config *c, const char *report, char *path, size_t n);
+
 /* The `run` command (main.c; `lra-bench resume` ends in it too): argv holds its options only,
  * --seeds included. Returns the exit status. */
 int lra_run_main(int argc, char **argv);

@@ -57,6 +57,8 @@ typedef struct {
     char report_path[4200], ckpt_path[4200];
     lra_owned_name report_name, ckpt_name;
     int claimed; /* the report name holds this run's placeholder, removed if set-up fails */
+    char lock_path[4210]; /* report_path + ".lock": held while this process runs the run (fs.h) */
+    int lock_fd;          /* -1 where none is held */
     lra_batcher bat; /* the training order: part of the checkpoint */
     int ckpt_step; /* the step of the last checkpoint this process wrote or resumed from, -1 none */
     cJSON *resumed_at; /* steps at which this run was resumed */

@@ -7,9 +7,10 @@
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
 extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image, lra_task_pathfinder,
-    lra_task_pathx;
+    lra_task_pathx, lra_task_mqar;
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image, &lra_task_pathfinder, &lra_task_pathx, NULL};
+static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image,
+                                          &lra_task_pathfinder, &lra_task_pathx, &lra_task_mqar, NULL};
 
 int lra_task_count(void) { return (int)(sizeof tasks / sizeof *tasks) - 1; }
 const lra_task_i *lra_task_at(int i) { return i >= 0 && i < lra_task_count() ? tasks[i] : NULL; }

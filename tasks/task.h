@@ -17,6 +17,7 @@ typedef struct {
     int quiet;            /* no messages on stderr */
     uint64_t data_seed;   /* seed of offline generators */
     const char *dataset;  /* NULL or "": the task's official data; else a named alternative */
+    const char *opts;     /* --task-opt: "key=value,...", "" for none (tasks with check_opts only) */
 } lra_task_cfg;
 
 typedef struct {
@@ -52,6 +53,10 @@ typedef struct {
  * that would spend more than about 15% of a run here on evaluation. */
 typedef struct { int max_len, batch, warmup, steps, recipe_eval_every, eval_every; } lra_task_repro;
 
+/* The ci profile's model and run where the common one (1 layer, emb 32, 30 steps, length 256)
+ * does not suit the task; a 0 field keeps the common value. */
+typedef struct { int layers, emb, mlp, batch, max_len, steps, warmup; double lr; } lra_task_ci;
+
 /* Where `lra-bench fetch` gets the task's official data: a file read in place (extract NULL), or
  * the members of an archive extracted beside it (NULL-terminated path fragments). */
 typedef struct {
@@ -81,9 +86,11 @@ typedef struct lra_task_i {
     const char *help;            /* --help's lines about its data (continuation lines indented by 11) */
     double published;            /* the LRA paper's Transformer test accuracy, %; NAN: FAIL */
     int in_average;              /* counted in the LRA average (every task but Path-X) */
+    int not_lra;                 /* not one of LRA's six (MQAR): a table column only where a report has it */
     const char *alternatives;    /* --dataset values it reads besides its official data; NULL: none */
     lra_task_official official;
     lra_task_repro repro;
+    lra_task_ci ci;              /* optional: zero keeps the common ci profile */
     lra_task_source source;
     int vocab, classes, max_len; /* max_len: the official sequence length */
     /* Optional: lra-bench's offline generator (prepare calls it when no data is found; data_seed
@@ -93,6 +100,9 @@ typedef struct lra_task_i {
     lra_status (*generate)(const lra_generate_opts *o, char *err);
     int val_is_test;             /* 1 when the official validation split is the test split (Text) */
     int docs;                    /* sequences per example: 1, or 2 for Retrieval's document pairs */
+    /* Optional: checks --task-opt (NULL: the task takes none, and any is refused) against the
+     * sequence length, naming the bad option. */
+    lra_status (*check_opts)(const char *opts, int max_len, char *err);
     /* Makes sure the data exists under cfg->data_dir; writes a one-line description of where it
      * came from into source (e.g. "generated, seed 1, in DIR"). */
     lra_status (*prepare)(const lra_task_cfg *cfg, char *source, size_t n, char *err);

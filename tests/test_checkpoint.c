@@ -192,25 +192,6 @@ END_TEST
 /* 40 steps, evaluations every 10 and checkpoints every 7 (they fall between evaluations) */
 #define RUN "%s --profile=ci --steps=40 --eval-every=10 --checkpoint-every=7 --threads=2 --data-dir=%s"
 
-/* Every loss and accuracy of a completed report: results and the curve without its times, as
- * JSON text. cJSON prints a number with 17 digits when 15 do not give it back, so equal text
- * means equal bits. Caller frees. */
-static char *numbers(const char *report) {
-    cJSON *j = t_load_json(report);
-    ck_assert_msg(strcmp(t_str(j, "status"), "completed") == 0, "%s: status %s", report, t_str(j, "status"));
-    cJSON *out = cJSON_CreateObject(), *curve = cJSON_Duplicate(t_get(j, "curve"), 1), *pt;
-    cJSON_ArrayForEach(pt, curve) { /* wall-clock fields: the only ones a resumed run may change */
-        cJSON_DeleteItemFromObjectCaseSensitive(pt, "elapsed_s");
-        cJSON_DeleteItemFromObjectCaseSensitive(pt, "train_s");
-    }
-    cJSON_AddItemToObject(out, "results", cJSON_Duplicate(t_get(j, "results"), 1));
-    cJSON_AddItemToObject(out, "curve", curve);
-    char *s = cJSON_PrintUnformatted(out);
-    cJSON_Delete(out);
-    cJSON_Delete(j);
-    return s;
-}
-
 /* Starts the run with env set, waits until it stops itself (the SIGSTOP test hooks), then kills it
  * with SIGKILL. */
 static void run_and_kill(const char *env, const char *backend, const char *report) {
@@ -224,7 +205,7 @@ static void run_and_kill(const char *env, const char *backend, const char *repor
 }
 
 static void check_resumed(const char *report, const char *ref, double resumed_at) {
-    char *a = numbers(report), *b = numbers(ref);
+    char *a = t_report_numbers(report), *b = t_report_numbers(ref);
     ck_assert_msg(strcmp(a, b) == 0, "resumed run differs:\n%s\nuninterrupted:\n%s", a, b);
     free(a);
     free(b);
@@ -291,7 +272,7 @@ START_TEST(test_resume_other_numerics) {
     ck_assert_msg(strstr(msg, want) && strstr(msg, "--numerics-change=on"), "%s", msg);
     ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s/old.ckpt --numerics-change=on", t_bench(), out) == 0, "%s", msg);
     ck_assert_msg(strstr(msg, "continued under"), "%s", msg);
-    char *a = numbers(report), *b = numbers(ref);
+    char *a = t_report_numbers(report), *b = t_report_numbers(ref);
     ck_assert_msg(strcmp(a, b) == 0, "resumed run differs:\n%s\nuninterrupted:\n%s", a, b);
     free(a);
     free(b);
@@ -325,7 +306,7 @@ START_TEST(test_exact_resume_after_sigint) {
     cJSON_Delete(j);
     ck_assert_msg(t_run(msg, sizeof msg, "cd / && %s resume %s", t_bench(), report) == 0, "%s", msg);
     ck_assert_msg(t_run(msg, sizeof msg, "ls -A %s", out) == 0 && strcmp(msg, "i.ckpt\ni.json\nref.json\n") == 0, "%s", msg);
-    char *a = numbers(report), *b = numbers(ref);
+    char *a = t_report_numbers(report), *b = t_report_numbers(ref);
     ck_assert_msg(strcmp(a, b) == 0, "resumed:\n%s\nuninterrupted:\n%s", a, b);
     free(a);
     free(b);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests.h"
 
@@ -34,7 +35,7 @@ static int file_contains(const char *path, const char *what) {
 }
 
 /* One pair: a.{rc,out,err} and b.{rc,out,err} in dir. Each run either wrote a report that holds
- * its own backend, under the name it printed, or was refused (exit 2, "exists"); at least one
+ * its own backend, under the name it printed, or was refused (exit 2, "exists" or "in use"); at least one
  * ran, and two that ran wrote two different files. */
 static void check_pair(const char *dir, const char *backend_a, const char *backend_b, int pair) {
     const char *who[2] = {"a", "b"}, *backend[2] = {backend_a, backend_b};
@@ -47,7 +48,8 @@ static void check_pair(const char *dir, const char *backend_a, const char *backe
         first_line(path, report[k], sizeof report[k]);
         snprintf(path, sizeof path, "%s/%s.err", dir, who[k]);
         if (!strcmp(rc, "2")) {
-            ck_assert_msg(file_contains(path, "exists") && !report[k][0], "pair %d, run %s: refused without saying why",
+            ck_assert_msg((file_contains(path, "exists") || file_contains(path, "in use")) && !report[k][0],
+                          "pair %d, run %s: refused without saying why",
                           pair, who[k]);
             continue;
         }
@@ -88,22 +90,33 @@ START_TEST(test_simultaneous_runs) {
 END_TEST
 
 /* The window between finding the name free and claiming it: run a stops there (the
- * STOP_BEFORE_CLAIM hook), run b starts and finishes under the same name, then a goes on and must
- * refuse, leaving b's report as it was. With the claim replaced by the old existence check and
- * rename, a would run and its report replace b's. */
+ * STOP_BEFORE_CLAIM hook), holding the run's lock; run b, started then with the same name, is
+ * refused at once ("in use", naming a's pid) instead of finishing first, and a goes on and
+ * writes its report. With the lock gone, b would run and a, going on, refuse (the claim) or, with
+ * the claim replaced by the old existence check and rename, replace b's report. */
 START_TEST(test_claim_window) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
     char msg[8192], path[600];
     int rc = t_run(msg, sizeof msg,
                    "cd %s; LRA_TEST_STOP_BEFORE_CLAIM=1 " CI_RUN " --backend=full --out=r.json >a.out 2>a.err & p=$!; "
                    "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
-                   CI_RUN " --backend=mita --out=r.json >b.out 2>b.err; echo $? >b.rc; "
+                   CI_RUN " --backend=mita --out=r.json >b.out 2>b.err; echo $? >b.rc; echo pid=$p >pid; "
                    "kill -CONT $p; wait $p; echo $? >a.rc; ls | grep -c tmp",
                    dir, t_bench(), data, t_bench(), data);
     ck_assert_msg(rc == 1 && strstr(msg, "0\n"), "temporary files left: %s", msg);
     check_pair(dir, "full", "mita", 0);
+    snprintf(path, sizeof path, "%s/b.rc", dir);
+    ck_assert_msg(file_contains(path, "2"), "the run started in the other's window was not refused");
+    char pid[64], want[128];
+    snprintf(path, sizeof path, "%s/pid", dir);
+    first_line(path, pid, sizeof pid);
+    snprintf(want, sizeof want, "in use: another lra-bench (pid %s)", pid + 4);
+    snprintf(path, sizeof path, "%s/b.err", dir);
+    ck_assert_msg(file_contains(path, want), "b's refusal does not name a's pid (%s)", want);
     snprintf(path, sizeof path, "%s/a.rc", dir);
-    ck_assert_msg(file_contains(path, "2"), "the run stopped in its window was not refused");
+    ck_assert_msg(file_contains(path, "0"), "the run holding the lock did not finish");
+    snprintf(path, sizeof path, "%s/r.json.lock", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "the finished run left its lock file");
 }
 END_TEST
 

@@ -221,7 +221,7 @@ START_TEST(test_first_hour) {
     /* --seeds stopped at its first seed says which it did not run */
     rc = t_run(msg, sizeof msg, "cd %s && LRA_TEST_POISON=1:1000 %s --profile=ci --steps=3 --seeds=7,8,9 --data-dir=%s", dir,
                bench, data);
-    ck_assert_msg(rc == 1 && strstr(msg, "not run: seeds 8,9 (run them with the same options and --seeds=8,9)"),
+    ck_assert_msg(rc == 1 && strstr(msg, "not run: seeds 8,9 (run them with the same options and --seeds=8,9, or put the command in a `lra-bench batch` file"),
                   "exit %d: %s", rc, msg);
 }
 END_TEST

@@ -2,8 +2,10 @@
  * standard deviation, the parameter rule and the regression gate against values computed by
  * hand; unreadable reports rejected with the file named. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <string.h>
 
+#include "../harness/stats.h"
 #include "tests.h"
 
 /* a minimal completed report with the fields compare reads */
@@ -41,12 +43,19 @@ START_TEST(test_tables_by_hand) {
     char out[16384];
     int rc = t_run(out, sizeof out, "%s compare %s/*.json", t_bench(), d);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
-    /* mean of 30, 34, 32 is 32; sample sd sqrt((4 + 4 + 0) / 2) = 2 */
-    ck_assert_msg(strstr(out, "| full | small | 32.00 ± 2.00 (n=3) | - |"), "%s", out);
-    /* the five-task average (40 + 60 + 55 + 45 + 70) / 5 = 54 */
-    ck_assert_msg(strstr(out, "| mita | small | 40.00 | 60.00 | 55.00 | 45.00 | 70.00 | - | 54.00 |"), "%s", out);
-    ck_assert_msg(strstr(out, "| agent | small | 20.00 | - | - | - | - | - | - |"), "%s", out);
-    ck_assert_msg(strstr(out, "36.37 | 64.27 | 57.46 | 42.44 | 71.40 | FAIL | 54.39 |") && strstr(out, "published"), "%s", out);
+    /* mean of 30, 34, 32 is 32; sample sd sqrt((4 + 4 + 0) / 2) = 2; the interval 32 +- 4.303 x 2 / sqrt(3) */
+    ck_assert_msg(strstr(out, "| full | small | 32.00 [27.03, 36.97] (n=3) | - |"), "%s", out);
+    /* full and agent have ListOps only: no average, for any row */
+    ck_assert_msg(strstr(out, "| mita | small | 40.00 (n=1)† | 60.00 (n=1)† | 55.00 (n=1)† | 45.00 (n=1)† | 70.00 (n=1)† | - | - |"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "| agent | small | 20.00 (n=1)† | - | - | - | - | - | - |"), "%s", out);
+    ck_assert_msg(strstr(out, "36.37 | 64.27 | 57.46 | 42.44 | 71.40 | FAIL | - |") && strstr(out, "published") &&
+                  strstr(out, "Avg: not shown"), "%s", out);
+    /* mita alone: the five-task average (40 + 60 + 55 + 45 + 70) / 5 = 54, the paper's 54.39 */
+    rc = t_run(out, sizeof out, "%s compare %s/m*.json", t_bench(), d);
+    ck_assert_msg(rc == 0 && strstr(out, "| LRA avg |") && strstr(out, "| 70.00 (n=1)† | - | 54.00 (n=1)† |") &&
+                  strstr(out, "FAIL | 54.39 |"), "%s", out);
+    rc = t_run(out, sizeof out, "%s compare %s/*.json", t_bench(), d);
     /* throughput means: (1000 + 1200 + 1400) / 3 = 1200 tokens/s; parameters against full */
     ck_assert_msg(strstr(out, "| listops | full | small | 3 | 2.500 | 1200 | 9000 | 100 | 1000 | +0.0% |"), "%s", out);
     ck_assert_msg(strstr(out, "| listops | mita | small | 1 | 2.500 | 3000 | 9000 | 100 | 1150 | +15.0% **over 10%** |"), "%s", out);
@@ -57,15 +66,15 @@ START_TEST(test_tables_by_hand) {
     /* CSV */
     rc = t_run(out, sizeof out, "%s compare --format=csv %s/f0.json %s/f1.json %s/f2.json", t_bench(), d, d, d);
     ck_assert_int_eq(rc, 0);
-    ck_assert_msg(strstr(out, "listops,full,small,3,32.0000,2.0000,2.5000,1200.0,9000.0,100.0,1000,1.0000,32.0000,2.0000,,\n"),
-                  "%s", out);
+    ck_assert_msg(strstr(out, "listops,full,small,3,32.0000,2.0000,2.5000,1200.0,9000.0,100.0,1000,1.0000,32.0000,2.0000,,,"
+                              "27.0313,36.9687,,,,,,,,\"\"\n"), "%s", out);
     /* the same backend and seed with other --attn-opt: another row, not a duplicate seed */
     const char *o = t_tmpdir();
     report(o, "m1.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
     report(o, "m2.json", "listops", "mita", 0, 0.45, 1000, 1000, 1, "completed");
     ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 0,/\"seed\": 0, \"config\": {\"attn-opt\": \"k=128\"},/' %s/m2.json", o), 0);
     rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m2.json", t_bench(), o, o);
-    ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 |") && strstr(out, "| mita[k=128] | small | 45.00 |"),
+    ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 (n=1)† |") && strstr(out, "| mita[k=128] | small | 45.00 (n=1)† |"),
                   "exit %d: %s", rc, out);
 }
 END_TEST
@@ -78,12 +87,41 @@ START_TEST(test_regression_gate) {
     int rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=10 %s/acc.json", t_bench(), b, d);
     ck_assert_msg(rc == 3 && strstr(out, "12.5% lower"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=15 %s/acc.json", t_bench(), b, d);
-    ck_assert_msg(rc == 0 && strstr(out, "1 group checked against the baseline, 0 regressions"), "exit %d: %s", rc, out);
+    ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked, 0 failed their limits, 0 missing: the gate passes"),
+                  "exit %d: %s", rc, out);
     report(d, "tok.json", "listops", "mita", 0, 0.40, 800, 1000, 1, "completed"); /* 20% fewer tokens/s */
+    /* speed has its own limit: a bit-identical run on a busy runner does not fail the accuracy gate */
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=10 %s/tok.json", t_bench(), b, d);
-    ck_assert_msg(rc == 3 && strstr(out, "tokens/s 1000 -> 800 (20.0% lower"), "exit %d: %s", rc, out);
+    ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked, 0 failed their limits, 0 missing: the gate passes"),
+                  "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-slowdown=10 %s/tok.json", t_bench(), b, d);
+    ck_assert_msg(rc == 3 && strstr(out, "tokens/s 1000 -> 800 (20.0% lower, limit 10%)"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-slowdown=25 %s/tok.json", t_bench(), b, d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    /* memory: 100 MB -> 150 MB */
+    report(d, "mem.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"peak_rss_bytes\": 104857600/\"peak_rss_bytes\": 157286400/' %s/mem.json", d), 0);
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-memory-growth=20 %s/mem.json", t_bench(), b, d);
+    ck_assert_msg(rc == 3 && strstr(out, "peak RSS 100 MB -> 150 MB (50.0% more, limit 20%)"), "exit %d: %s", rc, out);
+    /* the gate cannot pass on nothing: a baseline group whose current run diverged, or is absent */
+    report(d, "div.json", "listops", "mita", 0, 0.40, 1000, 1000, 1, "diverged");
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=5 %s/div.json", t_bench(), b, d);
+    ck_assert_msg(rc == 3 && strstr(out, "missing: listops/mita/small is in the baseline and has no completed report") &&
+                  strstr(out, "0 baseline groups checked"), "exit %d: %s", rc, out);
+    report(d, "other.json", "listops", "full", 0, 0.40, 1000, 1000, 1, "completed");
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=5 %s/other.json", t_bench(), b, d);
+    ck_assert_msg(rc == 3 && strstr(out, "1 missing"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=5 --allow-missing %s/other.json %s/acc.json",
+               t_bench(), b, d, d);
+    ck_assert_msg(rc == 3 && strstr(out, "12.5% lower"), "exit %d: %s", rc, out); /* allowed missing, still a regression */
+    rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=50 --allow-missing %s/other.json", t_bench(),
+               b, d);
+    ck_assert_msg(rc == 3 && strstr(out, "0 baseline groups checked"), "nothing checked must fail even when allowed: %d: %s",
+                  rc, out);
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json %s/tok.json", t_bench(), b, d);
-    ck_assert_int_eq(rc, 2); /* --baseline without --max-regression */
+    ck_assert_int_eq(rc, 2); /* --baseline without a limit */
+    rc = t_run(out, sizeof out, "%s compare --max-slowdown=5 %s/tok.json", t_bench(), d);
+    ck_assert_int_eq(rc, 2); /* a limit without --baseline */
 }
 END_TEST
 
@@ -182,18 +220,18 @@ START_TEST(test_selection_target_and_skips) {
     ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"train_steps_per_s\": 2.5/\"train_steps_per_s\": null/' %s/untimed.json", d), 0);
     int rc = t_run(out, sizeof out, "%s compare --target=0.35 %s/*.json", t_bench(), d);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
-    /* best-val: (37 + 39) / 2 = 38, sd sqrt(2); the last step's would be 33 */
-    ck_assert_msg(strstr(out, "at the best-validation step") && strstr(out, "| full | repro | 38.00 ± 1.41 (n=2) |"), "%s", out);
-    ck_assert_msg(strstr(out, "| image[fashion-mnist] |") && strstr(out, " 80.00 | - |"), "%s", out);
+    /* best-val: (37 + 39) / 2 = 38, sd sqrt(2), 38 +- 12.706 x 1; the last step's would be 33 */
+    ck_assert_msg(strstr(out, "at the best-validation step") && strstr(out, "| full | repro | 38.00 [25.29, 50.71] (n=2)† |"), "%s", out);
+    ck_assert_msg(strstr(out, "| image[fashion-mnist] |") && strstr(out, " 80.00 (n=1)† | - |"), "%s", out);
     /* 0.35 is first reached by the evaluation at 200 s */
     ck_assert_msg(strstr(out, "wall time to val >= 35.00% |") && strstr(out, "| listops | full | repro | 2 | 1.000 | 1000 | 3000 | 100 | 1000 | +0.0% | 200 s |"), "%s", out);
     ck_assert_msg(strstr(out, "speed.json: a 'speed' report, not a training run: left out"), "%s", out);
     ck_assert_msg(strstr(out, "untimed.json: no timed training steps") && !strstr(out, "| text |"), "%s", out);
     rc = t_run(out, sizeof out, "%s compare --select=both --target=0.5 %s/s0.json %s/s1.json", t_bench(), d, d);
-    ck_assert_msg(rc == 0 && strstr(out, "| full | repro | 38.00 ± 1.41 (n=2) |") && strstr(out, "at the last training step") &&
-                  strstr(out, "| full | repro | 33.00 ± 2.83 (n=2) |") && strstr(out, "not reached"), "exit %d: %s", rc, out);
+    ck_assert_msg(rc == 0 && strstr(out, "| full | repro | 38.00 [25.29, 50.71] (n=2)† |") && strstr(out, "at the last training step") &&
+                  strstr(out, "| full | repro | 33.00 [7.59, 58.41] (n=2)† |") && strstr(out, "not reached"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare --select=last --format=csv --target=0.4 %s/s0.json", t_bench(), d);
-    ck_assert_msg(rc == 0 && strstr(out, "listops,full,repro,1,37.0000,0.0000,1.0000,1000.0,3000.0,100.0,1000,1.0000,35.0000,0.0000,200.0,1\n"),
+    ck_assert_msg(rc == 0 && strstr(out, "listops,full,repro,1,37.0000,0.0000,1.0000,1000.0,3000.0,100.0,1000,1.0000,35.0000,0.0000,200.0,1,"),
                   "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare --target=36 %s/s0.json", t_bench(), d);
     ck_assert_msg(rc == 2 && strstr(out, "--target='36'"), "exit %d: %s", rc, out);
@@ -295,9 +333,9 @@ START_TEST(test_plot_svgs) {
         int n = xml_series(svg);
         ck_assert_msg(n == want[i], "%s: %d series (want %d; -1 = not well-formed)", names[i], n, want[i]);
         if (i == 0) ck_assert(strstr(svg, "mita &amp; co") != NULL);
-        if (i == 2) /* the profile in the legend, n and the seeds' sd, an error bar where n > 1 */
-            ck_assert_msg(strstr(svg, "mita (small) listops: 40.00% (n=1, sd 0.00)") &&
-                          strstr(svg, "full (small) listops: 32.00% (n=3, sd 2.00)") && strstr(svg, "n=3") &&
+        if (i == 2) /* the profile in the legend, n and the 95% interval, an error bar where n > 1 */
+            ck_assert_msg(strstr(svg, "mita (small) listops: 40.00% (n=1, no interval)") &&
+                          strstr(svg, "full (small) listops: 32.00% [27.03, 36.97] (n=3, 95% CI)") && strstr(svg, "n=3") &&
                           strstr(svg, "mita (small) image[fashion-mnist]: 80.00%") &&
                           strstr(svg, "stroke=\"black\"/>"), "%s", svg);
     }
@@ -348,10 +386,114 @@ START_TEST(test_plot_curves) {
 }
 END_TEST
 
+
+/* The intervals against values worked by hand: Student's t, a mean's interval, a paired and a
+ * Welch difference, an average over tasks */
+START_TEST(test_stats_by_hand) {
+    ck_assert_double_eq_tol(lra_t975(1), 12.706, 1e-9);
+    ck_assert_double_eq_tol(lra_t975(4), 2.776, 1e-9);
+    ck_assert_double_eq_tol(lra_t975(30), 2.042, 1e-9);
+    ck_assert_double_eq_tol(lra_t975(1e9), 1.960, 1e-6);
+    /* df 2.5: 4.303 + (1/2.5 - 1/2) / (1/3 - 1/2) x (3.182 - 4.303) */
+    ck_assert_double_eq_tol(lra_t975(2.5), 4.303 + 0.6 * (3.182 - 4.303), 1e-9);
+    ck_assert(isnan(lra_t975(0.5)));
+    /* 1..5: mean 3, sd sqrt(2.5), se sqrt(0.5), half 2.776 x 0.70711 */
+    const double x[5] = {1, 2, 3, 4, 5};
+    lra_estimate e = lra_estimate_mean(x, 5);
+    ck_assert_double_eq_tol(e.mean, 3, 1e-12);
+    ck_assert_double_eq_tol(lra_half95(e), 2.776 * sqrt(0.5), 1e-9);
+    ck_assert(isnan(lra_half95(lra_estimate_mean(x, 1))));
+    /* paired by seed, in any order: seed 0 10-10, seed 1 12-11, seed 2 14-9 -> 0, 1, 5: mean 2, sd sqrt(7) */
+    const double a[3] = {10, 12, 14}, b[3] = {9, 10, 11};
+    const long sa[3] = {0, 1, 2}, sb[3] = {2, 0, 1};
+    e = lra_estimate_diff(a, sa, 3, b, sb, 3);
+    ck_assert(e.paired && e.n == 3);
+    ck_assert_double_eq_tol(e.mean, 2, 1e-12);
+    ck_assert_double_eq_tol(lra_half95(e), 4.303 * sqrt(7.0 / 3), 1e-9);
+    /* no seed in common: Welch. var(a)/3 = 1/3, var(b)/4 = 5/3, se sqrt(2), df 4 / (1/18 + 25/27) */
+    const double u[3] = {1, 2, 3}, v[4] = {2, 4, 6, 8};
+    const long su[3] = {0, 1, 2}, sv[4] = {10, 11, 12, 13};
+    e = lra_estimate_diff(u, su, 3, v, sv, 4);
+    ck_assert(!e.paired);
+    ck_assert_double_eq_tol(e.mean, -3, 1e-12);
+    ck_assert_double_eq_tol(e.se, sqrt(2), 1e-12);
+    ck_assert_double_eq_tol(e.df, 4 / (1.0 / 18 + 25.0 / 27), 1e-9);
+    /* average of (10, se 1, df 4) and (20, se 2, df 9): 15, se sqrt(5)/2, df 25 / (1/4 + 16/9) */
+    const lra_estimate parts[2] = {{.mean = 10, .se = 1, .df = 4, .n = 3}, {.mean = 20, .se = 2, .df = 9, .n = 10}};
+    e = lra_estimate_average(parts, 2);
+    ck_assert_double_eq_tol(e.mean, 15, 1e-12);
+    ck_assert_double_eq_tol(e.se, sqrt(5) / 2, 1e-12);
+    ck_assert_double_eq_tol(e.df, 25 / (0.25 + 16.0 / 9), 1e-9);
+    ck_assert_int_eq(e.n, 3);
+}
+END_TEST
+
+/* a report() with --attn-opt and the options the backend resolved */
+static void report_opts(const char *dir, const char *name, const char *backend, long seed, double acc, const char *attn_opt,
+                        const char *resolved) {
+    report(dir, name, "listops", backend, seed, acc, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": %ld,/\"seed\": %ld, \"config\": {\"attn-opt\": \"%s\"}, "
+                           "\"backend_options\": {%s},/' %s/%s", seed, seed, attn_opt, resolved, dir, name), 0);
+}
+
+/* Differences to full, paired by seed: mita 35, 37, 36 against full 30, 34, 32 at seeds 0-2
+ * differ by 5, 3, 4 (mean 4, sd 1: 4 +- 4.303 / sqrt(3), excludes 0, bold); agent's 28, 36, 30
+ * by -2, 2, -2 (mean -0.67, sd 2.309: not bold). A 2 x 2 grid of mita's m and k, the default
+ * point among them by its resolved options, as a long table and as m x k. */
+START_TEST(test_differences_and_grid) {
+    const char *d = t_tmpdir();
+    const double full[3] = {0.30, 0.34, 0.32}, mita[3] = {0.35, 0.37, 0.36}, agent[3] = {0.28, 0.36, 0.30};
+    char name[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "f%d.json", i);
+        report(d, name, "listops", "full", i, full[i], 1000, 1000, 1, "completed");
+        snprintf(name, sizeof name, "m%d.json", i);
+        report_opts(d, name, "mita", i, mita[i], "", "\"m\": 64, \"k\": 64, \"shared\": 1");
+        snprintf(name, sizeof name, "a%d.json", 2 - i); /* another file order: paired by seed, not position */
+        report(d, name, "listops", "agent", i, agent[i], 1000, 1000, 1, "completed");
+        snprintf(name, sizeof name, "g%d.json", i);
+        report_opts(d, name, "mita", i, 0.30 + 0.01 * i, "m=16,k=64", "\"m\": 16, \"k\": 64, \"shared\": 1");
+        snprintf(name, sizeof name, "h%d.json", i);
+        report_opts(d, name, "mita", i, 0.31, "m=16,k=256", "\"m\": 16, \"k\": 256, \"shared\": 1");
+    }
+    report_opts(d, "k0.json", "mita", 0, 0.33, "m=64,k=256", "\"m\": 64, \"k\": 256, \"shared\": 1");
+    char out[32768];
+    int rc = t_run(out, sizeof out, "%s compare %s/*.json", t_bench(), d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    char want[256];
+    snprintf(want, sizeof want, "| mita | small | **+4.00 [%+.2f, %+.2f]** (paired, n=3) |", 4 - 4.303 / sqrt(3), 4 + 4.303 / sqrt(3));
+    ck_assert_msg(strstr(out, "## Difference to full") && strstr(out, want), "%s\nwanted %s", out, want);
+    const double h = 4.303 * sqrt((pow(-2 + 2.0 / 3, 2) + pow(2 + 2.0 / 3, 2) + pow(-2 + 2.0 / 3, 2)) / 2) / sqrt(3);
+    snprintf(want, sizeof want, "| agent | small | -0.67 [%+.2f, %+.2f] (paired, n=3) |", -2.0 / 3 - h, -2.0 / 3 + h);
+    ck_assert_msg(strstr(out, want), "%s\nwanted %s", out, want);
+    ck_assert_msg(!strstr(out, "| full | small | +0.00"), "full is no row of its own differences: %s", out);
+    /* the grid: m=64,k=64 is the default mita row; m=64,k=256 has one seed (unpaired against full's mean 32: +1, no interval) */
+    ck_assert_msg(strstr(out, "## Grid: mita on listops (small)") && strstr(out, "| m | k | test accuracy |"), "%s", out);
+    ck_assert_msg(strstr(out, "| 16 | 64 | 31.00 [28.52, 33.48] (n=3) |") && strstr(out, "| 64 | 64 | 36.00 [33.52, 38.48] (n=3) |") &&
+                  strstr(out, "| 64 | 256 | 33.00 (n=1)† | +1.00 (unpaired, n=1: no interval) |"), "%s", out);
+    ck_assert_msg(strstr(out, "| m \\ k | k=64 | k=256 |") &&
+                  strstr(out, "| m=16 | 31.00 [28.52, 33.48] (n=3) | 31.00 [31.00, 31.00] (n=3) |") &&
+                  strstr(out, "| m=64 | 36.00 [33.52, 38.48] (n=3) | 33.00 (n=1)† |"), "%s", out);
+    /* another baseline, none, and one that is not there */
+    rc = t_run(out, sizeof out, "%s compare --baseline-backend=agent %s/*.json", t_bench(), d);
+    ck_assert_msg(rc == 0 && strstr(out, "## Difference to agent") && strstr(out, "| full | small | +0.67"), "%s", out);
+    rc = t_run(out, sizeof out, "%s compare --baseline-backend=none %s/*.json", t_bench(), d);
+    ck_assert_msg(rc == 0 && !strstr(out, "## Difference"), "%s", out);
+    rc = t_run(out, sizeof out, "%s compare --baseline-backend=moe %s/*.json", t_bench(), d);
+    ck_assert_msg(rc == 2 && strstr(out, "no completed moe report"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --format=csv %s/f*.json %s/m*.json", t_bench(), d, d);
+    snprintf(want, sizeof want, "full,4.0000,%.4f,%.4f,paired,3,1,\"m=64,k=64,shared=1\"\n", 4 - 4.303 / sqrt(3),
+             4 + 4.303 / sqrt(3));
+    ck_assert_msg(rc == 0 && strstr(out, want), "%s\nwanted %s", out, want);
+}
+END_TEST
+
 Suite *compare_suite(void) {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("compare");
     tcase_add_test(tc, test_tables_by_hand);
+    tcase_add_test(tc, test_stats_by_hand);
+    tcase_add_test(tc, test_differences_and_grid);
     tcase_add_test(tc, test_regression_gate);
     tcase_add_test(tc, test_unreadable_reports);
     tcase_add_test(tc, test_plot_svgs);

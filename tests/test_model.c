@@ -305,7 +305,7 @@ START_TEST(test_repro_profile_values) {
 }
 END_TEST
 
-/* Checkpoints outlive option lists: one written before --final-eval and --grad-shards existed
+/* Checkpoints outlive option lists: one written before --final-eval, --grad-shards and --task-opt existed
  * resumes when the options have the values their absence meant (all, 1), is refused with others,
  * and `resume` rebuilds those values, not today's defaults; a float option compares as a float
  * (older checkpoints recorded dropout as 0.10000000149011612). */
@@ -318,14 +318,14 @@ START_TEST(test_identity_across_versions) {
     cJSON_DeleteItemFromObjectCaseSensitive(old, "final-eval");
     cJSON_DeleteItemFromObjectCaseSensitive(old, "grad-shards");
     cJSON_ReplaceItemInObjectCaseSensitive(old, "dropout", cJSON_CreateNumber((double)0.1f));
-    ck_assert_msg(lra_config_diff(old, now, msg, sizeof msg) == 0, "%s", msg);
+    ck_assert_msg(lra_config_diff(old, "the checkpoint", now, msg, sizeof msg) == 0, "%s", msg);
     c.final_eval_subset = 1;
     cJSON *sub = lra_config_identity_json(&c);
-    ck_assert(lra_config_diff(old, sub, msg, sizeof msg) == 1 && strstr(msg, "--final-eval=(absent) in the checkpoint, subset here"));
+    ck_assert(lra_config_diff(old, "the checkpoint", sub, msg, sizeof msg) == 1 && strstr(msg, "--final-eval=(absent) in the checkpoint, subset here"));
     c.final_eval_subset = 0;
     c.grad_shards = 4;
     cJSON *shards = lra_config_identity_json(&c);
-    ck_assert(lra_config_diff(old, shards, msg, sizeof msg) == 1 && strstr(msg, "--grad-shards=(absent) in the checkpoint, 4 here"));
+    ck_assert(lra_config_diff(old, "the checkpoint", shards, msg, sizeof msg) == 1 && strstr(msg, "--grad-shards=(absent) in the checkpoint, 4 here"));
     cJSON_Delete(shards);
     char *args[128];
     int n = lra_config_args_from_json(old, args, 128), found = 0;
@@ -334,6 +334,22 @@ START_TEST(test_identity_across_versions) {
         free(args[i]);
     }
     ck_assert_int_eq(found, 2);
+    /* --task-opt came later still: absent means none, and the rebuilt options parse (a checkpoint
+     * or report of an earlier binary, which batch and resume read) */
+    cJSON_DeleteItemFromObjectCaseSensitive(old, "task-opt");
+    ck_assert_msg(lra_config_diff(old, "the checkpoint", now, msg, sizeof msg) == 0, "%s", msg);
+    snprintf(c.task_opts, sizeof c.task_opts, "pairs=2");
+    cJSON *opt = lra_config_identity_json(&c);
+    ck_assert(lra_config_diff(old, "the checkpoint", opt, msg, sizeof msg) >= 1 && strstr(msg, "--task-opt=(absent)"));
+    cJSON_Delete(opt);
+    cJSON *cfg = lra_config_to_json(&c);
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "task-opt");
+    n = lra_config_args_from_json(cfg, args, 128);
+    lra_config back;
+    int help = 0;
+    ck_assert_msg(lra_config_parse(&back, n, args, &help, err) == LRA_OK && !back.task_opts[0], "%s", err);
+    for (int i = 0; i < n; i++) free(args[i]);
+    cJSON_Delete(cfg);
     cJSON_Delete(old);
     cJSON_Delete(now);
     cJSON_Delete(sub);

@@ -1,6 +1,6 @@
 /* test_text.c - the Text task: archives and extracted trees in the official aclImdb layout,
  * checked token by token against hand-computed ids; hostile archives; every backend end to end;
- * and, when ../shared/data holds the real reviews, a few training steps on them. */
+ * and, where LRA_IMDB_DIR names a directory holding the real reviews, a few training steps on them. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <unistd.h>
@@ -173,14 +173,19 @@ START_TEST(test_text_every_backend_end_to_end) {
 }
 END_TEST
 
-/* The real reviews (../shared/data, see its README): counts, checksum, a few training steps. */
+/* The real reviews (the directory LRA_IMDB_DIR names holds aclImdb-reviews.tar.gz, the reviews
+ * of aclImdb_v1 without its unlabelled part): counts, checksum, a few training steps. */
 START_TEST(test_text_real_reviews) {
-    const char *env = getenv("LRA_SHARED_DATA");
+    const char *env = getenv("LRA_IMDB_DIR");
     char dir[4096], path[4200], msg[8192];
-    snprintf(dir, sizeof dir, "%s", env && *env ? env : "../shared/data");
+    if (!env || !*env) {
+        fprintf(stderr, "test_text_real_reviews: skipped (set LRA_IMDB_DIR to a directory holding aclImdb-reviews.tar.gz)\n");
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s", env);
     snprintf(path, sizeof path, "%s/aclImdb-reviews.tar.gz", dir);
     if (access(path, R_OK) != 0) {
-        fprintf(stderr, "test_text_real_reviews: skipped, %s not present (set LRA_SHARED_DATA)\n", path);
+        fprintf(stderr, "test_text_real_reviews: skipped, %s not present (LRA_IMDB_DIR)\n", path);
         return;
     }
     const char *out = t_tmpdir();

@@ -22,6 +22,8 @@ Suite *fetch_suite(void);
 Suite *checkpoint_suite(void);
 Suite *mpi_suite(void);
 Suite *claim_suite(void);
+Suite *batch_suite(void);
+Suite *mqar_suite(void);
 
 /* Every test case's hang guard, in seconds: a guard against a hang, never a speed target. 20
  * minutes is more than 10x the longest case's idle time in the plain and the sanitized build (the
@@ -57,6 +59,10 @@ const char *t_bench(void);
 void t_tar_gz(const char *path, int n, const char *const *names, const char *const *data, const size_t *lens);
 /* A JSON file (up to 1 MiB), parsed; fails the test when absent or not JSON. Caller owns. */
 cJSON *t_load_json(const char *path);
+/* Every loss and accuracy of a completed report (results, and the curve without its wall times)
+ * as JSON text: equal text means equal bits. Fails the test where the run is not completed.
+ * Caller frees. */
+char *t_report_numbers(const char *report);
 /* The member at a dotted path ("results.test.accuracy"), failing the test when absent; t_num and
  * t_str also fail it when the member has another type. */
 cJSON *t_get(const cJSON *j, const char *dotted);
