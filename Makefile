@@ -26,7 +26,8 @@ LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atom
            tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c tasks/mqar.c \
            harness/layers.c harness/layernorm.c harness/gemm.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
            harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c \
-           harness/runlist.c harness/batch.c harness/stats.c
+           harness/runlist.c harness/batch.c harness/stats.c \
+           harness/help.c harness/run_cmd.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)

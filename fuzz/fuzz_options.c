@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         }
         cJSON *a = lra_config_identity_json(&c), *b = lra_config_identity_json(&c2);
         char diff[1024];
-        if (lra_config_diff(a, b, diff, sizeof diff)) {
+        if (lra_config_diff(a, "the report", b, diff, sizeof diff)) {
             fprintf(stderr, "options changed in the round trip: %s\n", diff);
             abort();
         }

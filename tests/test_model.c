@@ -11,6 +11,7 @@
 #include "../harness/model.h"
 #include "../tasks/task.h"
 #include "../harness/optim.h"
+#include "../harness/run.h"
 #include "tests.h"
 
 enum { VB = 17, MB = 3, ML = 20 };
@@ -350,6 +351,16 @@ START_TEST(test_identity_across_versions) {
     ck_assert_msg(lra_config_parse(&back, n, args, &help, err) == LRA_OK && !back.task_opts[0], "%s", err);
     for (int i = 0; i < n; i++) free(args[i]);
     cJSON_Delete(cfg);
+    /* the default report name hashes --task-opt only when given: runs started before it existed
+     * keep their names, which `batch` finds them by */
+    char path[512];
+    ck_assert(lra_config_profile(&c, "listops", "repro", err) == LRA_OK);
+    snprintf(c.backend, sizeof c.backend, "moe");
+    lra_run_default_report(&c, path, sizeof path);
+    ck_assert_str_eq(path, "results/listops/moe-repro-seed0-a71a462e.json");
+    snprintf(c.task_opts, sizeof c.task_opts, "pairs=2");
+    lra_run_default_report(&c, path, sizeof path);
+    ck_assert_str_ne(path, "results/listops/moe-repro-seed0-a71a462e.json");
     cJSON_Delete(old);
     cJSON_Delete(now);
     cJSON_Delete(sub);
