@@ -256,7 +256,8 @@ static void ci_cell(char *buf, size_t n, lra_estimate e, int *few) {
     const char *mark = e.n < 3 ? "†" : "";
     *few |= e.n < 3;
     if (isnan(h)) snprintf(buf, n, "%.2f (n=%d)%s", e.mean, e.n, mark);
-    else snprintf(buf, n, "%.2f [%.2f, %.2f] (n=%d)%s", e.mean, e.mean - h, e.mean + h, e.n, mark);
+    else /* an accuracy's interval shown within [0, 100], where t's symmetric one can reach past */
+        snprintf(buf, n, "%.2f [%.2f, %.2f] (n=%d)%s", e.mean, fmax(e.mean - h, 0), fmin(e.mean + h, 100), e.n, mark);
 }
 
 /* "**-12.50 [-15.00, -10.00]** (paired, n=3)": bold where the interval excludes 0 */
@@ -335,6 +336,7 @@ static void print_accuracy(const groups *gs, const int *rows, int nr, int last) 
     for (int t = 0; t < nc; t++) {
         const lra_task_i *task = lra_task_find(keys[t]);
         if (!task) printf(" - |");
+        else if (task->not_lra) printf(" - |"); /* not in the paper */
         else isnan(task->published) ? printf(" FAIL |") : printf(" %.2f |", task->published);
     }
     for (int i = 0; i < na; i++) published_sum += lra_task_find(keys[cols[i]])->published;

@@ -481,6 +481,19 @@ START_TEST(test_differences_and_grid) {
     ck_assert_msg(rc == 0 && !strstr(out, "## Difference"), "%s", out);
     rc = t_run(out, sizeof out, "%s compare --baseline-backend=moe %s/*.json", t_bench(), d);
     ck_assert_msg(rc == 2 && strstr(out, "no completed moe report"), "exit %d: %s", rc, out);
+    /* an accuracy's interval is shown within [0, 100]: 99, 100, 90 give 96.33 +- 13.7 */
+    const char *e = t_tmpdir();
+    report(e, "x0.json", "listops", "full", 0, 0.99, 1000, 1000, 1, "completed");
+    report(e, "x1.json", "listops", "full", 1, 1.00, 1000, 1000, 1, "completed");
+    report(e, "x2.json", "listops", "full", 2, 0.90, 1000, 1000, 1, "completed");
+    rc = t_run(out, sizeof out, "%s compare %s/*.json", t_bench(), e);
+    ck_assert_msg(rc == 0 && strstr(out, "| full | small | 96.33 [82.65, 100.00] (n=3) |"), "%s", out);
+    /* a task outside LRA gets its column where a report has it, and no published figure */
+    report(e, "q.json", "mqar", "full", 0, 0.95, 1000, 1000, 1, "completed");
+    rc = t_run(out, sizeof out, "%s compare %s/q.json", t_bench(), e);
+    ck_assert_msg(rc == 0 && strstr(out, "| Path-X | MQAR | Avg |") && strstr(out, "| 71.40 | FAIL | - | - |"), "%s", out);
+    rc = t_run(out, sizeof out, "%s compare %s/x0.json", t_bench(), e);
+    ck_assert_msg(rc == 0 && !strstr(out, "MQAR"), "%s", out);
     rc = t_run(out, sizeof out, "%s compare --format=csv %s/f*.json %s/m*.json", t_bench(), d, d);
     snprintf(want, sizeof want, "full,4.0000,%.4f,%.4f,paired,3,1,\"m=64,k=64,shared=1\"\n", 4 - 4.303 / sqrt(3),
              4 + 4.303 / sqrt(3));
