@@ -68,7 +68,7 @@ lra_status lra_archive_walk(const char *path, lra_archive_fn fn, void *user, cha
     struct archive_entry *e;
     int r;
     while (st == LRA_OK && (r = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
-        if (r < ARCHIVE_WARN) {
+        if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY) { /* RETRY: a damaged header, skipped */
             st = s->read_error ? lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(s->read_error))
                                : lra_fail(err, LRA_ERR_FORMAT, "%s: corrupt or truncated archive (%s)", path,
                                           archive_error_string(a));
@@ -88,9 +88,16 @@ lra_status lra_archive_walk(const char *path, lra_archive_fn fn, void *user, cha
         st = fn(user, name, archive_entry_size_is_set(e) ? (int64_t)archive_entry_size(e) : -1, &m, err);
     }
     if (st == LRA_OK) {
-        /* hash to the end of the file: libarchive stops at the end-of-archive marker */
-        while (source_read(a, s, &(const void *){0}) > 0) {}
+        /* hash to the end of the file: libarchive stops at the end-of-archive marker, which ends a
+         * sound archive within its last read or two. Much more after it is a marker read out of
+         * damaged data (a corrupt gzip stream can decode to one), and the members after it lost. */
+        long long after = 0;
+        la_ssize_t got;
+        while ((got = source_read(a, s, &(const void *){0})) > 0) after += got;
         if (s->read_error) st = lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(s->read_error));
+        else if (after > (long long)(4 * sizeof s->buf))
+            st = lra_fail(err, LRA_ERR_FORMAT, "%s: corrupt or truncated archive (its end-of-archive marker comes %lld "
+                          "bytes before the end of the file)", path, after);
     }
     if (st == LRA_OK && sha256) lra_sha256_final_hex(&s->h, sha256);
     archive_read_free(a);

@@ -101,6 +101,31 @@ START_TEST(test_text_bad_archives) {
     ck_assert_int_eq(truncate(path, size / 2), 0);
     lra_status st = lra_text_load(&s, path, "train", 100, err);
     ck_assert_msg(st == LRA_ERR_FORMAT && strstr(err, "cut.tar.gz") && strstr(err, "truncated"), "%d %s", st, err);
+    /* a damaged header mid-archive (issue 27: 1000 random bytes inside the IMDB archive were
+     * reported as "no reviews"): the second member's name and checksum overwritten */
+    const char *names3[3] = {"aclImdb/train/pos/1_9.txt", "aclImdb/train/neg/2_1.txt", "aclImdb/train/pos/3_8.txt"};
+    snprintf(path, sizeof path, "%s/good.tar.gz", dir);
+    t_tar_gz(path, 3, names3, (const char *const[]){"one", "two", "three"}, NULL);
+    char msg[1024];
+    ck_assert_msg(t_run(msg, sizeof msg, "cd %s && gzip -dc good.tar.gz > d.tar && printf 'XXXXXXXXXXXXXXXX' | "
+                        "dd of=d.tar bs=1 seek=1024 conv=notrunc 2>/dev/null && printf '99999' | "
+                        "dd of=d.tar bs=1 seek=1172 conv=notrunc 2>/dev/null && gzip -c d.tar > damaged.tar.gz", dir) == 0,
+                  "%s", msg);
+    snprintf(path, sizeof path, "%s/damaged.tar.gz", dir);
+    st = lra_text_load(&s, path, "train", 100, err);
+    ck_assert_msg(st == LRA_ERR_FORMAT && strstr(err, "damaged.tar.gz") && strstr(err, "corrupt"), "%d %s", st, err);
+    /* an end-of-archive marker read early, with most of the file after it (damaged data can decode
+     * to one): the first member, 1024 zero bytes, then 600 KB that libarchive never reaches */
+    ck_assert_msg(t_run(msg, sizeof msg, "cd %s && head -c 1024 d.tar > e.tar && head -c 1024 /dev/zero >> e.tar && "
+                        "head -c 600000 /dev/urandom >> e.tar && gzip -c e.tar > early.tar.gz", dir) == 0, "%s", msg);
+    snprintf(path, sizeof path, "%s/early.tar.gz", dir);
+    st = lra_text_load(&s, path, "train", 100, err);
+    ck_assert_msg(st == LRA_ERR_FORMAT && strstr(err, "early.tar.gz") && strstr(err, "end-of-archive marker comes"), "%d %s",
+                  st, err);
+    /* the sound archive loads */
+    snprintf(path, sizeof path, "%s/good.tar.gz", dir);
+    ck_assert_msg(lra_text_load(&s, path, "train", 100, err) == LRA_OK && s.n == 3, "%s", err);
+    lra_split_free(&s);
     /* not an archive at all */
     snprintf(path, sizeof path, "%s/junk.tar.gz", dir);
     t_write_file(path, "this is not gzip\n", 17);
