@@ -40,6 +40,7 @@ enum { MAX_LINE = 8192, MAX_WORDS = 128, MAX_OVERRIDES = 8 };
 typedef struct {
     int line;           /* in FILE */
     lra_run_args args;  /* owned */
+    cJSON *identity;    /* owned: the options that make its numbers (config.h), against a report's */
     char report[4200];  /* the run's report path: its identity here */
     char ckpt[4200];
     char what[512];     /* task/backend seed N (options), for the log */
@@ -55,7 +56,10 @@ typedef enum { TO_START, TO_RESUME, TO_RESTART, DONE, BUSY, FOREIGN } run_state_
 static const char *const state_names[] = {"start", "resume", "start again", "done", "running elsewhere", "another run's"};
 
 static void batch_free(batch *b) {
-    for (int i = 0; i < b->n; i++) lra_run_args_free(&b->run[i].args);
+    for (int i = 0; i < b->n; i++) {
+        lra_run_args_free(&b->run[i].args);
+        cJSON_Delete(b->run[i].identity);
+    }
     free(b->run);
 }
 
@@ -77,6 +81,7 @@ static lra_status push(batch *b, int line, lra_run_args args, const char *file, 
     if (lra_config_parse(&c, args.argc, args.argv, &help, why) != LRA_OK || help)
         return lra_fail(err, LRA_ERR_USAGE, "%s:%d: %s", file, line, help ? "--help is no run" : why);
     if (c.resume) return lra_fail(err, LRA_ERR_USAGE, "%s:%d: --resume: the batch resumes what stopped by itself", file, line);
+    if (!(r->identity = lra_config_identity_json(&c))) return lra_fail(err, LRA_ERR_NOMEM, "out of memory");
     if (c.out[0]) snprintf(r->report, sizeof r->report, "%s", c.out);
     else lra_run_default_report(&c, r->report, sizeof r->report);
     lra_run_checkpoint_path(&c, r->report, r->ckpt, sizeof r->ckpt);
@@ -165,17 +170,15 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
         return FOREIGN;
     }
     /* the report must be this line's run: a hand-written --out may name another's */
-    lra_config mine, theirs;
+    lra_config theirs;
     int help = 0, foreign = 1;
     char *args[160];
     int na = lra_config_args_from_json(cJSON_GetObjectItemCaseSensitive(j, "config"), args, 150);
-    if (na >= 0 && lra_config_parse(&theirs, na, args, &help, err) == LRA_OK &&
-        lra_config_parse(&mine, r->args.argc, r->args.argv, &help, err) == LRA_OK) {
-        cJSON *a = lra_config_identity_json(&mine), *b = lra_config_identity_json(&theirs);
+    if (na >= 0 && lra_config_parse(&theirs, na, args, &help, err) == LRA_OK) {
+        cJSON *id = lra_config_identity_json(&theirs);
         /* as resume compares: floats as floats, an option added later by the value its absence meant */
-        foreign = lra_config_diff(b, "the report", a, detail, n) > 0;
-        cJSON_Delete(a);
-        cJSON_Delete(b);
+        foreign = lra_config_diff(id, "the report", r->identity, detail, n) > 0;
+        cJSON_Delete(id);
     } else snprintf(detail, n, "%s", na < 0 ? "it holds no run configuration" : err);
     for (int i = 0; i < na; i++) free(args[i]);
     const char *s = status->valuestring;
@@ -185,11 +188,7 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
     if (k == DONE) snprintf(detail, n, "%s", s);
     cJSON_Delete(j);
     if (k != TO_RESTART) return k;
-    char lock[4300];
-    snprintf(lock, sizeof lock, "%s.lock", r->report);
-    int fd, e = lra_lock_take(lock, &fd);
-    if (e == EBUSY) return BUSY;
-    if (e == 0) lra_lock_drop(lock, fd); /* free: the run that held it is gone */
+    if (lra_run_in_use(r->report)) return BUSY;
     return lra_file_exists(r->ckpt) ? TO_RESUME : TO_RESTART;
 }
 

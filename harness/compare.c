@@ -192,18 +192,6 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     return LRA_OK;
 }
 
-double lra_mean(const double *x, int n) {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += x[i];
-    return s / n;
-}
-double lra_stdev(const double *x, int n) { /* sample standard deviation */
-    if (n < 2) return 0;
-    double m = lra_mean(x, n), s = 0;
-    for (int i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
-    return sqrt(s / (n - 1));
-}
-
 lra_status lra_groups_load(groups *gs, char **files, int n, char *err) {
     for (int i = 0; i < n; i++) {
         lra_status st = add_report(gs, files[i], err);

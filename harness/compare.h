@@ -41,11 +41,9 @@ typedef struct {
  * without timed steps) is named on stderr, one line each, and left out. */
 lra_status lra_groups_load(groups *gs, char **files, int n, char *err);
 group *lra_find_group(groups *gs, const char *task, const char *backend, const char *profile, int create);
-double lra_mean(const double *x, int n);
 /* The tables' columns: every registered task, then any substitute among the groups
  * (image[fashion-mnist]), as keys (group task names) and titles; returns how many (at most
  * LRA_MAX_COLUMNS). */
 int lra_columns(const groups *gs, const char **keys, const char **titles);
-double lra_stdev(const double *x, int n); /* sample standard deviation; 0 for n < 2 */
 
 #endif

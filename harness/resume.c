@@ -249,9 +249,8 @@ int lra_resume_main(int argc, char **argv) {
         }
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(src, "checkpoint");
         const cJSON *cp = cJSON_GetObjectItemCaseSensitive(ck, "path");
-        size_t len = strlen(file);
         char guess[4096];
-        snprintf(guess, sizeof guess, "%.*s.ckpt", (int)(len > 5 && !strcmp(file + len - 5, ".json") ? len - 5 : len), file);
+        lra_run_checkpoint_beside(file, guess, sizeof guess);
         /* a report written before the run's first checkpoint names none: the one beside it */
         const char *named = cJSON_IsString(cp) ? cp->valuestring : lra_file_exists(guess) ? guess : NULL;
         if (!named) {

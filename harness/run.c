@@ -212,11 +212,26 @@ void lra_run_default_report(const lra_config *c, char *path, size_t n) {
     snprintf(path, n, "results/%s/%s-%s-seed%ld-%.8s.json", c->task, c->backend, c->profile, c->seed, hex);
 }
 
-void lra_run_checkpoint_path(const lra_config *c, const char *report, char *path, size_t n) {
-    if (c->checkpoint[0]) { snprintf(path, n, "%s", c->checkpoint); return; }
-    size_t len = strlen(report); /* beside the report: X.json -> X.ckpt */
+void lra_run_checkpoint_beside(const char *report, char *path, size_t n) {
+    size_t len = strlen(report);
     int json = len > 5 && strcmp(report + len - 5, ".json") == 0;
     snprintf(path, n, "%.*s.ckpt", (int)(json ? len - 5 : len), report);
+}
+
+void lra_run_checkpoint_path(const lra_config *c, const char *report, char *path, size_t n) {
+    if (c->checkpoint[0]) snprintf(path, n, "%s", c->checkpoint);
+    else lra_run_checkpoint_beside(report, path, n);
+}
+
+/* the run's lock file: REPORT.lock */
+static void lock_name(const char *report, char *path, size_t n) { snprintf(path, n, "%s.lock", report); }
+
+int lra_run_in_use(const char *report) {
+    char lock[4300];
+    lock_name(report, lock, sizeof lock);
+    int fd, e = lra_lock_take(lock, &fd);
+    if (e == 0) lra_lock_drop(lock, fd); /* free: the run that held it, if any, is gone */
+    return e == EBUSY;
 }
 
 /* ---- the report's and checkpoint's names: claimed at start, never another's replaced -------- */
@@ -253,7 +268,7 @@ static lra_status refuse_existing(const char *path, int is_report, char *err) {
  * and finds the lock free the moment it dies, which is how `batch` tells a killed run from one
  * that is going. The file holds the holder's pid, for the message. */
 static lra_status take_lock(run_state *r, char *err) {
-    snprintf(r->lock_path, sizeof r->lock_path, "%s.lock", r->report_path);
+    lock_name(r->report_path, r->lock_path, sizeof r->lock_path);
     char dir[4096], why[LRA_ERR_LEN];
     lra_status st = lra_mkdirs_parent(r->lock_path, dir, sizeof dir, why);
     if (st != LRA_OK) return lra_fail(err, st, "cannot write the report %s (%s): nothing was run", r->report_path, why);

@@ -17,8 +17,14 @@ lra_status lra_run(const lra_config *c, char *report_path, size_t n, char *err);
  * differ (a sweep over --lr, --attn-opt, --max-len...) never share a name. */
 void lra_run_default_report(const lra_config *c, char *path, size_t n);
 
-/* The checkpoint's path of the run c whose report is report: c->checkpoint, or X.ckpt beside X.json. */
+/* The checkpoint's path of the run c whose report is report: c->checkpoint, or the one beside
+ * the report (X.json -> X.ckpt). */
 void lra_run_checkpoint_path(const lra_config *c, const char *report, char *path, size_t n);
+void lra_run_checkpoint_beside(const char *report, char *path, size_t n);
+
+/* 1 while a process runs the run whose report this is (it holds the run's lock, REPORT.lock, which
+ * the kernel lets go when that process dies); a lock file left by a dead run is removed. */
+int lra_run_in_use(const char *report);
 
 /* The `run` command (main.c; `lra-bench resume` ends in it too): argv holds its options only,
  * --seeds included. Returns the exit status. */

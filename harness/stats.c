@@ -25,20 +25,25 @@ double lra_t975(double df) {
 
 double lra_half95(lra_estimate e) { return isnan(e.se) ? NAN : lra_t975(e.df) * e.se; }
 
-static double variance(const double *x, int n, double mean) {
+double lra_mean(const double *x, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    return s / (n - 1);
+    for (int i = 0; i < n; i++) s += x[i];
+    return s / n;
+}
+
+double lra_stdev(const double *x, int n) {
+    if (n < 2) return 0;
+    double m = lra_mean(x, n), s = 0;
+    for (int i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    return sqrt(s / (n - 1));
 }
 
 lra_estimate lra_estimate_mean(const double *x, int n) {
     lra_estimate e = {.mean = NAN, .se = NAN, .df = NAN, .n = n};
     if (n < 1) return e;
-    double s = 0;
-    for (int i = 0; i < n; i++) s += x[i];
-    e.mean = s / n;
+    e.mean = lra_mean(x, n);
     if (n >= 2) {
-        e.se = sqrt(variance(x, n, e.mean) / n);
+        e.se = lra_stdev(x, n) / sqrt(n);
         e.df = n - 1;
     }
     return e;

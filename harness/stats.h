@@ -17,6 +17,9 @@ typedef struct {
     int paired;          /* a difference over matching seeds */
 } lra_estimate;
 
+double lra_mean(const double *x, int n);
+double lra_stdev(const double *x, int n); /* sample standard deviation; 0 for n < 2 */
+
 /* Student's t 0.975 quantile for df >= 1: the table's three decimals (df 1-30, 40, 60, 120,
  * infinity), interpolated in 1/df between entries. NAN for df < 1 or NAN. */
 double lra_t975(double df);

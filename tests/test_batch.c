@@ -5,6 +5,7 @@
  * running anything. No test waits on time: each waits for a state the program reports (a
  * stopped process, an exit). */
 #define _XOPEN_SOURCE 700
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,19 @@ START_TEST(test_run_list_expand) {
 }
 END_TEST
 
+/* Writes a batch file dir/name of printf-style text; its path into path */
+static void batch_file(char *path, size_t n, const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void batch_file(char *path, size_t n, const char *dir, const char *name, const char *fmt, ...) {
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    snprintf(path, n, "%s/%s", dir, name);
+    t_write_file(path, text, strlen(text));
+}
+
 /* how often what occurs in text */
 static int count_lines(const char *text, const char *what) {
     int n = 0;
@@ -74,11 +88,9 @@ static int count_lines(const char *text, const char *what) {
 START_TEST(test_batch_runs_then_skips) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
     char msg[16384], path[600];
-    snprintf(path, sizeof path, "%s/runs.txt", dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "# a comment, then a blank line\n\nlra-bench run " OPTS " --seeds=1,2   # full, two seeds\n", data);
-    fprintf(f, OPTS " --backend=mita --attn-opt=m=2,4,k=16\n", data);
-    fclose(f);
+    batch_file(path, sizeof path, dir, "runs.txt",
+               "# a comment, then a blank line\n\nlra-bench run " OPTS " --seeds=1,2   # full, two seeds\n"
+               OPTS " --backend=mita --attn-opt=m=2,4,k=16\n", data, data);
     int rc = t_run(msg, sizeof msg, "cd %s && %s batch runs.txt --threads=2 --progress=off", dir, t_bench());
     ck_assert_msg(rc == 0 && strstr(msg, "4 of 4 runs done") && count_lines(msg, ": start results/") == 4, "%s", msg);
     rc = t_run(msg, sizeof msg, "cd %s && ls results/listops/*.json | wc -l && grep -l '\"status\":\t\"completed\"' "
@@ -103,10 +115,9 @@ START_TEST(test_batch_killed_goes_on) {
      * placeholder report only */
     static const struct { const char *stop, *status; int resumed; } kills[] = {{"8", "running", 1}, {"3", "starting", 0}};
     for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/k%d.txt", dir, k);
-        FILE *f = fopen(path, "w");
-        fprintf(f, OPTS " --backend=mita --out=k%d.json\n", data, k);
-        fclose(f);
+        char name[32];
+        snprintf(name, sizeof name, "k%d.txt", k);
+        batch_file(path, sizeof path, dir, name, OPTS " --backend=mita --out=k%d.json\n", data, k);
         int rc = t_run(msg, sizeof msg,
                        "cd %s && LRA_TEST_STOP_AT=%s %s batch k%d.txt >/dev/null 2>&1 & p=$!; " WAIT_STOPPED
                        "grep -o '\"status\":\t\"[a-z]*\"' %s/k%d.json; kill -KILL $p; wait $p; echo rc=$?; "
@@ -135,10 +146,7 @@ END_TEST
 START_TEST(test_batch_stopped_goes_on) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
     char msg[16384], path[600];
-    snprintf(path, sizeof path, "%s/two.txt", dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, OPTS " --backend=full --seeds=1,2\n", data);
-    fclose(f);
+    batch_file(path, sizeof path, dir, "two.txt", OPTS " --backend=full --seeds=1,2\n", data);
     t_run(msg, sizeof msg,
           "cd %s; LRA_TEST_STOP_AT=6 %s batch two.txt --progress=off 2>err & p=$!; " WAIT_STOPPED
           "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?; cat err; echo SECOND; %s batch two.txt --progress=off; "
@@ -160,10 +168,7 @@ END_TEST
 START_TEST(test_batch_leaves_a_live_run) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
     char msg[16384], path[600];
-    snprintf(path, sizeof path, "%s/runs.txt", dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, OPTS " --backend=full --out=r.json\n", data);
-    fclose(f);
+    batch_file(path, sizeof path, dir, "runs.txt", OPTS " --backend=full --out=r.json\n", data);
     int rc = t_run(msg, sizeof msg,
                    "cd %s && LRA_TEST_STOP_AT=7 %s " OPTS " --backend=full --out=r.json >/dev/null 2>&1 & p=$!; " WAIT_STOPPED
                    "cd %s; %s batch runs.txt; echo batch=$?; %s " OPTS " --backend=full --out=r.json; echo run=$?; "
@@ -194,11 +199,8 @@ START_TEST(test_batch_refuses_a_bad_file) {
     };
     char msg[16384], path[600], line3[600];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        snprintf(path, sizeof path, "%s/b.txt", dir);
-        FILE *f = fopen(path, "w");
         snprintf(line3, sizeof line3, bad[i].line3, data);
-        fprintf(f, "# line 1\n" OPTS " --backend=mita\n%s\n", data, line3);
-        fclose(f);
+        batch_file(path, sizeof path, dir, "b.txt", "# line 1\n" OPTS " --backend=mita\n%s\n", data, line3);
         t_run(msg, sizeof msg, "cd %s && %s batch b.txt; echo rc=$?; echo reports=$(ls results 2>/dev/null | wc -l)",
               dir, t_bench());
         ck_assert_msg(strstr(msg, "rc=2") && strstr(msg, bad[i].want), "case %zu: wanted exit 2 and '%s': %s", i,
@@ -207,10 +209,8 @@ START_TEST(test_batch_refuses_a_bad_file) {
     }
     /* --dry-run names each run's report and runs nothing; the default names hash an option added
      * later (--task-opt) only when given, so runs started before keep theirs (these are the study's) */
-    snprintf(path, sizeof path, "%s/names.txt", dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "--task=listops --backend=moe --seed=0\n--task=listops --backend=full --seeds=3,4\n");
-    fclose(f);
+    batch_file(path, sizeof path, dir, "names.txt",
+               "--task=listops --backend=moe --seed=0\n--task=listops --backend=full --seeds=3,4\n");
     int rc = t_run(msg, sizeof msg, "cd %s && %s batch names.txt --dry-run; echo rc=$?; ls results 2>/dev/null | wc -l", dir, t_bench());
     ck_assert_msg(strstr(msg, "listops/moe seed 0: start results/listops/moe-repro-seed0-a71a462e.json") &&
                   strstr(msg, "listops/full seed 4: start results/listops/full-repro-seed4-ff31a548.json") &&
