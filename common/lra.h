@@ -104,7 +104,13 @@ void lra_rng_shuffle(lra_rng *r, uint32_t *idx, size_t n);
 /* ---- stopping on SIGINT / SIGTERM --------------------------------------------------------
  * lra_stop_install() catches both: the first sets lra_stop_requested() (and says so on stderr),
  * a second exits at once with 128 + signal. Long work (training steps, data generation) polls
- * lra_stop_requested() and stops cleanly; lra_stop_restore() puts the previous handlers back. */
+ * lra_stop_requested() and stops cleanly; lra_stop_restore() puts the previous handlers back.
+ * The signals are taken by a thread of their own and blocked in every other thread (a handler
+ * that interrupts oneDNN's JIT code corrupts the heap: stop.c). lra_stop_init() sets that up;
+ * a program calls it first, before any thread starts, since only later threads inherit the block
+ * (lra_stop_install() calls it too, for programs that did not). Signals sent while no run
+ * listens do what they did before: end the process, or nothing if ignored. */
+void lra_stop_init(void);
 void lra_stop_install(void);
 void lra_stop_restore(void);
 int lra_stop_requested(void); /* 0, or the signal that asked */

@@ -25,6 +25,7 @@ static int command(int argc, char **argv);
 
 /* Under mpirun every process runs the command (dist.h); MPI ends after it, whatever it returned. */
 int main(int argc, char **argv) {
+    lra_stop_init(); /* before MPI and OpenMP start threads: they inherit its signal mask (lra.h) */
     if (lra_dist_init(&argc, &argv)) return 1;
     const int rc = command(argc, argv);
     lra_dist_finalize();

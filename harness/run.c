@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -150,7 +151,10 @@ static void test_stop(int step) {
 static void test_signal_or_die(int step) {
     const char *sig = lra_test_hook("SIGNAL_AT"), *die = lra_test_hook("DIE_AT");
     if (lra_dist_rank() != lra_dist_size() - 1) return;
-    if (sig && atoi(sig) == step) raise(SIGINT);
+    if (sig && atoi(sig) == step) { /* to the process, as kill(1) sends it; the watcher thread takes it */
+        kill(getpid(), SIGINT);
+        while (!lra_stop_requested()) sched_yield(); /* taken before this step, as a handler would have */
+    }
     if (die && atoi(die) == step) raise(SIGKILL);
 }
 
