@@ -8,11 +8,11 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) $(ARCH) -g
 CFLAGS  += -std=c11 -Wall -Wextra -fopenmp $(EXTRA_CFLAGS)
 # the attention kernels gain ~2x from vectorised expf (glibc's libmvec needs -ffast-math); they
-# use finite sentinels instead of -inf, and hold no NaN checks (those live in harness/run.c)
+# use finite sentinels instead of -inf, and hold no NaN checks (those live in harness/run/run.c)
 KERNEL_CFLAGS := -O3 -ffast-math
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-# oneDNN (the encoder's matrix products, harness/gemm.c): Debian 12's libdnnl-dev ships a CMake
+# oneDNN (the encoder's matrix products, harness/encoder/gemm.c): Debian 12's libdnnl-dev ships a CMake
 # package but no .pc file, so pkg-config is asked first and -ldnnl is the fallback.
 DNNL_LIBS  := $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
@@ -20,25 +20,22 @@ DEFS := -DLRA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLRA_CFLAGS='"$(CFLAGS)"'
 LDLIBS := $(PKG_LIBS) $(DNNL_LIBS) -lm
 
 B := build
-LIB_SRC := common/lra.c common/stop.c common/test_hook.c common/fs.c common/atomic_file.c common/sha256.c common/md5.c \
-           attention/registry.c attention/full.c attention/pool.c attention/agent.c attention/moe.c attention/mita.c \
-           datasets/datadir.c datasets/listops_gen.c datasets/archive.c datasets/png.c datasets/pathfinder_gen.c datasets/fetch.c \
-           tasks/task.c tasks/listops.c tasks/text.c tasks/retrieval.c tasks/image.c tasks/pathfinder.c tasks/mqar.c \
-           harness/layers.c harness/layernorm.c harness/gemm.c harness/gelu.c harness/model.c harness/optim.c harness/train.c harness/dist.c harness/config.c harness/batcher.c \
-           harness/report.c harness/checkpoint.c harness/sysinfo.c harness/run.c harness/evaluate.c harness/resume.c harness/compare.c harness/speed.c harness/peak.c harness/plot.c harness/fetch_cmd.c harness/generate_cmd.c \
-           harness/runlist.c harness/batch.c harness/stats.c \
-           harness/help.c harness/run_cmd.c
+# Every .c of the library's folders is built: a new backend (attention/), task (tasks/) or
+# harness file needs no line here. harness/main.c is the binary's own.
+LIB_SRC := $(wildcard common/*.c attention/*.c datasets/*.c tasks/*.c harness/encoder/*.c harness/run/*.c \
+                      harness/report/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+HEADERS := $(wildcard */*.h */*/*.h */*.def)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 
 all: $(B)/lra-bench
 
-$(B)/%.o: %.c $(wildcard */*.h) Makefile
+$(B)/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(DEFS) -c $< -o $@
 
-$(B)/attention/%.o: attention/%.c $(wildcard */*.h) Makefile
+$(B)/attention/%.o: attention/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
@@ -47,19 +44,19 @@ $(B)/attention/%.o: attention/%.c $(wildcard */*.h) Makefile
 $(B)/version.stamp: FORCE
 	@mkdir -p $(B)
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
-$(B)/harness/sysinfo.o: $(B)/version.stamp
+$(B)/harness/run/sysinfo.o: $(B)/version.stamp
 FORCE:
 .PHONY: FORCE
 
-# gelu.c: vector tanhf from libmvec, as the attention kernels' expf (see gelu.c); layernorm.c:
+# gelu.c: vector erff from libmvec, as the attention kernels' expf (see gelu.c); layernorm.c:
 # vectorised row sums (see layernorm.c)
-$(B)/harness/gelu.o $(B)/harness/layernorm.o: CFLAGS += $(KERNEL_CFLAGS)
+$(B)/harness/encoder/gelu.o $(B)/harness/encoder/layernorm.o: CFLAGS += $(KERNEL_CFLAGS)
 # layers.c: -O3 vectorises its per-column loops (bias gradients, dropout, head splits); without
 # -ffast-math nothing is reordered, so the bits are those of -O2
-$(B)/harness/layers.o: CFLAGS += -O3
+$(B)/harness/encoder/layers.o: CFLAGS += -O3
 
 # peak.c measures the FMA peak: a * b + c must contract to one instruction
-$(B)/harness/peak.o: CFLAGS += -ffp-contract=fast
+$(B)/harness/report/peak.o: CFLAGS += -ffp-contract=fast
 
 $(B)/liblra.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -70,7 +67,7 @@ $(B)/lra-bench: $(B)/harness/main.o $(B)/liblra.a
 $(B)/tests/run_tests: $(TEST_OBJ) $(B)/liblra.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
 
-# The speed sweep of the four backends (see harness/speed.c; README "Measured here").
+# The speed sweep of the four backends (see harness/report/speed.c; docs/speed.md).
 bench: $(B)/lra-bench
 	$(B)/lra-bench speed --backend=full,agent,moe,mita --lengths=1024,4096,16384
 

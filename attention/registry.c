@@ -1,20 +1,18 @@
-/* registry.c - the list of attention backends. Adding a backend: write attention/<name>.c that
- * exports `const lra_attn_i lra_attn_<name>`, then add it to the two lists below. */
+/* registry.c - the table of attention backends (the list itself is backends.def) and the
+ * lra_attn_* wrappers that look backends up in it. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
 #include "backend.h"
 
-extern const lra_attn_i lra_attn_full;
-extern const lra_attn_i lra_attn_moe;
-extern const lra_attn_i lra_attn_agent;
-extern const lra_attn_i lra_attn_mita;
+#define BACKEND(name) extern const lra_attn_i lra_attn_##name;
+#include "backends.def"
+#undef BACKEND
 
 static const lra_attn_i *const registry[] = {
-    &lra_attn_full,
-    &lra_attn_agent,
-    &lra_attn_moe,
-    &lra_attn_mita,
+#define BACKEND(name) &lra_attn_##name,
+#include "backends.def"
+#undef BACKEND
     NULL,
 };
 

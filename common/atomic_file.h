@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "../common/lra.h"
+#include "lra.h"
 
 /* flags: LRA_ATOMIC_SYNC fsyncs the file before the rename and its directory after it, so the new
  * file survives a power loss too (reports, checkpoints, generated data). Without it the rename

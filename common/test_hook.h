@@ -15,7 +15,7 @@
  *   DIE_AT=STEP              run.c: the last MPI process raises SIGKILL in step STEP (one dies)
  *   DUMP_STEP=STEP:DIR       run.c: step STEP's batch, parameters and gradients into DIR (for
  *                            scripts/torch_crosscheck.py)
- *   NUMERICS=N               resume.c: checkpoints record numerics version N (resume's guard) */
+ *   NUMERICS=N               run_checkpoint.c: checkpoints record numerics version N (resume's guard) */
 #ifndef LRA_TEST_HOOK_H
 #define LRA_TEST_HOOK_H
 

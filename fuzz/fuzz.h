@@ -1,7 +1,7 @@
 /* fuzz.h - what the libFuzzer harnesses share. Our loaders read files and directories, so a
  * harness writes its input into a scratch directory of its own (removed at exit) and calls the
  * loader there. FUZZ_VERBOSE=1 keeps the stderr that noisy entry points (compare) otherwise send
- * to /dev/null. Build with `make fuzz`; README.md ("Fuzzing") says how to run them. */
+ * to /dev/null. Build with `make fuzz`; docs/manual.md ("Fuzzing") says how to run them. */
 #ifndef LRA_FUZZ_H
 #define LRA_FUZZ_H
 

@@ -1,4 +1,4 @@
-/* fuzz_checkpoint.c - checkpoint files (harness/checkpoint.c) and what `lra-bench resume` does
+/* fuzz_checkpoint.c - checkpoint files (harness/run/checkpoint.c) and what `lra-bench resume` does
  * with their header. Each input is parsed as it is, then with its SHA-256 appended, so that
  * mutations reach the header and section parsing behind the hash check instead of stopping at
  * it (the seed corpus holds checkpoints without their trailing hash). */
@@ -7,8 +7,8 @@
 #include <cjson/cJSON.h>
 
 #include "../common/sha256.h"
-#include "../harness/checkpoint.h"
-#include "../harness/config.h"
+#include "../harness/run/checkpoint.h"
+#include "../harness/run/config.h"
 
 static void one(const uint8_t *data, size_t n, int fix) {
     uint8_t *buf = malloc(n + 64);

@@ -1,4 +1,4 @@
-/* fuzz_options.c - command-line option parsing (harness/config.c) and the backends' --attn-opt
+/* fuzz_options.c - command-line option parsing (harness/run/config.c) and the backends' --attn-opt
  * parsers: the input's lines are the arguments. A configuration that parses must survive the
  * round trip `lra-bench resume` makes (report config -> arguments -> configuration) unchanged,
  * and its backend must either accept its options or refuse them with a message. */
@@ -7,7 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "../attention/attention.h"
-#include "../harness/config.h"
+#include "../harness/run/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     enum { MAXA = 32 };

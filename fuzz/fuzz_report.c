@@ -1,8 +1,8 @@
-/* fuzz_report.c - report JSON as `lra-bench compare` reads it (harness/compare.c): the input is
+/* fuzz_report.c - report JSON as `lra-bench compare` reads it (harness/report/compare.c): the input is
  * one report, compared on its own and beside itself as a baseline, in both formats. */
 #include "fuzz.h" /* first: it sets the feature macros */
 
-#include "../harness/compare.h"
+#include "../harness/report/compare.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     static int once;

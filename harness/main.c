@@ -3,17 +3,17 @@
 #include <string.h>
 
 #include "../attention/attention.h"
-#include "batch.h"
-#include "compare.h"
-#include "dist.h"
-#include "fetch_cmd.h"
-#include "help.h"
-#include "generate_cmd.h"
-#include "plot.h"
-#include "resume.h"
-#include "run.h"
-#include "speed.h"
-#include "sysinfo.h"
+#include "encoder/dist.h"
+#include "report/compare.h"
+#include "report/plot.h"
+#include "report/speed.h"
+#include "run/batch_cmd.h"
+#include "run/fetch_cmd.h"
+#include "run/generate_cmd.h"
+#include "run/help.h"
+#include "run/resume_cmd.h"
+#include "run/run.h"
+#include "run/sysinfo.h"
 
 static int wants_help(int argc, char **argv) {
     for (int i = 0; i < argc; i++)

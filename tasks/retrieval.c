@@ -3,7 +3,7 @@
  * tab-separated columns "label id1 id2 text1 text2", no quoting, the label a float ("1.0") cast
  * to int. Each document is its bytes + 1 (vocabulary 257), cut to 10000 bytes as the official
  * pipeline does and then to max_len (official 4000). Two sequences per example: the dual encoder
- * (harness/model.c) encodes both with the same weights. */
+ * (harness/encoder/model.c) encodes both with the same weights. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <string.h>

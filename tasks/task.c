@@ -1,16 +1,20 @@
-/* task.c - the task registry and the split helpers. Adding a task: write tasks/<name>.c exporting
- * `const lra_task_i lra_task_<name>` and add it to the two lines below (tasks/README.md). */
+/* task.c - the task table (the list itself is tasks.def) and the split helpers. */
 #include <string.h>
 
 #include "task.h"
 
 const char *const lra_split_names[3] = {"train", "val", "test"};
 
-extern const lra_task_i lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image, lra_task_pathfinder,
-    lra_task_pathx, lra_task_mqar;
+#define TASK(name) extern const lra_task_i lra_task_##name;
+#include "tasks.def"
+#undef TASK
 
-static const lra_task_i *const tasks[] = {&lra_task_listops, &lra_task_text, &lra_task_retrieval, &lra_task_image,
-                                          &lra_task_pathfinder, &lra_task_pathx, &lra_task_mqar, NULL};
+static const lra_task_i *const tasks[] = {
+#define TASK(name) &lra_task_##name,
+#include "tasks.def"
+#undef TASK
+    NULL,
+};
 
 int lra_task_count(void) { return (int)(sizeof tasks / sizeof *tasks) - 1; }
 const lra_task_i *lra_task_at(int i) { return i >= 0 && i < lra_task_count() ? tasks[i] : NULL; }

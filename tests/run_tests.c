@@ -167,6 +167,11 @@ int t_run(char *out, size_t n, const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+int t_backend_tested(const char *name) {
+    const char *only = getenv("LRA_TEST_BACKEND");
+    return !only || !*only || strcmp(only, name) == 0;
+}
+
 const char *t_bench(void) {
     /* absolute, so that tests may run it from another directory */
     static char abs[4096];
@@ -286,6 +291,8 @@ int main(void) {
     srunner_add_suite(sr, claim_suite());
     srunner_add_suite(sr, batch_suite());
     srunner_add_suite(sr, mqar_suite());
+    srunner_add_suite(sr, docs_suite());
+    srunner_add_suite(sr, guides_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

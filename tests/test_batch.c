@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/runlist.h"
+#include "../harness/run/runlist.h"
 #include "tests.h"
 
 #define OPTS "--task=listops --profile=ci --steps=12 --eval-every=4 --checkpoint-every=5 --data-dir=%s"

@@ -10,9 +10,9 @@
 #include "../common/sha256.h"
 #include "../common/atomic_file.h"
 #include "../datasets/datadir.h"
-#include "../harness/checkpoint.h"
-#include "../harness/report.h"
-#include "../harness/sysinfo.h"
+#include "../harness/run/checkpoint.h"
+#include "../common/json_file.h"
+#include "../harness/run/sysinfo.h"
 #include "tests.h"
 
 /* ---- replacing a file whole: the writer every report, checkpoint and generated file goes through -- */

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../harness/stats.h"
+#include "../harness/report/stats.h"
 #include "tests.h"
 
 /* a minimal completed report with the fields compare reads */
@@ -341,7 +341,7 @@ START_TEST(test_plot_svgs) {
     }
     rc = t_run(msg, sizeof msg, "%s plot", t_bench());
     ck_assert_int_eq(rc, 2);
-    /* README's plot command names the speed reports twice (their folder's glob and the results glob): each point
+    /* the manual's plot command names the speed reports twice (their folder's glob and the results glob): each point
      * is drawn once (full: 1024 only, 4096 was out of memory; mita: two lengths) */
     rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/speed.json %s/*.json && grep -c '<circle' %s/speed-throughput.svg",
                t_bench(), out, d, d, out);

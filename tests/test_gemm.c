@@ -1,4 +1,4 @@
-/* test_gemm.c - the encoder's matrix products (harness/gemm.c through oneDNN) against a float64
+/* test_gemm.c - the encoder's matrix products (harness/encoder/gemm.c through oneDNN) against a float64
  * reference: every transpose and beta, strided operands, the matmul layer's blocking past one
  * block, the same bits from a serial call and from inside a two-thread region, and the same at
  * the lower instruction sets oneDNN dispatches to (each ISA test caps oneDNN before its first call:
@@ -10,8 +10,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "../harness/gemm.h"
-#include "../harness/layers.h"
+#include "../harness/encoder/gemm.h"
+#include "../harness/encoder/layers.h"
 #include "tests.h"
 
 /* C (M,N) = op(A) op(B) + beta C in float64, op from the stored layouts as gemm.h says */

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../harness/layers.h"
+#include "../harness/encoder/layers.h"
 #include "tests.h"
 
 /* every layer: 40 sampled elements, h = 1e-2 */

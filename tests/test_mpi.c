@@ -1,9 +1,9 @@
-/* test_mpi.c - data-parallel training over MPI (harness/dist.h): the same bits at P = 1, 2 and 4
+/* test_mpi.c - data-parallel training over MPI (harness/encoder/dist.h): the same bits at P = 1, 2 and 4
  * processes, a stop and resume across process counts, a process that dies, a misuse refused.
  * The runs use mpirun --oversubscribe: four processes on this 2-core machine. */
 #include <string.h>
 
-#include "../harness/checkpoint.h"
+#include "../harness/run/checkpoint.h"
 #include "tests.h"
 
 /* mpirun as root (containers, CI) needs OpenMPI's two consent variables. Under `make asan` the

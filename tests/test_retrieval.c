@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "../attention/attention.h"
-#include "../harness/batcher.h"
+#include "../harness/encoder/batcher.h"
 #include "../tasks/retrieval.h"
 #include "tests.h"
 

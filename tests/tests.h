@@ -24,6 +24,8 @@ Suite *mpi_suite(void);
 Suite *claim_suite(void);
 Suite *batch_suite(void);
 Suite *mqar_suite(void);
+Suite *docs_suite(void);
+Suite *guides_suite(void);
 
 /* Every test case's hang guard, in seconds: a guard against a hang, never a speed target. 20
  * minutes is more than 10x the longest case's idle time in the plain and the sanitized build (the
@@ -54,6 +56,9 @@ int t_run(char *out, size_t n, const char *fmt, ...) __attribute__((format(print
 const char *t_listops_data(void);
 /* The lra-bench binary ($LRA_BENCH, default build/lra-bench). */
 const char *t_bench(void);
+/* 1 unless LRA_TEST_BACKEND names another backend: the generic backend tests then test that one
+ * alone (the guide test builds a scratch backend and runs them on it) */
+int t_backend_tested(const char *name);
 /* Writes a gzipped tar (ustar) at path holding n regular files names[i] with lens[i] bytes of
  * data[i] (lens NULL: strlen), through libarchive's writer; fails the test on error. */
 void t_tar_gz(const char *path, int n, const char *const *names, const char *const *data, const size_t *lens);

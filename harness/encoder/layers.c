@@ -1,0 +1,284 @@
+/* layers.c - see layers.h. */
+#include "layers.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "../../common/lra.h"
+#include "gemm.h"
+
+/* the column range [c0, c1) of C columns that thread `id` of `n` owns */
+static void col_range(int C, int *c0, int *c1) {
+    int id = omp_get_thread_num(), n = omp_get_num_threads();
+    *c0 = (int)((long)C * id / n);
+    *c1 = (int)((long)C * (id + 1) / n);
+}
+
+void lra_sinusoid_table(float *pe, int T, int C) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < C; i += 2) {
+            double w = exp(-(double)i * log(10000.0) / C);
+            pe[(size_t)t * C + i] = (float)sin(t * w);
+            if (i + 1 < C) pe[(size_t)t * C + i + 1] = (float)cos(t * w);
+        }
+}
+
+void lra_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *cls,
+                       const float *pos, int B, int L, int C) {
+    const int T = L + (cls != NULL);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *p = pos + (size_t)t * C;
+            const float *e = (cls && t == 0) ? cls : wte + (size_t)tokens[(size_t)b * L + t - (cls != NULL)] * C;
+            for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+        }
+}
+
+void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout,
+                        const int32_t *tokens, int B, int L, int C) {
+    const int off = dcls != NULL, T = L + off;
+#pragma omp parallel
+    {
+        int c0, c1;
+        col_range(C, &c0, &c1);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                const float *g = dout + ((size_t)b * T + t) * C;
+                float *d = (off && t == 0) ? dcls : dwte + (size_t)tokens[(size_t)b * L + t - off] * C;
+                for (int c = c0; c < c1; c++) d[c] += g[c];
+                if (dpos)
+                    for (int c = c0; c < c1; c++) dpos[(size_t)t * C + c] += g[c];
+            }
+    }
+}
+
+/* The products run on fixed blocks (ROW_BLOCK rows of the activations, WGRAD_BLOCK output
+ * features of a weight gradient), each one single-threaded lra_gemm. The blocks have the same
+ * shapes whatever the thread count, so every output element is computed by the same kernel in the
+ * same order: results never depend on the number of threads. The sizes were measured with oneDNN
+ * at the repro shapes (64-128 wide, 64000 rows): 512-row blocks run at 1.2-1.9x OpenBLAS's
+ * 64-row ones, and 32-feature weight-gradient blocks at 1.5-2.4x its 16-feature ones. */
+enum { ROW_BLOCK = 512, WGRAD_BLOCK = 32 };
+
+void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
+                        int C, int OC) {
+    const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic)
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
+        float *o = out + (size_t)n0 * OC;
+        if (bias)
+            for (int n = 0; n < rows; n++) memcpy(o + (size_t)n * OC, bias, sizeof(float) * OC);
+        lra_gemm(0, 1, rows, OC, C, in + (size_t)n0 * C, C, w, C, bias ? 1.0f : 0.0f, o, OC);
+    }
+}
+
+void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                         const float *w, int N, int C, int OC) {
+    if (din) {
+        const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic)
+        for (int blk = 0; blk < nblocks; blk++) {
+            const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
+            lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 1.0f, din + (size_t)n0 * C, C);
+        }
+    }
+    if (dw) {
+        /* dw (OC,C) += dout^T in: blocks of output features, each summing over all N rows */
+        const int nblocks = (OC + WGRAD_BLOCK - 1) / WGRAD_BLOCK;
+#pragma omp parallel for schedule(dynamic)
+        for (int blk = 0; blk < nblocks; blk++) {
+            const int o0 = blk * WGRAD_BLOCK, rows = OC - o0 < WGRAD_BLOCK ? OC - o0 : WGRAD_BLOCK;
+            lra_gemm(1, 0, rows, C, N, dout + o0, OC, in, C, 1.0f, dw + (size_t)o0 * C, C);
+        }
+    }
+    if (dbias) { /* fixed blocks of 16 columns, each summed over the rows in registers */
+        enum { COLS = 16 };
+        const int nblocks = (OC + COLS - 1) / COLS;
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++) {
+            const int c0 = blk * COLS, nc = OC - c0 < COLS ? OC - c0 : COLS;
+            float sum[COLS] = {0};
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < nc; c++) sum[c] += dout[(size_t)n * OC + c0 + c];
+            for (int c = 0; c < nc; c++) dbias[c0 + c] += sum[c];
+        }
+    }
+}
+
+void lra_relu_forward(float *out, const float *in, long N) {
+    for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+void lra_relu_backward(float *din, const float *in, const float *dout, long N) {
+    for (long i = 0; i < N; i++) din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void lra_dropout_apply(float *x, int B, int T, int C, int Tstride, float rate, uint64_t stream) {
+    if (rate <= 0.0f) return;
+    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
+    const float scale = 1.0f / (1.0f - rate);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *r = x + ((size_t)b * T + t) * C;
+            const uint32_t base = ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
+            for (int c = 0; c < C; c++) r[c] *= lra_keep(s, base + (uint32_t)c, thr) ? scale : 0.0f;
+        }
+}
+
+void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
+                                  int Tstride, float rate, uint64_t stream) {
+    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
+    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const size_t off = ((size_t)b * T + t) * C;
+            const uint32_t base = ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
+            if (thr)
+                for (int c = 0; c < C; c++)
+                    out[off + c] = x[off + c] + (lra_keep(s, base + (uint32_t)c, thr) ? scale * y[off + c] : 0.0f);
+            else
+                for (int c = 0; c < C; c++) out[off + c] = x[off + c] + y[off + c];
+        }
+}
+
+void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs) {
+    const int Q = NH * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *src = qkv + ((size_t)b * T + t) * 3 * Q + (size_t)h * hs;
+                size_t dst = (((size_t)b * NH + h) * T + t) * hs;
+                memcpy(q + dst, src, sizeof(float) * hs);
+                memcpy(k + dst, src + Q, sizeof(float) * hs);
+                memcpy(v + dst, src + 2 * Q, sizeof(float) * hs);
+            }
+}
+
+void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
+                              int T, int NH, int hs) {
+    const int Q = NH * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                float *dst = dqkv + ((size_t)b * T + t) * 3 * Q + (size_t)h * hs;
+                size_t src = (((size_t)b * NH + h) * T + t) * hs;
+                for (int d = 0; d < hs; d++) {
+                    dst[d] += dq[src + d];
+                    dst[Q + d] += dk[src + d];
+                    dst[2 * Q + d] += dv[src + d];
+                }
+            }
+}
+
+void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs) {
+    const int Q = NH * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++)
+                memcpy(out + ((size_t)b * T + t) * Q + (size_t)h * hs,
+                       in + (((size_t)b * NH + h) * T + t) * hs, sizeof(float) * hs);
+}
+
+void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs) {
+    const int Q = NH * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                float *d = din + (((size_t)b * NH + h) * T + t) * hs;
+                const float *g = dout + ((size_t)b * T + t) * Q + (size_t)h * hs;
+                for (int i = 0; i < hs; i++) d[i] += g[i];
+            }
+}
+
+void lra_pool_forward(float *out, const float *in, const uint8_t *mask, int mode, int B, int T, int C, int len) {
+    for (int b = 0; b < B; b++) {
+        const float *x = in + (size_t)b * T * C;
+        float *o = out + (size_t)b * C;
+        if (mode == LRA_POOL_CLS) {
+            memcpy(o, x, sizeof(float) * C);
+            continue;
+        }
+        for (int c = 0; c < C; c++) o[c] = 0.0f;
+        for (int t = 0; t < T; t++)
+            if (mask[(size_t)b * T + t])
+                for (int c = 0; c < C; c++) o[c] += x[(size_t)t * C + c];
+        for (int c = 0; c < C; c++) o[c] /= (float)len;
+    }
+}
+
+void lra_pool_backward(float *din, const float *dout, const uint8_t *mask, int mode, int B, int T, int C, int len) {
+    for (int b = 0; b < B; b++) {
+        float *d = din + (size_t)b * T * C;
+        const float *g = dout + (size_t)b * C;
+        if (mode == LRA_POOL_CLS) {
+            for (int c = 0; c < C; c++) d[c] += g[c];
+            continue;
+        }
+        for (int t = 0; t < T; t++)
+            if (mask[(size_t)b * T + t])
+                for (int c = 0; c < C; c++) d[(size_t)t * C + c] += g[c] / (float)len;
+    }
+}
+
+void lra_crossentropy_forward(float *losses, float *probs, const float *logits,
+                              const int32_t *labels, int B, int K) {
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * K;
+        float *p = probs + (size_t)b * K;
+        float mx = z[0];
+        for (int i = 1; i < K; i++) mx = fmaxf(mx, z[i]);
+        double sum = 0.0;
+        for (int i = 0; i < K; i++) sum += exp((double)z[i] - mx);
+        for (int i = 0; i < K; i++) p[i] = (float)(exp((double)z[i] - mx) / sum);
+        losses[b] = (float)(log(sum) + mx - z[labels[b]]);
+    }
+}
+
+void lra_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels, int B,
+                               int K, float scale) {
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < K; i++)
+            dlogits[(size_t)b * K + i] += scale * (probs[(size_t)b * K + i] - (i == labels[b] ? 1.0f : 0.0f));
+}
+
+void lra_pair_features_forward(float *feat, const float *pooled, int products, int B, int C) {
+    const int F = products ? 4 * C : 2 * C;
+    for (int b = 0; b < B; b++) { // feat (B,F), pooled (2B,C)
+        const float *u = pooled + (size_t)2 * b * C, *v = u + C;
+        float *f = feat + (size_t)b * F;
+        for (int i = 0; i < C; i++) {
+            f[i] = u[i];
+            f[C + i] = v[i];
+            if (products) {
+                f[2 * C + i] = u[i] * v[i];
+                f[3 * C + i] = u[i] - v[i];
+            }
+        }
+    }
+}
+
+void lra_pair_features_backward(float *dpooled, const float *dfeat, const float *pooled, int products, int B, int C) {
+    const int F = products ? 4 * C : 2 * C;
+    for (int b = 0; b < B; b++) {
+        const float *u = pooled + (size_t)2 * b * C, *v = u + C, *g = dfeat + (size_t)b * F;
+        float *du = dpooled + (size_t)2 * b * C, *dv = du + C;
+        for (int i = 0; i < C; i++) {
+            du[i] += g[i];
+            dv[i] += g[C + i];
+            if (products) {
+                du[i] += g[2 * C + i] * v[i] + g[3 * C + i];
+                dv[i] += g[2 * C + i] * u[i] - g[3 * C + i];
+            }
+        }
+    }
+}
