@@ -206,7 +206,10 @@ lra_status lra_fmnist_load(lra_split *s, const char *dir, int split, char *err) 
     if (st == LRA_OK && be32(hl) != 0x801)
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: not an IDX label file (magic 0x%x)", lb.path, be32(hl));
     uint32_t total = st == LRA_OK ? be32(hi + 4) : 0;
-    if (st == LRA_OK && (be32(hl + 4) != total || total == 0 || total > 10000000))
+    if (st == LRA_OK && (total == 0 || total > 10000000))
+        st = lra_fail(err, LRA_ERR_FORMAT, "%s: its header claims %u images (1 to 10,000,000 expected): damaged", im.path,
+                      total);
+    if (st == LRA_OK && be32(hl + 4) != total)
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: %u images but %s: %u labels", im.path, total, lb.path, be32(hl + 4));
     /* train/val: the official 90/10 rule applied to the training file */
     size_t lo = 0, hiend = total;

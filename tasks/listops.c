@@ -4,6 +4,7 @@
  *   0 pad, 1 [MAX, 2 [MIN, 3 [MED, 4 [SM, 5 X, 6..15 digits 0..9, 16 unknown
  * With no files found, the official generator writes the three splits into the data directory. */
 #define _POSIX_C_SOURCE 200809L
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <errno.h>
 #include <string.h>
@@ -42,6 +43,30 @@ static int find_dir(const char *root, char *out, size_t n) {
     return 0;
 }
 
+/* A split's name that is taken by something other than a regular file (NULL when it is a regular
+ * file, or nothing at all): said as such, since advice about missing splits would be wrong. */
+static const char *not_regular(const char *path) {
+    struct stat ls, st;
+    if (lstat(path, &ls) != 0) return NULL;
+    if (S_ISLNK(ls.st_mode) && stat(path, &st) != 0)
+        return errno == ELOOP ? "a symbolic link loop" : "a symbolic link to nothing";
+    if (stat(path, &st) != 0) return "unreadable";
+    if (S_ISREG(st.st_mode)) return NULL;
+    return S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file";
+}
+
+/* A split name in any candidate directory taken by something that is not a regular file. */
+static int find_not_regular(const char *root, char *path, size_t n, const char **what) {
+    static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000",
+                                      "/lra_release/lra_release/listops-1000", ""};
+    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++)
+        for (int s = 0; s < 3; s++) {
+            snprintf(path, n, "%s%s/basic_%s.tsv", root, sub[i], lra_split_names[s]);
+            if ((*what = not_regular(path))) return 1;
+        }
+    return 0;
+}
+
 /* Some but not all of the three files in a candidate directory: name the first missing one. */
 static int find_partial(const char *root, char *missing, size_t n) {
     static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000",
@@ -68,6 +93,10 @@ static lra_status listops_prepare(const lra_task_cfg *cfg, char *source, size_t 
         else snprintf(source, n, "%s", dir);
         return LRA_OK;
     }
+    const char *what;
+    if (find_not_regular(cfg->data_dir, dir, sizeof dir, &what))
+        return lra_fail(err, LRA_ERR_IO, "%s is %s, not a ListOps split file: move it away (or replace it with the "
+                        "split) and run again; nothing was generated", dir, what);
     if (find_partial(cfg->data_dir, dir, sizeof dir))
         return lra_fail(err, LRA_ERR_IO, "%s: missing (the other ListOps splits are there; "
                         "remove them to have lra-bench generate all three)", dir);

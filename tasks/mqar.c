@@ -25,6 +25,7 @@
  * Options (--task-opt): layout=joint|pairs, keys=K (default 16, at most 256), values=V (default
  * 8, at most 16: the classes), pairs=P (default 4; P <= K; the layout's P or 2P tokens and the
  * query fit in L), train=N (default 20000) and eval=N (validation and test, default 2000). */
+#define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

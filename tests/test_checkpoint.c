@@ -2,16 +2,16 @@
  * several points (between steps, halfway through writing a checkpoint) and after SIGINT, refusal
  * of another run's, a corrupt or a truncated checkpoint, and reports, checkpoints and generated
  * data on a full disk or past a file-size limit. */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/sha256.h"
 #include "../common/atomic_file.h"
+#include "../common/json_file.h"
+#include "../common/sha256.h"
 #include "../datasets/datadir.h"
 #include "../harness/run/checkpoint.h"
-#include "../common/json_file.h"
 #include "../harness/run/sysinfo.h"
 #include "tests.h"
 
@@ -327,6 +327,41 @@ static void sha_of(const char *path, char hex[65]) {
 
 /* Another run's checkpoint (options, backend, data), a damaged one, or none: refused with a
  * message saying what differs, the report left as it was. */
+/* A copy of checkpoint `from` at `to` whose JSON header has its first `find` and the `drop` bytes
+ * after it replaced by `repl`,
+ * with the header length and the trailing SHA-256 made right again: a header the hash accepts
+ * but whose fields are wrong (checkpoint.h has the layout). */
+static void rewrite_header(const char *from, const char *to, const char *find, size_t drop, const char *repl) {
+    FILE *f = fopen(from, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    const size_t n = (size_t)ftell(f);
+    rewind(f);
+    char *in = malloc(n), *out = malloc(n + strlen(repl) + 1);
+    ck_assert_int_eq(fread(in, 1, n, f), n);
+    fclose(f);
+    uint64_t hlen;
+    memcpy(&hlen, in + 16, 8); /* little-endian, as this machine */
+    char *at = memmem(in + 24, hlen, find, strlen(find));
+    ck_assert_msg(at != NULL, "%s not in the header", find);
+    const size_t head = (size_t)(at - in), cut = strlen(find) + drop, tail_from = head + cut, body = n - 64;
+    memcpy(out, in, head);
+    memcpy(out + head, repl, strlen(repl));
+    memcpy(out + head + strlen(repl), in + tail_from, body - tail_from);
+    const size_t m = body - cut + strlen(repl);
+    hlen = hlen - cut + strlen(repl);
+    memcpy(out + 16, &hlen, 8);
+    lra_sha256 h;
+    char hex[65];
+    lra_sha256_init(&h);
+    lra_sha256_update(&h, out, m);
+    lra_sha256_final_hex(&h, hex);
+    memcpy(out + m, hex, 64);
+    t_write_file(to, out, m + 64);
+    free(in);
+    free(out);
+}
+
 START_TEST(test_resume_refused) {
     const char *out = t_tmpdir(), *data = t_listops_data();
     char msg[8192], ckpt[256], report[256], before[65], after[65];
@@ -349,6 +384,12 @@ START_TEST(test_resume_refused) {
          * the parameter byte already was one, about one run in 256) */
         {"%1$s resume %2$s/c.ckpt", "c.ckpt: checkpoint is truncated or corrupt", 1},
         {"printf 'hello' > %2$s/h.txt && %1$s resume %2$s/h.txt", "h.txt:1:1: not valid JSON", 1},
+        {"%1$s resume %2$s/a.json --steps=5", "is at step 10, past --steps=5", 2},
+        {"cp %2$s/a.ckpt %2$s/m.ckpt && printf XXXX | dd of=%2$s/m.ckpt conv=notrunc 2>/dev/null && %1$s resume %2$s/m.ckpt",
+         "m.ckpt: not an lra-bench checkpoint (it does not begin with the checkpoint's magic", 1},
+        /* headers the hash accepts, with fields gone wrong (rewrite_header below) */
+        {"%1$s resume %2$s/nv.ckpt", "nv.ckpt: the checkpoint's numerics version is not a whole number", 1},
+        {"%1$s resume %2$s/rg.ckpt", "rg.ckpt: the checkpoint's header lacks or has out-of-range run state", 1},
         {"%1$s resume", "name a checkpoint", 2},
     };
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s generate --task=listops --out=%s/other --sizes=300,50,41", t_bench(), out), 0);
@@ -363,6 +404,11 @@ START_TEST(test_resume_refused) {
     ck_assert_int_eq(fseek(f, 3000, SEEK_SET), 0);
     fputc(byte ^ 0xFF, f);
     fclose(f);
+    char path[256];
+    snprintf(path, sizeof path, "%s/nv.ckpt", out);
+    rewrite_header(ckpt, path, "\"numerics\":", 0, "\"numerics\":\"7\",\"was\":"); /* "7", a string */
+    snprintf(path, sizeof path, "%s/rg.ckpt", out);
+    rewrite_header(ckpt, path, "\"rng\":\"", 4, "\"rng\":\"zzzz"); /* 16 digits, 4 not hex */
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cmd[2048];
         snprintf(cmd, sizeof cmd, cases[i].cmd, t_bench(), out, data);

@@ -234,7 +234,20 @@ START_TEST(test_selection_target_and_skips) {
     ck_assert_msg(rc == 0 && strstr(out, "listops,full,repro,1,37.0000,0.0000,1.0000,1000.0,3000.0,100.0,1000,1.0000,35.0000,0.0000,200.0,1,"),
                   "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare --target=36 %s/s0.json", t_bench(), d);
-    ck_assert_msg(rc == 2 && strstr(out, "--target='36'"), "exit %d: %s", rc, out);
+    ck_assert_msg(rc == 2 && strstr(out, "--target: '36' is not a validation accuracy"), "exit %d: %s", rc, out);
+    /* per task (chance is 10% on ListOps, 50% on Text): listops reaches 0.35 at 200 s, the
+     * substitute image dataset counts as image and reaches 0.15 at its first evaluation */
+    rc = t_run(out, sizeof out, "%s compare --target=listops=0.35,image=0.15 %s/s0.json %s/fm.json", t_bench(), d, d);
+    ck_assert_msg(rc == 0 && strstr(out, "wall time to the task's target |") &&
+                  strstr(out, "| listops | full | repro | 1 | 1.000 | 1000 | 3000 | 100 | 1000 | +0.0% | 200 s |") &&
+                  strstr(out, "| image[fashion-mnist] | full | repro | 1 |") && strstr(out, "| 100 s |") &&
+                  strstr(out, "Targets (validation accuracy): listops 35.00%, image 15.00%, no other task."),
+                  "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --target=0.5,listops=0.35 %s/s0.json %s/fm.json", t_bench(), d, d);
+    ck_assert_msg(rc == 0 && strstr(out, "+0.0% | 200 s |") && strstr(out, "| not reached |") &&
+                  strstr(out, "every other task 50.00%."), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare --target=nope=0.3 %s/s0.json", t_bench(), d);
+    ck_assert_msg(rc == 2 && strstr(out, "unknown task 'nope'"), "exit %d: %s", rc, out);
 }
 END_TEST
 

@@ -122,7 +122,8 @@ END_TEST
 static void write_idx(const char *dir, const char *stem, int n, int bad) {
     char path[512];
     unsigned char h[16] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28};
-    const uint32_t claim = bad == 4 ? 6500000u : (uint32_t)n; /* bad 4: both headers claim 6.5 million */
+    /* bad 4: both headers claim 6.5 million; bad 5: 0, and bad 6: 0xFFFFFFFF */
+    const uint32_t claim = bad == 4 ? 6500000u : bad == 5 ? 0u : bad == 6 ? 0xFFFFFFFFu : (uint32_t)n;
     for (int k = 0; k < 4; k++) h[4 + k] = (unsigned char)(claim >> (24 - 8 * k));
     if (bad == 1) h[3] = 9; /* wrong magic */
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, stem);
@@ -201,14 +202,16 @@ START_TEST(test_fmnist_bad_files) {
     const char *dir = t_tmpdir();
     char err[LRA_ERR_LEN];
     lra_split s;
-    static const char *const expect[5] = {NULL, "magic", "truncated", "label 10", "truncated in the images"};
+    static const char *const expect[7] = {NULL, "magic", "truncated", "label 10", "truncated in the images",
+                                          "its header claims 0 images (1 to 10,000,000 expected): damaged",
+                                          "its header claims 4294967295 images"};
 #if !defined(__SANITIZE_ADDRESS__) /* ASan reserves terabytes of address space */
     /* a header's count is a claim: 6.5 million images (6.7 GB of pixels) must not be allocated
      * before they are read (fuzz_idx found that they were) */
     struct rlimit as = {(rlim_t)2 << 30, (rlim_t)2 << 30};
     ck_assert_int_eq(setrlimit(RLIMIT_AS, &as), 0);
 #endif
-    for (int bad = 1; bad <= 4; bad++) {
+    for (int bad = 1; bad <= 6; bad++) {
         write_idx(dir, "t10k", 12, bad);
         lra_status st = lra_fmnist_load(&s, dir, LRA_SPLIT_TEST, err);
         ck_assert_msg(st == LRA_ERR_FORMAT && strstr(err, expect[bad]) && strstr(err, "t10k"), "bad %d: %s", bad, err);

@@ -230,6 +230,25 @@ START_TEST(test_loader_rejects_malformed) {
 }
 END_TEST
 
+/* A split name taken by a directory, a FIFO or dangling links is said as such, and nothing is
+ * generated (the advice for a missing split, "remove the others", would delete good files; three
+ * dangling links used to be taken for no data at all, and 660 MB generated beside them). */
+START_TEST(test_split_not_a_regular_file) {
+    const char *dir = t_tmpdir();
+    char msg[8192];
+    int rc = t_run(msg, sizeof msg,
+                   "cd %1$s && mkdir d1 d2 d3 && mkdir d1/basic_train.tsv && mkfifo d3/basic_val.tsv && "
+                   "for s in train val test; do ln -s /nonexistent/x d2/basic_$s.tsv; done && "
+                   "for d in d1 d2 d3; do %2$s --profile=ci --data-dir=$d --out=$d.json; echo rc=$?; done; "
+                   "ls -d */listops-1000 2>/dev/null | head -1", dir, t_bench());
+    ck_assert_msg(rc == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "d1/basic_train.tsv is a directory, not a ListOps split file") &&
+                  strstr(msg, "d2/basic_train.tsv is a symbolic link to nothing") &&
+                  strstr(msg, "d3/basic_val.tsv is a FIFO") && !strstr(msg, "rc=0") && !strstr(msg, "listops-1000") &&
+                  !strstr(msg, "remove them"), "%s", msg);
+}
+END_TEST
+
 Suite *listops_suite(void) {
     Suite *s = suite_create("listops");
     TCase *tc = tcase_create("generator");
@@ -242,6 +261,7 @@ Suite *listops_suite(void) {
     tc = tcase_create("loader");
     tcase_add_test(tc, test_loader_official_format);
     tcase_add_test(tc, test_loader_rejects_malformed);
+    tcase_add_test(tc, test_split_not_a_regular_file);
     tcase_add_test(tc, test_sha256_vectors);
     suite_add_tcase(s, tc);
     return s;

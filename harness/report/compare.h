@@ -33,7 +33,14 @@ typedef struct {
     group *g;
     int n, cap;
     double target;               /* validation accuracy (0-1) for to_target_s; NAN for none */
+    int ntargets;                /* per-task targets, which override it (--target=listops=0.36,...) */
+    char target_task[8][32];
+    double target_of[8];
 } groups;
+
+/* The target for a group's task (its key, "image[fashion-mnist]" counting as image): the task's
+ * own, else the common one; NAN for none. */
+double lra_groups_target(const groups *gs, const char *task);
 
 /* Reads and groups the reports (their path strings must outlive gs); free gs->g after. Reports
  * of other schema versions, malformed ones, duplicate seeds and mixed data are errors naming

@@ -361,11 +361,13 @@ int lra_speed_main(int argc, char **argv) {
     if (lra_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return 1; /* rank 0 prints and writes */
     static measure att[MAXB][MAXL], enc[MAXB][MAXL];
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("# lra-bench speed: batch %d, %d heads of %d, encoder %d layers (emb %d, mlp %d); %d threads; %d warm-up "
-           "+ %d timed repeats, medians; encoder products: oneDNN, ISA %s; attention tiles: OpenBLAS %s, "
-           "OPENBLAS_CORETYPE=%s\n",
-           c.batch, c.heads, c.hs, c.layers, c.heads * c.hs, 2 * c.heads * c.hs, c.threads, c.warmup, c.repeats,
-           lra_gemm_isa(), openblas_get_corename(), ct ? ct : "(unset)");
+    char encoder[128] = "the attention layer alone (--encoder=0)";
+    if (c.encoder)
+        snprintf(encoder, sizeof encoder, "encoder %d layers (emb %d, mlp %d), products through oneDNN at ISA %s", c.layers,
+                 c.heads * c.hs, 2 * c.heads * c.hs, lra_gemm_isa());
+    printf("# lra-bench speed: batch %d, %d heads of %d, %s; %d threads; %d warm-up + %d timed repeats, medians; "
+           "attention tiles: OpenBLAS %s, OPENBLAS_CORETYPE=%s\n",
+           c.batch, c.heads, c.hs, encoder, c.threads, c.warmup, c.repeats, openblas_get_corename(), ct ? ct : "(unset)");
     if (lra_dist_size() > 1 || c.shards > 1)
         printf("# %d process%s x %d threads; the encoder step in %d gradient shards (train.h)%s\n", lra_dist_size(),
                lra_dist_size() > 1 ? "es" : "", c.threads, c.shards,

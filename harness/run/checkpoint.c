@@ -76,7 +76,8 @@ lra_status lra_checkpoint_write(lra_owned_name *name, int *moved, const cJSON *h
 lra_status lra_checkpoint_parse(lra_checkpoint *ck, const uint8_t *buf, size_t n, const char *name, char *err) {
     memset(ck, 0, sizeof *ck);
     if (n < 8 || memcmp(buf, LRA_CHECKPOINT_MAGIC, 8) != 0)
-        return lra_fail(err, LRA_ERR_FORMAT, "%s: not an lra-bench checkpoint", name);
+        return lra_fail(err, LRA_ERR_FORMAT, "%s: not an lra-bench checkpoint (it does not begin with the checkpoint's "
+                        "magic: damaged, or another kind of file)", name);
     if (n < PREFIX + TRAILER)
         return lra_fail(err, LRA_ERR_FORMAT, "%s: truncated checkpoint (%zu bytes)", name, n);
     uint32_t version = get_u32(buf + 8);

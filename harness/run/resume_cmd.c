@@ -46,7 +46,9 @@ int lra_resume_main(int argc, char **argv) {
     lra_status st;
     cJSON *src = NULL; /* owned */
     const cJSON *config = NULL;
-    if (lra_checkpoint_sniff(file)) {
+    const size_t len = strlen(file);
+    /* by its magic, or by its name: a damaged checkpoint is named as one, not as bad JSON */
+    if (lra_checkpoint_sniff(file) || (len > 5 && strcmp(file + len - 5, ".ckpt") == 0)) {
         lra_checkpoint ck;
         if ((st = lra_checkpoint_read(file, &ck, err)) != LRA_OK) {
             fprintf(stderr, "lra-bench resume: %s\n", err);

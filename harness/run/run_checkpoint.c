@@ -114,9 +114,16 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
     const cJSON *best = cJSON_GetObjectItemCaseSensitive(h, "best_val");
     const double step = jnum(h, "step"), epoch = jnum(bj, "epoch"), next = jnum(bj, "next");
     const double best_step = jnum(best, "step"), best_acc = jnum(best, "accuracy"), best_loss = jnum(best, "loss");
-    if (!cJSON_IsObject(theirs) || !cJSON_IsString(sum) || !cJSON_IsString(rng) || !cJSON_IsArray(curve) ||
+    const cJSON *nj = cJSON_GetObjectItemCaseSensitive(h, "numerics");
+    if (step == floor(step) && step > r->c->steps) /* a run continues only forward */
+        st = lra_fail(err, LRA_ERR_USAGE, "%s is at step %.0f, past --steps=%d: a run continues only to more steps "
+                      "(--steps=%.0f or more, or leave --steps out)", path, step, r->c->steps, step);
+    else if (nj && !(cJSON_IsNumber(nj) && numerics >= 1 && numerics == floor(numerics)))
+        st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's numerics version is not a whole number", path);
+    else if (!cJSON_IsObject(theirs) || !cJSON_IsString(sum) || !cJSON_IsString(rng) || !cJSON_IsArray(curve) ||
         !cJSON_IsArray(resumed) || !cJSON_IsObject(tj) || !(step >= 0 && step <= r->c->steps) || step != floor(step) ||
         !(epoch >= 0 && epoch < 1e15) || !(next >= 0 && next <= (double)b->nbatches) || strlen(rng->valuestring) != 16 ||
+        strspn(rng->valuestring, "0123456789abcdef") != 16 ||
         !(best_step >= -1 && best_step <= step) || best_step != floor(best_step) || !(best_acc >= 0 && best_acc <= 1) ||
         isnan(best_loss))
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's header lacks or has out-of-range run state", path);
