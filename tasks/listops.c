@@ -100,6 +100,10 @@ static lra_status listops_prepare(const lra_task_cfg *cfg, char *source, size_t 
     if (find_partial(cfg->data_dir, dir, sizeof dir))
         return lra_fail(err, LRA_ERR_IO, "%s: missing (the other ListOps splits are there; "
                         "remove them to have lra-bench generate all three)", dir);
+    if (cfg->no_generate)
+        return lra_fail(err, LRA_ERR_USAGE, "no ListOps splits under %s, and the run being resumed read files lra-bench "
+                        "did not generate (its checkpoint's data_source): give --data-dir= where they are; nothing was "
+                        "generated", cfg->data_dir);
     snprintf(dir, sizeof dir, "%s/listops-1000", cfg->data_dir);
     lra_status st = lra_mkdirs(dir, err);
     if (st != LRA_OK) return st;

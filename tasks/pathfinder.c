@@ -236,6 +236,10 @@ static lra_status prepare_size(const lra_task_cfg *cfg, int size, char *source, 
     }
     lra_status st = refuse_partial(cfg->data_dir, size, err);
     if (st != LRA_OK) return st;
+    if (cfg->no_generate)
+        return lra_fail(err, LRA_ERR_USAGE, "no pathfinder%d data under %s, and the run being resumed read files "
+                        "lra-bench did not generate (its checkpoint's data_source): give --data-dir= where they are; "
+                        "nothing was generated", size, cfg->data_dir);
     snprintf(root, sizeof root, "%s/pathfinder%d/curv_contour_length_14", cfg->data_dir, size);
     lra_pathfinder_gen_cfg g;
     lra_pathfinder_gen_defaults(&g, size, PF_DEFAULT_IMAGES);

@@ -18,6 +18,8 @@ typedef struct {
     uint64_t data_seed;   /* seed of offline generators */
     const char *dataset;  /* NULL or "": the task's official data; else a named alternative */
     const char *opts;     /* --task-opt: "key=value,...", "" for none (tasks with check_opts only) */
+    int no_generate;      /* 1: missing data is an error, never generated (a resume of a run that
+                             read files lra-bench did not make: generating would not give them) */
 } lra_task_cfg;
 
 typedef struct {

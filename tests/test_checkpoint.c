@@ -427,6 +427,31 @@ START_TEST(test_resume_refused) {
 }
 END_TEST
 
+/* A run on ListOps files lra-bench did not generate (official ones, as far as it can tell), resumed
+ * after they went away: refused before anything is generated, since generated splits would not be
+ * those files (the checksum would refuse them only after minutes of generation and hundreds of MB
+ * of data). */
+START_TEST(test_resume_does_not_generate_other_data) {
+    const char *out = t_tmpdir();
+    char msg[8192];
+    int rc = t_run(msg, sizeof msg,
+                   "mkdir -p %1$s/official && cp %2$s/basic_*.tsv %1$s/official/ && "
+                   "{ LRA_TEST_STOP_AT=12 %3$s --profile=ci --steps=20 --checkpoint-every=5 --data-dir=%1$s/official "
+                   "--out=%1$s/o.json & p=$!; "
+                   "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   "kill -KILL $p; wait $p; } ; mv %1$s/official %1$s/away && mkdir %1$s/official",
+                   out, t_listops_data(), t_bench());
+    ck_assert_msg(rc == 0, "%s", msg);
+    rc = t_run(msg, sizeof msg, "%s resume %s/o.json; echo rc=$?; ls %s/official", t_bench(), out, out);
+    ck_assert_msg(strstr(msg, "rc=2") && strstr(msg, "read files lra-bench did not generate") &&
+                  strstr(msg, "nothing was generated") && !strstr(msg, "listops-1000"), "%s", msg);
+    /* back where they were, the run goes on */
+    rc = t_run(msg, sizeof msg, "rmdir %1$s/official && mv %1$s/away %1$s/official && %2$s resume %1$s/o.json",
+               out, t_bench());
+    ck_assert_msg(rc == 0, "%s", msg);
+}
+END_TEST
+
 /* ---- write failures ------------------------------------------------------------------------- */
 
 /* The report and checkpoint of a good run, then the same run again (--overwrite) where writing
@@ -498,6 +523,7 @@ Suite *checkpoint_suite(void) {
     tc = tcase_create("resume");
     tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_exact_resume_after_sigkill);
+    tcase_add_test(tc, test_resume_does_not_generate_other_data);
     tcase_add_test(tc, test_exact_resume_after_sigint);
     tcase_add_test(tc, test_resume_refused);
     tcase_add_test(tc, test_resume_other_numerics);

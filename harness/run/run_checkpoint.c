@@ -45,6 +45,7 @@ lra_status lra_run_save_checkpoint(run_state *r, char *err) {
     cJSON_AddItemToObject(h, "identity", lra_config_identity_json(r->c));
     cJSON_AddStringToObject(h, "report", r->report_path);
     cJSON_AddStringToObject(h, "data_checksum", r->data_checksum);
+    cJSON_AddStringToObject(h, "data_source", r->source); /* a resume regenerates only generated data */
     cJSON_AddNumberToObject(h, "nparams", (double)r->model.nparams);
     cJSON_AddNumberToObject(h, "step", r->steps_done);
     cJSON *best = cJSON_AddObjectToObject(h, "best_val");
@@ -116,8 +117,8 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
     const double best_step = jnum(best, "step"), best_acc = jnum(best, "accuracy"), best_loss = jnum(best, "loss");
     const cJSON *nj = cJSON_GetObjectItemCaseSensitive(h, "numerics");
     if (step == floor(step) && step > r->c->steps) /* a run continues only forward */
-        st = lra_fail(err, LRA_ERR_USAGE, "%s is at step %.0f, past --steps=%d: a run continues only to more steps "
-                      "(--steps=%.0f or more, or leave --steps out)", path, step, r->c->steps, step);
+        st = lra_fail(err, LRA_ERR_USAGE, "%s is at step %.0f, past --steps=%d: leave --steps out to continue the run "
+                      "as it was (its steps are part of it: they set the learning-rate schedule)", path, step, r->c->steps);
     else if (nj && !(cJSON_IsNumber(nj) && numerics >= 1 && numerics == floor(numerics)))
         st = lra_fail(err, LRA_ERR_FORMAT, "%s: the checkpoint's numerics version is not a whole number", path);
     else if (!cJSON_IsObject(theirs) || !cJSON_IsString(sum) || !cJSON_IsString(rng) || !cJSON_IsArray(curve) ||
