@@ -359,6 +359,24 @@ START_TEST(test_plot_svgs) {
     rc = t_run(msg, sizeof msg, "%s plot --out=%s %s/speed.json %s/*.json && grep -c '<circle' %s/speed-throughput.svg",
                t_bench(), out, d, d, out);
     ck_assert_msg(rc == 0 && strstr(msg, "\n3\n"), "exit %d: %s", rc, msg);
+    /* item 10 of issue 27: a speed report at another shape is a line of its own (same colour,
+     * dashed), named by its shape, and the legend shows the dash; long titles and names shrink */
+    snprintf(path, sizeof path, "%s/speed2.json", out);
+    f = fopen(path, "w");
+    fputs("{\"schema_version\": 1, \"kind\": \"speed\", \"config\": {\"batch\": 32, \"heads\": 2, \"head_size\": 32},"
+          " \"entries\": [{\"backend\": \"full\", \"length\": 1024, \"attention\": {\"tokens_per_s\": 7000, \"planned_bytes\": 3e6}},"
+          "{\"backend\": \"full\", \"length\": 2048, \"attention\": {\"tokens_per_s\": 6000, \"planned_bytes\": 9e6}}]}", f);
+    fclose(f);
+    rc = t_run(msg, sizeof msg, "%s plot --out=%s/p2 %s/speed.json %s/speed2.json %s/*.json", t_bench(), out, d, out, d);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
+    snprintf(path, sizeof path, "%s/p2/speed-memory.svg", out);
+    char *svg = slurp(path);
+    ck_assert_msg(svg && xml_series(svg) == 3 && strstr(svg, "data-backend=\"full (B32, 2x32)\"") &&
+                  strstr(svg, "<line x1=") && strstr(svg, "stroke-dasharray=\"6 3\"/>"), "%s", svg ? svg : "none");
+    snprintf(path, sizeof path, "%s/p2/accuracy.svg", out);
+    svg = slurp(path);
+    ck_assert_msg(svg && strstr(svg, "font-size=\"12.") && !strstr(svg, "font-size=\"16\""), "the long title's font: %s",
+                  svg ? svg : "none");
 }
 END_TEST
 

@@ -27,6 +27,7 @@
 #include "stats.h"
 
 enum { W = 720, H = 440, ML = 80, MR = 170, MT = 50, MB = 60, MAXS = 16, MAXP = 256 };
+#define DASH " stroke-dasharray=\"6 3\"" /* the second series of a backend (a seed, a shape, a layer) */
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 typedef struct {
@@ -61,12 +62,19 @@ static void esc(FILE *f, const char *s) {
     }
 }
 
+/* The font size at which text of n characters fits `width` pixels (a sans-serif glyph is about
+ * 0.55 em wide on average), at most `size` and at least 8. */
+static double fitting(size_t n, double width, double size) {
+    const double fs = width / (0.55 * (double)(n ? n : 1));
+    return fs < 8 ? 8 : fs > size ? size : fs;
+}
+
 static void svg_open(FILE *f, const char *title) {
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                "font-family=\"sans-serif\" font-size=\"12\">\n"
-               "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n<text x=\"%d\" y=\"28\" font-size=\"16\" "
-               "text-anchor=\"middle\">", W, H, W, H, W, H, (ML + W - MR) / 2);
+               "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n<text x=\"%d\" y=\"28\" font-size=\"%.1f\" "
+               "text-anchor=\"middle\">", W, H, W, H, W, H, W / 2, fitting(strlen(title), W - 20, 16));
     esc(f, title);
     fputs("</text>\n", f);
 }
@@ -78,13 +86,21 @@ static void label(FILE *f, double x, double y, const char *anchor, const char *t
     fputs("</text>\n", f);
 }
 
-/* names[i] drawn in the colour of backends[i] */
-static void legend(FILE *f, const char *const *names, const char *const *backends, int n) {
+/* names[i] drawn in the colour of backends[i]: a swatch for bars (dashed NULL), else a stretch of
+ * the line as drawn, dashed where the series is; a long name in a smaller font, to fit the margin */
+static void legend(FILE *f, const char *const *names, const char *const *backends, const int *dashed, int n) {
     for (int i = 0; i < n; i++) {
         double y = MT + 10 + 20.0 * i;
-        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", W - MR + 15, y,
-                color_of(backends[i]));
-        label(f, W - MR + 35, y + 10, "start", names[i], 0);
+        if (!dashed)
+            fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", W - MR + 15, y,
+                    color_of(backends[i]));
+        else
+            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+                    W - MR + 8, y + 5, W - MR + 30, y + 5, color_of(backends[i]), dashed[i] ? DASH : "");
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"start\" font-size=\"%.1f\">", W - MR + 35, y + 10,
+                fitting(strlen(names[i]), MR - 40, 12));
+        esc(f, names[i]);
+        fputs("</text>\n", f);
     }
 }
 
@@ -168,21 +184,25 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
         linear_axes(f, x1, y1, xlab, ylab);
     }
     const char *names[MAXS], *backends[MAXS];
+    int dashed[MAXS];
     for (int i = 0; i < ns; i++) {
         names[i] = s[i].name;
         backends[i] = s[i].backend;
+        int before = 0; /* series of the same colour drawn before this one: every other one dashed */
+        for (int k = 0; k < i; k++) before += strcmp(color_of(s[k].backend), color_of(s[i].backend)) == 0;
+        dashed[i] = before % 2;
         const char *color = color_of(s[i].backend);
         fprintf(f, "<g class=\"series\" data-backend=\"");
         esc(f, s[i].name);
         fprintf(f, "\" stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s points=\"", color, color,
-                linear && i % 2 ? " stroke-dasharray=\"6 3\"" : "");
+                dashed[i] ? DASH : "");
         for (int p = 0; p < s[i].n; p++) fprintf(f, "%s%.1f,%.1f", p ? " " : "", px(&a, s[i].x[p]), py(&a, s[i].y[p]));
         fputs("\"/>\n", f);
         for (int p = 0; p < s[i].n && !linear; p++)
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", px(&a, s[i].x[p]), py(&a, s[i].y[p]));
         fputs("</g>\n", f);
     }
-    legend(f, names, backends, ns);
+    legend(f, names, backends, dashed, ns);
     fputs("</svg>\n", f);
 }
 
@@ -252,7 +272,7 @@ static void bar_chart(FILE *f, groups *gs) {
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n",
                     ML + k * slot + slot * 0.05, MT + ph - p / 100 * ph, ML + (k + 1) * slot - slot * 0.05, MT + ph - p / 100 * ph);
     }
-    legend(f, names, backends, nb);
+    legend(f, names, backends, NULL, nb);
     fputs("</svg>\n", f);
 }
 
@@ -395,6 +415,14 @@ int lra_plot_main(int argc, char **argv) {
             cJSON_Delete(j);
             continue;
         }
+        /* one line per backend and shape: points measured at other batch sizes or heads are not
+         * the same curve (they once drew memory rising at 2K and falling at 4K) */
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+        const cJSON *cb = cJSON_GetObjectItemCaseSensitive(cfg, "batch"), *ch = cJSON_GetObjectItemCaseSensitive(cfg, "heads");
+        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(cfg, "head_size");
+        char shape[64] = "";
+        if (cJSON_IsNumber(cb) && cJSON_IsNumber(ch) && cJSON_IsNumber(cs))
+            snprintf(shape, sizeof shape, " (B%.0f, %.0fx%.0f)", cb->valuedouble, ch->valuedouble, cs->valuedouble);
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "entries")) {
             const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "backend"), *T = cJSON_GetObjectItemCaseSensitive(e, "length");
@@ -408,10 +436,12 @@ int lra_plot_main(int argc, char **argv) {
             const cJSON *tps = cJSON_GetObjectItemCaseSensitive(a, "tokens_per_s");
             const cJSON *pb = cJSON_GetObjectItemCaseSensitive(a, "planned_bytes");
             const cJSON *na = cJSON_GetObjectItemCaseSensitive(a, "not_applicable");
-            if (cJSON_IsNumber(tps)) add_point(thr, &nthr, b->valuestring, b->valuestring, T->valuedouble, tps->valuedouble);
+            char name[112];
+            snprintf(name, sizeof name, "%.40s%s", b->valuestring, shape);
+            if (cJSON_IsNumber(tps)) add_point(thr, &nthr, name, b->valuestring, T->valuedouble, tps->valuedouble);
             /* planned memory is known for out-of-memory configurations too: that is where it matters */
             if (cJSON_IsNumber(pb) && !cJSON_IsTrue(na))
-                add_point(mem, &nmem, b->valuestring, b->valuestring, T->valuedouble, pb->valuedouble / 1048576.0);
+                add_point(mem, &nmem, name, b->valuestring, T->valuedouble, pb->valuedouble / 1048576.0);
         }
         cJSON_Delete(j);
     }

@@ -4,9 +4,9 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "generate_cmd.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
