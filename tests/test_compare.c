@@ -89,6 +89,11 @@ START_TEST(test_regression_gate) {
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=15 %s/acc.json", t_bench(), b, d);
     ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked, 0 failed their limits, 0 missing: the gate passes"),
                   "exit %d: %s", rc, out);
+    /* a pattern in --baseline is compare's to expand (the shell leaves --baseline=DIR/x.json alone) */
+    rc = t_run(out, sizeof out, "%s compare '--baseline=%s/b*.json' --max-regression=15 %s/acc.json", t_bench(), b, d);
+    ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s compare '--baseline=%s/none*.json' --max-regression=15 %s/acc.json", t_bench(), b, d);
+    ck_assert_msg(rc == 2 && strstr(out, "none*.json' matches no file"), "exit %d: %s", rc, out);
     report(d, "tok.json", "listops", "mita", 0, 0.40, 800, 1000, 1, "completed"); /* 20% fewer tokens/s */
     /* speed has its own limit: a bit-identical run on a busy runner does not fail the accuracy gate */
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=10 %s/tok.json", t_bench(), b, d);

@@ -14,6 +14,7 @@
 #include "compare.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <string.h>
 
@@ -739,9 +740,24 @@ int lra_compare_main(int argc, char **argv) {
         free(files);
         return 2;
     }
+    /* FILE,FILE,... where an item may be a pattern, which compare expands itself: the shell does
+     * not expand --baseline=base/STAR.json, the pattern being part of one word */
     char *save = NULL;
-    for (char *t = base_list ? strtok_r(base_list, ",", &save) : NULL; t && nbase < 256; t = strtok_r(NULL, ",", &save))
-        base_files[nbase++] = t;
+    glob_t found = {0};
+    int globbed = 0;
+    for (char *t = base_list ? strtok_r(base_list, ",", &save) : NULL; t && nbase < 256; t = strtok_r(NULL, ",", &save)) {
+        if (!strpbrk(t, "*?[")) { base_files[nbase++] = t; continue; }
+        const size_t had = found.gl_pathc;
+        const int grc = glob(t, globbed ? GLOB_APPEND : 0, NULL, &found);
+        globbed = 1;
+        if (grc != 0 || found.gl_pathc == had) {
+            fprintf(stderr, "lra-bench compare: --baseline: '%s' matches no file\n", t);
+            globfree(&found);
+            free(files);
+            return 2;
+        }
+        for (size_t k = had; k < found.gl_pathc && nbase < 256; k++) base_files[nbase++] = found.gl_pathv[k];
+    }
     char err[LRA_ERR_LEN];
     int rc = 0;
     lra_status st = lra_groups_load(&cur, files, nfiles, err);
@@ -769,6 +785,7 @@ int lra_compare_main(int argc, char **argv) {
     }
     free(cur.g);
     free(base.g);
+    if (globbed) globfree(&found);
     free(files);
     return rc;
 }
