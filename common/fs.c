@@ -4,6 +4,8 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +42,15 @@ int lra_dirname(const char *path, char *dir, size_t n) {
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err) {
     if (!lra_dirname(path, dir, n)) return lra_fail(err, LRA_ERR_IO, "%s: path too long", path);
     return strchr(path, '/') && strcmp(dir, "/") != 0 ? lra_mkdirs(dir, err) : LRA_OK;
+}
+
+void lra_absolute_path(const char *path, char *out, size_t n) {
+    char dir[4096], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(out, n, "%s", path);
+    if (!path[0] || path[0] == '/' || !lra_dirname(path, dir, sizeof dir) || !realpath(dir, real)) return;
+    const int w = snprintf(out, n, "%s/%s", strcmp(real, "/") ? real : "", slash ? slash + 1 : path);
+    if (w < 0 || (size_t)w >= n) snprintf(out, n, "%s", path);
 }
 
 int lra_file_exists(const char *path) {

@@ -13,6 +13,11 @@ int lra_dirname(const char *path, char *dir, size_t n);
  * into dir (n bytes), for writers that fsync it or put a temporary file beside path. */
 lra_status lra_mkdirs_parent(const char *path, char *dir, size_t n, char *err);
 int lra_file_exists(const char *path);
+/* path made absolute through its directory's real path (the file itself need not exist), into
+ * out (n bytes); path as it is where its directory does not resolve or the result does not fit.
+ * Reports record their checkpoint, and checkpoints their report, so: a run resumed from another
+ * directory would otherwise record paths relative to wherever the resuming shell stood. */
+void lra_absolute_path(const char *path, char *out, size_t n);
 /* rm -r: removes path and everything under it (no error when it does not exist). */
 lra_status lra_rmtree(const char *path, char *err);
 

@@ -452,6 +452,28 @@ START_TEST(test_resume_does_not_generate_other_data) {
 }
 END_TEST
 
+/* A report records its checkpoint, and a checkpoint its report, by absolute path: a run started in
+ * one directory with relative names and resumed from another records the same paths (it once
+ * recorded "../a/r.ckpt", relative to wherever the resuming shell stood). */
+START_TEST(test_recorded_paths_absolute) {
+    const char *out = t_tmpdir();
+    char msg[8192], real[4096], want[4200];
+    ck_assert_ptr_nonnull(realpath(out, real));
+    int rc = t_run(msg, sizeof msg,
+                   "cd %1$s && mkdir a b && cd a && LRA_TEST_STOP_AT=6 %2$s --profile=ci --steps=12 --checkpoint-every=3 "
+                   "--data-dir=%3$s --out=r.json & p=$!; "
+                   "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   "kill -KILL $p; wait $p; cd %1$s/b && %2$s resume ../a/r.json", out, t_bench(), t_listops_data());
+    ck_assert_msg(rc == 0, "%s", msg);
+    snprintf(want, sizeof want, "%s/a/r.ckpt", real);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/a/r.json", out);
+    cJSON *j = t_load_json(path);
+    ck_assert_str_eq(t_str(j, "checkpoint.path"), want);
+    cJSON_Delete(j);
+}
+END_TEST
+
 /* ---- write failures ------------------------------------------------------------------------- */
 
 /* The report and checkpoint of a good run, then the same run again (--overwrite) where writing
@@ -524,6 +546,7 @@ Suite *checkpoint_suite(void) {
     tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_exact_resume_after_sigkill);
     tcase_add_test(tc, test_resume_does_not_generate_other_data);
+    tcase_add_test(tc, test_recorded_paths_absolute);
     tcase_add_test(tc, test_exact_resume_after_sigint);
     tcase_add_test(tc, test_resume_refused);
     tcase_add_test(tc, test_resume_other_numerics);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../../common/fs.h"
 #include "../../common/test_hook.h"
 #include "../../datasets/datadir.h"
 #include "../encoder/dist.h"
@@ -43,7 +44,9 @@ lra_status lra_run_save_checkpoint(run_state *r, char *err) {
     cJSON_AddStringToObject(h, "kind", "lra-bench checkpoint");
     cJSON_AddItemToObject(h, "config", lra_config_to_json(r->c));
     cJSON_AddItemToObject(h, "identity", lra_config_identity_json(r->c));
-    cJSON_AddStringToObject(h, "report", r->report_path);
+    char abs[4096];
+    lra_absolute_path(r->report_path, abs, sizeof abs);
+    cJSON_AddStringToObject(h, "report", abs);
     cJSON_AddStringToObject(h, "data_checksum", r->data_checksum);
     cJSON_AddStringToObject(h, "data_source", r->source); /* a resume regenerates only generated data */
     cJSON_AddNumberToObject(h, "nparams", (double)r->model.nparams);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../common/fs.h"
 #include "../../common/json_file.h"
 #include "../encoder/dist.h"
 #include "run_state.h"
@@ -91,7 +92,9 @@ static cJSON *build_report(run_state *r) {
     }
     if (r->ckpt_step >= 0) {
         cJSON *ck = cJSON_AddObjectToObject(j, "checkpoint");
-        cJSON_AddStringToObject(ck, "path", r->ckpt_path);
+        char abs[4096];
+        lra_absolute_path(r->ckpt_path, abs, sizeof abs);
+        cJSON_AddStringToObject(ck, "path", abs);
         cJSON_AddNumberToObject(ck, "step", r->ckpt_step);
     }
     if (cJSON_GetArraySize(r->resumed_at)) cJSON_AddItemReferenceToObject(j, "resumed_at_steps", r->resumed_at);
