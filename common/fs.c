@@ -71,6 +71,14 @@ lra_status lra_rmtree(const char *path, char *err) {
     return LRA_OK;
 }
 
+static int rmdir_one(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb; (void)ftw;
+    if (type == FTW_DP) rmdir(path); /* fails, harmlessly, on a folder that holds a file */
+    return 0;
+}
+
+void lra_remove_empty_dirs(const char *path) { nftw(path, rmdir_one, 16, FTW_DEPTH | FTW_PHYS); }
+
 int lra_lock_take(const char *lock_path, int *fd) {
     for (int tries = 0; tries < 100; tries++) {
         int f = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -20,6 +20,9 @@ int lra_file_exists(const char *path);
 void lra_absolute_path(const char *path, char *out, size_t n);
 /* rm -r: removes path and everything under it (no error when it does not exist). */
 lra_status lra_rmtree(const char *path, char *err);
+/* rmdir of every folder under path, and path, that holds no file: what was made for files that
+ * never came (an interrupted generation). Never removes a file; errors are ignored. */
+void lra_remove_empty_dirs(const char *path);
 
 /* A run's lock: an flock on the file lock_path, held while the process lives and let go by the
  * kernel when it dies, however it dies, so "is that run still going?" has an answer that a killed

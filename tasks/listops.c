@@ -25,12 +25,15 @@ int lra_listops_token_id(const char *tok, size_t n) {
     return LISTOPS_UNK;
 }
 
-/* The directory holding basic_*.tsv: DIR/listops-1000, DIR/lra_release/listops-1000,
+/* Where the splits may be, under the data directory: DIR/listops-1000, DIR/lra_release/listops-1000,
  * DIR/lra_release/lra_release/listops-1000 (the release's nested layout), or DIR itself. */
+static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000", "/lra_release/lra_release/listops-1000",
+                                  ""};
+enum { NSUB = sizeof sub / sizeof *sub };
+
+/* The directory of sub[] holding all three basic_*.tsv. */
 static int find_dir(const char *root, char *out, size_t n) {
-    static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000",
-                                      "/lra_release/lra_release/listops-1000", ""};
-    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+    for (size_t i = 0; i < NSUB; i++) {
         char probe[4200];
         snprintf(out, n, "%s%s", root, sub[i]);
         int ok = 1;
@@ -57,9 +60,7 @@ static const char *not_regular(const char *path) {
 
 /* A split name in any candidate directory taken by something that is not a regular file. */
 static int find_not_regular(const char *root, char *path, size_t n, const char **what) {
-    static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000",
-                                      "/lra_release/lra_release/listops-1000", ""};
-    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++)
+    for (size_t i = 0; i < NSUB; i++)
         for (int s = 0; s < 3; s++) {
             snprintf(path, n, "%s%s/basic_%s.tsv", root, sub[i], lra_split_names[s]);
             if ((*what = not_regular(path))) return 1;
@@ -69,9 +70,7 @@ static int find_not_regular(const char *root, char *path, size_t n, const char *
 
 /* Some but not all of the three files in a candidate directory: name the first missing one. */
 static int find_partial(const char *root, char *missing, size_t n) {
-    static const char *const sub[] = {"/listops-1000", "/lra_release/listops-1000",
-                                      "/lra_release/lra_release/listops-1000", ""};
-    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+    for (size_t i = 0; i < NSUB; i++) {
         int have = 0, miss = -1;
         char probe[4200];
         for (int s = 0; s < 3; s++) {

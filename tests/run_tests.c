@@ -167,6 +167,11 @@ int t_run(char *out, size_t n, const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+void t_at_repo_root(void) {
+    ck_assert_msg(access("README.md", F_OK) == 0 && access("Makefile", F_OK) == 0,
+                  "run the tests from the repository root (make test does)");
+}
+
 int t_backend_tested(const char *name) {
     const char *only = getenv("LRA_TEST_BACKEND");
     return !only || !*only || strcmp(only, name) == 0;

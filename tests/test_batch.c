@@ -16,7 +16,6 @@
 #include "tests.h"
 
 #define OPTS "--task=listops --profile=ci --steps=12 --eval-every=4 --checkpoint-every=5 --data-dir=%s"
-#define WAIT_STOPPED "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
 
 static const char *arg_of(const lra_run_args *a, const char *prefix) {
     for (int i = 0; i < a->argc; i++)
@@ -119,7 +118,7 @@ START_TEST(test_batch_killed_goes_on) {
         snprintf(name, sizeof name, "k%d.txt", k);
         batch_file(path, sizeof path, dir, name, OPTS " --backend=mita --out=k%d.json\n", data, k);
         int rc = t_run(msg, sizeof msg,
-                       "cd %s && LRA_TEST_STOP_AT=%s %s batch k%d.txt >/dev/null 2>&1 & p=$!; " WAIT_STOPPED
+                       "cd %s && LRA_TEST_STOP_AT=%s %s batch k%d.txt >/dev/null 2>&1 & p=$!; " T_WAIT_STOPPED(6000)
                        "grep -o '\"status\":\t\"[a-z]*\"' %s/k%d.json; kill -KILL $p; wait $p; echo rc=$?; "
                        "cd %s && %s batch k%d.txt --threads=1",
                        dir, kills[k].stop, t_bench(), k, dir, k, dir, t_bench(), k);
@@ -148,7 +147,7 @@ START_TEST(test_batch_stopped_goes_on) {
     char msg[16384], path[600];
     batch_file(path, sizeof path, dir, "two.txt", OPTS " --backend=full --seeds=1,2\n", data);
     t_run(msg, sizeof msg,
-          "cd %s; LRA_TEST_STOP_AT=6 %s batch two.txt --progress=off 2>err & p=$!; " WAIT_STOPPED
+          "cd %s; LRA_TEST_STOP_AT=6 %s batch two.txt --progress=off 2>err & p=$!; " T_WAIT_STOPPED(6000)
           "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?; cat err; echo SECOND; %s batch two.txt --progress=off; "
           "echo again=$?", dir, t_bench(), t_bench());
     char *second = strstr(msg, "SECOND");
@@ -170,7 +169,7 @@ START_TEST(test_batch_leaves_a_live_run) {
     char msg[16384], path[600];
     batch_file(path, sizeof path, dir, "runs.txt", OPTS " --backend=full --out=r.json\n", data);
     int rc = t_run(msg, sizeof msg,
-                   "cd %s && LRA_TEST_STOP_AT=7 %s " OPTS " --backend=full --out=r.json >/dev/null 2>&1 & p=$!; " WAIT_STOPPED
+                   "cd %s && LRA_TEST_STOP_AT=7 %s " OPTS " --backend=full --out=r.json >/dev/null 2>&1 & p=$!; " T_WAIT_STOPPED(6000)
                    "cd %s; %s batch runs.txt; echo batch=$?; %s " OPTS " --backend=full --out=r.json; echo run=$?; "
                    "%s resume r.json; echo resume=$?; kill -KILL $p; wait $p; %s batch runs.txt; echo again=$?",
                    dir, t_bench(), data, dir, t_bench(), t_bench(), data, t_bench(), t_bench());

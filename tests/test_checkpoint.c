@@ -198,7 +198,7 @@ static void run_and_kill(const char *env, const char *backend, const char *repor
     char msg[4096];
     t_run(msg, sizeof msg,
           "%s " RUN " --backend=%s --out=%s & p=$!; "
-          "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+          T_WAIT_STOPPED(600)
           "kill -KILL $p; wait $p; echo rc=$?",
           env, t_bench(), t_listops_data(), backend, report);
     ck_assert_msg(strstr(msg, "rc=137"), "%s: not killed while stopped: %s", env, msg);
@@ -296,7 +296,7 @@ START_TEST(test_exact_resume_after_sigint) {
     /* started with a relative report path in out/, resumed from another directory */
     t_run(msg, sizeof msg,
           "cd %s && LRA_TEST_STOP_AT=17 " RUN " --backend=agent --checkpoint-every=0 --out=i.json & p=$!; "
-          "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+          T_WAIT_STOPPED(600)
           "kill -INT $p; kill -CONT $p; wait $p; echo rc=$?",
           out, t_bench(), t_listops_data());
     ck_assert_msg(strstr(msg, "rc=1") && strstr(msg, "after 18 of 40 steps") && strstr(msg, "lra-bench resume"), "%s", msg);
@@ -438,7 +438,7 @@ START_TEST(test_resume_does_not_generate_other_data) {
                    "mkdir -p %1$s/official && cp %2$s/basic_*.tsv %1$s/official/ && "
                    "{ LRA_TEST_STOP_AT=12 %3$s --profile=ci --steps=20 --checkpoint-every=5 --data-dir=%1$s/official "
                    "--out=%1$s/o.json & p=$!; "
-                   "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   T_WAIT_STOPPED(600)
                    "kill -KILL $p; wait $p; } ; mv %1$s/official %1$s/away && mkdir %1$s/official",
                    out, t_listops_data(), t_bench());
     ck_assert_msg(rc == 0, "%s", msg);
@@ -462,7 +462,7 @@ START_TEST(test_recorded_paths_absolute) {
     int rc = t_run(msg, sizeof msg,
                    "cd %1$s && mkdir a b && cd a && LRA_TEST_STOP_AT=6 %2$s --profile=ci --steps=12 --checkpoint-every=3 "
                    "--data-dir=%3$s --out=r.json & p=$!; "
-                   "for i in $(seq 600); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   T_WAIT_STOPPED(600)
                    "kill -KILL $p; wait $p; cd %1$s/b && %2$s resume ../a/r.json", out, t_bench(), t_listops_data());
     ck_assert_msg(rc == 0, "%s", msg);
     snprintf(want, sizeof want, "%s/a/r.ckpt", real);

@@ -99,7 +99,7 @@ START_TEST(test_claim_window) {
     char msg[8192], path[600];
     int rc = t_run(msg, sizeof msg,
                    "cd %s; LRA_TEST_STOP_BEFORE_CLAIM=1 " CI_RUN " --backend=full --out=r.json >a.out 2>a.err & p=$!; "
-                   "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   T_WAIT_STOPPED(6000)
                    CI_RUN " --backend=mita --out=r.json >b.out 2>b.err; echo $? >b.rc; echo pid=$p >pid; "
                    "kill -CONT $p; wait $p; echo $? >a.rc; ls | grep -c tmp",
                    dir, t_bench(), data, t_bench(), data);
@@ -129,7 +129,7 @@ START_TEST(test_names_taken_midrun) {
     int rc = t_run(msg, sizeof msg,
                    "cd %s; LRA_TEST_STOP_AT=3 %s --task=listops --profile=ci --steps=6 --eval-every=2 "
                    "--checkpoint-every=1 --data-dir=%s --out=r.json >a.out 2>a.err & p=$!; "
-                   "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                   T_WAIT_STOPPED(6000)
                    "rm r.json r.ckpt; echo other > r.json; echo other > r.ckpt; "
                    "kill -CONT $p; wait $p; echo rc=$?; cat a.out a.err",
                    dir, t_bench(), data);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "tests.h"
 
@@ -104,8 +103,7 @@ static int check_tree(const char *root, char *report, size_t n, int *files) {
 START_TEST(test_repository_links) {
     char report[16384];
     int files;
-    ck_assert_msg(access("README.md", F_OK) == 0 && access("Makefile", F_OK) == 0,
-                  "run the tests from the repository root (make test does)");
+    t_at_repo_root();
     int bad = check_tree(".", report, sizeof report, &files);
     ck_assert_msg(bad == 0, "%d bad links or references:\n%s", bad, report);
     ck_assert_msg(files >= 8, "only %d Markdown files found", files);

@@ -7,7 +7,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "tests.h"
 
@@ -15,8 +14,7 @@
  * by `add` (shell lines run at the copy's root). Returns the copy's directory. */
 static const char *copy_and_build(const char *add, char *log, size_t n) {
     const char *dir = t_tmpdir();
-    ck_assert_msg(access("README.md", F_OK) == 0 && access("Makefile", F_OK) == 0,
-                  "run the tests from the repository root (make test does)");
+    t_at_repo_root();
     int rc = t_run(log, n,
                    "set -e; tar --exclude='./build*' --exclude=./.git --exclude='./results/*' -cf - . | tar -C %s -xf -; "
                    "cd %s; unset MAKEFLAGS MFLAGS MAKELEVEL; %s", dir, dir, add); /* not the outer make's jobs */

@@ -122,7 +122,7 @@ START_TEST(test_generation_killed_leaves_nothing) {
         int rc = t_run(msg, sizeof msg,
                        "d=%s/k%d; LRA_TEST_STOP_IN_GENERATE=%d %s generate --task=listops --out=$d --sizes=300,50,40 "
                        "2>/dev/null & p=$!; "
-                       "for i in $(seq 6000); do [ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && break; sleep 0.05; done; "
+                       T_WAIT_STOPPED(6000)
                        "kill -KILL $p; wait $p; echo rc=$?; ls $d | grep -c basic_; ls -d $d.partial",
                        root, k, k, t_bench());
         ck_assert_msg(strstr(msg, "rc=137\n0\n") && strstr(msg, ".partial"), "killed at %d: %s", k, msg);

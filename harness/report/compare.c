@@ -565,7 +565,7 @@ static void print_markdown(const groups *gs, int select, const char *base) {
                "evaluation at or above the target.\n");
     if (gs->ntargets > 0) {
         printf("Targets (validation accuracy):");
-        for (int i = 0; i < gs->ntargets; i++) printf(" %s %.2f%%%s", gs->target_task[i], 100 * gs->target_of[i], ",");
+        for (int i = 0; i < gs->ntargets; i++) printf(" %s %.2f%%,", gs->target_task[i], 100 * gs->target_of[i]);
         if (isnan(gs->target)) printf(" no other task.\n");
         else printf(" every other task %.2f%%.\n", 100 * gs->target);
     }

@@ -1,16 +1,15 @@
 /* generate_cmd.c - `lra-bench generate --task=NAME --out=DIR [options]`: a data set written
  * offline by the task's own generator (lra_task_i.generate). This file parses the options; which
  * apply is the task's to say (generate_options). */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _POSIX_C_SOURCE 200809L
 #include "generate_cmd.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../common/fs.h"
 #include "../../tasks/task.h"
 
 /* 1 when option name (without --) is among the task's comma-separated generate_options */
@@ -20,15 +19,6 @@ static int takes(const lra_task_i *t, const char *name) {
         if (strcspn(p, ",") == n && !strncmp(p, name, n)) return 1;
     return 0;
 }
-
-static int rmdir_one(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb; (void)ftw;
-    if (type == FTW_DP) rmdir(path); /* fails, harmlessly, on a folder that holds a file */
-    return 0;
-}
-
-/* Removes the folders under dir, and dir, that hold no file (never a file). */
-static void remove_empty_dirs(const char *dir) { nftw(dir, rmdir_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 int lra_generate_main(int argc, char **argv) {
     char err[LRA_ERR_LEN];
@@ -95,7 +85,7 @@ int lra_generate_main(int argc, char **argv) {
     lra_status st = t->generate(&o, err);
     lra_stop_restore();
     if (st != LRA_OK) {
-        if (o.out && !out_existed) remove_empty_dirs(o.out); /* the folders it made for the set: nothing stays */
+        if (o.out && !out_existed) lra_remove_empty_dirs(o.out); /* the folders it made for the set: nothing stays */
         fprintf(stderr, "lra-bench generate: %s\n", err);
         return st == LRA_ERR_USAGE ? 2 : 1;
     }
