@@ -194,13 +194,13 @@ END_TEST
 
 /* Starts the run with env set, waits until it stops itself (the SIGSTOP test hooks), then kills it
  * with SIGKILL. */
-static void run_and_kill(const char *env, const char *backend, const char *report) {
+static void run_and_kill(const char *env, const char *opts, const char *report) {
     char msg[4096];
     t_run(msg, sizeof msg,
-          "%s " RUN " --backend=%s --out=%s & p=$!; "
+          "%s " RUN " %s --out=%s & p=$!; "
           T_WAIT_STOPPED(600)
           "kill -KILL $p; wait $p; echo rc=$?",
-          env, t_bench(), t_listops_data(), backend, report);
+          env, t_bench(), t_listops_data(), opts, report);
     ck_assert_msg(strstr(msg, "rc=137"), "%s: not killed while stopped: %s", env, msg);
 }
 
@@ -219,38 +219,49 @@ static void check_resumed(const char *report, const char *ref, double resumed_at
 
 START_TEST(test_exact_resume_after_sigkill) {
     const char *out = t_tmpdir();
-    static const struct { const char *env, *backend; double resumed_at; } kills[] = {
-        {"LRA_TEST_STOP_AT=15", "full", 14},          /* just after a checkpoint and an evaluation */
-        {"LRA_TEST_STOP_AT=23", "full", 21},
-        {"LRA_TEST_STOP_AT=39", "full", 35},          /* before the last step */
-        {"LRA_TEST_STOP_IN_CHECKPOINT=3", "full", 14}, /* halfway through writing step 21's */
-        {"LRA_TEST_STOP_AT=23", "mita", 21},
-        {"LRA_TEST_STOP_IN_CHECKPOINT=2", "mita", 7},
+    /* the uninterrupted runs: two backends in fp32, and full in bf16 */
+    static const char *const refs[3] = {"--backend=full", "--backend=mita", "--backend=full --precision=bf16"};
+    static const struct { const char *env; int ref; double resumed_at; } kills[] = {
+        {"LRA_TEST_STOP_AT=15", 0, 14},          /* just after a checkpoint and an evaluation */
+        {"LRA_TEST_STOP_AT=23", 0, 21},
+        {"LRA_TEST_STOP_AT=39", 0, 35},          /* before the last step */
+        {"LRA_TEST_STOP_IN_CHECKPOINT=3", 0, 14}, /* halfway through writing step 21's */
+        {"LRA_TEST_STOP_AT=23", 1, 21},
+        {"LRA_TEST_STOP_IN_CHECKPOINT=2", 1, 7},
+        {"LRA_TEST_STOP_AT=23", 2, 21},          /* bf16, resumed at another thread count too */
     };
-    char msg[8192], ref[2][256], report[256];
-    const char *backends[2] = {"full", "mita"};
-    for (int b = 0; b < 2; b++) {
-        snprintf(ref[b], sizeof ref[b], "%s/ref-%s.json", out, backends[b]);
-        ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=%s --out=%s", t_bench(), t_listops_data(), backends[b], ref[b]) == 0,
+    char msg[8192], ref[3][256], report[256];
+    for (int b = 0; b < 3; b++) {
+        snprintf(ref[b], sizeof ref[b], "%s/ref-%d.json", out, b);
+        ck_assert_msg(t_run(msg, sizeof msg, RUN " %s --out=%s", t_bench(), t_listops_data(), refs[b], ref[b]) == 0,
                       "%s", msg);
         char ckpt[300];
-        snprintf(ckpt, sizeof ckpt, "%s/ref-%s.ckpt", out, backends[b]);
+        snprintf(ckpt, sizeof ckpt, "%s/ref-%d.ckpt", out, b);
         t_corpus_classify(ref[b]);
         t_corpus_classify(ckpt);
     }
     for (size_t k = 0; k < sizeof kills / sizeof *kills; k++) {
-        const int b = strcmp(kills[k].backend, "mita") == 0;
+        const int b = kills[k].ref;
         snprintf(report, sizeof report, "%s/k%zu.json", out, k);
-        run_and_kill(kills[k].env, kills[k].backend, report);
+        run_and_kill(kills[k].env, refs[b], report);
         if (strstr(kills[k].env, "CHECKPOINT")) /* the half-written file is there, under a temporary name only */
             ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q 'k%zu.ckpt.tmp'", out, k), 0);
         /* by the checkpoint, or (k odd) by the report, which names its checkpoint; another thread count */
         int rc = t_run(msg, sizeof msg, "%s resume %s/k%zu.%s --threads=1", t_bench(), out, k, k % 2 ? "json" : "ckpt");
-        ck_assert_msg(rc == 0, "%s: resume failed: %s", kills[k].env, msg);
+        ck_assert_msg(rc == 0, "%s %s: resume failed: %s", kills[k].env, refs[b], msg);
         check_resumed(report, ref[b], kills[k].resumed_at);
         /* the killed writer's temporary file is swept when the run resumes */
         ck_assert_msg(t_run(msg, sizeof msg, "ls %s | grep 'k%zu.*tmp'", out, k) == 1, "left behind: %s", msg);
     }
+    /* the bf16 run is not fp32's: its numbers differ, and its report says bf16 */
+    char *a = t_report_numbers(ref[0]), *c = t_report_numbers(ref[2]);
+    ck_assert_msg(strcmp(a, c) != 0, "the bf16 run gave fp32's numbers");
+    free(a);
+    free(c);
+    cJSON *j = t_load_json(ref[2]);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "precision")->valuestring,
+                     "bf16");
+    cJSON_Delete(j);
 }
 END_TEST
 
@@ -264,7 +275,7 @@ START_TEST(test_resume_other_numerics) {
     snprintf(ref, sizeof ref, "%s/ref.json", out);
     snprintf(report, sizeof report, "%s/old.json", out);
     ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=full --out=%s", t_bench(), t_listops_data(), ref) == 0, "%s", msg);
-    run_and_kill("LRA_TEST_NUMERICS=1 LRA_TEST_STOP_AT=15", "full", report);
+    run_and_kill("LRA_TEST_NUMERICS=1 LRA_TEST_STOP_AT=15", "--backend=full", report);
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s resume %s/old.ckpt", t_bench(), out), 2);
     char want[128];
     snprintf(want, sizeof want, "computed under numerics 1 (lra-bench %s); this binary computes under numerics %d",

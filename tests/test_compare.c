@@ -76,6 +76,12 @@ START_TEST(test_tables_by_hand) {
     rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m2.json", t_bench(), o, o);
     ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 (n=1)† |") && strstr(out, "| mita[k=128] | small | 45.00 (n=1)† |"),
                   "exit %d: %s", rc, out);
+    /* the same seed in bf16: a row of its own (profile small/bf16), never a seed of the fp32 row */
+    report(o, "m3.json", "listops", "mita", 0, 0.42, 1000, 1000, 1, "completed");
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 0,/\"seed\": 0, \"config\": {\"precision\": \"bf16\"},/' %s/m3.json", o), 0);
+    rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m3.json", t_bench(), o, o);
+    ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 (n=1)† |") && strstr(out, "| mita | small/bf16 | 42.00 (n=1)† |"),
+                  "exit %d: %s", rc, out);
 }
 END_TEST
 
@@ -378,6 +384,15 @@ START_TEST(test_plot_svgs) {
     char *svg = slurp(path);
     ck_assert_msg(svg && xml_series(svg) == 3 && strstr(svg, "data-backend=\"full (B32, 2x32)\"") &&
                   strstr(svg, "<line x1=") && strstr(svg, "stroke-dasharray=\"6 3\"/>"), "%s", svg ? svg : "none");
+    /* every line named at its end, the names at least 12 px apart (lines close together stay readable) */
+    double ys[8];
+    int nl = 0;
+    for (const char *p = svg; (p = strstr(p, "class=\"end-label\"")) && nl < 8; p++)
+        ck_assert_int_eq(sscanf(p, "class=\"end-label\" x=\"%*f\" y=\"%lf\"", &ys[nl++]), 1);
+    ck_assert_msg(nl == 3, "%d end labels: %s", nl, svg);
+    for (int i = 0; i < nl; i++)
+        for (int k = 0; k < i; k++) ck_assert_msg(fabs(ys[i] - ys[k]) >= 12 - 1e-9, "end labels at y %g and %g", ys[i], ys[k]);
+    ck_assert(strstr(svg, ">full (B32, 2x32)</text>") != NULL);
     snprintf(path, sizeof path, "%s/p2/accuracy.svg", out);
     svg = slurp(path);
     ck_assert_msg(svg && strstr(svg, "font-size=\"12.") && !strstr(svg, "font-size=\"16\""), "the long title's font: %s",

@@ -65,7 +65,7 @@ END_TEST
 typedef struct { float in[N * C], w[OC * C], b[OC], out[N * OC], R[N * OC]; int bias; } mm_ctx;
 static double mm_loss(void *p) {
     mm_ctx *c = p;
-    lra_matmul_forward(c->out, c->in, c->w, c->bias ? c->b : NULL, N, C, OC);
+    lra_matmul_forward(c->out, c->in, c->w, c->bias ? c->b : NULL, N, C, OC, NULL);
     return dot(c->out, c->R, N * OC);
 }
 START_TEST(test_matmul) {
@@ -75,7 +75,7 @@ START_TEST(test_matmul) {
         t_fill(c.in, N * C, 1.0f, 1); t_fill(c.w, OC * C, 1.0f, 2); t_fill(c.b, OC, 1.0f, 3); t_fill(c.R, N * OC, 1.0f, 4);
         float din[N * C] = {0}, dw[OC * C] = {0}, db[OC] = {0};
         mm_loss(&c);
-        lra_matmul_backward(din, dw, bias ? db : NULL, c.R, c.in, c.w, N, C, OC);
+        lra_matmul_backward(din, dw, bias ? db : NULL, c.R, c.in, c.w, N, C, OC, NULL);
         fd(mm_loss, &c, c.in, din, N * C, "matmul din");
         fd(mm_loss, &c, c.w, dw, OC * C, "matmul dw");
         if (bias) fd(mm_loss, &c, c.b, db, OC, "matmul db");

@@ -1,5 +1,10 @@
 /* gemm.c - see gemm.h.
  *
+ * bf16: the same primitives with bf16 operands and an fp32 destination (oneDNN accumulates in
+ * fp32). oneDNN 2.6 has bf16 matmul kernels from AVX-512 up (emulated without AVX512-BF16); below
+ * that, primitive creation says "unimplemented" and the operands are widened to fp32 here, whose
+ * products of bf16 values are exact, so the result is the same mixed-precision product.
+ *
  * Every dimension and stride is a run-time value (DNNL_RUNTIME_DIM_VAL), so one primitive per
  * (transA, transB, beta) serves every shape: batches padded to different lengths never build a
  * new kernel mid-run. oneDNN threads a call itself unless it runs inside a parallel region, so
@@ -10,14 +15,17 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
 enum { MAX_THREADS = 256, N_PRIMS = 8 };
 
 typedef struct {
-    dnnl_primitive_t prim[N_PRIMS]; /* [transA * 4 + transB * 2 + (beta != 0)] */
+    dnnl_primitive_t prim[2][N_PRIMS]; /* [precision][transA * 4 + transB * 2 + (beta != 0)] */
     dnnl_stream_t stream;
+    unsigned char no_bf16[N_PRIMS];    /* oneDNN said "unimplemented" for this slot in bf16 */
+    float *wide; size_t wide_floats;   /* bf16 operands widened, where oneDNN has no bf16 kernel */
 } thread_cache;
 
 static dnnl_engine_t engine;
@@ -36,18 +44,21 @@ static dnnl_engine_t get_engine(void) {
 }
 
 /* a (rows, cols) matrix stored row-major with leading dimension ld, or its transpose */
-static void matrix_desc(dnnl_memory_desc_t *md, int trans, long rows, long cols, long ld) {
+static void matrix_desc(dnnl_memory_desc_t *md, int trans, long rows, long cols, long ld, dnnl_data_type_t dt) {
     dnnl_dims_t dims = {rows, cols};
     dnnl_dims_t strides = {trans ? 1 : ld, trans ? ld : 1};
-    check(dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides), "memory_desc_init");
+    check(dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides), "memory_desc_init");
 }
 
-static dnnl_primitive_t build(int transA, int transB, int accumulate) {
+static dnnl_data_type_t operand_type(lra_precision p) { return p == LRA_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+/* NULL when oneDNN has no kernel for bf16 operands on this CPU */
+static dnnl_primitive_t build(lra_precision prec, int transA, int transB, int accumulate) {
     const long R = DNNL_RUNTIME_DIM_VAL;
     dnnl_memory_desc_t a, b, c;
-    matrix_desc(&a, transA, R, R, R);
-    matrix_desc(&b, transB, R, R, R);
-    matrix_desc(&c, 0, R, R, R);
+    matrix_desc(&a, transA, R, R, R, operand_type(prec));
+    matrix_desc(&b, transB, R, R, R, operand_type(prec));
+    matrix_desc(&c, 0, R, R, R, dnnl_f32);
     dnnl_matmul_desc_t md;
     check(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c), "matmul_desc_init");
     dnnl_primitive_attr_t attr;
@@ -60,7 +71,12 @@ static dnnl_primitive_t build(int transA, int transB, int accumulate) {
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    check(dnnl_primitive_desc_create(&pd, &md, attr, get_engine(), NULL), "matmul primitive_desc_create");
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &md, attr, get_engine(), NULL);
+    if (st == dnnl_unimplemented && prec == LRA_BF16) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    check(st, "matmul primitive_desc_create");
     dnnl_primitive_t p;
     check(dnnl_primitive_create(&p, pd), "primitive_create");
     dnnl_primitive_desc_destroy(pd);
@@ -86,30 +102,85 @@ static thread_cache *my_cache(void) {
     return caches[id];
 }
 
-void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
-              int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    const int saved_threads = omp_get_max_threads();
-    omp_set_num_threads(1);
+/* one product on the calling thread; 0 when prec is bf16 and oneDNN has no kernel for it */
+static int run_product(lra_precision prec, int transA, int transB, int M, int N, int K, const void *A, int lda,
+                       const void *B, int ldb, float beta, float *C, int ldc) {
     thread_cache *tc = my_cache();
     const int slot = transA * 4 + transB * 2 + (beta != 0.0f);
-    if (!tc->prim[slot]) tc->prim[slot] = build(transA, transB, beta != 0.0f);
+    dnnl_primitive_t *p = &tc->prim[prec][slot];
+    if (prec == LRA_BF16 && tc->no_bf16[slot]) return 0;
+    if (!*p) *p = build(prec, transA, transB, beta != 0.0f);
+    if (!*p) {
+        tc->no_bf16[slot] = 1;
+        return 0;
+    }
 
     dnnl_memory_desc_t a, b, c;
-    matrix_desc(&a, transA, M, K, lda);
-    matrix_desc(&b, transB, K, N, ldb);
-    matrix_desc(&c, 0, M, N, ldc);
+    matrix_desc(&a, transA, M, K, lda, operand_type(prec));
+    matrix_desc(&b, transB, K, N, ldb, operand_type(prec));
+    matrix_desc(&c, 0, M, N, ldc, dnnl_f32);
     dnnl_memory_t ma, mb, mc;
     check(dnnl_memory_create(&ma, &a, engine, (void *)A), "memory_create");
     check(dnnl_memory_create(&mb, &b, engine, (void *)B), "memory_create");
     check(dnnl_memory_create(&mc, &c, engine, C), "memory_create");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-    check(dnnl_primitive_execute(tc->prim[slot], tc->stream, 3, args), "matmul execute");
+    check(dnnl_primitive_execute(*p, tc->stream, 3, args), "matmul execute");
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
     dnnl_memory_destroy(mc);
+    return 1;
+}
+
+void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_product(LRA_FP32, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
     omp_set_num_threads(saved_threads);
 }
+
+/* the (rows, cols) bf16 matrix at x, leading dimension ld, as fp32 into out (rows, cols) */
+static void widen(float *out, const uint16_t *x, long rows, long cols, long ld) {
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < cols; c++) {
+            const uint32_t u = (uint32_t)x[r * ld + c] << 16;
+            memcpy(out + r * cols + c, &u, sizeof u);
+        }
+}
+
+void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
+                   const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    if (!run_product(LRA_BF16, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc)) {
+        /* stored as given: op(A) is (M,K), so A holds (transA ? K : M) rows of (transA ? M : K) */
+        const long ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+        thread_cache *tc = my_cache();
+        const size_t need = (size_t)(ar * ac + br * bc);
+        if (need > tc->wide_floats) {
+            free(tc->wide);
+            tc->wide = malloc(need * sizeof(float));
+            if (!tc->wide) {
+                fprintf(stderr, "lra-bench: out of memory widening bf16 operands (%zu bytes)\n", need * sizeof(float));
+                abort();
+            }
+            tc->wide_floats = need;
+        }
+        widen(tc->wide, A, ar, ac, lda);
+        widen(tc->wide + ar * ac, B, br, bc, ldb);
+        run_product(LRA_FP32, transA, transB, M, N, K, tc->wide, (int)ac, tc->wide + ar * ac, (int)bc, beta, C, ldc);
+    }
+    omp_set_num_threads(saved_threads);
+}
+
+int lra_bf16_native(void) {
+    const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+}
+
+const char *lra_precision_name(lra_precision p) { return p == LRA_BF16 ? "bf16" : "fp32"; }
 
 const char *lra_gemm_isa(void) {
     switch (dnnl_get_effective_cpu_isa()) {

@@ -11,9 +11,30 @@
 #ifndef LRA_GEMM_H
 #define LRA_GEMM_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+/* A run's precision (--precision): fp32, or bf16 mixed precision: the products take bf16
+ * operands (fp32 rounded to nearest even) and accumulate in fp32; everything else stays fp32. */
+typedef enum { LRA_FP32 = 0, LRA_BF16 = 1 } lra_precision;
+const char *lra_precision_name(lra_precision p); /* "fp32", "bf16" */
+
 /* C (M,N) = op(A) op(B) + beta C, beta 0 or 1 (C is not read when 0) */
 void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);
+
+/* The same with bf16 operands (uint16: the top half of an fp32) and an fp32 C. Below AVX-512,
+ * where oneDNN has no bf16 kernel, the operands are widened and multiplied in fp32: the same
+ * exact products, fp32 sums, other bits than the native kernels'. */
+void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
+                   const uint16_t *B, int ldb, float beta, float *C, int ldc);
+
+/* out (n) = in (n) rounded to bf16, nearest even (NaN stays NaN); threads over fixed chunks. */
+void lra_bf16_round(uint16_t *out, const float *in, size_t n);
+
+/* 1 when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX, as capped by
+ * ONEDNN_MAX_CPU_ISA); else bf16 is emulated and slower than fp32. */
+int lra_bf16_native(void);
 
 /* The instruction set oneDNN dispatches to on this CPU, e.g. "avx512_core_bf16" (static). */
 const char *lra_gemm_isa(void);

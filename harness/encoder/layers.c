@@ -63,8 +63,15 @@ void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout
  * 64-row ones, and 32-feature weight-gradient blocks at 1.5-2.4x its 16-feature ones. */
 enum { ROW_BLOCK = 512, WGRAD_BLOCK = 32 };
 
+size_t lra_matmul_bf16_scratch(int N, int C, int OC) { return (size_t)N * ((size_t)C + OC) + (size_t)OC * C; }
+
 void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
-                        int C, int OC) {
+                        int C, int OC, uint16_t *bf16) {
+    uint16_t *in16 = bf16, *w16 = bf16 ? bf16 + (size_t)N * C : NULL; /* (N,C), (OC,C) */
+    if (bf16) {
+        lra_bf16_round(in16, in, (size_t)N * C);
+        lra_bf16_round(w16, w, (size_t)OC * C);
+    }
     const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
     for (int blk = 0; blk < nblocks; blk++) {
@@ -72,18 +79,25 @@ void lra_matmul_forward(float *out, const float *in, const float *w, const float
         float *o = out + (size_t)n0 * OC;
         if (bias)
             for (int n = 0; n < rows; n++) memcpy(o + (size_t)n * OC, bias, sizeof(float) * OC);
-        lra_gemm(0, 1, rows, OC, C, in + (size_t)n0 * C, C, w, C, bias ? 1.0f : 0.0f, o, OC);
+        if (bf16) lra_gemm_bf16(0, 1, rows, OC, C, in16 + (size_t)n0 * C, C, w16, C, bias ? 1.0f : 0.0f, o, OC);
+        else lra_gemm(0, 1, rows, OC, C, in + (size_t)n0 * C, C, w, C, bias ? 1.0f : 0.0f, o, OC);
     }
 }
 
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
-                         const float *w, int N, int C, int OC) {
+                         const float *w, int N, int C, int OC, uint16_t *bf16) {
+    /* bf16: dout (N,OC), in (N,C) and w (OC,C) rounded, each only where a product reads it */
+    uint16_t *dout16 = bf16, *in16 = bf16 ? bf16 + (size_t)N * OC : NULL, *w16 = bf16 ? in16 + (size_t)N * C : NULL;
+    if (bf16 && (din || dw)) lra_bf16_round(dout16, dout, (size_t)N * OC);
+    if (bf16 && din) lra_bf16_round(w16, w, (size_t)OC * C);
+    if (bf16 && dw) lra_bf16_round(in16, in, (size_t)N * C);
     if (din) {
         const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
             const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
-            lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 1.0f, din + (size_t)n0 * C, C);
+            if (bf16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 1.0f, din + (size_t)n0 * C, C);
+            else lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 1.0f, din + (size_t)n0 * C, C);
         }
     }
     if (dw) {
@@ -92,7 +106,8 @@ void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
             const int o0 = blk * WGRAD_BLOCK, rows = OC - o0 < WGRAD_BLOCK ? OC - o0 : WGRAD_BLOCK;
-            lra_gemm(1, 0, rows, C, N, dout + o0, OC, in, C, 1.0f, dw + (size_t)o0 * C, C);
+            if (bf16) lra_gemm_bf16(1, 0, rows, C, N, dout16 + o0, OC, in16, C, 1.0f, dw + (size_t)o0 * C, C);
+            else lra_gemm(1, 0, rows, C, N, dout + o0, OC, in, C, 1.0f, dw + (size_t)o0 * C, C);
         }
     }
     if (dbias) { /* fixed blocks of 16 columns, each summed over the rows in registers */

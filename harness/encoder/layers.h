@@ -8,6 +8,7 @@
 #ifndef LRA_LAYERS_H
 #define LRA_LAYERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* out (B,T,C) = [cls] ++ wte[tokens] + pos; T = L + has_cls. pos (T,C) is the sinusoidal table
@@ -28,12 +29,16 @@ void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                             const float *w, const float *mean, const float *rstd, int N, int C);
 
-/* out (N,OC) = in (N,C) @ w^T (OC,C) + bias (OC, may be NULL); through lra_gemm (oneDNN). */
+/* out (N,OC) = in (N,C) @ w^T (OC,C) + bias (OC, may be NULL); through lra_gemm (oneDNN).
+ * bf16: NULL runs the product in fp32; else it is lra_matmul_bf16_scratch(N, C, OC) uint16 that
+ * the operands are rounded into (bf16 mixed precision, gemm.h). */
 void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
-                        int C, int OC);
-/* din, dw and dbias may be NULL when not needed. */
+                        int C, int OC, uint16_t *bf16);
+/* din, dw and dbias may be NULL when not needed; bf16 as above (dbias always sums in fp32). */
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
-                         const float *w, int N, int C, int OC);
+                         const float *w, int N, int C, int OC, uint16_t *bf16);
+/* uint16 of bf16 scratch the two above need: N (C + OC) + OC C */
+size_t lra_matmul_bf16_scratch(int N, int C, int OC);
 
 /* GELU, exact: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default; flax's is tanh's). */
 void lra_gelu_forward(float *out, const float *in, long N);

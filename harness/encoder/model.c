@@ -60,6 +60,20 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     return off;
 }
 
+/* uint16 of bf16 operand scratch: the largest of the products' needs (0 in fp32) */
+static size_t bf16_scratch(const lra_model_cfg *c, int T) {
+    if (c->precision != LRA_BF16) return 0;
+    const int B = c->batch, N = B * docs(c) * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
+    const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
+    const size_t need[] = {lra_matmul_bf16_scratch(N, C, 3 * Q), lra_matmul_bf16_scratch(N, Q, C),
+                           lra_matmul_bf16_scratch(N, C, M),     lra_matmul_bf16_scratch(N, M, C),
+                           lra_matmul_bf16_scratch(B, F, M),     lra_matmul_bf16_scratch(B, M, H),
+                           lra_matmul_bf16_scratch(B, HL, K)};
+    size_t most = 0;
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++) most = need[i] > most ? need[i] : most;
+    return most;
+}
+
 lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *err) {
     const int T = cfg->max_len + (cfg->cls ? 1 : 0);
     if (cfg->heads < 1 || cfg->qkv % cfg->heads)
@@ -69,7 +83,8 @@ lra_status lra_model_plan(lra_model_sizes *z, const lra_model_cfg *cfg, char *er
     lra_status st = lra_attn_create(&h, cfg->backend, cfg->attn_opts, max, cfg->nthreads, err);
     if (st != LRA_OK) return st;
     z->params = param_floats(cfg, T, lra_attn_param_count(&h));
-    z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * docs(cfg) * T;
+    z->activation_bytes = layout_acts(cfg, T, NULL, NULL) * sizeof(float) + (size_t)cfg->batch * docs(cfg) * T +
+                          bf16_scratch(cfg, T) * sizeof(uint16_t);
     z->attention_workspace_bytes = ((lra_attn_saved_bytes(&h) + 63) & ~(size_t)63) * cfg->layers + lra_attn_scratch_bytes(&h);
     z->total_bytes = 4 * z->params * sizeof(float) + z->activation_bytes + z->attention_workspace_bytes;
     lra_attn_free(&h);
@@ -156,6 +171,8 @@ lra_status lra_model_create(lra_model *m, const lra_model_cfg *cfg, char *err) {
     m->mask = lra_alloc_touched(N);
     m->attn_arena = ws;
     if (!ws || !m->mask) goto nomem;
+    if (c->precision == LRA_BF16 && !(m->bf16 = lra_alloc_touched(bf16_scratch(c, m->T) * sizeof(uint16_t))))
+        goto nomem;
     for (int l = 0; l < c->layers; l++) m->blocks[l].ws = ws + m->ws_bytes_per_layer * l;
     lra_attn_share_scratch(&m->attn, ws + m->ws_bytes_per_layer * c->layers);
     return LRA_OK;
@@ -207,6 +224,7 @@ void lra_model_free(lra_model *m) {
     free(m->params);
     free(m->acts);
     free(m->mask);
+    free(m->bf16);
     free(m->norm_partials);
     lra_attn_free(&m->attn);
     memset(m, 0, sizeof *m);
@@ -319,19 +337,19 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
-        lra_matmul_forward(m->qkv_rows, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q);
+        lra_matmul_forward(m->qkv_rows, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q, m->bf16);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
         lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
-        lra_matmul_forward(m->sublayer_out, a->atty, p->projw, p->projb, BT, Q, C);
+        lra_matmul_forward(m->sublayer_out, a->atty, p->projw, p->projb, BT, Q, C, m->bf16);
         lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
-        lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M);
+        lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M, m->bf16);
         lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
         lra_dropout_apply(a->fchg, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        lra_matmul_forward(m->sublayer_out, a->fchg, p->fcprojw, p->fcprojb, BT, M, C);
+        lra_matmul_forward(m->sublayer_out, a->fchg, p->fcprojw, p->fcprojb, BT, M, C, m->bf16);
         lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
     }
@@ -342,15 +360,15 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_pair_features_forward(m->feat, m->pooled, c->dual_head, B, C);
         feat = m->feat;
     }
-    lra_matmul_forward(m->h1, feat, m->p.h1w, m->p.h1b, B, F, M);
+    lra_matmul_forward(m->h1, feat, m->p.h1w, m->p.h1b, B, F, M, m->bf16);
     lra_relu_forward(m->h1_relu, m->h1, (long)B * M);
     const float *last = m->h1_relu;
     if (H) {
-        lra_matmul_forward(m->hm, m->h1_relu, m->p.hmw, m->p.hmb, B, M, H);
+        lra_matmul_forward(m->hm, m->h1_relu, m->p.hmw, m->p.hmb, B, M, H, m->bf16);
         lra_relu_forward(m->hm_relu, m->hm, (long)B * H);
         last = m->hm_relu;
     }
-    lra_matmul_forward(m->logits, last, m->p.h2w, m->p.h2b, B, HL, K);
+    lra_matmul_forward(m->logits, last, m->p.h2w, m->p.h2b, B, HL, K, m->bf16);
     lra_crossentropy_forward(m->losses, m->probs, m->logits, labels, B, K);
     double sum = 0.0;
     for (int b = 0; b < B; b++) sum += m->losses[b];
@@ -379,18 +397,18 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
     if (H) {
         memset(m->dhm_relu, 0, sizeof(float) * B * H);
         memset(m->dhm, 0, sizeof(float) * B * H);
-        lra_matmul_backward(m->dhm_relu, m->g.h2w, m->g.h2b, m->dlogits, m->hm_relu, m->p.h2w, B, HL, K);
+        lra_matmul_backward(m->dhm_relu, m->g.h2w, m->g.h2b, m->dlogits, m->hm_relu, m->p.h2w, B, HL, K, m->bf16);
         lra_relu_backward(m->dhm, m->hm, m->dhm_relu, (long)B * H);
-        lra_matmul_backward(m->dh1_relu, m->g.hmw, m->g.hmb, m->dhm, m->h1_relu, m->p.hmw, B, M, H);
+        lra_matmul_backward(m->dh1_relu, m->g.hmw, m->g.hmb, m->dhm, m->h1_relu, m->p.hmw, B, M, H, m->bf16);
     } else {
-        lra_matmul_backward(m->dh1_relu, m->g.h2w, m->g.h2b, m->dlogits, m->h1_relu, m->p.h2w, B, HL, K);
+        lra_matmul_backward(m->dh1_relu, m->g.h2w, m->g.h2b, m->dlogits, m->h1_relu, m->p.h2w, B, HL, K, m->bf16);
     }
     lra_relu_backward(m->dh1, m->h1, m->dh1_relu, (long)B * M);
     if (docs(c) == 2) {
-        lra_matmul_backward(m->dfeat, m->g.h1w, m->g.h1b, m->dh1, m->feat, m->p.h1w, B, F, M);
+        lra_matmul_backward(m->dfeat, m->g.h1w, m->g.h1b, m->dh1, m->feat, m->p.h1w, B, F, M, m->bf16);
         lra_pair_features_backward(m->dpooled, m->dfeat, m->pooled, c->dual_head, B, C);
     } else {
-        lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M);
+        lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M, m->bf16);
     }
     memset(m->dnorm, 0, szC);
     lra_pool_backward(m->dnorm, m->dpooled, m->mask, c->pool, E, T, C, c->pool_len);
@@ -407,18 +425,18 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         memcpy(m->dnorm, m->dresid, szC);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
         memset(m->dwide, 0, szM);
-        lra_matmul_backward(m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, p->fcprojw, BT, M, C);
+        lra_matmul_backward(m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, p->fcprojw, BT, M, C, m->bf16);
         lra_dropout_apply(m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
         memset(m->dmid, 0, szM);
         lra_gelu_backward(m->dmid, a->fch, m->dwide, (long)BT * M);
         memset(m->dnorm, 0, szC);
-        lra_matmul_backward(m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, p->fcw, BT, C, M);
+        lra_matmul_backward(m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, p->fcw, BT, C, M, m->bf16);
         lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
         memcpy(m->dnorm, m->dresid, szC);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
         memset(m->dwide, 0, szQ);
-        lra_matmul_backward(m->dwide, g->projw, g->projb, m->dnorm, a->atty, p->projw, BT, Q, C);
+        lra_matmul_backward(m->dwide, g->projw, g->projb, m->dnorm, a->atty, p->projw, BT, Q, C, m->bf16);
         memset(m->dmid, 0, szQ);
         lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
         memset(m->dqkvh, 0, 3 * szQ);
@@ -429,7 +447,7 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         memset(m->dwide, 0, 3 * szQ);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
         memset(m->dnorm, 0, szC);
-        lra_matmul_backward(m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, p->qkvw, BT, C, 3 * Q);
+        lra_matmul_backward(m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, p->qkvw, BT, C, 3 * Q, m->bf16);
         lra_layernorm_backward(m->dresid, g->ln1w, g->ln1b, m->dnorm, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
     lra_dropout_apply(m->dresid, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));
@@ -451,6 +469,7 @@ double lra_model_grad_norm(lra_model *m) {
 }
 
 size_t lra_model_act_bytes(const lra_model *m) {
-    return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * docs(&m->cfg) * m->T;
+    return m->acts_floats * sizeof(float) + (size_t)m->cfg.batch * docs(&m->cfg) * m->T +
+           bf16_scratch(&m->cfg, m->T) * sizeof(uint16_t);
 }
 size_t lra_model_attn_ws_bytes(const lra_model *m) { return m->ws_bytes_per_layer * m->cfg.layers + m->attn_scratch_bytes; }

@@ -9,6 +9,7 @@
 #define LRA_MODEL_H
 
 #include "../../attention/attention.h"
+#include "gemm.h"
 #include "layers.h"
 
 typedef struct {
@@ -31,6 +32,7 @@ typedef struct {
                           (the official code's padded length), never by the batch's padding */
     float dropout, attn_dropout;
     const char *backend, *attn_opts;
+    lra_precision precision; /* LRA_BF16: the encoder's products in bf16 mixed precision (gemm.h) */
     int nthreads;
 } lra_model_cfg;
 
@@ -113,6 +115,7 @@ typedef struct {
     float *dpooled, *dfeat;          // (rows, C), (B, F)
     float *dh1, *dh1_relu, *dhm, *dhm_relu, *dlogits; // like their forward tensors
     uint8_t *mask;                   // (rows, T): the attention mask, CLS position included
+    uint16_t *bf16;                  // bf16 operands of one product at a time; NULL in fp32
     double *norm_partials; size_t norm_chunks;
 
     /* the last forward call, which backward differentiates */

@@ -1,6 +1,6 @@
 /* compare.c - `lra-bench compare FILES...`: comparison tables from reports.
  *
- * Reports are grouped by (task, backend, profile); several seeds of one group give mean and
+ * Reports are grouped by (task, backend, profile; a bf16 run's profile is "repro/bf16"); several seeds of one group give mean and
  * sample standard deviation. Tables: test accuracy (--select=best: at the best-validation step,
  * the field's protocol; last: at the last step; both) per backend x task with the LRA average over
  * the five tasks (only when all five are there) and the LRA paper's Transformer row, marked as
@@ -164,7 +164,13 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     if (cJSON_IsString(opts) && opts->valuestring[0])
         snprintf(backend_key, sizeof backend_key, "%s[%.80s]", backend->valuestring, opts->valuestring);
     else snprintf(backend_key, sizeof backend_key, "%s", backend->valuestring);
-    group *g = lra_find_group(gs, task_key, backend_key, profile->valuestring, 1);
+    /* a bf16 run is compared with bf16 runs: its precision joins the profile ("repro/bf16") */
+    const cJSON *prec = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "precision");
+    char profile_key[48];
+    if (cJSON_IsString(prec) && strcmp(prec->valuestring, "fp32") != 0)
+        snprintf(profile_key, sizeof profile_key, "%.15s/%.15s", profile->valuestring, prec->valuestring);
+    else snprintf(profile_key, sizeof profile_key, "%.40s", profile->valuestring);
+    group *g = lra_find_group(gs, task_key, backend_key, profile_key, 1);
     if (!g) { cJSON_Delete(j); return lra_fail(err, LRA_ERR_NOMEM, "out of memory"); }
     if (g->n == (int)(sizeof g->acc / sizeof *g->acc)) {
         cJSON_Delete(j);

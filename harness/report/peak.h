@@ -6,5 +6,8 @@
 
 /* GFLOP/s (an FMA counts 2) of `threads` threads, the best of three runs of about 0.1 s each. */
 double lra_peak_gflops(int threads);
+/* The same for bf16 products: vdpbf16ps (AVX512-BF16; a pair of products and their sum count 2
+ * each); 0 on a CPU without it. AMX tiles, where present, go faster still: not measured here. */
+double lra_peak_bf16_gflops(int threads);
 
 #endif

@@ -164,6 +164,29 @@ static void log_axes(FILE *f, const axes *a, const char *xlab, const char *ylab)
     label(f, 20, MT + ph / 2, "middle", ylab, 1);
 }
 
+/* Each series' name at its last point, left of it, in its colour: where lines run close together
+ * (the memory chart's) the labels are pushed apart to at least 12 px, keeping their order. */
+static void end_labels(FILE *f, const axes *a, const series *s, int ns) {
+    int order[MAXS], n = 0;
+    double y[MAXS];
+    for (int i = 0; i < ns; i++)
+        if (s[i].n > 0) {
+            y[i] = py(a, s[i].y[s[i].n - 1]) + 4;
+            int k = n++;
+            for (; k > 0 && y[order[k - 1]] > y[i]; k--) order[k] = order[k - 1]; /* by height */
+            order[k] = i;
+        }
+    for (int k = 1; k < n; k++)
+        if (y[order[k]] < y[order[k - 1]] + 12) y[order[k]] = y[order[k - 1]] + 12;
+    for (int k = 0; k < n; k++) {
+        const series *e = &s[order[k]];
+        fprintf(f, "<text class=\"end-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" fill=\"%s\">",
+                px(a, e->x[e->n - 1]) - 6, y[order[k]], color_of(e->backend));
+        esc(f, e->name);
+        fputs("</text>\n", f);
+    }
+}
+
 /* A line chart of the series: log-log (x in powers of two, y in powers of ten, a dot per point),
  * or linear on both axes from 0 (curves over training; every other series dashed). */
 static void line_chart(FILE *f, const char *title, const char *xlab, const char *ylab, const series *s, int ns, int linear) {
@@ -202,6 +225,7 @@ static void line_chart(FILE *f, const char *title, const char *xlab, const char 
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>\n", px(&a, s[i].x[p]), py(&a, s[i].y[p]));
         fputs("</g>\n", f);
     }
+    if (!linear) end_labels(f, &a, s, ns);
     legend(f, names, backends, dashed, ns);
     fputs("</svg>\n", f);
 }

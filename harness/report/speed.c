@@ -41,6 +41,7 @@ typedef struct {
     int batch, heads, hs, layers, warmup, repeats, threads, encoder;
     int shards; /* the encoder step's gradient shards (train.h); default: one per process */
     int overwrite; /* --overwrite: an existing --out is replaced (else refused before measuring) */
+    lra_precision precision; /* the encoder step's products (--precision); attention stays fp32 */
     double mem_limit;
     char attn_opts[256], out[4096];
 } speed_cfg;
@@ -52,6 +53,7 @@ typedef struct {
     double planned_bytes, workspace_bytes, flops_fwd, flops_bwd, rss;
     int rss_own; /* rss is this measurement's peak (else the process's so far) */
     double comm_s, comm_bytes; /* the encoder step's MPI time and bytes sent, per step */
+    double step_product_flops; /* the encoder step: its blocks' dense products, forward and backward */
 } measure;
 
 static int cmp_double(const void *a, const void *b) {
@@ -144,7 +146,7 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     lra_model_cfg mc = {.vocab = 257, .classes = 2, .max_len = T, .batch = c->batch, .layers = c->layers,
                         .heads = c->heads, .emb = emb, .qkv = emb, .mlp = 2 * emb, .cls = 0, .pool = LRA_POOL_MEAN, .pool_len = T,
                         .learned_pos = 0, .dropout = 0.0f, .attn_dropout = 0.0f, .backend = backend,
-                        .attn_opts = c->attn_opts, .nthreads = c->threads};
+                        .attn_opts = c->attn_opts, .nthreads = c->threads, .precision = c->precision};
     lra_model_sizes z;
     if (lra_model_plan(&z, &mc, err) != LRA_OK) {
         fprintf(stderr, "lra-bench speed: %s (T=%d)\n", err, T);
@@ -171,6 +173,10 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     }
     lra_attn_shape s = {c->batch, c->heads, T, c->hs};
     lra_attn_flops(&m.attn, s, &r.flops_fwd, &r.flops_bwd);
+    /* q, k, v (C -> 3C), out (C -> C), MLP (C -> 2C -> C): 2 N C (3C + C + 2C + 2C) forward, twice
+     * that backward (din and dw) */
+    const double N = (double)c->batch * T;
+    r.step_product_flops = c->layers * 3.0 * 2.0 * N * emb * (8.0 * emb);
     int32_t *tok = lra_alloc_touched(sizeof(int32_t) * (size_t)c->batch * T), lab[4096];
     uint8_t *mask = lra_alloc_touched((size_t)c->batch * T);
     lra_rng g;
@@ -225,6 +231,11 @@ static cJSON *measure_json(const measure *r, const speed_cfg *c, int T, int enco
     cJSON_AddNumberToObject(j, "steps_per_s", 1.0 / r->fwdbwd.median);
     cJSON_AddNumberToObject(j, "tokens_per_s", tokens / r->fwdbwd.median);
     if (!encoder) cJSON_AddNumberToObject(j, "gflops_per_s", (r->flops_fwd + r->flops_bwd) / r->fwdbwd.median / 1e9);
+    if (encoder) {
+        cJSON_AddNumberToObject(j, "product_flops", r->step_product_flops);
+        cJSON_AddNumberToObject(j, "gflops_per_s",
+                                (r->step_product_flops + c->layers * (r->flops_fwd + r->flops_bwd)) / r->fwdbwd.median / 1e9);
+    }
     if (encoder && lra_dist_size() > 1) { /* the data-parallel step's communication (dist.h) */
         cJSON_AddNumberToObject(j, "comm_s_per_step", r->comm_s);
         cJSON_AddNumberToObject(j, "comm_bytes_sent_per_step", r->comm_bytes);
@@ -263,10 +274,17 @@ static void print_table(const char *title, const speed_cfg *c, measure (*res)[MA
     }
 }
 
-/* Attention forward+backward GFLOP/s (the backends' analytic flops) and its share of the peak. */
-static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak) {
-    printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak, %.0f GFLOP/s)\n\n| backend |",
-           peak);
+/* GFLOP/s and how near they come to the peaks. The attention layer alone (step 0): the backends'
+ * analytic flops, against the fp32 peak. The encoder step (step 1): dense products and attention,
+ * as the time the step's flops would take at the peaks (products at the precision's peak,
+ * attention at fp32's) over the time measured. */
+static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak32, double peak_products, int step) {
+    if (step)
+        printf("\n## Encoder training step: GFLOP/s (%% of the peaks: products at %.0f GFLOP/s (%s), attention at %.0f)\n\n",
+               peak_products, lra_precision_name(c->precision), peak32);
+    else
+        printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak, %.0f GFLOP/s)\n\n", peak32);
+    printf("| backend |");
     for (int l = 0; l < c->nl; l++) printf(" %d |", c->lengths[l]);
     printf("\n|---|");
     for (int l = 0; l < c->nl; l++) printf("---|");
@@ -276,8 +294,10 @@ static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak) 
         for (int l = 0; l < c->nl; l++) {
             const measure *r = &res[b][l];
             if (!r->ran) { printf(" %s |", r->oom == 1 ? "OOM" : "n/a"); continue; }
-            const double g = (r->flops_fwd + r->flops_bwd) / r->fwdbwd.median / 1e9;
-            printf(" %.1f (%.0f%%) |", g, 100 * g / peak);
+            const double att = (step ? c->layers : 1) * (r->flops_fwd + r->flops_bwd), t = r->fwdbwd.median;
+            const double products = step ? r->step_product_flops : 0;
+            const double ideal = products / (peak_products * 1e9) + att / (peak32 * 1e9);
+            printf(" %.1f (%.0f%%) |", (products + att) / t / 1e9, 100 * ideal / t);
         }
         printf("\n");
     }
@@ -334,6 +354,8 @@ int lra_speed_main(int argc, char **argv) {
         else if (!strncmp(a, "--encoder=", 10) && (!strcmp(v, "0") || !strcmp(v, "1"))) c.encoder = iv;
         else if (!strncmp(a, "--attn-opt=", 11)) snprintf(c.attn_opts, sizeof c.attn_opts, "%s", v);
         else if (!strncmp(a, "--out=", 6)) snprintf(c.out, sizeof c.out, "%s", v);
+        else if (!strcmp(a, "--precision=fp32")) c.precision = LRA_FP32;
+        else if (!strcmp(a, "--precision=bf16")) c.precision = LRA_BF16;
         else if (!strcmp(a, "--overwrite") || !strcmp(a, "--overwrite=on")) c.overwrite = 1;
         else if (!strcmp(a, "--overwrite=off")) c.overwrite = 0;
         else if (!strncmp(a, "--mem-limit=", 12) && parse_size(v) > 0) c.mem_limit = parse_size(v);
@@ -361,10 +383,11 @@ int lra_speed_main(int argc, char **argv) {
     if (lra_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return 1; /* rank 0 prints and writes */
     static measure att[MAXB][MAXL], enc[MAXB][MAXL];
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    char encoder[128] = "the attention layer alone (--encoder=0)";
+    char encoder[192] = "the attention layer alone (--encoder=0)";
     if (c.encoder)
-        snprintf(encoder, sizeof encoder, "encoder %d layers (emb %d, mlp %d), products through oneDNN at ISA %s", c.layers,
-                 c.heads * c.hs, 2 * c.heads * c.hs, lra_gemm_isa());
+        snprintf(encoder, sizeof encoder, "encoder %d layers (emb %d, mlp %d), products in %s through oneDNN at ISA %s%s",
+                 c.layers, c.heads * c.hs, 2 * c.heads * c.hs, lra_precision_name(c.precision), lra_gemm_isa(),
+                 c.precision == LRA_BF16 && !lra_bf16_native() ? " (no bf16 instructions: emulated, slower than fp32)" : "");
     printf("# lra-bench speed: batch %d, %d heads of %d, %s; %d threads; %d warm-up + %d timed repeats, medians; "
            "attention tiles: OpenBLAS %s, OPENBLAS_CORETYPE=%s\n",
            c.batch, c.heads, c.hs, encoder, c.threads, c.warmup, c.repeats, openblas_get_corename(), ct ? ct : "(unset)");
@@ -373,7 +396,11 @@ int lra_speed_main(int argc, char **argv) {
                lra_dist_size() > 1 ? "es" : "", c.threads, c.shards,
                lra_dist_size() > 1 ? "; the attention layer alone runs on every process at once" : "");
     const double peak = lra_peak_gflops(c.threads); /* before any kernel, on idle caches */
-    printf("# machine peak (fp32 FMA on every thread, measured): %.0f GFLOP/s\n", peak);
+    const double peak_bf16 = lra_peak_bf16_gflops(c.threads);
+    printf("# machine peak (fp32 FMA on every thread, measured): %.0f GFLOP/s", peak);
+    if (peak_bf16 > 0) printf("; bf16 (vdpbf16ps): %.0f GFLOP/s", peak_bf16);
+    else printf("; no bf16 instructions");
+    printf("\n");
     fflush(stdout);
     for (int l = 0; l < c.nl; l++)
         for (int b = 0; b < c.nb; b++) {
@@ -382,11 +409,12 @@ int lra_speed_main(int argc, char **argv) {
             if (lra_dist_rank() == 0) fprintf(stderr, "speed: %s T=%d done\n", c.backends[b], c.lengths[l]);
         }
     print_table("## Attention layer alone, forward+backward: calls/s (speed-up over full)", &c, att, 0);
-    print_gflops(&c, att, peak);
+    print_gflops(&c, att, peak, peak, 0);
     print_table("## Attention layer alone: planned memory, MB (inputs, gradients, workspace)", &c, att, 1);
     if (c.encoder) {
         print_table("## Encoder training step: steps/s (speed-up over full)", &c, enc, 0);
         print_table("## Encoder training step: planned memory, MB (arenas and workspaces)", &c, enc, 1);
+        print_gflops(&c, enc, peak, c.precision == LRA_BF16 && peak_bf16 > 0 ? peak_bf16 : peak, 1);
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "schema_version", LRA_REPORT_SCHEMA_VERSION);
@@ -402,6 +430,7 @@ int lra_speed_main(int argc, char **argv) {
     cJSON_AddNumberToObject(cfg, "grad_shards", c.shards);
     cJSON_AddItemToObject(cfg, "parallel", lra_dist_json());
     cJSON_AddStringToObject(cfg, "attn_opt", c.attn_opts);
+    cJSON_AddStringToObject(cfg, "precision", lra_precision_name(c.precision));
     cJSON *entries = cJSON_AddArrayToObject(j, "entries");
     for (int b = 0; b < c.nb; b++)
         for (int l = 0; l < c.nl; l++) {
@@ -414,6 +443,8 @@ int lra_speed_main(int argc, char **argv) {
         }
     cJSON_AddItemToObject(j, "machine", lra_machine_json(c.threads));
     cJSON_AddNumberToObject(j, "machine_peak_gflops", peak);
+    cJSON_AddNumberToObject(j, "machine_peak_bf16_gflops", peak_bf16);
+    cJSON_AddStringToObject(j, "onednn_isa", lra_gemm_isa());
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
     char when[32], path[4200], written[4200];
     lra_iso_time((long)time(NULL), when);

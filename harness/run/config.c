@@ -36,6 +36,7 @@ static const char *const init_names[] = {"flax", "torch", NULL};
 static const char *const bias_names[] = {"off", "on", NULL}; /* like onoff_names, but always with a value */
 static const char *const mean_len_names[] = {"max-len", "pow2", NULL};
 static const char *const final_eval_names[] = {"all", "subset", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", NULL}; /* the order of lra_precision */
 
 #define F(field) offsetof(lra_config, field), sizeof(((lra_config *)0)->field)
 static const opt_def opts[] = {
@@ -76,6 +77,8 @@ static const opt_def opts[] = {
      "retrieval: official [u, v] | paper [u, v, u*v, u-v] | repro (paper's, one hidden layer)"},
     {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "image: cifar10 (default) | fashion-mnist (a labelled substitute)"},
     {"task-opt", OPT_STR, F(task_opts), 0, 0, NULL, "task options, key=value[,key=value] (mqar: keys, values, pairs, train, eval)"},
+    {"precision", OPT_ENUM, F(precision), 0, 0, precision_names,
+     "fp32 | bf16: the encoder's products with bf16 operands, fp32 sums, weights and statistics"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
     {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads per process (0 = the cores, shared by mpirun's processes on a host)"},
@@ -377,7 +380,7 @@ static void item_str(const cJSON *x, char *buf, size_t n) {
 /* Options added after checkpoints existed, and the value their absence meant: a checkpoint
  * written before the option resumes when the option has that value. */
 static const struct { const char *name, *absent_means; } added_later[] = {
-    {"final-eval", "all"}, {"grad-shards", "1"}, {"task-opt", ""}};
+    {"final-eval", "all"}, {"grad-shards", "1"}, {"task-opt", ""}, {"precision", "fp32"}};
 
 
 static int absent_means(const char *name, const cJSON *now) {

@@ -223,6 +223,7 @@ void lra_run_default_report(const lra_config *c, char *path, size_t n) {
     cJSON_DeleteItemFromObjectCaseSensitive(id, "seed"); /* in the name already */
     /* an option added later hashes only when given, so that earlier runs keep their names */
     if (!c->task_opts[0]) cJSON_DeleteItemFromObjectCaseSensitive(id, "task-opt");
+    if (c->precision == LRA_FP32) cJSON_DeleteItemFromObjectCaseSensitive(id, "precision");
     char *text = cJSON_PrintUnformatted(id), hex[65] = "00000000";
     cJSON_Delete(id);
     if (text) {
@@ -445,16 +446,19 @@ static lra_status setup(run_state *r, int threads, char *err) {
     }
     if ((st = claim_names(r, err)) != LRA_OK) return st;
     if (say) /* before the data, whose first preparation can take minutes */
-        fprintf(stderr, "lra-bench: %s %s on %s, profile %s, seed %ld: data in %s, report %s\n",
-                c->resume ? "resuming" : "starting", c->backend, c->task, c->profile, c->seed, r->data_dir,
-                r->report_path);
+        fprintf(stderr, "lra-bench: %s %s on %s, profile %s%s, seed %ld: data in %s, report %s\n",
+                c->resume ? "resuming" : "starting", c->backend, c->task, c->profile,
+                c->precision == LRA_BF16 ? " in bf16" : "", c->seed, r->data_dir, r->report_path);
+    if (say && c->precision == LRA_BF16 && !lra_bf16_native())
+        fprintf(stderr, "lra-bench: note: this CPU has no bf16 instructions (oneDNN ISA %s): bf16 is emulated, "
+                        "slower than fp32\n", lra_gemm_isa());
 
     lra_model_cfg mc = {
         .vocab = r->task->vocab, .classes = r->task->classes, .max_len = c->max_len, .batch = c->batch,
         .layers = c->layers, .heads = c->heads, .emb = c->emb, .qkv = c->qkv, .mlp = c->mlp,
         .cls = c->pool == LRA_POOL_CLS, .pool = c->pool, .learned_pos = c->pos_learned,
         .dropout = c->dropout, .attn_dropout = c->attn_dropout, .backend = c->backend,
-        .attn_opts = c->attn_opts, .nthreads = threads, .docs = r->task->docs,
+        .attn_opts = c->attn_opts, .nthreads = threads, .docs = r->task->docs, .precision = c->precision,
         .dual_head = c->retrieval_head != 0, .dual_one_hidden = c->retrieval_head == 2,
         .attn_bias = c->attn_bias, .init = c->init, .pool_len = lra_config_pool_len(c)};
     if ((st = check_memory(&mc, err)) != LRA_OK) return st;
