@@ -15,6 +15,26 @@ static void col_range(int C, int *c0, int *c1) {
     *c1 = (int)((long)C * (id + 1) / n);
 }
 
+enum { FILL_CHUNK = 1 << 16 }; /* floats a thread clears or copies at a time */
+
+void lra_zero(float *x, size_t n) {
+    const long chunks = (long)((n + FILL_CHUNK - 1) / FILL_CHUNK);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (long ch = 0; ch < chunks; ch++) {
+        const size_t lo = (size_t)ch * FILL_CHUNK, len = n - lo < FILL_CHUNK ? n - lo : FILL_CHUNK;
+        memset(x + lo, 0, len * sizeof(float));
+    }
+}
+
+void lra_copy(float *dst, const float *src, size_t n) {
+    const long chunks = (long)((n + FILL_CHUNK - 1) / FILL_CHUNK);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (long ch = 0; ch < chunks; ch++) {
+        const size_t lo = (size_t)ch * FILL_CHUNK, len = n - lo < FILL_CHUNK ? n - lo : FILL_CHUNK;
+        memcpy(dst + lo, src + lo, len * sizeof(float));
+    }
+}
+
 void lra_sinusoid_table(float *pe, int T, int C) {
     for (int t = 0; t < T; t++)
         for (int i = 0; i < C; i += 2) {

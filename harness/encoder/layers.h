@@ -19,6 +19,11 @@ void lra_embed_forward(float *out, const int32_t *tokens, const float *wte, cons
 void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout,
                         const int32_t *tokens, int B, int L, int C);
 
+/* x (n) = 0, and dst (n) = src: on every thread over fixed chunks (one thread's stores reach a
+ * fraction of the memory bandwidth, and backward clears ~270 MB a layer at ListOps' shape) */
+void lra_zero(float *x, size_t n);
+void lra_copy(float *dst, const float *src, size_t n);
+
 /* Sinusoidal table (T,C) as in the official code: pe[t,2i] = sin(t w_i), pe[t,2i+1] = cos(t w_i),
  * w_i = exp(-2i ln(10000)/C). */
 void lra_sinusoid_table(float *pe, int T, int C);

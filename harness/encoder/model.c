@@ -386,7 +386,6 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
     const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
     const float drop = m->train ? c->dropout : 0.0f;
     const uint64_t seed = m->step_seed;
-    const size_t szC = sizeof(float) * BT * C, szQ = sizeof(float) * BT * Q, szM = sizeof(float) * BT * M;
 
     memset(m->dlogits, 0, sizeof(float) * B * K);
     memset(m->dh1_relu, 0, sizeof(float) * B * M);
@@ -410,10 +409,10 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
     } else {
         lra_matmul_backward(m->dpooled, m->g.h1w, m->g.h1b, m->dh1, m->pooled, m->p.h1w, B, F, M, m->bf16);
     }
-    memset(m->dnorm, 0, szC);
+    lra_zero(m->dnorm, (size_t)BT * C);
     lra_pool_backward(m->dnorm, m->dpooled, m->mask, c->pool, E, T, C, c->pool_len);
     const float *xlast = c->layers ? m->blocks[c->layers - 1].res3 : m->enc;
-    memset(m->dresid, 0, szC);
+    lra_zero(m->dresid, (size_t)BT * C);
     lra_layernorm_backward(m->dresid, m->g.lnfw, m->g.lnfb, m->dnorm, xlast, m->p.lnfw, m->lnf_mean, m->lnf_rstd, BT, C);
 
     lra_attn_shape shape = {E, NH, T, hs};
@@ -422,31 +421,31 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_block_acts *a = &m->blocks[l];
         const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
         /* res3 = res2 + dropout(fcproj) */
-        memcpy(m->dnorm, m->dresid, szC);
+        lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
-        memset(m->dwide, 0, szM);
+        lra_zero(m->dwide, (size_t)BT * M);
         lra_matmul_backward(m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, p->fcprojw, BT, M, C, m->bf16);
         lra_dropout_apply(m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        memset(m->dmid, 0, szM);
+        lra_zero(m->dmid, (size_t)BT * M);
         lra_gelu_backward(m->dmid, a->fch, m->dwide, (long)BT * M);
-        memset(m->dnorm, 0, szC);
+        lra_zero(m->dnorm, (size_t)BT * C);
         lra_matmul_backward(m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, p->fcw, BT, C, M, m->bf16);
         lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
-        memcpy(m->dnorm, m->dresid, szC);
+        lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
-        memset(m->dwide, 0, szQ);
+        lra_zero(m->dwide, (size_t)BT * Q);
         lra_matmul_backward(m->dwide, g->projw, g->projb, m->dnorm, a->atty, p->projw, BT, Q, C, m->bf16);
-        memset(m->dmid, 0, szQ);
+        lra_zero(m->dmid, (size_t)BT * Q);
         lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
-        memset(m->dqkvh, 0, 3 * szQ);
+        lra_zero(m->dqkvh, 3 * (size_t)BT * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dqkvh, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
         lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
         lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dmid, a->atto, q, k, v, p->attn);
-        memset(m->dwide, 0, 3 * szQ);
+        lra_zero(m->dwide, 3 * (size_t)BT * Q);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
-        memset(m->dnorm, 0, szC);
+        lra_zero(m->dnorm, (size_t)BT * C);
         lra_matmul_backward(m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, p->qkvw, BT, C, 3 * Q, m->bf16);
         lra_layernorm_backward(m->dresid, g->ln1w, g->ln1b, m->dnorm, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
