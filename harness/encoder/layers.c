@@ -83,15 +83,13 @@ void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout
  * 64-row ones, and 32-feature weight-gradient blocks at 1.5-2.4x its 16-feature ones. */
 enum { ROW_BLOCK = 512, WGRAD_BLOCK = 32 };
 
-size_t lra_matmul_bf16_scratch(int N, int C, int OC) { return (size_t)N * ((size_t)C + OC) + (size_t)OC * C; }
+size_t lra_matmul16_scratch(int N, int C, int OC) { return (size_t)N * OC + (size_t)OC * C; }
+size_t lra_matmul_bf16_scratch(int N, int C, int OC) { return (size_t)N * C + lra_matmul16_scratch(N, C, OC); }
 
-void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
-                        int C, int OC, uint16_t *bf16) {
-    uint16_t *in16 = bf16, *w16 = bf16 ? bf16 + (size_t)N * C : NULL; /* (N,C), (OC,C) */
-    if (bf16) {
-        lra_bf16_round(in16, in, (size_t)N * C);
-        lra_bf16_round(w16, w, (size_t)OC * C);
-    }
+/* The products, each on fixed blocks: out = in w^T (+ bias), din += dout w, dw += dout^T in. The
+ * operands are fp32 (in, w, dout), or bf16 (in16, w16, dout16) when in16 is given. */
+static void products_forward(float *out, const float *in, const uint16_t *in16, const float *w, const uint16_t *w16,
+                             const float *bias, int N, int C, int OC) {
     const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
     for (int blk = 0; blk < nblocks; blk++) {
@@ -99,24 +97,19 @@ void lra_matmul_forward(float *out, const float *in, const float *w, const float
         float *o = out + (size_t)n0 * OC;
         if (bias)
             for (int n = 0; n < rows; n++) memcpy(o + (size_t)n * OC, bias, sizeof(float) * OC);
-        if (bf16) lra_gemm_bf16(0, 1, rows, OC, C, in16 + (size_t)n0 * C, C, w16, C, bias ? 1.0f : 0.0f, o, OC);
+        if (in16) lra_gemm_bf16(0, 1, rows, OC, C, in16 + (size_t)n0 * C, C, w16, C, bias ? 1.0f : 0.0f, o, OC);
         else lra_gemm(0, 1, rows, OC, C, in + (size_t)n0 * C, C, w, C, bias ? 1.0f : 0.0f, o, OC);
     }
 }
 
-void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
-                         const float *w, int N, int C, int OC, uint16_t *bf16) {
-    /* bf16: dout (N,OC), in (N,C) and w (OC,C) rounded, each only where a product reads it */
-    uint16_t *dout16 = bf16, *in16 = bf16 ? bf16 + (size_t)N * OC : NULL, *w16 = bf16 ? in16 + (size_t)N * C : NULL;
-    if (bf16 && (din || dw)) lra_bf16_round(dout16, dout, (size_t)N * OC);
-    if (bf16 && din) lra_bf16_round(w16, w, (size_t)OC * C);
-    if (bf16 && dw) lra_bf16_round(in16, in, (size_t)N * C);
+static void products_backward(float *din, float *dw, const float *dout, const uint16_t *dout16, const float *in,
+                              const uint16_t *in16, const float *w, const uint16_t *w16, int N, int C, int OC) {
     if (din) {
         const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
             const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
-            if (bf16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 1.0f, din + (size_t)n0 * C, C);
+            if (in16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 1.0f, din + (size_t)n0 * C, C);
             else lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 1.0f, din + (size_t)n0 * C, C);
         }
     }
@@ -126,23 +119,63 @@ void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
             const int o0 = blk * WGRAD_BLOCK, rows = OC - o0 < WGRAD_BLOCK ? OC - o0 : WGRAD_BLOCK;
-            if (bf16) lra_gemm_bf16(1, 0, rows, C, N, dout16 + o0, OC, in16, C, 1.0f, dw + (size_t)o0 * C, C);
+            if (in16) lra_gemm_bf16(1, 0, rows, C, N, dout16 + o0, OC, in16, C, 1.0f, dw + (size_t)o0 * C, C);
             else lra_gemm(1, 0, rows, C, N, dout + o0, OC, in, C, 1.0f, dw + (size_t)o0 * C, C);
         }
     }
-    if (dbias) { /* fixed blocks of 16 columns, each summed over the rows in registers */
-        enum { COLS = 16 };
-        const int nblocks = (OC + COLS - 1) / COLS;
+}
+
+/* dbias (OC) += column sums of dout (N,OC) */
+static void bias_backward(float *dbias, const float *dout, int N, int OC) {
+    enum { COLS = 16 }; /* fixed blocks of 16 columns, each summed over the rows in registers */
+    const int nblocks = (OC + COLS - 1) / COLS;
 #pragma omp parallel for schedule(static)
-        for (int blk = 0; blk < nblocks; blk++) {
-            const int c0 = blk * COLS, nc = OC - c0 < COLS ? OC - c0 : COLS;
-            float sum[COLS] = {0};
-            for (int n = 0; n < N; n++)
-                for (int c = 0; c < nc; c++) sum[c] += dout[(size_t)n * OC + c0 + c];
-            for (int c = 0; c < nc; c++) dbias[c0 + c] += sum[c];
-        }
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int c0 = blk * COLS, nc = OC - c0 < COLS ? OC - c0 : COLS;
+        float sum[COLS] = {0};
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < nc; c++) sum[c] += dout[(size_t)n * OC + c0 + c];
+        for (int c = 0; c < nc; c++) dbias[c0 + c] += sum[c];
     }
 }
+
+void lra_matmul16_forward(float *out, const uint16_t *in16, const float *w, const float *bias, int N, int C, int OC,
+                          uint16_t *scratch) {
+    uint16_t *w16 = scratch; /* (OC,C) */
+    lra_bf16_round(w16, w, (size_t)OC * C);
+    products_forward(out, NULL, in16, NULL, w16, bias, N, C, OC);
+}
+
+void lra_matmul16_backward(float *din, float *dw, float *dbias, const float *dout, const uint16_t *in16, const float *w,
+                           int N, int C, int OC, uint16_t *scratch) {
+    uint16_t *dout16 = scratch, *w16 = scratch + (size_t)N * OC; /* (N,OC), (OC,C) */
+    if (din || dw) lra_bf16_round(dout16, dout, (size_t)N * OC);
+    if (din) lra_bf16_round(w16, w, (size_t)OC * C);
+    products_backward(din, dw, NULL, dout16, NULL, in16, NULL, w16, N, C, OC);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
+                        int C, int OC, uint16_t *bf16) {
+    if (!bf16) {
+        products_forward(out, in, NULL, w, NULL, bias, N, C, OC);
+        return;
+    }
+    lra_bf16_round(bf16, in, (size_t)N * C);
+    lra_matmul16_forward(out, bf16, w, bias, N, C, OC, bf16 + (size_t)N * C);
+}
+
+void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                         const float *w, int N, int C, int OC, uint16_t *bf16) {
+    if (bf16) {
+        if (dw) lra_bf16_round(bf16, in, (size_t)N * C);
+        lra_matmul16_backward(din, dw, dbias, dout, bf16, w, N, C, OC, bf16 + (size_t)N * C);
+        return;
+    }
+    products_backward(din, dw, dout, NULL, in, NULL, w, NULL, N, C, OC);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
 
 void lra_relu_forward(float *out, const float *in, long N) {
     for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;

@@ -42,8 +42,15 @@ void lra_matmul_forward(float *out, const float *in, const float *w, const float
 /* din, dw and dbias may be NULL when not needed; bf16 as above (dbias always sums in fp32). */
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const float *w, int N, int C, int OC, uint16_t *bf16);
-/* uint16 of bf16 scratch the two above need: N (C + OC) + OC C */
+/* uint16 of bf16 scratch the two above need: N C + N OC + OC C */
 size_t lra_matmul_bf16_scratch(int N, int C, int OC);
+/* The same in bf16 with the input already rounded, in16 (N,C) (the model keeps its blocks'
+ * product inputs so, for backward); scratch: lra_matmul16_scratch(N, C, OC) = N OC + OC C uint16. */
+void lra_matmul16_forward(float *out, const uint16_t *in16, const float *w, const float *bias, int N, int C, int OC,
+                          uint16_t *scratch);
+void lra_matmul16_backward(float *din, float *dw, float *dbias, const float *dout, const uint16_t *in16, const float *w,
+                           int N, int C, int OC, uint16_t *scratch);
+size_t lra_matmul16_scratch(int N, int C, int OC);
 
 /* GELU, exact: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default; flax's is tanh's). */
 void lra_gelu_forward(float *out, const float *in, long N);

@@ -44,13 +44,28 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     TAKE(hm, B * H); TAKE(hm_relu, B * H);
     TAKE(logits, B * K); TAKE(probs, B * K); TAKE(losses, B);
     TAKE(dlogits, B * K);
+    /* bf16: the products' inputs kept rounded (uint16, two to a float), their fp32 one scratch */
+    const int b16 = c->precision == LRA_BF16;
+#define TAKE16(field, n) do { if (m) m->field = (uint16_t *)(base + off); off += ((n) + 1) / 2; } while (0)
+#define TAKE_INPUT(field, n) do { if (b16) { TAKE16(field##16, n); if (m) m->field = m->prod_in; } \
+                                  else TAKE(field, n); } while (0)
+    if (b16) TAKE(prod_in, N * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q)));
     for (int l = 0; l < c->layers; l++) {
-        TAKE(blocks[l].ln1, N * C); TAKE(blocks[l].ln1_mean, N); TAKE(blocks[l].ln1_rstd, N);
-        TAKE(blocks[l].qkvh, 3 * N * Q); TAKE(blocks[l].atto, N * Q); TAKE(blocks[l].atty, N * Q);
+        TAKE(blocks[l].ln1_mean, N); TAKE(blocks[l].ln1_rstd, N);
+        TAKE(blocks[l].qkvh, 3 * N * Q); TAKE(blocks[l].atto, N * Q);
         TAKE(blocks[l].res2, N * C);
-        TAKE(blocks[l].ln2, N * C); TAKE(blocks[l].ln2_mean, N); TAKE(blocks[l].ln2_rstd, N);
-        TAKE(blocks[l].fch, N * M); TAKE(blocks[l].fchg, N * M); TAKE(blocks[l].res3, N * C);
+        TAKE(blocks[l].ln2_mean, N); TAKE(blocks[l].ln2_rstd, N);
+        TAKE(blocks[l].fch, N * M); TAKE(blocks[l].res3, N * C);
+        TAKE_INPUT(blocks[l].atty, N * Q); TAKE_INPUT(blocks[l].fchg, N * M);
+        if (b16) { /* ln1_16, not ln116 */
+            TAKE16(blocks[l].ln1_16, N * C); TAKE16(blocks[l].ln2_16, N * C);
+            if (m) m->blocks[l].ln1 = m->blocks[l].ln2 = m->prod_in;
+        } else {
+            TAKE(blocks[l].ln1, N * C); TAKE(blocks[l].ln2, N * C);
+        }
     }
+#undef TAKE_INPUT
+#undef TAKE16
     TAKE(qkv_rows, N * 3 * Q); TAKE(sublayer_out, N * C);
     TAKE(dresid, N * C); TAKE(dwide, wide); TAKE(dmid, mid); TAKE(dnorm, N * C);
     TAKE(dqkvh, 3 * N * Q);
@@ -60,14 +75,15 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     return off;
 }
 
-/* uint16 of bf16 operand scratch: the largest of the products' needs (0 in fp32) */
+/* uint16 of bf16 operand scratch: the largest of the products' needs (0 in fp32); the blocks'
+ * products bring their inputs rounded, the head's small ones round theirs here */
 static size_t bf16_scratch(const lra_model_cfg *c, int T) {
     if (c->precision != LRA_BF16) return 0;
     const int B = c->batch, N = B * docs(c) * T, C = c->emb, Q = c->qkv, M = c->mlp, K = c->classes;
     const int F = (int)head_in(c), H = (int)head_mid(c), HL = (int)head_last(c);
-    const size_t need[] = {lra_matmul_bf16_scratch(N, C, 3 * Q), lra_matmul_bf16_scratch(N, Q, C),
-                           lra_matmul_bf16_scratch(N, C, M),     lra_matmul_bf16_scratch(N, M, C),
-                           lra_matmul_bf16_scratch(B, F, M),     lra_matmul_bf16_scratch(B, M, H),
+    const size_t need[] = {lra_matmul16_scratch(N, C, 3 * Q),  lra_matmul16_scratch(N, Q, C),
+                           lra_matmul16_scratch(N, C, M),      lra_matmul16_scratch(N, M, C),
+                           lra_matmul_bf16_scratch(B, F, M),   lra_matmul_bf16_scratch(B, M, H),
                            lra_matmul_bf16_scratch(B, HL, K)};
     size_t most = 0;
     for (size_t i = 0; i < sizeof need / sizeof *need; i++) most = need[i] > most ? need[i] : most;
@@ -313,6 +329,24 @@ void lra_model_init(lra_model *m, uint64_t seed) {
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
 }
 
+/* A block's product out = x w^T + b. fp32: x is kept for backward. bf16: x (the shared scratch)
+ * is rounded into x16, which backward reads instead. */
+static void block_product_forward(lra_model *m, float *out, const float *x, uint16_t *x16, const float *w,
+                                  const float *b, int N, int C, int OC) {
+    if (!x16) {
+        lra_matmul_forward(out, x, w, b, N, C, OC, NULL);
+        return;
+    }
+    lra_bf16_round(x16, x, (size_t)N * C);
+    lra_matmul16_forward(out, x16, w, b, N, C, OC, m->bf16);
+}
+
+static void block_product_backward(lra_model *m, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                   const uint16_t *x16, const float *w, int N, int C, int OC) {
+    if (x16) lra_matmul16_backward(dx, dw, db, dout, x16, w, N, C, OC, m->bf16);
+    else lra_matmul_backward(dx, dw, db, dout, x, w, N, C, OC, NULL);
+}
+
 float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask,
                         const int32_t *labels, int B, int L, int train, uint64_t step_seed) {
     const lra_model_cfg *c = &m->cfg;
@@ -337,19 +371,19 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
-        lra_matmul_forward(m->qkv_rows, a->ln1, p->qkvw, p->qkvb, BT, C, 3 * Q, m->bf16);
+        block_product_forward(m, m->qkv_rows, a->ln1, a->ln1_16, p->qkvw, p->qkvb, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
         lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
-        lra_matmul_forward(m->sublayer_out, a->atty, p->projw, p->projb, BT, Q, C, m->bf16);
+        block_product_forward(m, m->sublayer_out, a->atty, a->atty16, p->projw, p->projb, BT, Q, C);
         lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
-        lra_matmul_forward(a->fch, a->ln2, p->fcw, p->fcb, BT, C, M, m->bf16);
+        block_product_forward(m, a->fch, a->ln2, a->ln2_16, p->fcw, p->fcb, BT, C, M);
         lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
         lra_dropout_apply(a->fchg, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        lra_matmul_forward(m->sublayer_out, a->fchg, p->fcprojw, p->fcprojb, BT, M, C, m->bf16);
+        block_product_forward(m, m->sublayer_out, a->fchg, a->fchg16, p->fcprojw, p->fcprojb, BT, M, C);
         lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
     }
@@ -424,18 +458,18 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
         lra_zero(m->dwide, (size_t)BT * M);
-        lra_matmul_backward(m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, p->fcprojw, BT, M, C, m->bf16);
+        block_product_backward(m, m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, a->fchg16, p->fcprojw, BT, M, C);
         lra_dropout_apply(m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
         lra_zero(m->dmid, (size_t)BT * M);
         lra_gelu_backward(m->dmid, a->fch, m->dwide, (long)BT * M);
         lra_zero(m->dnorm, (size_t)BT * C);
-        lra_matmul_backward(m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, p->fcw, BT, C, M, m->bf16);
+        block_product_backward(m, m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, a->ln2_16, p->fcw, BT, C, M);
         lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
         lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
         lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_zero(m->dwide, (size_t)BT * Q);
-        lra_matmul_backward(m->dwide, g->projw, g->projb, m->dnorm, a->atty, p->projw, BT, Q, C, m->bf16);
+        block_product_backward(m, m->dwide, g->projw, g->projb, m->dnorm, a->atty, a->atty16, p->projw, BT, Q, C);
         lra_zero(m->dmid, (size_t)BT * Q);
         lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
         lra_zero(m->dqkvh, 3 * (size_t)BT * Q);
@@ -446,7 +480,7 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_zero(m->dwide, 3 * (size_t)BT * Q);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
         lra_zero(m->dnorm, (size_t)BT * C);
-        lra_matmul_backward(m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, p->qkvw, BT, C, 3 * Q, m->bf16);
+        block_product_backward(m, m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, a->ln1_16, p->qkvw, BT, C, 3 * Q);
         lra_layernorm_backward(m->dresid, g->ln1w, g->ln1b, m->dnorm, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
     lra_dropout_apply(m->dresid, E, T, C, m->T, drop, lra_stream(seed, LAYER_EMBED, 0));

@@ -65,7 +65,9 @@ typedef struct {
     float *h2w, *h2b;          // (K, M or H), (K)
 } lra_params;
 
-/* One block's activations, kept for backward. N = rows x T, rows = B x docs. */
+/* One block's activations, kept for backward. N = rows x T, rows = B x docs. In bf16 runs the
+ * four inputs of the block's products (ln1, atty, ln2, fchg) are kept rounded, in the *16 arrays,
+ * and their fp32 pointers all name one scratch (lra_model.prod_in) that forward overwrites. */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (N, C), (N), (N)
     float *qkvh;                        // (3, rows, heads, T, hs): q, k, v split into heads
@@ -75,6 +77,7 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd;   // (N, C), (N), (N)
     float *fch, *fchg;                  // (N, M): the MLP's hidden layer before and after GELU
     float *res3;                        // (N, C): res2 + dropout(fcproj(fchg)), the block's output
+    uint16_t *ln1_16, *atty16, *ln2_16, *fchg16; // bf16 runs: (N, C), (N, Q), (N, C), (N, M); else NULL
     void *ws;                           // the attention backend's workspace
 } lra_block_acts;
 
@@ -106,6 +109,7 @@ typedef struct {
     /* forward scratch */
     float *qkv_rows;                 // (N, 3Q): the q, k, v projections before the head split
     float *sublayer_out;             // (N, C): a sub-layer's output before dropout and residual
+    float *prod_in;                  // (N, max(C, Q, M)): bf16 runs: a block product's input before rounding
     /* backward scratch; the d* of one tensor, reused where the names say */
     float *dresid;                   // (N, C): the gradient along the residual stream
     float *dwide;                    // (N, max(3Q, M)): d fchg, then d atty, then d qkv_rows
@@ -115,7 +119,7 @@ typedef struct {
     float *dpooled, *dfeat;          // (rows, C), (B, F)
     float *dh1, *dh1_relu, *dhm, *dhm_relu, *dlogits; // like their forward tensors
     uint8_t *mask;                   // (rows, T): the attention mask, CLS position included
-    uint16_t *bf16;                  // bf16 operands of one product at a time; NULL in fp32
+    uint16_t *bf16;                  // bf16 runs: the rounded weights and output gradient of one product; else NULL
     double *norm_partials; size_t norm_chunks;
 
     /* the last forward call, which backward differentiates */
