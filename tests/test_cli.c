@@ -153,6 +153,30 @@ START_TEST(test_threads_same_results) {
 }
 END_TEST
 
+/* --precision=bf16 where oneDNN has no bf16 instructions (capped at AVX-512 and at AVX2 here):
+ * the run says in one line that bf16 is emulated and slower, and completes; at the CPU's own ISA
+ * the line appears exactly when the CPU has no AVX512-BF16. The report records the precision. */
+START_TEST(test_bf16_without_instructions) {
+    const char *data = t_listops_data(), *out = t_tmpdir();
+    char msg[8192];
+    const char *caps[3] = {"ONEDNN_MAX_CPU_ISA=AVX2", "ONEDNN_MAX_CPU_ISA=AVX512_CORE", ""};
+    __builtin_cpu_init();
+    for (int i = 0; i < 3; i++) {
+        int rc = t_run(msg, sizeof msg, "%s %s --profile=ci --data-dir=%s --out=%s/b%d.json --steps=3 --precision=bf16",
+                       caps[i], t_bench(), data, out, i);
+        ck_assert_msg(rc == 0, "%s: %s", caps[i], msg);
+        const int said = strstr(msg, "no bf16 instructions") != NULL;
+        const int want = i < 2 || !(__builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16"));
+        ck_assert_msg(said == want, "%s: the emulation note %s: %s", caps[i], said ? "printed" : "missing", msg);
+        char path[256];
+        snprintf(path, sizeof path, "%s/b%d.json", out, i);
+        cJSON *j = t_load_json(path);
+        ck_assert_str_eq(t_str(j, "config.precision"), "bf16");
+        cJSON_Delete(j);
+    }
+}
+END_TEST
+
 /* With no data, the generator writes the official splits once and says so once. */
 START_TEST(test_generates_once) {
     const char *cache = t_tmpdir(), *out = t_tmpdir();
@@ -353,9 +377,14 @@ START_TEST(test_speed_sweep) {
     ck_assert_msg(strstr(msg, "| full | ") && strstr(msg, "| mita | ") && strstr(msg, "OOM") && strstr(msg, "n/a"), "%s", msg);
     /* every table says how close to the machine's measured peak it is */
     ck_assert_msg(strstr(msg, "# machine peak (fp32 FMA on every thread, measured): ") &&
-                  strstr(msg, "GFLOP/s (% of the measured peak"), "%s", msg);
+                  strstr(msg, "GFLOP/s (% of the measured peak") &&
+                  strstr(msg, "## Encoder training step: GFLOP/s (% of the peaks: products at ") &&
+                  strstr(msg, "products in fp32 through oneDNN at ISA "), "%s", msg);
     cJSON *j = t_load_json(path);
     ck_assert(t_num(j, "machine_peak_gflops") > 0);
+    __builtin_cpu_init(); /* the bf16 peak is measured where the CPU has vdpbf16ps, else 0 */
+    ck_assert((t_num(j, "machine_peak_bf16_gflops") > 0) == !!__builtin_cpu_supports("avx512bf16"));
+    ck_assert_str_eq(t_str(j, "config.precision"), "fp32");
     ck_assert_str_eq(t_str(j, "kind"), "speed");
     cJSON *entries = t_get(j, "entries");
     ck_assert_int_eq(cJSON_GetArraySize(entries), 8);
@@ -506,6 +535,7 @@ Suite *cli_suite(void) {
     tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_ci_run_report);
     tcase_add_test(tc, test_threads_same_results);
+    tcase_add_test(tc, test_bf16_without_instructions);
     tcase_add_test(tc, test_every_backend_end_to_end);
     tcase_add_test(tc, test_seeds_and_compare);
     tcase_add_test(tc, test_speed_sweep);
