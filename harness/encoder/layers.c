@@ -176,7 +176,6 @@ void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
     if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
-
 void lra_relu_forward(float *out, const float *in, long N) {
     for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }

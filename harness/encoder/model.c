@@ -47,8 +47,8 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     /* bf16: the products' inputs kept rounded (uint16, two to a float), their fp32 one scratch */
     const int b16 = c->precision == LRA_BF16;
 #define TAKE16(field, n) do { if (m) m->field = (uint16_t *)(base + off); off += ((n) + 1) / 2; } while (0)
-#define TAKE_INPUT(field, n) do { if (b16) { TAKE16(field##16, n); if (m) m->field = m->prod_in; } \
-                                  else TAKE(field, n); } while (0)
+#define TAKE_INPUT(field, field16, n) do { if (!b16) TAKE(field, n); \
+                                           else { TAKE16(field16, n); if (m) m->field = m->prod_in; } } while (0)
     if (b16) TAKE(prod_in, N * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q)));
     for (int l = 0; l < c->layers; l++) {
         TAKE(blocks[l].ln1_mean, N); TAKE(blocks[l].ln1_rstd, N);
@@ -56,13 +56,8 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
         TAKE(blocks[l].res2, N * C);
         TAKE(blocks[l].ln2_mean, N); TAKE(blocks[l].ln2_rstd, N);
         TAKE(blocks[l].fch, N * M); TAKE(blocks[l].res3, N * C);
-        TAKE_INPUT(blocks[l].atty, N * Q); TAKE_INPUT(blocks[l].fchg, N * M);
-        if (b16) { /* ln1_16, not ln116 */
-            TAKE16(blocks[l].ln1_16, N * C); TAKE16(blocks[l].ln2_16, N * C);
-            if (m) m->blocks[l].ln1 = m->blocks[l].ln2 = m->prod_in;
-        } else {
-            TAKE(blocks[l].ln1, N * C); TAKE(blocks[l].ln2, N * C);
-        }
+        TAKE_INPUT(blocks[l].ln1, blocks[l].ln1_16, N * C); TAKE_INPUT(blocks[l].atty, blocks[l].atty16, N * Q);
+        TAKE_INPUT(blocks[l].ln2, blocks[l].ln2_16, N * C); TAKE_INPUT(blocks[l].fchg, blocks[l].fchg16, N * M);
     }
 #undef TAKE_INPUT
 #undef TAKE16
