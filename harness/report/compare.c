@@ -1,15 +1,17 @@
 /* compare.c - `lra-bench compare FILES...`: comparison tables from reports.
  *
- * Reports are grouped by (task, backend, profile; a bf16 run's profile is "repro/bf16"); several seeds of one group give mean and
- * sample standard deviation. Tables: test accuracy (--select=best: at the best-validation step,
- * the field's protocol; last: at the last step; both) per backend x task with the LRA average over
- * the five tasks (only when all five are there) and the LRA paper's Transformer row, marked as
- * published; throughput and memory (with --target=A, the wall time until validation accuracy
- * first reached A); the official fair-comparison rule (at most 10% more
- * parameters than full on the same task and profile). --baseline=FILE[,FILE...] with
- * --max-regression=P compares each group with the same group in the baseline and exits with 3
- * when test accuracy or training tokens/s fell by more than P percent. Exit status: 0, 1 for a
- * report that cannot be read (the file is named), 2 for usage errors, 3 for a regression. */
+ * Reports are grouped by (task, backend, profile; a bf16 run's profile is "repro/bf16"); several
+ * seeds of one group give mean and sample standard deviation. Tables: test accuracy
+ * (--select=best: at the best-validation step, the field's protocol; last: at the last step;
+ * both) per backend x task with the LRA average over the five tasks (only when all five are
+ * there) and the LRA paper's Transformer row, marked as published; throughput and memory (with
+ * --target=A, the wall time until validation accuracy first reached A); the official
+ * fair-comparison rule (at most 10% more parameters than full on the same task and profile).
+ * --baseline=FILE[,FILE...] is the gate: each baseline group against the same group here, test
+ * accuracy by --max-regression=P, training tokens/s by --max-slowdown=P and peak RSS by
+ * --max-memory-growth=P (percent), a baseline group with no comparable report failing unless
+ * --allow-missing. Exit status: 0, 1 for a report that cannot be read (the file is named), 2 for
+ * usage errors, 3 when the gate failed. */
 #define _POSIX_C_SOURCE 200809L
 #include "compare.h"
 

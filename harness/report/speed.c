@@ -444,7 +444,6 @@ int lra_speed_main(int argc, char **argv) {
     cJSON_AddItemToObject(j, "machine", lra_machine_json(c.threads));
     cJSON_AddNumberToObject(j, "machine_peak_gflops", peak);
     cJSON_AddNumberToObject(j, "machine_peak_bf16_gflops", peak_bf16);
-    cJSON_AddStringToObject(j, "onednn_isa", lra_gemm_isa());
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
     char when[32], path[4200], written[4200];
     lra_iso_time((long)time(NULL), when);
