@@ -28,23 +28,28 @@ lra_status lra_data_dir(char *out, size_t n, const char *explicit_dir, char *err
     return LRA_OK;
 }
 
-lra_status lra_generated_mark(const char *dir, unsigned long long seed, char *err) {
+lra_status lra_generated_mark(const char *dir, unsigned long long seed, const char *note, char *err) {
     char path[4400];
     snprintf(path, sizeof path, "%s/GENERATED_BY_LRA_BENCH", dir);
     lra_atomic_file a;
     lra_status st = lra_atomic_open(&a, path, err);
     if (st != LRA_OK) return st;
     fprintf(a.f, "generator seed %llu\n", seed);
+    if (note) fprintf(a.f, "%s\n", note);
     int e = lra_atomic_commit(&a, !ferror(a.f), LRA_ATOMIC_SYNC);
     return e ? lra_fail(err, LRA_ERR_IO, "%s: %s", path, strerror(e)) : LRA_OK;
 }
 
-int lra_generated_seed(const char *dir, unsigned long long *seed) {
+int lra_generated_seed(const char *dir, unsigned long long *seed, char *note, size_t n) {
     char path[4400];
     snprintf(path, sizeof path, "%s/GENERATED_BY_LRA_BENCH", dir);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
-    int ok = fscanf(f, "generator seed %llu", seed) == 1;
+    int ok = fscanf(f, "generator seed %llu\n", seed) == 1;
+    if (note && n) {
+        if (!ok || !fgets(note, (int)n, f)) note[0] = '\0';
+        note[strcspn(note, "\n")] = '\0';
+    }
     fclose(f);
     return ok;
 }

@@ -264,7 +264,7 @@ lra_status lra_pathfinder_generate(const char *dir, const lra_pathfinder_gen_cfg
         free(img);
     }
     if (!quiet && nb >= 10) fprintf(stderr, "\n");
-    if (st == LRA_OK) st = lra_generated_mark(part, (unsigned long long)c->seed, err);
+    if (st == LRA_OK) st = lra_generated_mark(part, (unsigned long long)c->seed, NULL, err);
     if (st == LRA_OK && rename(part, dir) != 0)
         st = lra_fail(err, LRA_ERR_IO, "rename %s -> %s: %s", part, dir, strerror(errno));
     if (st != LRA_OK) lra_rmtree(part, NULL); /* a full disk: give the space back, leave nothing half-made */

@@ -25,6 +25,13 @@ const lra_task_i *lra_task_find(const char *name) {
     return NULL;
 }
 
+int lra_in_list(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] ? 1 : 0))
+        if (strcspn(p, ",") == n && !strncmp(p, name, n)) return 1;
+    return 0;
+}
+
 void lra_task_names(char *buf, size_t n) {
     size_t used = 0;
     buf[0] = '\0';

@@ -57,7 +57,11 @@ typedef struct { int max_len, batch, warmup, steps, recipe_eval_every, eval_ever
 
 /* The ci profile's model and run where the common one (1 layer, emb 32, 30 steps, length 256)
  * does not suit the task; a 0 field keeps the common value. */
-typedef struct { int layers, emb, mlp, batch, max_len, steps, warmup; double lr; } lra_task_ci;
+typedef struct {
+    int layers, emb, mlp, batch, max_len, steps, warmup;
+    double lr;
+    const char *dataset; /* the ci profile's --dataset (NULL: the official data) */
+} lra_task_ci;
 
 /* Where `lra-bench fetch` gets the task's official data: a file read in place (extract NULL), or
  * the members of an archive extracted beside it (NULL-terminated path fragments). */
@@ -74,6 +78,7 @@ typedef struct {
     long sizes[3];       /* --sizes=TRAIN,VAL,TEST */
     long images;         /* --images */
     int contour;         /* --contour */
+    int lengths[2];      /* --lengths=MIN,MAX: ListOps keeps trees with MIN < length < MAX */
     const char *preview; /* --preview=FILE.png: a sheet of the first images instead of a set */
 } lra_generate_opts;
 
@@ -119,6 +124,8 @@ enum { LRA_MAX_TASKS = 32 }; /* a bound for callers' per-task arrays */
 int lra_task_count(void);
 const lra_task_i *lra_task_at(int i);
 const lra_task_i *lra_task_find(const char *name);
+/* 1 when name is one of list's comma-separated entries (alternatives, generate_options); NULL list: 0 */
+int lra_in_list(const char *list, const char *name);
 void lra_task_names(char *buf, size_t n);
 
 void lra_split_free(lra_split *s);

@@ -136,7 +136,10 @@ const char *t_listops_data(void) {
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "%s", t_tmpdir());
         char out[1024];
-        int rc = t_run(out, sizeof out, "%s generate --task=listops --out=%s --sizes=300,50,40", t_bench(), dir);
+        /* the official lengths, and the short trees that the ci profile reads (listops-short/) */
+        int rc = t_run(out, sizeof out, "%1$s generate --task=listops --out=%2$s --sizes=300,50,40 && %1$s generate "
+                       "--task=listops --lengths=20,256 --out=%2$s/listops-short/listops-1000 --sizes=300,50,40",
+                       t_bench(), dir);
         ck_assert_msg(rc == 0, "generate failed: %s", out);
     }
     return dir;

@@ -381,8 +381,8 @@ START_TEST(test_resume_refused) {
     ck_assert_msg(t_run(msg, sizeof msg, RUN " --backend=full --steps=10 --out=%s", t_bench(), data, report) == 0, "%s", msg);
     sha_of(report, before);
     struct { const char *cmd, *want; int rc; } cases[] = {
-        {"%1$s resume %2$s/a.ckpt --lr=0.5", "--lr=0.05 in the checkpoint, 0.5 here", 2},
-        {"%1$s resume %2$s/a.json --dropout=0 --batch=8", "--batch=16 in the checkpoint, 8 here; --dropout=0.1", 2},
+        {"%1$s resume %2$s/a.ckpt --lr=0.5", "--lr=0.003 in the checkpoint, 0.5 here", 2},
+        {"%1$s resume %2$s/a.json --dropout=0 --batch=8", "--batch=32 in the checkpoint, 8 here; --dropout=0.1", 2},
         {"%1$s --profile=ci --steps=10 --backend=mita --resume --checkpoint=%2$s/a.ckpt --out=%2$s/a.json --data-dir=%3$s",
          "--backend=full in the checkpoint, mita here", 2},
         {"%1$s --profile=ci --steps=10 --eval-every=10 --resume --out=%2$s/a.json --data-dir=%2$s/other",
@@ -447,7 +447,7 @@ START_TEST(test_resume_does_not_generate_other_data) {
     char msg[8192];
     int rc = t_run(msg, sizeof msg,
                    "mkdir -p %1$s/official && cp %2$s/basic_*.tsv %1$s/official/ && "
-                   "{ LRA_TEST_STOP_AT=12 %3$s --profile=ci --steps=20 --checkpoint-every=5 --data-dir=%1$s/official "
+                   "{ LRA_TEST_STOP_AT=12 %3$s --profile=ci --dataset= --steps=20 --checkpoint-every=5 --data-dir=%1$s/official "
                    "--out=%1$s/o.json & p=$!; "
                    T_WAIT_STOPPED(600)
                    "kill -KILL $p; wait $p; } ; mv %1$s/official %1$s/away && mkdir %1$s/official",
@@ -521,13 +521,13 @@ START_TEST(test_file_size_limit) {
 }
 END_TEST
 
-/* A real full filesystem: a 1 MiB tmpfs (mounting needs root; skipped with a message otherwise),
+/* A real full filesystem: a 8 MiB tmpfs (mounting needs root; skipped with a message otherwise),
  * filled after a good run. Generated data fails whole too: no split, no .partial tree left. */
 START_TEST(test_full_disk) {
     const char *dir = t_tmpdir();
     char mnt[256], fill[512], gen[8192], pf[8192];
     snprintf(mnt, sizeof mnt, "%s/m", dir);
-    if (t_run(gen, sizeof gen, "mkdir -p %s && mount -t tmpfs -o size=1m lra-test %s", mnt, mnt) != 0) {
+    if (t_run(gen, sizeof gen, "mkdir -p %s && mount -t tmpfs -o size=8m lra-test %s", mnt, mnt) != 0) {
         fprintf(stderr, "test_full_disk: skipped, cannot mount a tmpfs here: %s\n", gen);
         return;
     }

@@ -17,8 +17,8 @@ START_TEST(test_ci_run_report) {
     const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], report[512];
     snprintf(report, sizeof report, "%s/sub/r.json", out);
-    int rc = t_run(msg, sizeof msg, "%s --task=listops --backend=full --profile=ci --data-dir=%s --out=%s --seed=3",
-                   t_bench(), data, report);
+    int rc = t_run(msg, sizeof msg, "%s --task=listops --backend=full --profile=ci --steps=30 --data-dir=%s --out=%s "
+                   "--seed=3", t_bench(), data, report);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);
     cJSON *j = t_load_json(report);
     ck_assert_int_eq((int)t_num(j, "schema_version"), 1);
@@ -28,16 +28,19 @@ START_TEST(test_ci_run_report) {
     ck_assert(cJSON_IsObject(t_get(j, "backend_options")));
     ck_assert_str_eq(t_str(j, "profile"), "ci");
     ck_assert_int_eq((int)t_num(j, "seed"), 3);
-    /* the resolved configuration: the ci profile's values */
-    ck_assert_int_eq((int)t_num(j, "config.layers"), 1);
-    ck_assert_int_eq((int)t_num(j, "config.emb"), 32);
-    ck_assert_int_eq((int)t_num(j, "config.batch"), 16);
-    ck_assert_int_eq((int)t_num(j, "config.steps"), 30);
+    /* the resolved configuration: ListOps' ci size (tasks/listops.c) over the common ci values */
+    ck_assert_int_eq((int)t_num(j, "config.layers"), 2);
+    ck_assert_int_eq((int)t_num(j, "config.emb"), 64);
+    ck_assert_int_eq((int)t_num(j, "config.batch"), 32);
+    ck_assert_int_eq((int)t_num(j, "config.steps"), 30); /* --steps over its 1500 */
+    ck_assert_int_eq((int)t_num(j, "config.max-len"), 256);
     ck_assert_str_eq(t_str(j, "config.batching"), "bucket");
     ck_assert_str_eq(t_str(j, "config.pool"), "cls");
-    ck_assert_double_eq_tol(t_num(j, "config.lr"), 0.05, 1e-12);
-    /* data: where from, per-split sizes and checksums */
-    ck_assert(strstr(t_str(j, "data.source"), data) != NULL);
+    ck_assert_double_eq_tol(t_num(j, "config.lr"), 3e-3, 1e-12);
+    ck_assert_str_eq(t_str(j, "config.dataset"), "short");
+    /* data: where from (the short trees under DATA/listops-short), per-split sizes and checksums */
+    ck_assert(strstr(t_str(j, "data.source"), data) && strstr(t_str(j, "data.source"), "/listops-short/"));
+    ck_assert_str_eq(t_str(j, "data.dataset"), "short");
     ck_assert_int_eq((int)strlen(t_str(j, "data.checksum_sha256")), 64);
     ck_assert_int_eq((int)t_num(j, "data.splits.train.examples"), 300);
     ck_assert_int_eq((int)t_num(j, "data.splits.val.examples"), 50);
@@ -46,11 +49,11 @@ START_TEST(test_ci_run_report) {
     char sum[256];
     ck_assert_int_eq(t_run(sum, sizeof sum, "sha256sum %s", t_str(j, "data.splits.test.path")), 0);
     ck_assert_msg(strncmp(sum, t_str(j, "data.splits.test.sha256"), 64) == 0, "sha256sum says %.64s", sum);
-    /* results: every val and test example evaluated (50 and 40: no dropped last batch of 16) */
+    /* results: every val and test example evaluated (50 and 40: no dropped last batch of 32) */
     ck_assert_int_eq((int)t_num(j, "results.val.examples"), 50);
     ck_assert_int_eq((int)t_num(j, "results.test.examples"), 40);
     ck_assert_int_eq((int)t_num(j, "results.train.steps"), 30);
-    ck_assert_int_eq((int)t_num(j, "results.train.examples"), 480);
+    ck_assert_int_eq((int)t_num(j, "results.train.examples"), 960);
     const char *acc[] = {"results.train.accuracy", "results.val.accuracy", "results.test.accuracy"};
     for (int i = 0; i < 3; i++) ck_assert(t_num(j, acc[i]) >= 0 && t_num(j, acc[i]) <= 1);
     ck_assert(t_num(j, "results.val.loss") > 0 && t_num(j, "results.val.loss") < 10);
@@ -65,9 +68,10 @@ START_TEST(test_ci_run_report) {
     ck_assert(t_num(j, "memory.peak_rss_bytes") > 1e6);
     ck_assert(t_num(j, "memory.activation_arena_bytes") > 0);
     ck_assert(t_num(j, "memory.attention_workspace_bytes") > 0);
-    /* vocab 17, emb 32, CLS, one block (qkv 32, mlp 64), head mlp 64 -> 10 classes */
-    long C = 32, Q = 32, M = 64;
-    long expect = 17 * C + C + (2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C) + 2 * C + M * C + M + 10 * M + 10;
+    /* vocab 17, emb 64, CLS, two blocks (qkv 64, mlp 128), head mlp 128 -> 10 classes */
+    long C = 64, Q = 64, M = 128;
+    long expect = 17 * C + C + 2 * (2 * C + 3 * Q * C + C * Q + 2 * C + M * C + M + C * M + C) + 2 * C + M * C + M +
+                  10 * M + 10;
     ck_assert_int_eq((long)t_num(j, "parameters.count"), expect);
     ck_assert_int_eq((long)t_num(j, "memory.parameter_arena_bytes"), 16 * expect);
     ck_assert(strlen(t_str(j, "machine.cpu")) > 0);
@@ -177,7 +181,7 @@ START_TEST(test_bf16_without_instructions) {
 }
 END_TEST
 
-/* With no data, the generator writes the official splits once and says so once. */
+/* With no data, the generator writes the splits once (the ci profile's short trees) and says so once. */
 START_TEST(test_generates_once) {
     const char *cache = t_tmpdir(), *out = t_tmpdir();
     char msg[8192];
@@ -185,7 +189,7 @@ START_TEST(test_generates_once) {
     ck_assert_msg(rc == 0, "%s", msg);
     ck_assert_msg(strstr(msg, "generating") != NULL, "no message about generating: %s", msg);
     char path[256];
-    snprintf(path, sizeof path, "%s/listops-1000/basic_train.tsv", cache);
+    snprintf(path, sizeof path, "%s/listops-short/listops-1000/basic_train.tsv", cache);
     ck_assert(access(path, R_OK) == 0);
     rc = t_run(msg, sizeof msg, "LRA_DATA_DIR=%s %s --profile=ci --steps=2 --out=%s/b.json", cache, t_bench(), out);
     ck_assert_msg(rc == 0, "%s", msg);
@@ -275,7 +279,8 @@ START_TEST(test_usage_errors) {
         {"frobnicate", 2, "frobnicate"},
         {"--profile=ci --max-len=9999999", 2, "out of range [1, 1048576]"},
         {"--profile=ci --retrieval-head=paper", 2, "listops has no dual encoder"},
-        {"--profile=ci --dataset=fashion-mnist", 2, "listops has no alternative datasets"},
+        {"--profile=ci --dataset=fashion-mnist", 2, "listops's alternative datasets are short"},
+        {"--task=mqar --profile=ci --dataset=short", 2, "mqar has no alternative datasets"},
         {"--profile=ci --seed=3 --seeds=1,2", 2, "--seed=3 and --seeds"},
         {"--profile=ci --backend=mita --attn-opt=m=8,,k=4", 2, "empty option"},
     };
@@ -320,12 +325,12 @@ START_TEST(test_bad_data) {
     FILE *f = fopen(path, "ab");
     fputs("( ( ( [MAX 2 ) 9 ) ] ) 9\r\n", f); /* no tab */
     fclose(f);
-    int rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
+    int rc = t_run(msg, sizeof msg, "%s --profile=ci --dataset= --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(msg, "basic_val.tsv:22") != NULL, "message: %s", msg);
     /* a missing split among present ones: named */
     remove(path);
-    rc = t_run(msg, sizeof msg, "%s --profile=ci --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
+    rc = t_run(msg, sizeof msg, "%s --profile=ci --dataset= --data-dir=%s --out=%s/r.json", t_bench(), dir, out);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(msg, "basic_val.tsv") != NULL, "message: %s", msg);
     ck_assert_int_eq(t_run(NULL, 0, "ls %s | grep -q json", out), 1);
@@ -434,9 +439,10 @@ START_TEST(test_divergence_report) {
     const char *data = t_listops_data(), *out = t_tmpdir();
     char msg[8192], path[512];
     snprintf(path, sizeof path, "%s/d.json", out);
-    /* flat index 1000 of the ci model: past wte (17 x 32) and cls (32), ln1w, ln1b (32 each):
+    /* flat index 1640 of ListOps' ci model: past wte (17 x 64) and cls (64), ln1w, ln1b (64 each):
      * element 360 of block 0's qkv kernel */
-    int rc = t_run(msg, sizeof msg, "LRA_TEST_POISON=3:1000 %s --profile=ci --data-dir=%s --out=%s", t_bench(), data, path);
+    int rc = t_run(msg, sizeof msg, "LRA_TEST_POISON=3:1640 %s --profile=ci --steps=30 --data-dir=%s --out=%s", t_bench(),
+                   data, path);
     ck_assert_msg(rc == 1 && strstr(msg, "step 3") && strstr(msg, "blocks.0.qkvw[360]"), "exit %d: %s", rc, msg);
     cJSON *j = t_load_json(path);
     ck_assert_str_eq(t_str(j, "status"), "diverged");

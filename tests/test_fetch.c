@@ -241,7 +241,7 @@ START_TEST(test_fetch_cli) {
     pid_t srv = start_server(&port, arch);
     rc = t_run(msg, sizeof msg, "%s fetch --task=listops --url=http://127.0.0.1:%d/file --data-dir=%s", t_bench(), port, data);
     ck_assert_msg(rc == 0 && strstr(msg, "3 files") && strstr(msg, "3 duplicate copies"), "exit %d: %s", rc, msg);
-    rc = t_run(msg, sizeof msg, "test ! -e %s/lra_release/listops-1000 && test ! -e %s/lra_release/lra_release/other && %s --task=listops --profile=ci --steps=2 "
+    rc = t_run(msg, sizeof msg, "test ! -e %s/lra_release/listops-1000 && test ! -e %s/lra_release/lra_release/other && %s --task=listops --profile=ci --dataset= --steps=2 "
                "--data-dir=%s --out=%s/r.json && grep -c '\"examples\":\\s*30' %s/r.json",
                data, data, t_bench(), data, data, data);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, msg);

@@ -110,6 +110,91 @@ START_TEST(test_generator_split_files) {
 }
 END_TEST
 
+/* generate --lengths=MIN,MAX: every tree is within (MIN, MAX) by the official count and has the
+ * value written beside it; the set's mark says it is not the official lengths, and so does the
+ * data source of a run on it; a malformed value or a task without the option exits 2 naming it. */
+START_TEST(test_generate_lengths) {
+    const char *root = t_tmpdir();
+    char out[8192], path[512];
+    int rc = t_run(out, sizeof out, "%s generate --task=listops --lengths=20,64 --sizes=200,20,20 --out=%s/short 2>&1",
+                   t_bench(), root);
+    ck_assert_msg(rc == 0 && strstr(out, "20 < length < 64"), "exit %d: %s", rc, out);
+    static char line[65536];
+    int n = 0, longest = 0;
+    for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof path, "%s/short/basic_%s.tsv", root, lra_split_names[s]);
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f)); /* the header */
+        while (fgets(line, sizeof line, f)) {
+            char *tab = strchr(line, '\t');
+            ck_assert_ptr_nonnull(tab);
+            *tab = '\0';
+            int toks = 0; /* operators, digits and ']', as the official length counts */
+            for (char *p = line; *p; p++) toks += *p == '[' || *p == ']' || (*p >= '0' && *p <= '9');
+            ck_assert_msg(toks > 20 && toks < 64, "%s: a tree of %d tokens", path, toks);
+            ck_assert_int_eq(lra_listops_eval(line), atoi(tab + 1));
+            longest = toks > longest ? toks : longest;
+            n++;
+        }
+        fclose(f);
+    }
+    ck_assert_int_eq(n, 240);
+    ck_assert_int_ge(longest, 40); /* the range is used, not only its bottom */
+    rc = t_run(out, sizeof out, "cat %s/short/GENERATED_BY_LRA_BENCH", root);
+    ck_assert_msg(strstr(out, "generator seed 1\nlengths 20 < length < 64, not the official"), "mark: %s", out);
+    rc = t_run(out, sizeof out, "mkdir %s/d && mv %s/short %s/d/listops-1000 && %s --task=listops --data-dir=%s/d "
+               "--profile=ci --dataset= --steps=2 --out=%s/r.json >/dev/null 2>&1 && grep -o '\"source\":[[:space:]]*\"[^\"]*' %s/r.json",
+               root, root, root, t_bench(), root, root, root);
+    ck_assert_msg(rc == 0 && strstr(out, "seed 1; lengths 20 < length < 64, not the official"), "exit %d: %s", rc, out);
+    const char *bad[] = {"64,20", "20", "20,21", "a,b", "20,64,", "-1,30"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rc = t_run(out, sizeof out, "%s generate --task=listops --lengths=%s --out=%s/bad 2>&1", t_bench(), bad[i], root);
+        char want[64];
+        snprintf(want, sizeof want, "--lengths='%s'", bad[i]);
+        ck_assert_msg(rc == 2 && strstr(out, want), "--lengths=%s: exit %d: %s", bad[i], rc, out);
+    }
+    rc = t_run(out, sizeof out, "%s generate --task=pathfinder --lengths=20,64 --out=%s/pf 2>&1", t_bench(), root);
+    ck_assert_msg(rc == 2 && strstr(out, "--lengths is not an option of pathfinder"), "exit %d: %s", rc, out);
+}
+END_TEST
+
+/* --dataset=short, the ci profile's default: generated when missing into DATA/listops-short/ (never
+ * over the official files beside it), trees of 20 < length < 256, named in the report as a
+ * substitute; --dataset= reads the official files under ci too; an unknown dataset exits 2 before
+ * anything is written. */
+START_TEST(test_short_dataset) {
+    const char *root = t_tmpdir();
+    char out[8192];
+    int rc = t_run(out, sizeof out, "%s generate --task=listops --sizes=60,20,20 --out=%s/listops-1000 2>&1 && "
+                   "%s --task=listops --profile=ci --data-dir=%s --steps=2 --out=%s/short.json 2>&1",
+                   t_bench(), root, t_bench(), root, root);
+    ck_assert_msg(rc == 0 && strstr(out, "generating the short splits") && strstr(out, "20 < length < 256") &&
+                  !strstr(out, "inputs cut to"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "cd %s && cat listops-short/listops-1000/GENERATED_BY_LRA_BENCH && "
+               "grep -c . listops-1000/basic_train.tsv && grep -o '\"substitute\":[^,]*' short.json", root);
+    ck_assert_msg(rc == 0 && strstr(out, "lengths 20 < length < 256") && strstr(out, "\n61\n") &&
+                  strstr(out, "short: trees of 20 < length < 256"), "exit %d: %s", rc, out);
+    /* every example of the short set fits the ci profile's 256 tokens, none is shorter than 21 */
+    lra_split sp = {0};
+    char err[LRA_ERR_LEN], path[512];
+    snprintf(path, sizeof path, "%s/listops-short/listops-1000/basic_val.tsv", root);
+    ck_assert_int_eq(lra_listops_load_file(&sp, path, 100000, err), LRA_OK);
+    for (size_t i = 0; i < sp.n; i++) {
+        const int len = lra_split_len(&sp, i);
+        ck_assert_msg(len > 20 && len < 256, "example %zu: %d tokens", i, len);
+    }
+    lra_split_free(&sp);
+    rc = t_run(out, sizeof out, "%s --task=listops --profile=ci --dataset= --data-dir=%s --steps=2 --out=%s/off.json "
+               "2>&1 && grep -c substitute %s/off.json", t_bench(), root, root, root);
+    ck_assert_msg(rc != 0 && strstr(out, "inputs cut to 256") && strstr(out, "\n0\n"), "exit %d: %s", rc, out);
+    rc = t_run(out, sizeof out, "%s --task=listops --dataset=long --data-dir=%s --out=%s/long.json 2>&1; echo rc=$?; "
+               "ls %s/long.json", t_bench(), root, root, root);
+    ck_assert_msg(strstr(out, "--dataset=long: listops's alternative datasets are short") && strstr(out, "rc=2") &&
+                  strstr(out, "No such file"), "%s", out);
+}
+END_TEST
+
 /* A generation killed at any point leaves no split under the data directory: killed once 1, 2 or 3
  * splits, or all three and the mark, are staged (the STOP_IN_GENERATE hook), the directory holds no
  * basic_*.tsv (before, a kill between the renames left splits without the mark, which a later run
@@ -239,7 +324,7 @@ START_TEST(test_split_not_a_regular_file) {
     int rc = t_run(msg, sizeof msg,
                    "cd %1$s && mkdir d1 d2 d3 && mkdir d1/basic_train.tsv && mkfifo d3/basic_val.tsv && "
                    "for s in train val test; do ln -s /nonexistent/x d2/basic_$s.tsv; done && "
-                   "for d in d1 d2 d3; do %2$s --profile=ci --data-dir=$d --out=$d.json; echo rc=$?; done; "
+                   "for d in d1 d2 d3; do %2$s --profile=ci --dataset= --data-dir=$d --out=$d.json; echo rc=$?; done; "
                    "ls -d */listops-1000 2>/dev/null | head -1", dir, t_bench());
     ck_assert_msg(rc == 0, "%s", msg);
     ck_assert_msg(strstr(msg, "d1/basic_train.tsv is a directory, not a ListOps split file") &&
@@ -257,6 +342,8 @@ Suite *listops_suite(void) {
     tcase_add_test(tc, test_generator_values_and_format);
     tcase_add_test(tc, test_generator_split_files);
     tcase_add_test(tc, test_generation_killed_leaves_nothing);
+    tcase_add_test(tc, test_generate_lengths);
+    tcase_add_test(tc, test_short_dataset);
     suite_add_tcase(s, tc);
     tc = tcase_create("loader");
     tcase_add_test(tc, test_loader_official_format);

@@ -180,6 +180,7 @@ lra_status lra_config_profile(lra_config *c, const char *task, const char *profi
         if (ci->steps) { d.steps = ci->steps; d.log_every = ci->steps / 10 > 10 ? ci->steps / 10 : 10; }
         if (ci->warmup) d.warmup = ci->warmup;
         if (ci->lr > 0) d.lr = ci->lr;
+        if (ci->dataset) snprintf(d.dataset, sizeof d.dataset, "%s", ci->dataset);
     } else {
         return lra_fail(err, LRA_ERR_USAGE, "unknown profile '%s' (known: repro, official, ci)%s", profile,
                         strcmp(profile, "small") == 0 ? "; small, which did not learn Text, is gone: repro replaces it" : "");
@@ -273,6 +274,9 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     if (t->check_opts && (st = t->check_opts(c->task_opts, c->max_len, err)) != LRA_OK) return st;
     if (c->dataset[0] && !t->alternatives)
         return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);
+    if (c->dataset[0] && !lra_in_list(t->alternatives, c->dataset))
+        return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s's alternative datasets are %s (and its official data: "
+                        "--dataset=)", c->dataset, c->task, t->alternatives);
     if (c->qkv % c->heads)
         return lra_fail(err, LRA_ERR_USAGE, "--qkv=%d must be a multiple of --heads=%d", c->qkv, c->heads);
     if (c->emb % 2 && !c->pos_learned)

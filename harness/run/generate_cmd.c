@@ -12,14 +12,6 @@
 #include "../../common/fs.h"
 #include "../../tasks/task.h"
 
-/* 1 when option name (without --) is among the task's comma-separated generate_options */
-static int takes(const lra_task_i *t, const char *name) {
-    const size_t n = strlen(name);
-    for (const char *p = t->generate_options; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] ? 1 : 0))
-        if (strcspn(p, ",") == n && !strncmp(p, name, n)) return 1;
-    return 0;
-}
-
 int lra_generate_main(int argc, char **argv) {
     char err[LRA_ERR_LEN];
     const char *task = "listops", *given[8];
@@ -36,6 +28,14 @@ int lra_generate_main(int argc, char **argv) {
             if (sscanf(a + 8, "%ld,%ld,%ld", &o.sizes[0], &o.sizes[1], &o.sizes[2]) != 3 || o.sizes[0] < 1 ||
                 o.sizes[1] < 1 || o.sizes[2] < 1) {
                 fprintf(stderr, "lra-bench generate: --sizes='%s' must be three positive counts TRAIN,VAL,TEST\n", a + 8);
+                return 2;
+            }
+        } else if (strncmp(a, "--lengths=", 10) == 0) {
+            given[ngiven++ & 7] = "lengths";
+            if (sscanf(a + 10, "%d,%d%c", &o.lengths[0], &o.lengths[1], &(char){0}) != 2 || o.lengths[0] < 0 ||
+                o.lengths[1] < o.lengths[0] + 2 || o.lengths[1] > 100000) {
+                fprintf(stderr, "lra-bench generate: --lengths='%s' must be MIN,MAX with 0 <= MIN, MIN + 2 <= MAX <= "
+                                "100000 (the official 500,2000)\n", a + 10);
                 return 2;
             }
         } else if (strncmp(a, "--images=", 9) == 0) {
@@ -71,7 +71,7 @@ int lra_generate_main(int argc, char **argv) {
         return 2;
     }
     for (int i = 0; i < ngiven && i < 8; i++)
-        if (!takes(t, given[i])) {
+        if (!lra_in_list(t->generate_options, given[i])) {
             fprintf(stderr, "lra-bench generate: --%s is not an option of %s's generator (its options: %s)\n", given[i],
                     t->name, t->generate_options);
             return 2;

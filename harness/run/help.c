@@ -12,7 +12,7 @@
 void lra_usage(FILE *f, const char *task) {
     fprintf(f,
             "usage: lra-bench [run] --task=NAME --backend=NAME [--profile=repro|official|ci] [--seeds=1,2,3] [options]\n"
-            "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+            "       lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--lengths=500,2000] [--data-seed=N]\n"
             "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14] [--data-seed=N]\n"
             "                          [--preview=FILE.png]  (a 4x4 sheet of the first 16 images instead)\n"
             "       lra-bench resume CHECKPOINT|REPORT [options]   (continues a stopped run exactly)\n"
@@ -73,13 +73,16 @@ static const struct { const char *cmd, *text; } command_help[] = {
                "started with, ending with the same numbers, to the bit, as the run never stopped. Options after the\n"
                "file may change only what does not change the numbers: --threads, --progress, --log-every,\n"
                "--checkpoint-every, --out, --checkpoint, --data-dir (the data's sha256 must still match).\n"},
-    {"generate", "usage: lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--data-seed=N]\n"
+    {"generate", "usage: lra-bench generate --task=listops --out=DIR [--sizes=TRAIN,VAL,TEST] [--lengths=500,2000]\n"
+                 "                          [--data-seed=N]\n"
                  "       lra-bench generate --task=pathfinder|pathx --out=DIR [--images=200000] [--contour=14]\n"
                  "                          [--data-seed=N] [--preview=FILE.png]\n\n"
                  "Writes a data set in the official layout with lra-bench's generators: ListOps' official splits\n"
-                 "(96000,2000,2000 by default) as DIR/basic_{train,val,test}.tsv; Pathfinder (32 px) or Path-X (128 px)\n"
-                 "images and metadata under DIR/pathfinder<size>/curv_contour_length_<contour>. --preview writes a 4x4\n"
-                 "sheet of the first 16 images instead. An existing set is never replaced; Ctrl-C keeps nothing.\n"},
+                 "(96000,2000,2000 by default) as DIR/basic_{train,val,test}.tsv, of trees with MIN < length < MAX\n"
+                 "(--lengths; the official 500,2000; other lengths are recorded in the set and in every run's report,\n"
+                 "and CI's ListOps cell uses 20,256); Pathfinder (32 px) or Path-X (128 px) images and metadata\n"
+                 "under DIR/pathfinder<size>/curv_contour_length_<contour>. --preview writes a 4x4 sheet of the first\n"
+                 "16 images instead. An existing set is never replaced; Ctrl-C keeps nothing.\n"},
     {"fetch", "usage: lra-bench fetch --task=NAME | --all [--url=URL] [--data-dir=DIR]\n\n"
               "Downloads a task's official data into the data directory (resumable, checksummed where a checksum is\n"
               "published): text (aclImdb_v1.tar.gz), image (cifar-10-binary.tar.gz), listops, retrieval, pathfinder,\n"

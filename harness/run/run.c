@@ -424,7 +424,8 @@ static lra_status setup(run_state *r, int threads, char *err) {
     const int say = lra_dist_rank() == 0; /* notes once per job */
     if (say && c->max_len > r->task->max_len)
         fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
-    else if (say && c->max_len < r->task->max_len) /* the ci profile's 256: Pathfinder then sees its top eight rows */
+    else if (say && c->max_len < r->task->max_len && strcmp(c->dataset, "short") != 0)
+        /* the ci profile's 256: Pathfinder then sees its top eight rows (ListOps' short trees all fit) */
         fprintf(stderr, "lra-bench: note: inputs cut to %d of %s's %d tokens (--max-len)\n", c->max_len, c->task,
                 r->task->max_len);
     /* OpenMPI's mpirun answers Ctrl-C with SIGTERM, then SIGKILL 1 s later: too soon for a step;

@@ -53,6 +53,9 @@ static cJSON *build_report(run_state *r) {
     if (c->dataset[0]) cJSON_AddStringToObject(data, "dataset", c->dataset);
     if (strcmp(c->dataset, "fashion-mnist") == 0)
         cJSON_AddStringToObject(data, "substitute", "fashion-mnist: a stand-in for CIFAR-10, not comparable with LRA Image");
+    if (strcmp(c->task, "listops") == 0 && strcmp(c->dataset, "short") == 0)
+        cJSON_AddStringToObject(data, "substitute", "short: trees of 20 < length < 256 tokens, not the official "
+                                "500 < length < 2000; not comparable with LRA ListOps");
     cJSON_AddStringToObject(data, "checksum_sha256", r->data_checksum);
     cJSON *files = cJSON_AddObjectToObject(data, "splits");
     for (int s = 0; s < 3; s++) {
