@@ -244,6 +244,14 @@ START_TEST(test_selection_target_and_skips) {
     rc = t_run(out, sizeof out, "%s compare --select=last --format=csv --target=0.4 %s/s0.json", t_bench(), d);
     ck_assert_msg(rc == 0 && strstr(out, "listops,full,repro,1,37.0000,0.0000,1.0000,1000.0,3000.0,100.0,1000,1.0000,35.0000,0.0000,200.0,1,"),
                   "exit %d: %s", rc, out);
+    /* every substitute is a column of its own, kept out of the LRA average: ListOps' short trees
+     * beside ListOps, with Pathfinder, average only ListOps and Pathfinder */
+    selected_report(d, "short.json", "listops", "short", 0, 0.33, 0.33);
+    selected_report(d, "pf.json", "pathfinder", NULL, 0, 0.5, 0.5);
+    rc = t_run(out, sizeof out, "%s compare %s/s0.json %s/short.json %s/pf.json", t_bench(), d, d, d);
+    ck_assert_msg(rc == 0 && strstr(out, "| ListOps | Text | Retrieval | Image | Pathfinder | Path-X | listops[short] |") &&
+                  strstr(out, "| full | repro | 37.00 (n=1)† | - | - | - | 50.00 (n=1)† | - | 33.00 (n=1)† | 43.50 (n=1)† |"),
+                  "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare --target=36 %s/s0.json", t_bench(), d);
     ck_assert_msg(rc == 2 && strstr(out, "--target: '36' is not a validation accuracy"), "exit %d: %s", rc, out);
     /* per task (chance is 10% on ListOps, 50% on Text): listops reaches 0.35 at 200 s, the

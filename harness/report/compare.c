@@ -155,10 +155,11 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
         cJSON_Delete(j);
         return LRA_ERR_FORMAT;
     }
-    /* a substitute dataset (Image on Fashion-MNIST) is its own column, never the task's */
+    /* a substitute dataset (Image on Fashion-MNIST, ListOps' short trees) is its own column, never
+     * the task's, and never in the LRA average */
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), "dataset");
     char task_key[96];
-    if (cJSON_IsString(sub) && strcmp(sub->valuestring, "fashion-mnist") == 0)
+    if (cJSON_IsString(sub) && sub->valuestring[0])
         snprintf(task_key, sizeof task_key, "%s[%s]", task->valuestring, sub->valuestring);
     else snprintf(task_key, sizeof task_key, "%s", task->valuestring);
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "attn-opt");
