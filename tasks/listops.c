@@ -286,7 +286,7 @@ const lra_task_i lra_task_listops = {
     .in_average = 1,
     .official = {4, 8, 512, 512, 1024, 32, 2000, 0.05, 1000, 5000, 0.1, "cls", "sin", "rsqrt", 0.1f, 0.1f, 0},
     .repro = {2000, 32, 1000, 5000, 50, 100}, /* val 2,000 (17 s here, 11 steps' time): every 50 steps would cost 23% */
-    /* the CI size (docs/ci.md), on the short trees: full reaches about 34% (majority 16%) in half a
+    /* the CI size (docs/ci.md), on the short trees: full reaches about 33% (majority 16%) in half a
      * minute; the official lengths cut to 256 tokens teach nothing */
     .ci = {.layers = 2, .emb = 64, .mlp = 128, .batch = 32, .steps = 1500, .warmup = 100, .lr = 3e-3, .dataset = "short"},
     .source = {LRA_RELEASE_URL, "lra_release.gz", NULL, listops_part},

@@ -100,6 +100,10 @@ START_TEST(test_regression_gate) {
     ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked"), "exit %d: %s", rc, out);
     rc = t_run(out, sizeof out, "%s compare '--baseline=%s/none*.json' --max-regression=15 %s/acc.json", t_bench(), b, d);
     ck_assert_msg(rc == 2 && strstr(out, "none*.json' matches no file"), "exit %d: %s", rc, out);
+    /* a file whose name holds pattern characters (the matrix's image[fashion-mnist]-...) is itself */
+    rc = t_run(out, sizeof out, "cp %1$s/base.json '%1$s/x[y].json' && %2$s compare '--baseline=%1$s/x[y].json' "
+               "--max-regression=15 %3$s/acc.json", b, t_bench(), d);
+    ck_assert_msg(rc == 0 && strstr(out, "1 baseline group checked"), "exit %d: %s", rc, out);
     report(d, "tok.json", "listops", "mita", 0, 0.40, 800, 1000, 1, "completed"); /* 20% fewer tokens/s */
     /* speed has its own limit: a bit-identical run on a busy runner does not fail the accuracy gate */
     rc = t_run(out, sizeof out, "%s compare --baseline=%s/base.json --max-regression=10 %s/tok.json", t_bench(), b, d);

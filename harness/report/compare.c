@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <unistd.h>
 #include <math.h>
 #include <string.h>
 
@@ -755,7 +756,9 @@ int lra_compare_main(int argc, char **argv) {
     glob_t found = {0};
     int globbed = 0;
     for (char *t = base_list ? strtok_r(base_list, ",", &save) : NULL; t && nbase < 256; t = strtok_r(NULL, ",", &save)) {
-        if (!strpbrk(t, "*?[")) { base_files[nbase++] = t; continue; }
+        /* a file that exists is itself, even with pattern characters in its name (the matrix's
+         * image[fashion-mnist]-full-ci-seed0.json) */
+        if (!strpbrk(t, "*?[") || access(t, F_OK) == 0) { base_files[nbase++] = t; continue; }
         const size_t had = found.gl_pathc;
         const int grc = glob(t, globbed ? GLOB_APPEND : 0, NULL, &found);
         globbed = 1;
