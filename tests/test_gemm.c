@@ -75,8 +75,8 @@ static void check_matmul_layer(int bf16) {
     float *db = calloc(OC, sizeof(float));
     uint16_t *scratch = bf16 ? malloc(sizeof(uint16_t) * lra_matmul_bf16_scratch(N, C, OC)) : NULL;
     t_fill(in, N * C, 1.0f, 4); t_fill(w, OC * C, 1.0f, 5); t_fill(bias, OC, 1.0f, 6); t_fill(dout, N * OC, 1.0f, 7);
-    t_fill(din, N * C, 1.0f, 8); t_fill(dw, OC * C, 1.0f, 9); /* backward accumulates onto these */
-    memcpy(rdin, din, sizeof(float) * N * C);
+    t_fill(din, N * C, 1.0f, 8); t_fill(dw, OC * C, 1.0f, 9); /* backward writes din, accumulates onto dw */
+    memset(rdin, 0, sizeof(float) * N * C);
     memcpy(rdw, dw, sizeof(float) * OC * C);
     lra_matmul_forward(out, in, w, bias, N, C, OC, scratch);
     lra_matmul_backward(din, dw, db, dout, in, w, N, C, OC, scratch);

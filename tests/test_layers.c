@@ -260,13 +260,15 @@ START_TEST(test_dropout_and_permutations) {
     memcpy(dy, y, sizeof y);
     lra_dropout_apply(dy, B, T, Q, TS, 0.3f, 42);
     for (int i = 0; i < B * T * Q; i++) ck_assert_float_eq_tol(r[i], x[i] + dy[i], 1e-6f);
-    /* merge heads and its backward are adjoint */
-    memset(ax, 0, sizeof ax); memset(aty, 0, sizeof aty);
+    /* merge heads and its backward are adjoint; backward writes its din (filled with garbage here) */
+    memset(ax, 0, sizeof ax);
+    t_fill(aty, B * T * Q, 9.0f, 7);
     lra_merge_heads(ax, x, B, T, NH, HS);
     lra_merge_heads_backward(aty, y, B, T, NH, HS);
     ck_assert_double_eq_tol(dot(ax, y, B * T * Q), dot(x, aty, B * T * Q), 1e-4);
     /* split heads and its backward are adjoint */
-    float qkv[B * T * 3 * Q], dqkv[B * T * 3 * Q] = {0}, qh[B * T * Q], kh[B * T * Q], vh[B * T * Q];
+    float qkv[B * T * 3 * Q], dqkv[B * T * 3 * Q], qh[B * T * Q], kh[B * T * Q], vh[B * T * Q];
+    t_fill(dqkv, B * T * 3 * Q, 9.0f, 8);
     float gq[B * T * Q], gk[B * T * Q], gv[B * T * Q];
     t_fill(qkv, B * T * 3 * Q, 1.0f, 3);
     t_fill(gq, B * T * Q, 1.0f, 4); t_fill(gk, B * T * Q, 1.0f, 5); t_fill(gv, B * T * Q, 1.0f, 6);
@@ -277,6 +279,47 @@ START_TEST(test_dropout_and_permutations) {
 }
 END_TEST
 
+/* ---- the fused passes give the bits of their layers run one after the other ---- */
+static void check_fused(int M, float rate) {
+    enum { B = 3, T = 7, TS = 9, MAXN = 3 * 7 * 40 };
+    const int N = B * T * M;
+    static float in[MAXN], g[MAXN], gm[MAXN], fused[MAXN], ref[MAXN];
+    t_fill(in, N, 3.0f, 1);
+    t_fill(g, N, 1.0f, 2);
+    /* forward: dropout(gelu(in)) */
+    lra_gelu_forward(ref, in, N);
+    lra_dropout_apply(ref, B, T, M, TS, rate, 77);
+    t_fill(fused, N, 9.0f, 3);
+    lra_gelu_dropout_forward(fused, in, B, T, M, TS, rate, 77);
+    ck_assert_msg(memcmp(fused, ref, sizeof(float) * N) == 0, "gelu+dropout forward, width %d, rate %g: other bits", M, rate);
+    /* backward over garbage: the same values (a dropped element's 0 may keep its sign where the
+     * two layers' 0 + -0 gave +0), and dout masked in place */
+    float dropped[MAXN];
+    memcpy(dropped, g, sizeof(float) * N);
+    lra_dropout_apply(dropped, B, T, M, TS, rate, 77);
+    memset(ref, 0, sizeof(float) * N);
+    lra_gelu_backward(ref, in, dropped, N);
+    t_fill(fused, N, 9.0f, 4);
+    memcpy(gm, g, sizeof(float) * N);
+    lra_gelu_dropout_backward(fused, in, gm, B, T, M, TS, rate, 77);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(fused[i] == ref[i], "gelu+dropout backward, width %d, rate %g, element %d: %.9g, layers %.9g", M,
+                      rate, i, fused[i], ref[i]);
+    ck_assert_msg(memcmp(gm, dropped, sizeof(float) * N) == 0, "gelu+dropout backward: dout not masked in place");
+    /* dropout out of place: a copy, then the mask */
+    t_fill(fused, N, 9.0f, 5);
+    lra_dropout_forward(fused, g, B, T, M, TS, rate, 77);
+    ck_assert_msg(memcmp(fused, dropped, sizeof(float) * N) == 0, "dropout out of place, width %d, rate %g: other bits", M, rate);
+}
+START_TEST(test_fused_passes_same_bits) {
+    /* 32: whole vector blocks, run fused; 40: a padded rest in every row, run as the two layers */
+    for (int r = 0; r < 2; r++) {
+        check_fused(32, r ? 0.3f : 0.0f);
+        check_fused(40, r ? 0.3f : 0.0f);
+    }
+}
+END_TEST
+
 Suite *layers_suite(void) {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("finite differences");
@@ -284,6 +327,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_layernorm_param_grads_blocks);
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_activations);
+    tcase_add_test(tc, test_fused_passes_same_bits);
     tcase_add_test(tc, test_embed);
     tcase_add_test(tc, test_sinusoid);
     tcase_add_test(tc, test_pool);

@@ -6,6 +6,10 @@
  * it ran one scalar libm call per element. Vector and scalar libm differ in the last bits, so every
  * element goes through the same vector code: blocks of GB elements at fixed offsets, the last
  * partial block through a padded copy - the result never depends on how threads split the array.
+ * The row functions serve layers.c's fused GELU and dropout, which keeps the mask's multiply
+ * outside this -ffast-math file so that it is never merged into GELU's own constants. Over full
+ * blocks they give the bits of the whole-array functions; a padded rest inside a row would not
+ * (gcc compiles each inlined copy its own way), so layers.c fuses only rows of whole blocks.
  * Nothing here depends on inf or NaN. */
 #include "layers.h"
 
@@ -14,7 +18,7 @@
 
 #define INV_SQRT2 0.7071067811865476f
 #define INV_SQRT_2PI 0.3989422804014327f
-enum { GB = 16 };
+enum { GB = LRA_GELU_BLOCK };
 
 static inline void forward_block(float *restrict out, const float *restrict in) {
 #pragma omp simd
@@ -32,6 +36,23 @@ static inline void backward_block(float *restrict din, const float *restrict in,
         float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
         din[i] += dout[i] * (cdf + x * pdf);
     }
+}
+
+static inline void backward_block_set(float *restrict din, const float *restrict in, const float *restrict dout) {
+#pragma omp simd
+    for (int i = 0; i < GB; i++) {
+        float x = in[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        din[i] = dout[i] * (cdf + x * pdf);
+    }
+}
+
+void lra_gelu_row_forward(float *out, const float *in, int n) {
+    for (int b = 0; b < n / GB; b++) forward_block(out + b * GB, in + b * GB);
+}
+
+void lra_gelu_row_backward_set(float *din, const float *in, const float *dout, int n) {
+    for (int b = 0; b < n / GB; b++) backward_block_set(din + b * GB, in + b * GB, dout + b * GB);
 }
 
 void lra_gelu_forward(float *out, const float *in, long N) {

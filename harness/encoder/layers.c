@@ -86,7 +86,7 @@ enum { ROW_BLOCK = 512, WGRAD_BLOCK = 32 };
 size_t lra_matmul16_scratch(int N, int C, int OC) { return (size_t)N * OC + (size_t)OC * C; }
 size_t lra_matmul_bf16_scratch(int N, int C, int OC) { return (size_t)N * C + lra_matmul16_scratch(N, C, OC); }
 
-/* The products, each on fixed blocks: out = in w^T (+ bias), din += dout w, dw += dout^T in. The
+/* The products, each on fixed blocks: out = in w^T (+ bias), din = dout w, dw += dout^T in. The
  * operands are fp32 (in, w, dout), or bf16 (in16, w16, dout16) when in16 is given. */
 static void products_forward(float *out, const float *in, const uint16_t *in16, const float *w, const uint16_t *w16,
                              const float *bias, int N, int C, int OC) {
@@ -109,8 +109,8 @@ static void products_backward(float *din, float *dw, const float *dout, const ui
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
             const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
-            if (in16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 1.0f, din + (size_t)n0 * C, C);
-            else lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 1.0f, din + (size_t)n0 * C, C);
+            if (in16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 0.0f, din + (size_t)n0 * C, C);
+            else lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 0.0f, din + (size_t)n0 * C, C);
         }
     }
     if (dw) {
@@ -184,16 +184,74 @@ void lra_relu_backward(float *din, const float *in, const float *dout, long N) {
     for (long i = 0; i < N; i++) din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+/* The dropout mask's index of element (b, t, 0): t strided by the model's maximum length */
+static inline uint32_t mask_index(int b, int t, int C, int Tstride) {
+    return ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
+}
+/* r (n) *= the mask of elements first .. first+n-1: the one expression every dropout here applies */
+static inline void mask_span(float *r, int n, uint32_t first, uint32_t s, uint32_t thr, float scale) {
+    for (int c = 0; c < n; c++) r[c] *= lra_keep(s, first + (uint32_t)c, thr) ? scale : 0.0f;
+}
+
 void lra_dropout_apply(float *x, int B, int T, int C, int Tstride, float rate, uint64_t stream) {
     if (rate <= 0.0f) return;
     const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
     const float scale = 1.0f / (1.0f - rate);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) mask_span(x + ((size_t)b * T + t) * C, C, mask_index(b, t, C, Tstride), s, thr, scale);
+}
+
+void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate, uint64_t stream) {
+    if (rate <= 0.0f) {
+        lra_copy(out, in, (size_t)B * T * C);
+        return;
+    }
+    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
+    const float scale = 1.0f / (1.0f - rate);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            float *r = x + ((size_t)b * T + t) * C;
-            const uint32_t base = ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
-            for (int c = 0; c < C; c++) r[c] *= lra_keep(s, base + (uint32_t)c, thr) ? scale : 0.0f;
+            const size_t off = ((size_t)b * T + t) * C;
+            memcpy(out + off, in + off, sizeof(float) * C);
+            mask_span(out + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
+        }
+}
+
+void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
+                              uint64_t stream) {
+    if (C % LRA_GELU_BLOCK) {
+        lra_gelu_forward(out, in, (long)B * T * C);
+        lra_dropout_apply(out, B, T, C, Tstride, rate, stream);
+        return;
+    }
+    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
+    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const size_t off = ((size_t)b * T + t) * C;
+            lra_gelu_row_forward(out + off, in + off, C);
+            if (rate > 0.0f) mask_span(out + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
+        }
+}
+
+void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
+                               float rate, uint64_t stream) {
+    if (C % LRA_GELU_BLOCK) {
+        lra_dropout_apply(dout, B, T, C, Tstride, rate, stream);
+        lra_zero(din, (size_t)B * T * C);
+        lra_gelu_backward(din, in, dout, (long)B * T * C);
+        return;
+    }
+    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
+    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const size_t off = ((size_t)b * T + t) * C;
+            if (rate > 0.0f) mask_span(dout + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
+            lra_gelu_row_backward_set(din + off, in + off, dout + off, C);
         }
 }
 
@@ -205,7 +263,7 @@ void lra_residual_dropout_forward(float *out, const float *x, const float *y, in
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
-            const uint32_t base = ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
+            const uint32_t base = mask_index(b, t, C, Tstride);
             if (thr)
                 for (int c = 0; c < C; c++)
                     out[off + c] = x[off + c] + (lra_keep(s, base + (uint32_t)c, thr) ? scale * y[off + c] : 0.0f);
@@ -237,11 +295,9 @@ void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, con
             for (int h = 0; h < NH; h++) {
                 float *dst = dqkv + ((size_t)b * T + t) * 3 * Q + (size_t)h * hs;
                 size_t src = (((size_t)b * NH + h) * T + t) * hs;
-                for (int d = 0; d < hs; d++) {
-                    dst[d] += dq[src + d];
-                    dst[Q + d] += dk[src + d];
-                    dst[2 * Q + d] += dv[src + d];
-                }
+                memcpy(dst, dq + src, sizeof(float) * hs);
+                memcpy(dst + Q, dk + src, sizeof(float) * hs);
+                memcpy(dst + 2 * Q, dv + src, sizeof(float) * hs);
             }
 }
 
@@ -260,11 +316,9 @@ void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int N
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                float *d = din + (((size_t)b * NH + h) * T + t) * hs;
-                const float *g = dout + ((size_t)b * T + t) * Q + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) d[i] += g[i];
-            }
+            for (int t = 0; t < T; t++)
+                memcpy(din + (((size_t)b * NH + h) * T + t) * hs, dout + ((size_t)b * T + t) * Q + (size_t)h * hs,
+                       sizeof(float) * hs);
 }
 
 void lra_pool_forward(float *out, const float *in, const uint8_t *mask, int mode, int B, int T, int C, int len) {

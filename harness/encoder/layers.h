@@ -1,7 +1,10 @@
 /* layers.h - the encoder's layers as forward/backward pairs (llm.c style).
  *
  * Conventions: outputs first, then inputs, then sizes; shapes in comments; backward functions
- * ACCUMULATE (+=) into every gradient they write, so callers zero gradients once per step.
+ * ACCUMULATE (+=) into every gradient they write, so callers zero gradients once per step -
+ * except where a line says "writes din": those set the gradient of their input (=). The model
+ * reuses a few activation-gradient buffers from layer to layer, and clearing one before an
+ * accumulating layer costs two more passes over it than one layer that writes it.
  * Weights are stored (out_features, in_features) row-major. Every function parallelises over
  * independent outputs (rows for activations, columns for weight gradients), so results never
  * depend on the number of threads. Nothing here allocates. */
@@ -39,7 +42,8 @@ void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout,
  * the operands are rounded into (bf16 mixed precision, gemm.h). */
 void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
                         int C, int OC, uint16_t *bf16);
-/* din, dw and dbias may be NULL when not needed; bf16 as above (dbias always sums in fp32). */
+/* writes din (N,C) = dout w; dw (OC,C) += dout^T in, dbias (OC) += column sums of dout. Each may
+ * be NULL when not needed; bf16 as above (dbias always sums in fp32). */
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const float *w, int N, int C, int OC, uint16_t *bf16);
 /* uint16 of bf16 scratch the two above need: N C + N OC + OC C */
@@ -55,6 +59,11 @@ size_t lra_matmul16_scratch(int N, int C, int OC);
 /* GELU, exact: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default; flax's is tanh's). */
 void lra_gelu_forward(float *out, const float *in, long N);
 void lra_gelu_backward(float *din, const float *in, const float *dout, long N);
+/* The same on one thread, over one row of n = a multiple of LRA_GELU_BLOCK (the vector blocks):
+ * out (n) = gelu(in); din (n) = gelu'(in) dout (writes). */
+enum { LRA_GELU_BLOCK = 16 };
+void lra_gelu_row_forward(float *out, const float *in, int n);
+void lra_gelu_row_backward_set(float *din, const float *in, const float *dout, int n);
 void lra_relu_forward(float *out, const float *in, long N);
 void lra_relu_backward(float *din, const float *in, const float *dout, long N);
 
@@ -63,16 +72,25 @@ void lra_relu_backward(float *din, const float *in, const float *dout, long N);
  * change when a batch is padded less. Its Jacobian is the same diagonal, so backward applies
  * the same call to the gradient. rate 0 is a no-op. */
 void lra_dropout_apply(float *x, int B, int T, int C, int Tstride, float rate, uint64_t stream);
+/* out (B,T,C) = dropout(in), out of place (a copy at rate 0); backward is the same call. */
+void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate, uint64_t stream);
+/* out (B,T,C) = dropout(gelu(in)); backward masks dout in place and writes din = gelu'(in) dout.
+ * Rows a multiple of LRA_GELU_BLOCK wide run in one pass, others as the two layers one after the
+ * other: the bits are those of the two layers either way. */
+void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
+                              uint64_t stream);
+void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
+                               float rate, uint64_t stream);
 /* out = x + dropout(y) (B,T,C): the residual connection after a dropped sub-layer. */
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
                                   int Tstride, float rate, uint64_t stream);
 
 /* (B,T,NH*hs) <-> (B,NH,T,hs), for q, k, v given as the three parts of a (B,T,3*NH*hs) tensor */
 void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
-/* dqkv (B,T,3*NH*hs) += [dq dk dv] */
+/* writes dqkv (B,T,3*NH*hs) = [dq dk dv] */
 void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
                               int T, int NH, int hs);
-/* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward is the inverse transpose, += */
+/* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward writes din, the inverse transpose */
 void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
 

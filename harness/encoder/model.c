@@ -376,8 +376,7 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
         lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
         block_product_forward(m, a->fch, a->ln2, a->ln2_16, p->fcw, p->fcb, BT, C, M);
-        lra_gelu_forward(a->fchg, a->fch, (long)BT * M);
-        lra_dropout_apply(a->fchg, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        lra_gelu_dropout_forward(a->fchg, a->fch, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
         block_product_forward(m, m->sublayer_out, a->fchg, a->fchg16, p->fcprojw, p->fcprojb, BT, M, C);
         lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
@@ -416,14 +415,12 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
     const float drop = m->train ? c->dropout : 0.0f;
     const uint64_t seed = m->step_seed;
 
+    /* the products write their din; the rest accumulate */
     memset(m->dlogits, 0, sizeof(float) * B * K);
-    memset(m->dh1_relu, 0, sizeof(float) * B * M);
     memset(m->dh1, 0, sizeof(float) * B * M);
-    memset(m->dpooled, 0, sizeof(float) * E * C);
     lra_crossentropy_backward(m->dlogits, m->probs, m->labels, B, K, 1.0f / batch_total);
-    if (docs(c) == 2) memset(m->dfeat, 0, sizeof(float) * B * F);
+    if (docs(c) == 2) memset(m->dpooled, 0, sizeof(float) * E * C);
     if (H) {
-        memset(m->dhm_relu, 0, sizeof(float) * B * H);
         memset(m->dhm, 0, sizeof(float) * B * H);
         lra_matmul_backward(m->dhm_relu, m->g.h2w, m->g.h2b, m->dlogits, m->hm_relu, m->p.h2w, B, HL, K, m->bf16);
         lra_relu_backward(m->dhm, m->hm, m->dhm_relu, (long)B * H);
@@ -449,32 +446,22 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_block_params *p = &m->p.blocks[l], *g = &m->g.blocks[l];
         lra_block_acts *a = &m->blocks[l];
         const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
-        /* res3 = res2 + dropout(fcproj) */
-        lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
-        lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
-        lra_zero(m->dwide, (size_t)BT * M);
+        /* res3 = res2 + dropout(fcproj); the layers that write their din need no clearing before */
+        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
         block_product_backward(m, m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, a->fchg16, p->fcprojw, BT, M, C);
-        lra_dropout_apply(m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        lra_zero(m->dmid, (size_t)BT * M);
-        lra_gelu_backward(m->dmid, a->fch, m->dwide, (long)BT * M);
-        lra_zero(m->dnorm, (size_t)BT * C);
+        lra_gelu_dropout_backward(m->dmid, a->fch, m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
         block_product_backward(m, m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, a->ln2_16, p->fcw, BT, C, M);
         lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
-        lra_copy(m->dnorm, m->dresid, (size_t)BT * C);
-        lra_dropout_apply(m->dnorm, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
-        lra_zero(m->dwide, (size_t)BT * Q);
+        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
         block_product_backward(m, m->dwide, g->projw, g->projb, m->dnorm, a->atty, a->atty16, p->projw, BT, Q, C);
-        lra_zero(m->dmid, (size_t)BT * Q);
         lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
-        lra_zero(m->dqkvh, 3 * (size_t)BT * Q);
+        lra_zero(m->dqkvh, 3 * (size_t)BT * Q); /* the backends accumulate */
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dqkvh, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
         lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
         lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dmid, a->atto, q, k, v, p->attn);
-        lra_zero(m->dwide, 3 * (size_t)BT * Q);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
-        lra_zero(m->dnorm, (size_t)BT * C);
         block_product_backward(m, m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, a->ln1_16, p->qkvw, BT, C, 3 * Q);
         lra_layernorm_backward(m->dresid, g->ln1w, g->ln1b, m->dnorm, xin, p->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
     }
