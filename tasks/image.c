@@ -321,7 +321,9 @@ const lra_task_i lra_task_image = {
             "           --dataset=fashion-mnist (Debian's dataset-fashion-mnist, a labelled substitute)",
     .published = 42.44,
     .in_average = 1,
-    .alternatives = "fashion-mnist",
+    .datasets = (const lra_task_dataset[]){{"fashion-mnist", "fashion-mnist: a stand-in for CIFAR-10, not comparable "
+                                                              "with LRA Image", 0},
+                                            {0}},
     .official = {1, 8, 128, 64, 128, 256, 1024, 5e-4, 175, 35000, 0, "cls", "learned", "cosine", 0.3f, 0.2f, 0},
     .repro = {1024, 256, 175, 35000, 175, 175},
     /* the CI size (docs/ci.md): the common small model on the first 256 pixels, 3000 steps; full

@@ -293,7 +293,9 @@ const lra_task_i lra_task_listops = {
     .vocab = LISTOPS_VOCAB,
     .classes = 10,
     .max_len = 2000,
-    .alternatives = "short",
+    .datasets = (const lra_task_dataset[]){{"short", "short: trees of 20 < length < 256 tokens, not the official "
+                                                      "500 < length < 2000; not comparable with LRA ListOps", SHORT_MAX - 1},
+                                            {0}},
     .generate_options = "sizes,lengths",
     .generate = listops_generate_cmd,
     .prepare = listops_prepare,

@@ -32,6 +32,19 @@ int lra_in_list(const char *list, const char *name) {
     return 0;
 }
 
+const lra_task_dataset *lra_task_dataset_find(const lra_task_i *t, const char *name) {
+    for (const lra_task_dataset *d = t->datasets; d && d->name; d++)
+        if (name[0] && strcmp(d->name, name) == 0) return d;
+    return NULL;
+}
+
+void lra_task_dataset_names(const lra_task_i *t, char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const lra_task_dataset *d = t->datasets; d && d->name && used < n; d++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", d == t->datasets ? "" : ", ", d->name);
+}
+
 void lra_task_names(char *buf, size_t n) {
     size_t used = 0;
     buf[0] = '\0';

@@ -87,6 +87,14 @@ typedef struct {
 
 /* Everything the harness knows about a task comes from here: adding a task is one file and one
  * line in tasks/task.c (tasks/README.md walks through it). */
+/* A data set a task reads besides its official data (--dataset=NAME): a labelled substitute,
+ * which reports record and compare keeps in a column of its own, never pooled with LRA's. */
+typedef struct {
+    const char *name;       /* the --dataset value */
+    const char *substitute; /* the report's data.substitute: what it is, and that it is not LRA's */
+    int longest;            /* tokens of its longest example (0: the task's max_len): a --max-len below cuts */
+} lra_task_dataset;
+
 typedef struct lra_task_i {
     const char *name;
     const char *title;           /* for tables and charts: "ListOps" */
@@ -94,7 +102,7 @@ typedef struct lra_task_i {
     double published;            /* the LRA paper's Transformer test accuracy, %; NAN: FAIL */
     int in_average;              /* counted in the LRA average (every task but Path-X) */
     int not_lra;                 /* not one of LRA's six (MQAR): a table column only where a report has it */
-    const char *alternatives;    /* --dataset values it reads besides its official data; NULL: none */
+    const lra_task_dataset *datasets; /* --dataset alternatives, ended by one with no name; NULL: none */
     lra_task_official official;
     lra_task_repro repro;
     lra_task_ci ci;              /* optional: zero keeps the common ci profile */
@@ -124,8 +132,12 @@ enum { LRA_MAX_TASKS = 32 }; /* a bound for callers' per-task arrays */
 int lra_task_count(void);
 const lra_task_i *lra_task_at(int i);
 const lra_task_i *lra_task_find(const char *name);
-/* 1 when name is one of list's comma-separated entries (alternatives, generate_options); NULL list: 0 */
+/* 1 when name is one of list's comma-separated entries (generate_options); NULL list: 0 */
 int lra_in_list(const char *list, const char *name);
+/* t's alternative data set called name; NULL for none (the official data: "") */
+const lra_task_dataset *lra_task_dataset_find(const lra_task_i *t, const char *name);
+/* buf = t's alternatives' names, comma-separated ("" when it has none) */
+void lra_task_dataset_names(const lra_task_i *t, char *buf, size_t n);
 void lra_task_names(char *buf, size_t n);
 
 void lra_split_free(lra_split *s);

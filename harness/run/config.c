@@ -272,11 +272,13 @@ lra_status lra_config_parse(lra_config *c, int argc, char **argv, int *help, cha
     if (c->task_opts[0] && !t->check_opts)
         return lra_fail(err, LRA_ERR_USAGE, "--task-opt=%s: %s takes no task options", c->task_opts, c->task);
     if (t->check_opts && (st = t->check_opts(c->task_opts, c->max_len, err)) != LRA_OK) return st;
-    if (c->dataset[0] && !t->alternatives)
-        return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);
-    if (c->dataset[0] && !lra_in_list(t->alternatives, c->dataset))
+    if (c->dataset[0] && !lra_task_dataset_find(t, c->dataset)) {
+        char names[200];
+        lra_task_dataset_names(t, names, sizeof names);
+        if (!names[0]) return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s has no alternative datasets", c->dataset, c->task);
         return lra_fail(err, LRA_ERR_USAGE, "--dataset=%s: %s's alternative datasets are %s (and its official data: "
-                        "--dataset=)", c->dataset, c->task, t->alternatives);
+                        "--dataset=)", c->dataset, c->task, names);
+    }
     if (c->qkv % c->heads)
         return lra_fail(err, LRA_ERR_USAGE, "--qkv=%d must be a multiple of --heads=%d", c->qkv, c->heads);
     if (c->emb % 2 && !c->pos_learned)

@@ -422,12 +422,13 @@ static lra_status setup(run_state *r, int threads, char *err) {
     const lra_config *c = r->c;
     lra_status st;
     const int say = lra_dist_rank() == 0; /* notes once per job */
+    const lra_task_dataset *alt = lra_task_dataset_find(r->task, c->dataset);
+    const int longest = alt && alt->longest ? alt->longest : r->task->max_len;
     if (say && c->max_len > r->task->max_len)
         fprintf(stderr, "lra-bench: note: --max-len=%d exceeds the official %d for %s\n", c->max_len, r->task->max_len, c->task);
-    else if (say && c->max_len < r->task->max_len && strcmp(c->dataset, "short") != 0)
-        /* the ci profile's 256: Pathfinder then sees its top eight rows (ListOps' short trees all fit) */
-        fprintf(stderr, "lra-bench: note: inputs cut to %d of %s's %d tokens (--max-len)\n", c->max_len, c->task,
-                r->task->max_len);
+    else if (say && c->max_len < longest) /* the ci profile's 256: Pathfinder then sees its top eight rows */
+        fprintf(stderr, "lra-bench: note: inputs cut to %d of %s's %d tokens (--max-len)\n", c->max_len,
+                alt ? alt->name : c->task, longest);
     /* OpenMPI's mpirun answers Ctrl-C with SIGTERM, then SIGKILL 1 s later: too soon for a step;
      * raising odls_base_sigkill_timeout delays the SIGTERM as well (measured by a reviewer: mpirun
      * waits the timeout, twice). A SIGINT to the processes themselves stops them all cleanly. */

@@ -50,12 +50,11 @@ static cJSON *build_report(run_state *r) {
     if (!strncmp(r->source, "generated", 9)) /* this set came from our generator (its marker file says so) */
         cJSON_AddNumberToObject(data, "generator_seed", (double)c->data_seed);
     if (r->task->val_is_test) cJSON_AddStringToObject(data, "val_split", "the test split, as in the official code");
-    if (c->dataset[0]) cJSON_AddStringToObject(data, "dataset", c->dataset);
-    if (strcmp(c->dataset, "fashion-mnist") == 0)
-        cJSON_AddStringToObject(data, "substitute", "fashion-mnist: a stand-in for CIFAR-10, not comparable with LRA Image");
-    if (strcmp(c->task, "listops") == 0 && strcmp(c->dataset, "short") == 0)
-        cJSON_AddStringToObject(data, "substitute", "short: trees of 20 < length < 256 tokens, not the official "
-                                "500 < length < 2000; not comparable with LRA ListOps");
+    const lra_task_dataset *alt = lra_task_dataset_find(r->task, c->dataset);
+    if (alt) {
+        cJSON_AddStringToObject(data, "dataset", alt->name);
+        cJSON_AddStringToObject(data, "substitute", alt->substitute);
+    }
     cJSON_AddStringToObject(data, "checksum_sha256", r->data_checksum);
     cJSON *files = cJSON_AddObjectToObject(data, "splits");
     for (int s = 0; s < 3; s++) {
