@@ -218,41 +218,43 @@ void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int T
         }
 }
 
-void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
+/* GELU and its dropout in one pass over rows of whole GELU blocks. Forward (dout NULL): out =
+ * mask(gelu(in)). Backward: masks dout in place, then out = gelu'(in) dout. */
+static void gelu_dropout_rows(float *out, const float *in, float *dout, int B, int T, int C, int Tstride, float rate,
                               uint64_t stream) {
-    if (C % LRA_GELU_BLOCK) {
-        lra_gelu_forward(out, in, (long)B * T * C);
-        lra_dropout_apply(out, B, T, C, Tstride, rate, stream);
-        return;
-    }
     const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
     const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
-            lra_gelu_row_forward(out + off, in + off, C);
-            if (rate > 0.0f) mask_span(out + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
+            float *masked = dout ? dout + off : out + off;
+            if (dout && rate > 0.0f) mask_span(masked, C, mask_index(b, t, C, Tstride), s, thr, scale);
+            if (dout) lra_gelu_row_backward_set(out + off, in + off, masked, C);
+            else lra_gelu_row_forward(out + off, in + off, C);
+            if (!dout && rate > 0.0f) mask_span(masked, C, mask_index(b, t, C, Tstride), s, thr, scale);
         }
+}
+
+void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
+                              uint64_t stream) {
+    if (C % LRA_GELU_BLOCK == 0) {
+        gelu_dropout_rows(out, in, NULL, B, T, C, Tstride, rate, stream);
+        return;
+    }
+    lra_gelu_forward(out, in, (long)B * T * C);
+    lra_dropout_apply(out, B, T, C, Tstride, rate, stream);
 }
 
 void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
                                float rate, uint64_t stream) {
-    if (C % LRA_GELU_BLOCK) {
-        lra_dropout_apply(dout, B, T, C, Tstride, rate, stream);
-        lra_zero(din, (size_t)B * T * C);
-        lra_gelu_backward(din, in, dout, (long)B * T * C);
+    if (C % LRA_GELU_BLOCK == 0) {
+        gelu_dropout_rows(din, in, dout, B, T, C, Tstride, rate, stream);
         return;
     }
-    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
-    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const size_t off = ((size_t)b * T + t) * C;
-            if (rate > 0.0f) mask_span(dout + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
-            lra_gelu_row_backward_set(din + off, in + off, dout + off, C);
-        }
+    lra_dropout_apply(dout, B, T, C, Tstride, rate, stream);
+    lra_zero(din, (size_t)B * T * C);
+    lra_gelu_backward(din, in, dout, (long)B * T * C);
 }
 
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
