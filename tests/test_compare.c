@@ -82,6 +82,13 @@ START_TEST(test_tables_by_hand) {
     rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m3.json", t_bench(), o, o);
     ck_assert_msg(rc == 0 && strstr(out, "| mita | small | 40.00 (n=1)† |") && strstr(out, "| mita | small/bf16 | 42.00 (n=1)† |"),
                   "exit %d: %s", rc, out);
+    /* the compute line: wall time summed over runs, and times each report's processes x threads
+     * (1 hour at 2 threads and half an hour with no parallel record: 1.5 wall hours, 2.5 core-hours) */
+    ck_assert_int_eq(t_run(NULL, 0, "sed -i 's/\"seed\": 0,/\"seed\": 0, \"wall_time_s\": 3600, \"parallel\": "
+                                    "{\"processes\": 1, \"threads_per_process\": 2},/' %s/m1.json && "
+                                    "sed -i 's/\"seed\": 0,/\"seed\": 0, \"wall_time_s\": 1800,/' %s/m2.json", o, o), 0);
+    rc = t_run(out, sizeof out, "%s compare %s/m1.json %s/m2.json", t_bench(), o, o);
+    ck_assert_msg(rc == 0 && strstr(out, "Compute: 2 runs, 1.5 wall hours, 2.5 core-hours"), "exit %d: %s", rc, out);
 }
 END_TEST
 

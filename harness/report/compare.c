@@ -207,6 +207,13 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     g->eval_tokens_s += eps->valuedouble;
     g->rss_mb += rss->valuedouble / 1048576.0;
     g->params += par->valuedouble;
+    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s"), *par_ = cJSON_GetObjectItemCaseSensitive(j, "parallel");
+    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(par_, "processes"), *thr = cJSON_GetObjectItemCaseSensitive(par_, "threads_per_process");
+    if (cJSON_IsNumber(wall) && wall->valuedouble > 0) {
+        g->wall_s += wall->valuedouble;
+        g->core_s += wall->valuedouble * (cJSON_IsNumber(procs) && procs->valuedouble >= 1 ? procs->valuedouble : 1) *
+                     (cJSON_IsNumber(thr) && thr->valuedouble >= 1 ? thr->valuedouble : 1);
+    }
     cJSON_Delete(j);
     return LRA_OK;
 }
@@ -570,6 +577,12 @@ static void print_markdown(const groups *gs, int select, const char *base) {
     }
     printf("\nParameter rule (official LRA README): at most 10%% more parameters than full on the same task.%s\n",
            flagged ? " Rows marked **over 10%** break it." : " No row breaks it.");
+    double wall = 0, core = 0;
+    int runs = 0;
+    for (int i = 0; i < gs->n; i++) wall += gs->g[i].wall_s, core += gs->g[i].core_s, runs += gs->g[i].n;
+    printf("Compute: %d runs, %.1f wall hours, %.1f core-hours (each run's wall time over all its sittings, times the "
+           "processes and threads its report records: a resumed run counts its last sitting's).\n", runs, wall / 3600,
+           core / 3600);
     if (target)
         printf("Wall time: from the run's start (data loading, training and its periodic evaluations) to the first "
                "evaluation at or above the target.\n");

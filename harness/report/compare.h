@@ -27,6 +27,8 @@ typedef struct {
                                     the report's backend_options; "" in reports without them) */
     int numerics_lo, numerics_hi; /* the numerics versions its seeds were computed under (0: unknown) */
     double steps_s, tokens_s, eval_tokens_s, rss_mb, params; /* means over seeds */
+    double wall_s, core_s;       /* sums over seeds: each run's wall seconds (all its sittings), and
+                                    those times the cores its report records (processes x threads) */
 } group;
 
 typedef struct {
