@@ -10,6 +10,11 @@ CFLAGS  += -std=c11 -Wall -Wextra -fopenmp $(EXTRA_CFLAGS)
 # the attention kernels gain ~2x from vectorised expf (glibc's libmvec needs -ffast-math); they
 # use finite sentinels instead of -inf, and hold no NaN checks (those live in harness/run/run.c)
 KERNEL_CFLAGS := -O3 -ffast-math
+# OpenMP threads that wait sleep instead of spinning, for the tests and the CI matrix (unless the
+# environment says otherwise): beside other jobs, spinning threads of two processes take each
+# other's cores, and a ci cell ran 7.7x slower (483 s, 63 s alone); passive waits cost about 3% on
+# an idle machine (docs/speed.md)
+export OMP_WAIT_POLICY ?= passive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 # oneDNN (the encoder's matrix products, harness/encoder/gemm.c): Debian 12's libdnnl-dev ships a CMake

@@ -6,6 +6,8 @@
 # when any run fails, and 3 when the gate does. What each cell can and cannot tell, with the seed
 # spreads measured for it: docs/ci.md.
 set -eu
+# waiting OpenMP threads sleep: on a shared runner spinning ones slow every job several times (Makefile)
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 BIN=build/lra-bench
 OUT=results/ci
 DATA=build/ci-data        # ListOps (about 12 s) and a small Pathfinder set are generated here once
