@@ -207,8 +207,8 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     g->eval_tokens_s += eps->valuedouble;
     g->rss_mb += rss->valuedouble / 1048576.0;
     g->params += par->valuedouble;
-    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s"), *par_ = cJSON_GetObjectItemCaseSensitive(j, "parallel");
-    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(par_, "processes"), *thr = cJSON_GetObjectItemCaseSensitive(par_, "threads_per_process");
+    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s"), *parallel = cJSON_GetObjectItemCaseSensitive(j, "parallel");
+    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(parallel, "processes"), *thr = cJSON_GetObjectItemCaseSensitive(parallel, "threads_per_process");
     if (cJSON_IsNumber(wall) && wall->valuedouble > 0) {
         g->wall_s += wall->valuedouble;
         g->core_s += wall->valuedouble * (cJSON_IsNumber(procs) && procs->valuedouble >= 1 ? procs->valuedouble : 1) *
