@@ -188,18 +188,23 @@ void lra_relu_backward(float *din, const float *in, const float *dout, long N) {
 static inline uint32_t mask_index(int b, int t, int C, int Tstride) {
     return ((uint32_t)b * (uint32_t)Tstride + (uint32_t)t) * (uint32_t)C;
 }
+/* One dropout site's mask: its stream, the keep threshold (0 at rate 0: every element kept) and the
+ * scale of the kept elements, 1/(1-rate) */
+typedef struct { uint32_t stream, threshold; float scale; } dropout_mask;
+static dropout_mask mask_of(float rate, uint64_t stream) {
+    return (dropout_mask){(uint32_t)stream, lra_dropout_threshold(rate), rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f};
+}
 /* r (n) *= the mask of elements first .. first+n-1: the one expression every dropout here applies */
-static inline void mask_span(float *r, int n, uint32_t first, uint32_t s, uint32_t thr, float scale) {
-    for (int c = 0; c < n; c++) r[c] *= lra_keep(s, first + (uint32_t)c, thr) ? scale : 0.0f;
+static inline void mask_span(float *r, int n, uint32_t first, dropout_mask m) {
+    for (int c = 0; c < n; c++) r[c] *= lra_keep(m.stream, first + (uint32_t)c, m.threshold) ? m.scale : 0.0f;
 }
 
 void lra_dropout_apply(float *x, int B, int T, int C, int Tstride, float rate, uint64_t stream) {
     if (rate <= 0.0f) return;
-    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
-    const float scale = 1.0f / (1.0f - rate);
+    const dropout_mask m = mask_of(rate, stream);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) mask_span(x + ((size_t)b * T + t) * C, C, mask_index(b, t, C, Tstride), s, thr, scale);
+        for (int t = 0; t < T; t++) mask_span(x + ((size_t)b * T + t) * C, C, mask_index(b, t, C, Tstride), m);
 }
 
 void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate, uint64_t stream) {
@@ -207,14 +212,13 @@ void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int T
         lra_copy(out, in, (size_t)B * T * C);
         return;
     }
-    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
-    const float scale = 1.0f / (1.0f - rate);
+    const dropout_mask m = mask_of(rate, stream);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
             memcpy(out + off, in + off, sizeof(float) * C);
-            mask_span(out + off, C, mask_index(b, t, C, Tstride), s, thr, scale);
+            mask_span(out + off, C, mask_index(b, t, C, Tstride), m);
         }
 }
 
@@ -222,17 +226,19 @@ void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int T
  * mask(gelu(in)). Backward: masks dout in place, then out = gelu'(in) dout. */
 static void gelu_dropout_rows(float *out, const float *in, float *dout, int B, int T, int C, int Tstride, float rate,
                               uint64_t stream) {
-    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
-    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
+    const dropout_mask m = mask_of(rate, stream);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
-            float *masked = dout ? dout + off : out + off;
-            if (dout && rate > 0.0f) mask_span(masked, C, mask_index(b, t, C, Tstride), s, thr, scale);
-            if (dout) lra_gelu_row_backward_set(out + off, in + off, masked, C);
-            else lra_gelu_row_forward(out + off, in + off, C);
-            if (!dout && rate > 0.0f) mask_span(masked, C, mask_index(b, t, C, Tstride), s, thr, scale);
+            const uint32_t first = mask_index(b, t, C, Tstride);
+            if (dout) {
+                if (rate > 0.0f) mask_span(dout + off, C, first, m);
+                lra_gelu_row_backward_set(out + off, in + off, dout + off, C);
+            } else {
+                lra_gelu_row_forward(out + off, in + off, C);
+                if (rate > 0.0f) mask_span(out + off, C, first, m);
+            }
         }
 }
 
@@ -259,16 +265,15 @@ void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, 
 
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
                                   int Tstride, float rate, uint64_t stream) {
-    const uint32_t thr = lra_dropout_threshold(rate), s = (uint32_t)stream;
-    const float scale = rate > 0.0f ? 1.0f / (1.0f - rate) : 1.0f;
+    const dropout_mask m = mask_of(rate, stream);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
             const uint32_t base = mask_index(b, t, C, Tstride);
-            if (thr)
+            if (m.threshold)
                 for (int c = 0; c < C; c++)
-                    out[off + c] = x[off + c] + (lra_keep(s, base + (uint32_t)c, thr) ? scale * y[off + c] : 0.0f);
+                    out[off + c] = x[off + c] + (lra_keep(m.stream, base + (uint32_t)c, m.threshold) ? m.scale * y[off + c] : 0.0f);
             else
                 for (int c = 0; c < C; c++) out[off + c] = x[off + c] + y[off + c];
         }
