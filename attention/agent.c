@@ -26,10 +26,9 @@
 #include <omp.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "backend.h"
 #include "pool.h"
+#include "tile_bf16.h"
 #include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
@@ -102,7 +101,7 @@ enum { TILE = 64 };
  * running max and sum (n), and transposed copies - A and VA (hs*n), a key tile's K and V
  * (hs*TILE) - so that every product against them runs as "A times B" in OpenBLAS's small-matrix
  * kernels (see lra_transpose): 6-25% faster forward+backward at T = 1024 and 16384. */
-typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum, at, vat, kt, vt; } layout;
+typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum, at, vat, kt, vt, bw; } layout;
 static layout lay(const agent_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t n = (size_t)c->n, nd = n * s.hs, nT = n * s.T, tile = n * TILE;
@@ -128,6 +127,9 @@ static layout lay(const agent_ctx *c, lra_attn_shape s) {
     CARVE(vat, nd);      // (d, n): V_A transposed
     CARVE(kt, s.hs * (size_t)TILE); // (d, TILE): a key tile transposed
     CARVE(vt, s.hs * (size_t)TILE); // (d, TILE): its values transposed
+    /* bf16: one product's operands (tile_bf16.h). Every product has a side of TILE or d and one
+     * of at most n, TILE or d, so M K + K N stays within (n + TILE + d + 2)(TILE + d + 2) */
+    CARVE(bw, ((size_t)(c->n + TILE + s.hs + 2) * (TILE + s.hs + 2) + 1) / 2);
     l.thread = off;
 #undef CARVE
     return l;
@@ -154,8 +156,8 @@ static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *
 /* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation
  * logits. Kt: the tile's keys transposed, (hs, TILE), so that the product runs as "A times B" */
 static void aggregation_logits(float *S, const float *A, const float *Kt, const uint8_t *mask, const float *B1, int m,
-                               int t0, int nk, int hs, int Tmax, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
+                               int t0, int nk, int hs, int Tmax, float scale, int b16, uint16_t *bw) {
+    lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
     for (int j = 0; j < m; j++)
         for (int t = 0; t < nk; t++) {
             float *x = S + (size_t)j * TILE + t;
@@ -167,8 +169,8 @@ static void aggregation_logits(float *S, const float *A, const float *Kt, const 
 /* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast
  * probabilities. At: A transposed, (hs, n) */
 static void broadcast_probs(float *P, const float *Q, const float *At, const float *B2, int m, int t0, int nq, int n,
-                            int hs, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
+                            int hs, float scale, int b16, uint16_t *bw) {
+    lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
     for (int t = 0; t < nq; t++) {
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
         if (B2)
@@ -228,18 +230,19 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
  * (m x TILE) and Kt (hs x TILE), each key tile transposed */
 static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, float *Kt, const float *A,
                       const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs,
-                      int Tmax, float scale, const lra_attn_args *a, int bh) {
+                      int Tmax, float scale, const lra_attn_args *a, int bh, uint16_t *bw) {
+    const int b16 = a->precision == LRA_BF16;
     memset(VA, 0, sizeof(float) * (size_t)m * hs);
     for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
     for (int t0 = 0; t0 < T; t0 += TILE) {
         const int nk = T - t0 < TILE ? T - t0 : TILE;
         if (!tile_has_key(mask, t0, nk)) continue;
         lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
-        aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale);
+        aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale, b16, bw);
         for (int j = 0; j < m; j++)
             lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
         const float *Pd = dropped(Sd, S, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, Pd, TILE, V + (size_t)t0 * hs, hs, 1.0f,
+        lra_tile_gemm(b16, bw, 0, 0, m, hs, nk, 1.0f, Pd, TILE, V + (size_t)t0 * hs, hs, 1.0f,
                     VA, hs);
     }
     for (int j = 0; j < m; j++) {
@@ -263,6 +266,8 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
         float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p, *At = tw + l.at;
+        const int b16 = a->precision == LRA_BF16;
+        uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
@@ -273,12 +278,12 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
             lra_pool_rows_forward(A, Q, mask, L, m, hs);
             lra_transpose(At, n, A, m, hs);
             aggregate(VA, hw + l.lse, tw + l.mx, tw + l.sum, P, tw + l.pd, tw + l.kt, A, K, V, mask,
-                      B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh);
+                      B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh, bw);
             for (int t0 = 0; t0 < T; t0 += TILE) { /* broadcast: O = P2 V_A, a tile of queries at a time */
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
-                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
+                lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
                             O + (size_t)t0 * hs, hs);
             }
         }
@@ -315,6 +320,8 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         float *P = tw + l.p, *G = tw + l.g, *dVA = tw + l.dva, *dA = tw + l.da;
         float *At = tw + l.at, *VAt = tw + l.vat, *Kt = tw + l.kt, *Vt = tw + l.vt; /* transposed */
         float *D = tw + l.mx; /* (m): dVA_j . VA_j, in the running max's place */
+        const int b16 = a->precision == LRA_BF16;
+        uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head;
@@ -329,14 +336,14 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
             for (int t0 = 0; t0 < T; t0 += TILE) {
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
-                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
+                lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
+                lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
                 softmax_grad(G, P, Pd, nq, m, n, NULL);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, m, scale, G, n, A, hs, 1.0f,
+                lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, scale, G, n, A, hs, 1.0f,
                             dQ + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, nq, scale, G, n, Qt, hs, 1.0f, dA, hs);
+                lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, scale, G, n, Qt, hs, 1.0f, dA, hs);
                 if (c->bias)
                     for (int t = 0; t < nq; t++) memcpy(hw + l.ds2 + (size_t)(t0 + t) * n, G + (size_t)t * n, sizeof(float) * m);
             }
@@ -354,20 +361,20 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 }
                 lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
                 lra_transpose(Vt, TILE, V + (size_t)t0 * hs, nk, hs);
-                aggregation_logits(P, A, Kt, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale);
+                aggregation_logits(P, A, Kt, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale, b16, bw);
                 for (int j = 0; j < m; j++) {
                     const float lj = lse[j]; /* a local, so that gcc vectorises the exp */
                     float *pr = P + (size_t)j * TILE;
                     for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
                 }
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
+                lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
+                lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
                 softmax_grad(G, P, Pd, m, nk, TILE, D);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
+                lra_tile_gemm(b16, bw, 0, 0, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
                             hs, 1.0f, dA, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
+                lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
                             dK + (size_t)t0 * hs, hs);
                 if (c->bias)
                     for (int j = 0; j < m; j++) memcpy(hw + l.ds1 + (size_t)j * T + t0, G + (size_t)j * TILE, sizeof(float) * nk);
@@ -433,4 +440,5 @@ const lra_attn_i lra_attn_agent = {
     .backward = agent_backward,
     .param_count = agent_param_count,
     .init_params = agent_init_params,
+    .bf16 = 1,
 };

@@ -32,6 +32,9 @@ typedef struct {
     const uint8_t *mask; /* (B, T), never NULL */
     float dropout;       /* dropout rate on attention probabilities; 0 in evaluation */
     uint64_t seed;       /* dropout stream: the same value must reach forward and its backward */
+    lra_precision precision; /* LRA_BF16: a backend that takes bf16 (lra_attn_bf16) may run its
+                              * products on bf16 operands with fp32 sums; the same value must reach
+                              * forward and its backward */
 } lra_attn_args;
 
 struct lra_attn_i; /* a backend's function table: attention/backend.h, for backends and the registry */
@@ -72,6 +75,9 @@ size_t lra_attn_workspace_bytes(const lra_attn *h);
  * lra_attn_saved_bytes. */
 void lra_attn_share_scratch(lra_attn *h, void *scratch);
 size_t lra_attn_param_count(const lra_attn *h);     /* 0 for a backend without parameters */
+/* The precision the backend's products run at in a run of precision p: LRA_BF16 only for a
+ * backend that takes bf16, on a CPU with bf16 hardware (attention/tile_bf16.h); else LRA_FP32. */
+lra_precision lra_attn_precision(const lra_attn *h, lra_precision p);
 /* Resolved options as a JSON object for reports; the caller owns it. */
 cJSON *lra_attn_describe(const lra_attn *h);
 /* Analytic flops of one forward and one backward call at shape s, all heads. */

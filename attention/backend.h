@@ -47,6 +47,10 @@ typedef struct lra_attn_i {
      * with experts that hold every key...). The generic tests hold every backend that has one to
      * full attention's outputs and gradients there. */
     void (*exact_opts)(lra_attn_shape max, char *buf, size_t n);
+    /* 1: under args.precision == LRA_BF16 the backend's products take bf16 operands with fp32
+     * sums (attention/tile_bf16.h); the wrappers pass LRA_BF16 only where the CPU has bf16
+     * hardware, so a backend sees LRA_FP32 otherwise. 0: fp32 in both precisions. */
+    int bf16;
 } lra_attn_i;
 
 /* Registry order: NULL-terminated; lookup by name (NULL if unknown). */

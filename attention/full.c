@@ -25,6 +25,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "tile_bf16.h"
 #include "vec.h"
 
 /* Tiles of BQ x BK scores; BQ x BK x hs stays within OpenBLAS's small-matrix limit (10^6) up to
@@ -60,12 +61,71 @@ static void full_release(void *ctx) { free(ctx); }
 
 static cJSON *full_describe(const void *ctx) { (void)ctx; return cJSON_CreateObject(); }
 
-/* per-thread scratch, floats: forward's score tile (BQ x BK), K^T (hs x BK), and a chunk's
+/* per-thread scratch, floats: fp32, forward's score tile (BQ x BK), K^T (hs x BK), and a chunk's
  * accumulators (BQC x hs) with m, l (BQC); or backward's S, dS and dropped P (BQ x BK each) with
- * a key block's K^T and V^T (hs x BK each) */
+ * a key block's K^T and V^T (hs x BK each). bf16 (tile_bf16.h) replaces the K^T and V^T copies
+ * with bf16 operands: forward the chunk's Q as rows, a key block's K and V in pairs, and P;
+ * backward the chunk's Q and dO as rows and transposed, a key block's K and V in pairs (and K in
+ * pairs of rows), P and dS in pairs of rows and dS as rows, and the key block's dV^T and dK^T
+ * (fp32), which it adds to dV and dK once per chunk: transposing the chunk's Q and dO once costs
+ * less than transposing every tile's P and dS. hp: hs rounded up to even. */
+typedef struct {
+    float *S, *acc, *m, *l;          /* forward */
+    float *dP, *Pd;                  /* backward */
+    float *Kt, *Vt;                  /* fp32: K^T, V^T (hs, BK) */
+    float *dVt, *dKt;                /* bf16: a key block's dV^T, dK^T (hs, BK) over one chunk */
+    uint16_t *Qb, *dOb;              /* bf16: (BQC, hp) rows */
+    uint16_t *QT, *dOT;              /* bf16: (hs, BQC) transposed */
+    uint16_t *Kp, *Vp;               /* bf16: K^T, V^T as pairs of K's and V's columns (hp / 2, BK, 2) */
+    uint16_t *Kr, *Vr;               /* bf16: K, V as pairs of rows (BK / 2, hs, 2) */
+    uint16_t *Pb, *Pp, *dSp;         /* bf16: P (BQ, BK) rows, P and dS in pairs of rows (BQ / 2, BK, 2) */
+} tiles;
+
+static int even(int n) { return n + (n & 1); }
+
+/* the thread's tiles from base (NULL: sizes only), forward's or backward's; returns the floats they span */
+static size_t tiles_at(tiles *t, float *base, int hs, int backward) {
+    const size_t hp = (size_t)even(hs), u16 = 2; /* bf16 elements per float */
+    size_t off = 0;
+    memset(t, 0, sizeof *t);
+#define TAKE(ptr, n) (ptr = base ? (void *)(base + off) : NULL, off += (n))
+#define TAKE16(ptr, n) TAKE(ptr, ((n) + u16 - 1) / u16)
+    TAKE(t->S, BQ * BK);
+    if (!backward) {
+        TAKE(t->acc, BQC * (size_t)hs);
+        TAKE(t->m, BQC);
+        TAKE(t->l, BQC);
+        TAKE(t->Kt, (size_t)hs * BK);
+        TAKE16(t->Qb, BQC * hp);
+        TAKE16(t->Kp, hp * BK);
+        TAKE16(t->Vr, (size_t)BK * hs);
+        TAKE16(t->Pb, BQ * BK);
+    } else {
+        TAKE(t->dP, BQ * BK);
+        TAKE(t->Pd, BQ * BK);
+        TAKE(t->Kt, (size_t)hs * BK);
+        TAKE(t->Vt, (size_t)hs * BK);
+        TAKE(t->dVt, (size_t)hs * BK);
+        TAKE(t->dKt, (size_t)hs * BK);
+        TAKE16(t->Qb, BQC * hp);
+        TAKE16(t->dOb, BQC * hp);
+        TAKE16(t->QT, (size_t)hs * BQC);
+        TAKE16(t->dOT, (size_t)hs * BQC);
+        TAKE16(t->Kp, hp * BK);
+        TAKE16(t->Vp, hp * BK);
+        TAKE16(t->Kr, (size_t)BK * hs);
+        TAKE16(t->Pb, BQ * BK);
+        TAKE16(t->Pp, BQ * BK);
+        TAKE16(t->dSp, BQ * BK);
+    }
+#undef TAKE
+#undef TAKE16
+    return off;
+}
+
 static size_t scratch_floats(int hs) {
-    const size_t fwd = (size_t)BQ * BK + (size_t)hs * BK + (size_t)BQC * hs + 2 * BQC;
-    const size_t bwd = 3 * (size_t)BQ * BK + 2 * (size_t)hs * BK;
+    tiles t;
+    const size_t fwd = tiles_at(&t, NULL, hs, 0), bwd = tiles_at(&t, NULL, hs, 1);
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -94,14 +154,15 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
 }
 
 /* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows:
- * masked keys to NEG_BIG, then vec.h's online step per row (max m, sum l, accumulator rows acc
- * (nq x hs) rescaled), leaving in S the tile's unnormalised probabilities (dropped, when dropout
- * is on) for acc += S V. */
+ * the scores times sc (1 where the product applied the scale), masked keys to NEG_BIG, then
+ * vec.h's online step per row (max m, sum l, accumulator rows acc (nq x hs) rescaled), leaving in
+ * S the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
 static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq, int nk, int hs, const uint8_t *mk,
-                                const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr, float keep_scale) {
+                                float sc, const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr,
+                                float keep_scale) {
     for (int r = 0; r < nq; r++) {
         float *row = S + r * BK;
-        for (int j = 0; j < nk; j++) row[j] = mk[j] ? row[j] : NEG_BIG;
+        for (int j = 0; j < nk; j++) row[j] = mk[j] ? row[j] * sc : NEG_BIG;
         lra_online_softmax_tile(row, nk, &m[r], &l[r], acc + (size_t)r * hs, hs); /* 0 for masked keys */
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + r));
@@ -111,14 +172,24 @@ static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq
     }
 }
 
+/* S (nq, nk; row stride BK) = A B over hs: fp32, Q K^T scaled (A: rows of q; B: the block's K^T
+ * in t->Kt), or bf16, unscaled (A: the chunk's rows from Ab; B: the block in pairs, Bp) */
+static void scores(float *S, int nq, int nk, int hs, float scale, const float *A, const float *Bt,
+                   const uint16_t *Ab, const uint16_t *Bp, int b16) {
+    if (b16) lra_tile_bf16(nq, nk, even(hs) / 2, Ab, even(hs), Bp, BK, S, BK, 0);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, A, hs, Bt, BK, 0.0f, S, BK);
+}
+
 /* Forward takes BQC query rows at a time through every key block, so that each key block's K^T
- * is copied once per chunk and the rows' Q, running sums and accumulators stay in cache. */
+ * (bf16: K and V in pairs) is made once per chunk and the rows' Q, running sums and accumulators
+ * stay in cache. */
 static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                          void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const full_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nchunks = (T + BQC - 1) / BQC;
-    const float scale = 1.0f / sqrtf((float)hs);
+    const int T = s.T, hs = s.hs, hp = even(hs), BH = s.B * s.NH, nchunks = (T + BQC - 1) / BQC;
+    const int b16 = a->precision == LRA_BF16;
+    const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     float *lse = ws;                                    /* (B, NH, T) */
@@ -127,29 +198,39 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         for (int ch = 0; ch < nchunks; ch++) {
-            float *S = scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs); /* (BQ, BK) */
-            float *Kt = S + BQ * BK;               /* (hs, BK) */
-            float *acc = Kt + hs * BK;             /* (BQC, hs): the chunk's unnormalised outputs */
-            float *m = acc + BQC * hs, *l = m + BQC; /* (BQC) each: running max and sum */
+            tiles t;
+            tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs), hs, 0);
+            float *S = t.S, *acc = t.acc, *m = t.m, *l = t.l; /* acc (BQC, hs): the chunk's unnormalised outputs */
             const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
             const size_t head = (size_t)bh * T * hs;
             const int c0 = ch * BQC, nc = T - c0 < BQC ? T - c0 : BQC;
             for (int r = 0; r < nc; r++) { m[r] = NEG_BIG; l[r] = 0.0f; }
             memset(acc, 0, sizeof(float) * (size_t)nc * hs);
+            if (b16) lra_bf16_rows(t.Qb, hp, q + head + (size_t)c0 * hs, hs, nc, hs, 1.0f);
             for (int j0 = 0; j0 < T; j0 += BK) {
                 const int nk = T - j0 < BK ? T - j0 : BK;
                 if (!block_has_key(mask, j0, nk)) continue;
-                const float *V = v + head + (size_t)j0 * hs;
-                lra_transpose(Kt, BK, k + head + (size_t)j0 * hs, nk, hs);
+                const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
+                if (b16) {
+                    lra_bf16_pairs_cols(t.Kp, BK, K, hs, nk, hs);
+                    lra_bf16_pairs_rows(t.Vr, hs, V, hs, nk, hs, 1.0f);
+                } else {
+                    lra_transpose(t.Kt, BK, K, nk, hs);
+                }
                 for (int b0 = 0; b0 < nc; b0 += BQ) {
                     const int nq = nc - b0 < BQ ? nc - b0 : BQ;
                     float *accb = acc + (size_t)b0 * hs;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale,
-                                q + head + (size_t)(c0 + b0) * hs, hs, Kt, BK, 0.0f, S, BK);
-                    online_softmax_tile(S, m + b0, l + b0, accb, nq, nk, hs, mask + j0, a, bh, c0 + b0, j0, thr,
+                    scores(S, nq, nk, hs, scale, q + head + (size_t)(c0 + b0) * hs, t.Kt, t.Qb + (size_t)b0 * hp, t.Kp,
+                           b16);
+                    online_softmax_tile(S, m + b0, l + b0, accb, nq, nk, hs, mask + j0, sc, a, bh, c0 + b0, j0, thr,
                                         keep_scale);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, BK, V, hs, 1.0f,
-                                accb, hs);
+                    if (b16) {
+                        lra_bf16_rows(t.Pb, BK, S, BK, nq, nk, 1.0f);
+                        lra_tile_bf16(nq, hs, even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, BK, V, hs, 1.0f,
+                                    accb, hs);
+                    }
                 }
             }
             for (int r = 0; r < nc; r++) {
@@ -168,17 +249,17 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     }
 }
 
-/* One (nq x nk) backward tile, row stride BK: the logits S become the probabilities P (from each
- * row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on, and dP (dL/d
- * the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
-static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, const float *li,
-                         const float *D, const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr,
-                         float keep_scale) {
+/* One (nq x nk) backward tile, row stride BK: the logits S (times sc) become the probabilities P
+ * (from each row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on,
+ * and dP (dL/d the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
+static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, float sc,
+                         const float *li, const float *D, const lra_attn_args *a, int bh, int i0, int j0,
+                         uint32_t thr, float keep_scale) {
     for (int r = 0; r < nq; r++) {
         float *srow = S + r * BK, *dprow = dP + r * BK;
         const float l = li[r], Di = D[r];
         for (int j = 0; j < nk; j++) {
-            float p = expf(srow[j] - l);
+            float p = expf(srow[j] * sc - l);
             srow[j] = mk[j] ? p : 0.0f;
         }
         if (thr) {
@@ -195,19 +276,47 @@ static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const u
     }
 }
 
+/* One backward tile's three gradient products: dV_j += P^T dO (dropped P when dropout is on),
+ * dK_j += scale dS^T Q, dQ_i += scale dS K. fp32: sgemm from the rows of Q and dO. bf16: the
+ * block's dV^T += dO^T P and dK^T += Q^T (scale dS) from the chunk's transposed dO and Q at column
+ * b (P and dS rounded here, in pairs of rows), and dQ from dS's rows against K in pairs of rows. */
+static void gradient_products(const tiles *t, int nq, int nk, int hs, float scale, int b, const float *P,
+                              const float *dS, const float *Q, const float *dO, const float *K, float *dQ,
+                              float *dK, float *dV, int b16) {
+    if (!b16) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, P, BK, dO, hs, 1.0f, dV, hs);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, scale, dS, BK, Q, hs, 1.0f, dK, hs);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, scale, dS, BK, K, hs, 1.0f, dQ, hs);
+        return;
+    }
+    lra_bf16_pairs_rows(t->Pp, BK, P, BK, nq, nk, 1.0f);
+    lra_bf16_pairs_rows(t->dSp, BK, dS, BK, nq, nk, scale);
+    lra_bf16_rows(t->Pb, BK, dS, BK, nq, nk, scale);
+    lra_tile_bf16(hs, nk, even(nq) / 2, t->dOT + b, BQC, t->Pp, BK, t->dVt, BK, 1);
+    lra_tile_bf16(hs, nk, even(nq) / 2, t->QT + b, BQC, t->dSp, BK, t->dKt, BK, 1);
+    lra_tile_bf16(nq, hs, even(nk) / 2, t->Pb, BK, t->Kr, hs, dQ, hs, 1);
+}
+
+/* X (n, d) += Xt^T for Xt (d, BK): a key block's dV^T or dK^T into dV or dK */
+static void add_transposed(float *X, const float *Xt, int n, int d) {
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < d; c++) X[(size_t)r * d + c] += Xt[(size_t)c * BK + r];
+}
+
 /* Backward walks, for each chunk of BQC queries, key blocks outside and the chunk's query blocks
- * inside, so that each key block's K^T and V^T are copied once per chunk and the two score
- * products are "A times B" (Q K^T, dO V^T), which OpenBLAS takes into its small-matrix kernels;
- * "A times B^T" goes through its packing path, which packs the same query block again for every
- * key block (a third of the time at T = 16384). */
+ * inside, so that each key block's K^T and V^T (bf16: K and V in pairs) are made once per chunk
+ * and the two score products are "A times B" (Q K^T, dO V^T), which OpenBLAS takes into its
+ * small-matrix kernels; "A times B^T" goes through its packing path, which packs the same query
+ * block again for every key block (a third of the time at T = 16384). */
 static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args *a,
                           float *dq, float *dk, float *dv, float *dparams, void *ws, void *scratch, const float *dout,
                           const float *o, const float *q, const float *k, const float *v,
                           const float *params) {
     (void)params; (void)dparams;
     const full_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH;
-    const float scale = 1.0f / sqrtf((float)hs);
+    const int T = s.T, hs = s.hs, hp = even(hs), BH = s.B * s.NH;
+    const int b16 = a->precision == LRA_BF16;
+    const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     const float *lse = ws;
@@ -216,11 +325,9 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
-        float *S = scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs); /* (BQ, BK): S, then P */
-        float *dP = S + BQ * BK;      /* (BQ, BK): dP, then dS */
-        float *Pd = dP + BQ * BK;     /* (BQ, BK): dropped P */
-        float *Kt = Pd + BQ * BK;     /* (hs, BK): this key block's K^T */
-        float *Vt = Kt + hs * BK;     /* (hs, BK): its V^T */
+        tiles t;
+        tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs), hs, 1);
+        float *S = t.S, *dP = t.dP, *Pd = t.Pd; /* (BQ, BK) each: S then P, dP then dS, dropped P */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         float *D = Dall + (size_t)bh * T;
@@ -231,27 +338,42 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             D[i] = acc;
         }
         for (int c0 = 0; c0 < T; c0 += BQC) { /* a chunk of queries past every key block */
+            const int nc = T - c0 < BQC ? T - c0 : BQC;
+            if (b16) {
+                lra_bf16_rows(t.Qb, hp, q + head + (size_t)c0 * hs, hs, nc, hs, 1.0f);
+                lra_bf16_rows(t.dOb, hp, dout + head + (size_t)c0 * hs, hs, nc, hs, 1.0f);
+                lra_bf16_rows_t(t.QT, BQC, q + head + (size_t)c0 * hs, hs, nc, hs, 1.0f);
+                lra_bf16_rows_t(t.dOT, BQC, dout + head + (size_t)c0 * hs, hs, nc, hs, 1.0f);
+            }
             for (int j0 = 0; j0 < T; j0 += BK) {
                 const int nk = T - j0 < BK ? T - j0 : BK;
                 if (!block_has_key(mask, j0, nk)) continue;
                 const float *K = k + head + (size_t)j0 * hs, *V = v + head + (size_t)j0 * hs;
                 float *dK = dk + head + (size_t)j0 * hs, *dV = dv + head + (size_t)j0 * hs;
-                lra_transpose(Kt, BK, K, nk, hs);
-                lra_transpose(Vt, BK, V, nk, hs);
+                if (b16) {
+                    lra_bf16_pairs_cols(t.Kp, BK, K, hs, nk, hs);
+                    lra_bf16_pairs_cols(t.Vp, BK, V, hs, nk, hs);
+                    lra_bf16_pairs_rows(t.Kr, hs, K, hs, nk, hs, 1.0f);
+                    memset(t.dVt, 0, sizeof(float) * (size_t)hs * BK);
+                    memset(t.dKt, 0, sizeof(float) * (size_t)hs * BK);
+                } else {
+                    lra_transpose(t.Kt, BK, K, nk, hs);
+                    lra_transpose(t.Vt, BK, V, nk, hs);
+                }
                 const uint8_t *mk = mask + j0;
-                for (int i0 = c0; i0 < T && i0 < c0 + BQC; i0 += BQ) {
-                    const int nq = T - i0 < BQ ? T - i0 : BQ;
+                for (int i0 = c0; i0 < c0 + nc; i0 += BQ) {
+                    const int nq = c0 + nc - i0 < BQ ? c0 + nc - i0 : BQ, b = i0 - c0;
                     const float *Q = q + head + (size_t)i0 * hs, *dO = dout + head + (size_t)i0 * hs;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, Q, hs, Kt, BK, 0.0f, S, BK);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, 1.0f, dO, hs, Vt, BK, 0.0f, dP, BK);
-                    probs_and_ds(S, dP, Pd, nq, nk, mk, lse + (size_t)bh * T + i0, D + i0, a, bh, i0, j0, thr,
+                    scores(S, nq, nk, hs, scale, Q, t.Kt, t.Qb + (size_t)b * hp, t.Kp, b16);
+                    scores(dP, nq, nk, hs, 1.0f, dO, t.Vt, t.dOb + (size_t)b * hp, t.Vp, b16);
+                    probs_and_ds(S, dP, Pd, nq, nk, mk, sc, lse + (size_t)bh * T + i0, D + i0, a, bh, i0, j0, thr,
                                  keep_scale);
-                    /* dV_j += P^T dO (dropped P when dropout is on), dK_j += dS^T Q, dQ_i += dS K */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, thr ? Pd : S, BK, dO, hs, 1.0f,
-                                dV, hs);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, scale, dP, BK, Q, hs, 1.0f, dK, hs);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, scale, dP, BK, K, hs, 1.0f,
-                                dq + head + (size_t)i0 * hs, hs);
+                    gradient_products(&t, nq, nk, hs, scale, b, thr ? Pd : S, dP, Q, dO, K,
+                                      dq + head + (size_t)i0 * hs, dK, dV, b16);
+                }
+                if (b16) {
+                    add_transposed(dV, t.dVt, nk, hs);
+                    add_transposed(dK, t.dKt, nk, hs);
                 }
             }
         }
@@ -276,4 +398,5 @@ const lra_attn_i lra_attn_full = {
     .forward = full_forward,
     .backward = full_backward,
     .exact_opts = full_exact_opts,
+    .bf16 = 1,
 };

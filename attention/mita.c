@@ -51,6 +51,7 @@
 #include "backend.h"
 #include "pool.h"
 #include "route.h"
+#include "tile_bf16.h"
 #include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
@@ -125,6 +126,7 @@ typedef struct {
     size_t z, cand, kt;                                      /* forward: experts and compression */
     size_t qe, oe, ke, ve, ket, vet, r, r2, g, gd, dke, dve; /* forward: a chunk's queries; backward: routed */
     size_t da, dvb, vbt, sg, sgd, sr2, sz, skt, svt;         /* backward: shared and compression */
+    size_t bw;                                               /* bf16: one product's operands */
     size_t thread;
 } layout;
 static size_t cand_cap(const mita_ctx *c) { return 2 * (size_t)c->k + c->tile; } /* pairs per expert */
@@ -157,6 +159,9 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     CARVE(qsum, n);       // (QC): the chunk's running sums of exponentials in forward
     CARVE(off, m + 1);    // (m + 1): where each expert's queries start in inv (int32)
     CARVE(inv, (n * S + 1) / 2); // (QC s): the chunk's queries by expert, offsets from its first (uint16)
+    /* bf16: one product's operands (tile_bf16.h). Every product has a side of tile or d and one
+     * of at most m, k, tile or d, so M K + K N stays within (max(m, k) + tile + d + 2)(tile + d + 2) */
+    CARVE(bw, ((km + t + d + 2) * (t + d + 2) + 1) / 2);
     const size_t u = off;
     CARVE(z, m * t);      // forward (m, tile): activations A k^T of a key tile, then their softmax
     CARVE(cand, 2 * m * cand_cap(c)); // (m, 2k + tile) candidate pairs per expert
@@ -290,9 +295,11 @@ typedef struct {
     int bh, T, hs, me, ke, se, base, tile;
     float scale, tau_inv, keep_scale;
     uint32_t thr;
+    int b16;                 /* the attention products in bf16 (tile_bf16.h); routing stays fp32 */
     const uint8_t *mask;
     const float *Q, *K, *V;
     float *hw, *tw;
+    uint16_t *bw;            /* their operands */
     layout l;
 } head_view;
 
@@ -305,6 +312,8 @@ static head_view view_of(const mita_ctx *c, lra_attn_shape s, const lra_attn_arg
                    .Q = q + head, .K = k + head, .V = v + head, .hw = (float *)ws + (size_t)bh * l->head,
                    .tw = (float *)scratch + (size_t)omp_get_thread_num() * l->thread, .tile = c->tile, .l = *l};
     h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)s.hs;
+    h.b16 = a->precision == LRA_BF16;
+    h.bw = (uint16_t *)(h.tw + l->bw);
     h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     return h;
 }
@@ -331,6 +340,7 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
         const int nk = T - t0 < tk ? T - t0 : tk;
         if (!tile_has_key(h->mask, t0, nk)) continue;
         lra_transpose(Kt, tk, h->K + (size_t)t0 * hs, nk, hs);
+        /* fp32 in both precisions: Z chooses each expert's keys */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, nk, hs, 1.0f, A, hs, Kt, tk, 0.0f, Z, tk);
         for (int j = 0; j < me; j++) {
             float *z = Z + (size_t)j * tk;
@@ -350,8 +360,7 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             lra_online_softmax_tile(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
         }
         if (c->shared)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, 1.0f, Z, tk, h->V + (size_t)t0 * hs, hs,
-                        1.0f, Vbar, hs);
+            lra_tile_gemm(h->b16, h->bw, 0, 0, me, hs, nk, 1.0f, Z, tk, h->V + (size_t)t0 * hs, hs, 1.0f, Vbar, hs);
     }
     for (int j = 0; j < me; j++) {
         pair *cj = cand + (size_t)j * cap;
@@ -377,6 +386,7 @@ static void route_and_share(const head_view *h, lra_route *rt, float *mx, float 
     uint32_t *keys = (uint32_t *)(h->tw + h->l.keys);
     for (int t0 = i0; t0 < i0 + n; t0 += tq) {
         const int nq = i0 + n - t0 < tq ? i0 + n - t0 : tq;
+        /* fp32 in both precisions: G chooses each query's experts */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, h->Q + (size_t)t0 * hs, hs, At, M,
                     0.0f, G, M);
         for (int r = 0; r < nq; r++) {
@@ -402,8 +412,7 @@ static void route_and_share(const head_view *h, lra_route *rt, float *mx, float 
             }
         }
         if (c->shared)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, me, 1.0f, Psh, me, Vbar, hs, 0.0f,
-                        O + (size_t)t0 * hs, hs);
+            lra_tile_gemm(h->b16, h->bw, 0, 0, nq, hs, me, 1.0f, Psh, me, Vbar, hs, 0.0f, O + (size_t)t0 * hs, hs);
         else
             memset(O + (size_t)t0 * hs, 0, sizeof(float) * (size_t)nq * hs);
     }
@@ -413,8 +422,7 @@ static void route_and_share(const head_view *h, lra_route *rt, float *mx, float 
  * (Ket: transposed, (d, ke)). */
 static void routed_logits(const head_view *h, float *R, float *Qe, const float *Ket, const int32_t *rows, int n) {
     lra_gather_rows(Qe, h->Q, rows, n, h->hs);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h->ke, h->hs, h->scale, Qe, h->hs, Ket, h->ke, 0.0f, R,
-                h->ke);
+    lra_tile_gemm(h->b16, h->bw, 0, 0, n, h->ke, h->hs, h->scale, Qe, h->hs, Ket, h->ke, 0.0f, R, h->ke);
 }
 
 /* Forward per head: landmarks, experts and compression over key tiles, then the queries a chunk
@@ -471,7 +479,7 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                         if (h.thr)
                             for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Out, hs);
+                    lra_tile_gemm(h.b16, h.bw, 0, 0, n, hs, ke, 1.0f, R, ke, Ve, hs, 0.0f, Out, hs);
                     lra_scatter_add_rows(O, Out, rows, n, hs);
                 }
             }
@@ -518,7 +526,7 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
             n = lra_routed_tile(rows, inv, at, off[e + 1], h->tile, i0);
             routed_logits(h, Lg, Qe, Ket, rows, n); /* forward's logits again */
             lra_gather_rows(dOe, dO, rows, n, hs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, ke, hs, 1.0f, dOe, hs, Vet, ke, 0.0f, dS, ke);
+            lra_tile_gemm(h->b16, h->bw, 0, 0, n, ke, hs, 1.0f, dOe, hs, Vet, ke, 0.0f, dS, ke);
             for (int r = 0; r < n; r++) {
                 const int i = rows[r], slot = slot_of(rt + (size_t)i * S, S, e);
                 const uint32_t rs = row_stream(h, i);
@@ -536,9 +544,9 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
                     for (int j = 0; j < ke; j++) g[j] = p[j] * (g[j] - Di) * h->scale;
             }
             /* dV_e += (p z)^T dO_e, dK_e += dS^T Q_e, dQ_e = dS K_e (into dOe, done with) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, Lg, ke, dOe, hs, 1.0f, dVe, hs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ke, hs, n, 1.0f, dS, ke, Qe, hs, 1.0f, dKe, hs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, ke, 1.0f, dS, ke, Ke, hs, 0.0f, dOe, hs);
+            lra_tile_gemm(h->b16, h->bw, 1, 0, ke, hs, n, 1.0f, Lg, ke, dOe, hs, 1.0f, dVe, hs);
+            lra_tile_gemm(h->b16, h->bw, 1, 0, ke, hs, n, 1.0f, dS, ke, Qe, hs, 1.0f, dKe, hs);
+            lra_tile_gemm(h->b16, h->bw, 0, 0, n, hs, ke, 1.0f, dS, ke, Ke, hs, 0.0f, dOe, hs);
             lra_scatter_add_rows(dQ, dOe, rows, n, hs);
         }
         lra_scatter_add_rows(dV, dVe, keys, ke, hs);
@@ -583,9 +591,9 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             for (int t0 = 0; t0 < T; t0 += tq) {
                 const int nq = T - t0 < tq ? T - t0 : tq;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
+                /* forward's logits again, in fp32 as forward made them (they also routed) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, Qt, hs, At, M, 0.0f, G, M);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, me, hs, 1.0f, dOt, hs, Vbt, me, 0.0f, dS,
-                            me);
+                lra_tile_gemm(h.b16, h.bw, 0, 0, nq, me, hs, 1.0f, dOt, hs, Vbt, me, 0.0f, dS, me);
                 for (int r = 0; r < nq; r++) {
                     const int i = t0 + r;
                     const uint32_t rs = row_stream(&h, i);
@@ -602,10 +610,9 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                     else
                         for (int j = 0; j < me; j++) g[j] = p[j] * (g[j] - Di) * h.tau_inv;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, me, 1.0f, dS, me, A, hs, 1.0f,
-                            dQ + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, nq, 1.0f, dS, me, Qt, hs, 1.0f, dA, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, me, hs, nq, 1.0f, Gd, me, dOt, hs, 1.0f, dVbar, hs);
+                lra_tile_gemm(h.b16, h.bw, 0, 0, nq, hs, me, 1.0f, dS, me, A, hs, 1.0f, dQ + (size_t)t0 * hs, hs);
+                lra_tile_gemm(h.b16, h.bw, 1, 0, me, hs, nq, 1.0f, dS, me, Qt, hs, 1.0f, dA, hs);
+                lra_tile_gemm(h.b16, h.bw, 1, 0, me, hs, nq, 1.0f, Gd, me, dOt, hs, 1.0f, dVbar, hs);
             }
             /* Vbar = Pc V, Pc = softmax(A K^T scale + M), a tile of keys at a time from lsec;
              * D_j = sum_t Pc_jt dPc_jt = dVbar_j . Vbar_j */
@@ -617,6 +624,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 const float *Ktile = K + (size_t)t0 * hs;
                 lra_transpose(Kt, tk, Ktile, nk, hs);
                 lra_transpose(Vt, tk, V + (size_t)t0 * hs, nk, hs);
+                /* forward's compression logits again, in fp32 as forward made them */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, nk, hs, h.scale, A, hs, Kt, tk, 0.0f, Z, tk);
                 for (int j = 0; j < me; j++) {
                     const float lj = lsec[j];
@@ -624,19 +632,15 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                     for (int t = 0; t < nk; t++) zr[t] = expf(zr[t] - lj);
                     for (int t = 0; t < nk; t++) zr[t] = h.mask[t0 + t] ? zr[t] : 0.0f;
                 }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, 1.0f, Z, tk, dVbar, hs, 1.0f,
-                            dV + (size_t)t0 * hs, hs);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, nk, hs, 1.0f, dVbar, hs, Vt, tk, 0.0f, dS,
-                            tk);
+                lra_tile_gemm(h.b16, h.bw, 1, 0, nk, hs, me, 1.0f, Z, tk, dVbar, hs, 1.0f, dV + (size_t)t0 * hs, hs);
+                lra_tile_gemm(h.b16, h.bw, 0, 0, me, nk, hs, 1.0f, dVbar, hs, Vt, tk, 0.0f, dS, tk);
                 for (int j = 0; j < me; j++)
                     for (int t = 0; t < nk; t++) {
                         float *g = dS + (size_t)j * tk + t;
                         *g = Z[(size_t)j * tk + t] * (*g - Dc[j]);
                     }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, me, hs, nk, h.scale, dS, tk, Ktile, hs, 1.0f,
-                            dA, hs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, me, h.scale, dS, tk, A, hs, 1.0f,
-                            dK + (size_t)t0 * hs, hs);
+                lra_tile_gemm(h.b16, h.bw, 0, 0, me, hs, nk, h.scale, dS, tk, Ktile, hs, 1.0f, dA, hs);
+                lra_tile_gemm(h.b16, h.bw, 1, 0, nk, hs, me, h.scale, dS, tk, A, hs, 1.0f, dK + (size_t)t0 * hs, hs);
             }
         }
         lra_pool_rows_backward(dQ, dA, h.mask, L, me, hs); /* through the pooling into q */
@@ -702,4 +706,5 @@ const lra_attn_i lra_attn_mita = {
     .backward = mita_backward,
     .diagnostics = mita_diagnostics,
     .exact_opts = mita_exact_opts,
+    .bf16 = 1,
 };

@@ -35,6 +35,7 @@
 
 #include "backend.h"
 #include "route.h"
+#include "tile_bf16.h"
 #include "vec.h"
 
 #define NEG_BIG (-1e30f) /* see full.c: this file builds with -ffast-math */
@@ -104,6 +105,10 @@ typedef struct {
     float *Qg, *Gg;       /* (QT, hs) each: gathered q (then the tile's result: p v, or dQ), gathered dO */
     float *S, *P, *dP;    /* (QT, b) each: logits, then probabilities; dropped probabilities; their gradient */
     float *Kt, *Vt;       /* (hs, b) each: the block's keys and values transposed (see lra_transpose) */
+    /* bf16 (tile_bf16.h; hp, bp: hs, b rounded up to even): the tile's q and dO as rows (QT, hp)
+     * and in pairs of rows (QT / 2, hs, 2); the block's K and V in pairs of columns (hp / 2, b, 2)
+     * and of rows (bp / 2, hs, 2); P or dS as rows (QT, bp) and transposed (b, QT) */
+    uint16_t *Qb, *Gb, *Qp, *Gp, *Kp, *Vp, *Kr, *Vr, *Sb, *ST;
     int32_t *off;         /* (nb + 1): where each block's queries start in list */
     uint16_t *list;       /* (QC s): the chunk's queries (offsets from its first) grouped by block */
 } moe_scratch;
@@ -114,9 +119,15 @@ static size_t routing_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t nb = (size_t)nblocks(c, s.T);
     return nb * (2 * (size_t)s.hs + 1) + GT * nb + 2 * (size_t)c->s;
 }
+static size_t even(size_t n) { return n + (n & 1); }
+/* the bf16 tiles, in floats: 4 of the tile's rows, 4 of the block's, 2 of P or dS */
+static size_t bf16_floats(const moe_ctx *c, lra_attn_shape s) {
+    const size_t hp = even((size_t)s.hs), bp = even((size_t)c->b);
+    return (4 * QT * hp + 4 * hp * bp + QT * bp + bp * QT + 1) / 2;
+}
 static size_t attention_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t hs = (size_t)s.hs, nb = (size_t)nblocks(c, s.T), b = (size_t)c->b, n = chunk_of(s.T);
-    return n + 2 * QT * hs + 3 * QT * b + 2 * hs * b + nb + 1 + (n * c->s + 1) / 2;
+    return n + 2 * QT * hs + 3 * QT * b + 2 * hs * b + nb + 1 + (n * c->s + 1) / 2 + bf16_floats(c, s);
 }
 static size_t scratch_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t r = routing_floats(c, s), a = attention_floats(c, s);
@@ -138,7 +149,18 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     x.dP = x.P + QT * b;
     x.Kt = x.dP + QT * b;
     x.Vt = x.Kt + hs * b;
-    x.off = (int32_t *)(x.Vt + hs * b);
+    const size_t hp = even(hs), bp = even(b);
+    x.Qb = (uint16_t *)(x.Vt + hs * b);
+    x.Gb = x.Qb + QT * hp;
+    x.Qp = x.Gb + QT * hp;
+    x.Gp = x.Qp + QT * hp;
+    x.Kp = x.Gp + QT * hp;
+    x.Vp = x.Kp + hp * bp;
+    x.Kr = x.Vp + hp * bp;
+    x.Vr = x.Kr + hp * bp;
+    x.Sb = x.Vr + hp * bp;
+    x.ST = x.Sb + QT * bp;
+    x.off = (int32_t *)(x.Vt + hs * b + bf16_floats(c, s));
     x.list = (uint16_t *)(x.off + nb + 1);
     return x;
 }
@@ -216,13 +238,19 @@ static void block_range(const moe_ctx *c, int e, int T, int *j0, int *nk) {
     *nk = T - *j0 < c->b ? T - *j0 : c->b;
 }
 
-/* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk) (Kt: its keys
- * transposed, (hs, b)), masked keys NEG_BIG */
-static void block_logits(const moe_ctx *c, float *S, const float *Qg, const float *Kt, const uint8_t *mask, int n,
-                         int j0, int nk, int hs, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, Qg, hs, Kt, c->b, 0.0f, S, c->b);
+/* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk), masked keys
+ * NEG_BIG: fp32 from Qg and Kt (its keys transposed, (hs, b)), or bf16 from Qb and Kp (tile_bf16.h) */
+static void block_logits(const moe_ctx *c, const moe_scratch *x, float *S, const float *Qg, const uint8_t *mask,
+                         int n, int j0, int nk, int hs, float scale, int b16) {
+    float sc = 1.0f;
+    if (b16) {
+        lra_tile_bf16(n, nk, (int)even((size_t)hs) / 2, x->Qb, (int)even((size_t)hs), x->Kp, c->b, S, c->b, 0);
+        sc = scale;
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, Qg, hs, x->Kt, c->b, 0.0f, S, c->b);
+    }
     for (int r = 0; r < n; r++)
-        for (int j = 0; j < nk; j++) S[(size_t)r * c->b + j] = mask[j0 + j] ? S[(size_t)r * c->b + j] : NEG_BIG;
+        for (int j = 0; j < nk; j++) S[(size_t)r * c->b + j] = mask[j0 + j] ? S[(size_t)r * c->b + j] * sc : NEG_BIG;
 }
 
 /* Routes one head: block means, gates from sgemm GT queries at a time, each query's blocks into
@@ -269,7 +297,8 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const moe_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), b16 = a->precision == LRA_BF16;
+    const int hp = (int)even((size_t)hs), bp = (int)even((size_t)c->b);
     const float scale = 1.0f / sqrtf((float)hs);
     lra_route *sel_all = saved_sel(ws, s);
     float *lse_all = saved_lse(ws), *scratch0 = scratch;
@@ -295,14 +324,27 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
-                if (x.off[e] < x.off[e + 1]) lra_transpose(x.Kt, c->b, K + (size_t)j0 * hs, nk, hs);
+                if (x.off[e] < x.off[e + 1]) {
+                    if (b16) {
+                        lra_bf16_pairs_cols(x.Kp, c->b, K + (size_t)j0 * hs, hs, nk, hs);
+                        lra_bf16_pairs_rows(x.Vr, hs, V + (size_t)j0 * hs, hs, nk, hs, 1.0f);
+                    } else {
+                        lra_transpose(x.Kt, c->b, K + (size_t)j0 * hs, nk, hs);
+                    }
+                }
                 for (int at = x.off[e], n; at < x.off[e + 1]; at += n) {
                     n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, Qc, rows, n, hs);
-                    block_logits(c, x.S, x.Qg, x.Kt, mask, n, j0, nk, hs, scale);
+                    if (b16) lra_bf16_rows(x.Qb, hp, x.Qg, hs, n, hs, 1.0f);
+                    block_logits(c, &x, x.S, x.Qg, mask, n, j0, nk, hs, scale, b16);
                     online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
-                                V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
+                    if (b16) {
+                        lra_bf16_rows(x.Sb, bp, x.S, c->b, n, nk, 1.0f);
+                        lra_tile_bf16(n, hs, (int)even((size_t)nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
+                                    V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
+                    }
                     lra_scatter_add_rows(O, x.Qg, rows, n, hs);
                 }
             }
@@ -325,15 +367,25 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, x->Qg, hs, x->Kt, c->b, 0.0f, x->S, c->b);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, 1.0f, x->Gg, hs, x->Vt, c->b, 0.0f, x->dP, c->b);
+    const int b16 = a->precision == LRA_BF16, hp = (int)even((size_t)hs), bp = (int)even((size_t)c->b);
+    float sc = 1.0f; /* bf16: the logits' scale, applied below */
+    if (b16) {
+        lra_bf16_rows(x->Qb, hp, x->Qg, hs, n, hs, 1.0f);
+        lra_bf16_rows(x->Gb, hp, x->Gg, hs, n, hs, 1.0f);
+        lra_tile_bf16(n, nk, hp / 2, x->Qb, hp, x->Kp, c->b, x->S, c->b, 0);
+        lra_tile_bf16(n, nk, hp / 2, x->Gb, hp, x->Vp, c->b, x->dP, c->b, 0);
+        sc = scale;
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, x->Qg, hs, x->Kt, c->b, 0.0f, x->S, c->b);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, 1.0f, x->Gg, hs, x->Vt, c->b, 0.0f, x->dP, c->b);
+    }
     for (int r = 0; r < n; r++) {
         const int i = rows[r];
         const float li = lse[i], *gi = x->Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
         float Di = 0.0f;
         for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
         float *srow = x->S + (size_t)r * c->b, *dprow = x->dP + (size_t)r * c->b;
-        for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] - li) : 0.0f;
+        for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] * sc - li) : 0.0f;
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
             float *prow = x->P + (size_t)r * c->b;
@@ -344,6 +396,19 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
             }
         }
         for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di); /* dS */
+    }
+    if (b16) { /* dV += P^T dO, dK += scale dS^T Q, the tile's dQ = scale dS K (into Qg, spent) */
+        const int n2 = (int)even((size_t)n) / 2;
+        lra_bf16_pairs_rows(x->Gp, hs, x->Gg, hs, n, hs, 1.0f);
+        lra_bf16_pairs_rows(x->Qp, hs, x->Qg, hs, n, hs, 1.0f);
+        lra_bf16_rows_t(x->ST, QT, thr ? x->P : x->S, c->b, n, nk, 1.0f);
+        lra_tile_bf16(nk, hs, n2, x->ST, QT, x->Gp, hs, dV, hs, 1);
+        lra_bf16_rows_t(x->ST, QT, x->dP, c->b, n, nk, scale);
+        lra_tile_bf16(nk, hs, n2, x->ST, QT, x->Qp, hs, dK, hs, 1);
+        lra_bf16_rows(x->Sb, bp, x->dP, c->b, n, nk, scale);
+        lra_tile_bf16(n, hs, (int)even((size_t)nk) / 2, x->Sb, bp, x->Kr, hs, x->Qg, hs, 0);
+        lra_scatter_add_rows(dQ, x->Qg, rows, n, hs);
+        return;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, n, 1.0f, thr ? x->P : x->S, c->b, x->Gg, hs, 1.0f, dV,
                 hs);
@@ -380,7 +445,11 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
                 const size_t keys = head + (size_t)j0 * hs;
-                if (x.off[e] < x.off[e + 1]) {
+                if (x.off[e] < x.off[e + 1] && a->precision == LRA_BF16) {
+                    lra_bf16_pairs_cols(x.Kp, c->b, k + keys, hs, nk, hs);
+                    lra_bf16_pairs_cols(x.Vp, c->b, v + keys, hs, nk, hs);
+                    lra_bf16_pairs_rows(x.Kr, hs, k + keys, hs, nk, hs, 1.0f);
+                } else if (x.off[e] < x.off[e + 1]) {
                     lra_transpose(x.Kt, c->b, k + keys, nk, hs);
                     lra_transpose(x.Vt, c->b, v + keys, nk, hs);
                 }
@@ -451,4 +520,5 @@ const lra_attn_i lra_attn_moe = {
     .backward = moe_backward,
     .diagnostics = moe_diagnostics,
     .exact_opts = moe_exact_opts,
+    .bf16 = 1,
 };

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "tile_bf16.h"
 
 #define BACKEND(name) extern const lra_attn_i lra_attn_##name;
 #include "backends.def"
@@ -94,20 +95,34 @@ void lra_attn_init_params(const lra_attn *h, float *params, uint64_t seed) {
     h->iface->init_params(h->ctx, h->max, params, seed);
 }
 
+lra_precision lra_attn_precision(const lra_attn *h, lra_precision p) {
+    return p == LRA_BF16 && h->iface->bf16 && lra_tile_bf16_native() ? LRA_BF16 : LRA_FP32;
+}
+
+/* a's arguments with the precision the backend will run at */
+static lra_attn_args effective(const lra_attn *h, const lra_attn_args *a) {
+    lra_attn_args e = *a;
+    e.precision = lra_attn_precision(h, a->precision);
+    return e;
+}
+
 void lra_attn_forward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *o, void *ws,
                       const float *q, const float *k, const float *v, const float *params) {
-    h->iface->forward(h->ctx, s, a, o, ws, scratch_of(h, ws), q, k, v, params);
+    const lra_attn_args e = effective(h, a);
+    h->iface->forward(h->ctx, s, &e, o, ws, scratch_of(h, ws), q, k, v, params);
 }
 
 void lra_attn_backward(const lra_attn *h, lra_attn_shape s, const lra_attn_args *a, float *dq, float *dk,
                        float *dv, float *dparams, void *ws, const float *dout, const float *o, const float *q,
                        const float *k, const float *v, const float *params) {
-    h->iface->backward(h->ctx, s, a, dq, dk, dv, dparams, ws, scratch_of(h, ws), dout, o, q, k, v, params);
+    const lra_attn_args e = effective(h, a);
+    h->iface->backward(h->ctx, s, &e, dq, dk, dv, dparams, ws, scratch_of(h, ws), dout, o, q, k, v, params);
 }
 
 cJSON *lra_attn_diagnostics(const lra_attn *h, const void *ws, lra_attn_shape s, const lra_attn_args *a) {
     if (!h->iface->diagnostics) return NULL;
-    return h->iface->diagnostics(h->ctx, ws, s, a);
+    const lra_attn_args e = effective(h, a);
+    return h->iface->diagnostics(h->ctx, ws, s, &e);
 }
 
 lra_status lra_attn_parse_opts(const char *backend, const char *opts, lra_opt_fn fn, void *user,

@@ -29,6 +29,10 @@ typedef enum {
     LRA_ERR_INTERRUPTED, /* stopped by SIGINT or SIGTERM (a partial report was written) */
 } lra_status;
 
+/* A run's precision (--precision): fp32, or bf16 mixed precision: the products take bf16
+ * operands (fp32 rounded to nearest even) and accumulate in fp32; everything else stays fp32. */
+typedef enum { LRA_FP32 = 0, LRA_BF16 = 1 } lra_precision;
+
 /* Static, never NULL. */
 const char *lra_strerror(lra_status st);
 

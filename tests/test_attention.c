@@ -1,6 +1,7 @@
 /* test_attention.c - every registered backend is gradient-checked against finite differences and
  * run under different thread counts with no new test code; `full` is also compared with a
  * deliberately naive reference (plain loops in double, the whole T x T matrix). */
+#define _XOPEN_SOURCE 700 /* setenv, strdup */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -163,7 +164,7 @@ static void assert_equals_full_at(const char *backend, const char *opts, float d
     fixture m, f;
     fx_init(&m, backend, opts, sh, len, 1, 2);
     fx_init(&f, "full", "", sh, len, 1, 2);
-    lra_attn_args am = {m.mask, dropout, 8}, af = {f.mask, dropout, 8};
+    lra_attn_args am = {m.mask, dropout, 8, LRA_FP32}, af = {f.mask, dropout, 8, LRA_FP32};
     fx_fwd_bwd(&m, &am);
     fx_fwd_bwd(&f, &af);
     const float *x[4] = {m.o, m.dq, m.dk, m.dv}, *y[4] = {f.o, f.dq, f.dk, f.dv};
@@ -224,7 +225,7 @@ static void gradcheck_backend(const char *name, float rate) {
     for (const char *const *o = option_sets(name); *o; o++) {
         fixture f;
         fx_init(&f, name, *o, s, len, 1, 2);
-        lra_attn_args a = {f.mask, rate, 1234};
+        lra_attn_args a = {f.mask, rate, 1234, LRA_FP32};
         fx_fwd_bwd(&f, &a);
         float *dq = malloc(f.n * 4), *dk = malloc(f.n * 4), *dv = malloc(f.n * 4);
         memcpy(dq, f.dq, f.n * 4); memcpy(dk, f.dk, f.n * 4); memcpy(dv, f.dv, f.n * 4);
@@ -262,47 +263,63 @@ START_TEST(test_gradcheck_registry_dropout) {
 }
 END_TEST
 
-/* results must not depend on the thread count */
+/* results must not depend on the thread count, in either precision */
 START_TEST(test_threads_bitwise) {
     const int len[3] = {200, 131, 64};
     lra_attn_shape s = {3, 2, 200, 16};
     for (int bi = 0; bi < lra_attn_count(); bi++) {
         if (!t_backend_tested(lra_attn_name_at(bi))) continue;
-        fixture f1, f2;
-        fx_init(&f1, lra_attn_name_at(bi), "", s, len, 1, 1);
-        fx_init(&f2, lra_attn_name_at(bi), "", s, len, 1, 2);
-        lra_attn_args a1 = {f1.mask, 0.1f, 99}, a2 = {f2.mask, 0.1f, 99};
-        omp_set_num_threads(1);
-        fx_fwd_bwd(&f1, &a1);
-        omp_set_num_threads(2);
-        fx_fwd_bwd(&f2, &a2);
-        ck_assert_msg(memcmp(f1.o, f2.o, f1.n * 4) == 0, "%s: output differs with 1 vs 2 threads", lra_attn_name_at(bi));
-        ck_assert_msg(memcmp(f1.dq, f2.dq, f1.n * 4) == 0 && memcmp(f1.dk, f2.dk, f1.n * 4) == 0 &&
-                          memcmp(f1.dv, f2.dv, f1.n * 4) == 0,
-                      "%s: gradients differ with 1 vs 2 threads", lra_attn_name_at(bi));
-        fx_free(&f1);
-        fx_free(&f2);
+        for (int p = LRA_FP32; p <= LRA_BF16; p++) {
+            fixture f1, f2;
+            fx_init(&f1, lra_attn_name_at(bi), "", s, len, 1, 1);
+            fx_init(&f2, lra_attn_name_at(bi), "", s, len, 1, 2);
+            lra_attn_args a1 = {f1.mask, 0.1f, 99, (lra_precision)p}, a2 = {f2.mask, 0.1f, 99, (lra_precision)p};
+            omp_set_num_threads(1);
+            fx_fwd_bwd(&f1, &a1);
+            omp_set_num_threads(2);
+            fx_fwd_bwd(&f2, &a2);
+            const char *name = lra_attn_name_at(bi), *prec = lra_attn_precision(&f1.h, (lra_precision)p) == LRA_BF16 ? "bf16" : "fp32";
+            ck_assert_msg(memcmp(f1.o, f2.o, f1.n * 4) == 0, "%s (%s): output differs with 1 vs 2 threads", name, prec);
+            ck_assert_msg(memcmp(f1.dq, f2.dq, f1.n * 4) == 0 && memcmp(f1.dk, f2.dk, f1.n * 4) == 0 &&
+                              memcmp(f1.dv, f2.dv, f1.n * 4) == 0,
+                          "%s (%s): gradients differ with 1 vs 2 threads", name, prec);
+            fx_free(&f1);
+            fx_free(&f2);
+        }
     }
 }
 END_TEST
 
-static void compare_full_with_naive(lra_attn_shape s, const int *len, int holes, float rate) {
+/* full's outputs and gradients at precision p against the float64 reference; returns the worst
+ * element in units of (atol + rtol |ref|) */
+static double full_vs_naive_error(lra_attn_shape s, const int *len, int holes, float rate, lra_precision p,
+                                  double atol, double rtol, fixture *keep) {
     fixture f;
     fx_init(&f, "full", "", s, len, holes, 2);
-    lra_attn_args a = {f.mask, rate, 4321};
+    lra_attn_args a = {f.mask, rate, 4321, p};
     fx_fwd_bwd(&f, &a);
     double *ro = calloc(f.n, 8), *rq = calloc(f.n, 8), *rk = calloc(f.n, 8), *rv = calloc(f.n, 8);
     naive_full(ro, rq, rk, rv, f.q, f.k, f.v, f.dout, f.mask, s.B, s.NH, s.T, s.hs, rate, 4321);
     const double *refs[4] = {ro, rq, rk, rv};
     const float *got[4] = {f.o, f.dq, f.dk, f.dv};
-    const char *names[4] = {"o", "dq", "dk", "dv"};
+    float *tmp = malloc(f.n * sizeof(float));
+    double worst = 0;
     for (int i = 0; i < 4; i++) {
-        char what[96];
-        snprintf(what, sizeof what, "full vs naive: %s (T=%d, dropout %.2f)", names[i], s.T, (double)rate);
-        assert_matches(got[i], refs[i], f.n, what);
+        for (size_t j = 0; j < f.n; j++) tmp[j] = (float)refs[i][j];
+        const double w = t_close(got[i], tmp, f.n, atol, rtol);
+        worst = w > worst ? w : worst;
     }
+    free(tmp);
     free(ro); free(rq); free(rk); free(rv);
-    fx_free(&f);
+    if (keep) *keep = f;
+    else fx_free(&f);
+    return worst;
+}
+
+static void compare_full_with_naive(lra_attn_shape s, const int *len, int holes, float rate) {
+    const double w = full_vs_naive_error(s, len, holes, rate, LRA_FP32, 1e-5, 1e-4, NULL);
+    ck_assert_msg(w <= 1.0, "full vs naive (T=%d, hs %d, dropout %.2f): off by %.2f tolerances", s.T, s.hs,
+                  (double)rate, w);
 }
 
 START_TEST(test_full_vs_naive) {
@@ -317,6 +334,98 @@ START_TEST(test_full_vs_naive) {
      * and whole key blocks masked in the second sequence */
     const int len4[2] = {1100, 700};
     compare_full_with_naive((lra_attn_shape){2, 1, 1100, 24}, len4, 1, 0.2f);
+}
+END_TEST
+
+/* bf16 (tile_bf16.h): the documented tolerance against the float64 reference, 4e-3 absolute +
+ * 4e-3 relative on inputs of unit scale (docs/manual.md, "Precision": bf16 keeps 8 significant
+ * bits, a relative rounding of 2^-9 = 2e-3 per operand; the worst element of these cases used 23%
+ * of it on an AMD EPYC Zen 4, and one missing scale factor 66 times it); where the CPU has bf16
+ * hardware it must be the bf16 path (not fp32's bits, and outside fp32's tolerance somewhere), and
+ * with ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 it must be exactly the fp32 path. */
+static void full_bf16_case(lra_attn_shape s, const int *len, int holes, float rate) {
+    fixture b, f32;
+    const double w = full_vs_naive_error(s, len, holes, rate, LRA_BF16, 4e-3, 4e-3, &b);
+    ck_assert_msg(w <= 1.0, "full in bf16 vs naive (T=%d, hs %d, dropout %.2f): off by %.2f bf16 tolerances", s.T,
+                  s.hs, (double)rate, w);
+    full_vs_naive_error(s, len, holes, rate, LRA_FP32, 1e-5, 1e-4, &f32);
+    const int native = lra_attn_precision(&b.h, LRA_BF16) == LRA_BF16, same = memcmp(b.o, f32.o, b.n * 4) == 0 &&
+        memcmp(b.dq, f32.dq, b.n * 4) == 0 && memcmp(b.dk, f32.dk, b.n * 4) == 0 && memcmp(b.dv, f32.dv, b.n * 4) == 0;
+    ck_assert_msg(native ? !same : same, "full in bf16 (T=%d): %s", s.T,
+                  native ? "the same bits as fp32: the bf16 path did not run" : "not fp32's bits without bf16 hardware");
+    if (native) {
+        const double w32 = full_vs_naive_error(s, len, holes, rate, LRA_BF16, 1e-5, 1e-4, NULL);
+        ck_assert_msg(w32 > 1.0, "full in bf16 (T=%d) within fp32's tolerance: its products are not bf16", s.T);
+    }
+    fx_free(&b);
+    fx_free(&f32);
+}
+
+START_TEST(test_full_bf16_vs_naive) {
+    char *cap = getenv("ONEDNN_MAX_CPU_ISA") ? strdup(getenv("ONEDNN_MAX_CPU_ISA")) : NULL;
+    const int len1[2] = {150, 77}, len2[1] = {129}, len3[2] = {1100, 700}, len4[1] = {7};
+    for (int capped = 0; capped < 2; capped++) {
+        if (capped) setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1); /* the fp32 fallback */
+        full_bf16_case((lra_attn_shape){2, 3, 150, 16}, len1, 1, 0.0f);
+        full_bf16_case((lra_attn_shape){2, 3, 150, 16}, len1, 0, 0.3f);
+        full_bf16_case((lra_attn_shape){1, 2, 129, 64}, len2, 1, 0.0f);   /* one past two tiles */
+        full_bf16_case((lra_attn_shape){2, 1, 1100, 24}, len3, 1, 0.2f);  /* three chunks, odd tails */
+        full_bf16_case((lra_attn_shape){1, 1, 7, 5}, len4, 0, 0.0f);      /* odd head size and length */
+        full_bf16_case((lra_attn_shape){1, 2, 333, 32}, (const int[]){331}, 0, 0.1f); /* the repro head size */
+    }
+    if (cap) setenv("ONEDNN_MAX_CPU_ISA", cap, 1);
+    else unsetenv("ONEDNN_MAX_CPU_ISA");
+    free(cap);
+}
+END_TEST
+
+/* Every backend in bf16 against its own fp32 results, which the tests above hold to the float64
+ * references and finite differences: within the bf16 tolerance of full's test above (routing is
+ * computed in fp32 in both, so it cannot flip). A backend that takes bf16, on a CPU that has it,
+ * must not give fp32's bits, uncapped or with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (the same
+ * bits in both: AMX plays no part in these kernels); with ONEDNN_MAX_CPU_ISA=AVX2 every backend
+ * gives exactly fp32's bits. */
+START_TEST(test_registry_bf16) {
+    char *cap = getenv("ONEDNN_MAX_CPU_ISA") ? strdup(getenv("ONEDNN_MAX_CPU_ISA")) : NULL;
+    const char *caps[3] = {NULL, "AVX512_CORE_BF16", "AVX2"};
+    const int len[2] = {150, 77};
+    const lra_attn_shape s = {2, 2, 150, 16};
+    for (int bi = 0; bi < lra_attn_count(); bi++) {
+        const char *name = lra_attn_name_at(bi);
+        if (!t_backend_tested(name)) continue;
+        float *first = NULL; /* the uncapped bf16 output */
+        for (int ci = 0; ci < 3; ci++) {
+            if (caps[ci]) setenv("ONEDNN_MAX_CPU_ISA", caps[ci], 1);
+            else unsetenv("ONEDNN_MAX_CPU_ISA");
+            fixture f32, b;
+            fx_init(&f32, name, "", s, len, 1, 2);
+            fx_init(&b, name, "", s, len, 1, 2);
+            lra_attn_args a32 = {f32.mask, 0.1f, 7, LRA_FP32}, ab = {b.mask, 0.1f, 7, LRA_BF16};
+            fx_fwd_bwd(&f32, &a32);
+            fx_fwd_bwd(&b, &ab);
+            const float *got[4] = {b.o, b.dq, b.dk, b.dv}, *want[4] = {f32.o, f32.dq, f32.dk, f32.dv};
+            const char *what[4] = {"o", "dq", "dk", "dv"}, *setting = caps[ci] ? caps[ci] : "uncapped";
+            int same = 1;
+            for (int i = 0; i < 4; i++) {
+                const double w = t_close(got[i], want[i], b.n, 4e-3, 4e-3);
+                ck_assert_msg(w <= 1.0, "%s in bf16 (%s): %s off its fp32 results by %.2f bf16 tolerances", name,
+                              setting, what[i], w);
+                same = same && memcmp(got[i], want[i], b.n * 4) == 0;
+            }
+            const int native = lra_attn_precision(&b.h, LRA_BF16) == LRA_BF16;
+            ck_assert_msg(native ? !same : same, "%s in bf16 (%s): %s", name, setting,
+                          native ? "fp32's bits: its bf16 path did not run" : "not fp32's bits, without bf16 products");
+            if (ci == 0) first = memcpy(malloc(b.n * 4), b.o, b.n * 4);
+            if (ci == 1)
+                ck_assert_msg(memcmp(first, b.o, b.n * 4) == 0, "%s in bf16: other bits at AVX512_CORE_BF16", name);
+            fx_free(&f32);
+            fx_free(&b);
+        }
+        free(first);
+    }
+    if (cap) setenv("ONEDNN_MAX_CPU_ISA", cap, 1);
+    else unsetenv("ONEDNN_MAX_CPU_ISA");
+    free(cap);
 }
 END_TEST
 
@@ -416,7 +525,7 @@ START_TEST(test_agent_vs_naive) {
         fixture f;
         lra_attn_shape sh = {2, 2, 150, 16};
         fx_init(&f, "agent", sets[c].opts, sh, len, 1, 2);
-        lra_attn_args a = {f.mask, 0.0f, 1};
+        lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
         fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         const float *dwc = sets[c].dwc ? f.params : NULL;
@@ -520,7 +629,7 @@ static void naive_mita(double *o, const float *q, const float *k, const float *v
 /* mita's forward on fixture f (batch 2, 2 heads, T = 150, head size 16) against naive_mita with
  * the same options; `note` goes into the failure message after the options */
 static void assert_mita_matches_naive(fixture *f, int m, int k, int s, int shared, int sqrt_tau, const char *note) {
-    lra_attn_args a = {f->mask, 0.0f, 1};
+    lra_attn_args a = {f->mask, 0.0f, 1, LRA_FP32};
     fx_fwd(f, &a);
     double *ro = calloc(f->n, 8);
     naive_mita(ro, f->q, f->k, f->v, f->mask, f->s.B, f->s.NH, f->s.T, f->s.hs, m, k, s, shared, sqrt_tau);
@@ -585,7 +694,7 @@ static void fwd_bwd_at(const char *name, int nthreads, lra_attn_shape max, lra_a
     lra_attn h;
     ck_assert_msg(lra_attn_create(&h, name, "", max, nthreads, err) == LRA_OK, "%s", err);
     void *ws = calloc(lra_attn_workspace_bytes(&h), 1);
-    lra_attn_args a = {f->mask, 0.1f, 1};
+    lra_attn_args a = {f->mask, 0.1f, 1, LRA_FP32};
     for (int i = 1; i < 4; i++) memset(out[i], 0, f->n * sizeof(float));
     lra_attn_forward(&h, s, &a, out[0], ws, f->q, f->k, f->v, NULL);
     lra_attn_backward(&h, s, &a, out[1], out[2], out[3], NULL, ws, f->dout, out[0], f->q, f->k, f->v, NULL);
@@ -664,7 +773,7 @@ START_TEST(test_mita_options_and_diagnostics) {
     const int len[1] = {100};
     fixture f;
     fx_init(&f, "mita", "m=5,k=10", s, len, 0, 1);
-    lra_attn_args a = {f.mask, 0.0f, 1};
+    lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
     fx_fwd(&f, &a);
     d = lra_attn_diagnostics(&f.h, f.ws, s, &a);
     ck_assert(cJSON_GetObjectItem(d, "unselected_key_fraction")->valuedouble >= 0.5);
@@ -736,7 +845,7 @@ START_TEST(test_moe_vs_naive) {
     for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
         fixture f;
         fx_init(&f, "moe", sets[c].opts, (lra_attn_shape){2, 2, 150, 16}, len, 1, 2);
-        lra_attn_args a = {f.mask, 0.0f, 1};
+        lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
         fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].b, sets[c].s, sets[c].own);
@@ -766,7 +875,7 @@ START_TEST(test_moe_query_chunks) {
     const int len[2] = {4500, 4133};
     fixture f;
     fx_init(&f, "moe", "b=64,s=2", (lra_attn_shape){2, 1, 4500, 8}, len, 1, 2);
-    lra_attn_args a = {f.mask, 0.0f, 1};
+    lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
     fx_fwd(&f, &a);
     double *ro = calloc(f.n, 8);
     naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 1, 4500, 8, 64, 2, 1);
@@ -807,7 +916,7 @@ START_TEST(test_moe_options_and_diagnostics) {
     const int len[1] = {100};
     fixture f;
     fx_init(&f, "moe", "b=10,s=10", s, len, 0, 1);
-    lra_attn_args a = {f.mask, 0.0f, 1};
+    lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
     fx_fwd(&f, &a);
     d = lra_attn_diagnostics(&f.h, f.ws, s, &a);
     ck_assert_double_eq(cJSON_GetObjectItem(d, "unselected_key_fraction")->valuedouble, 0.0);
@@ -871,7 +980,7 @@ START_TEST(test_registry_attends) {
         void *ws = calloc(lra_attn_workspace_bytes(&h), 1);
         float *params = calloc(lra_attn_param_count(&h) + 1, sizeof(float));
         lra_attn_init_params(&h, params, 5);
-        lra_attn_args a = {mask, 0.0f, 1};
+        lra_attn_args a = {mask, 0.0f, 1, LRA_FP32};
         double total = 0;
         for (int p = 0; p < 5; p++) {
             const int i = pairs[p][0], j = pairs[p][1], hd = p % NH;
@@ -914,6 +1023,8 @@ Suite *attention_suite(void) {
     tc = tcase_create("reference");
     tcase_set_timeout(tc, T_HANG_GUARD_S);
     tcase_add_test(tc, test_full_vs_naive);
+    tcase_add_test(tc, test_full_bf16_vs_naive);
+    tcase_add_test(tc, test_registry_bf16);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);
     tcase_add_test(tc, test_agent_vs_naive);

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A run's precision (--precision): fp32, or bf16 mixed precision: the products take bf16
- * operands (fp32 rounded to nearest even) and accumulate in fp32; everything else stays fp32. */
-typedef enum { LRA_FP32 = 0, LRA_BF16 = 1 } lra_precision;
+#include "../../common/lra.h"
+
+/* lra_precision: common/lra.h */
 const char *lra_precision_name(lra_precision p); /* "fp32", "bf16" */
 
 /* C (M,N) = op(A) op(B) + beta C, beta 0 or 1 (C is not read when 0) */

@@ -369,7 +369,8 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
         block_product_forward(m, m->qkv_rows, a->ln1, a->ln1_16, p->qkvw, p->qkvb, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
-        lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS)};
+        lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS),
+                              c->precision};
         lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
         lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
         block_product_forward(m, m->sublayer_out, a->atty, a->atty16, p->projw, p->projb, BT, Q, C);
@@ -459,7 +460,8 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_zero(m->dqkvh, 3 * (size_t)BT * Q); /* the backends accumulate */
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dqkvh, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
-        lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS)};
+        lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS),
+                              c->precision};
         lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dmid, a->atto, q, k, v, p->attn);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
         block_product_backward(m, m->dnorm, g->qkvw, g->qkvb, m->dwide, a->ln1, a->ln1_16, p->qkvw, BT, C, 3 * Q);

@@ -41,7 +41,7 @@ typedef struct {
     int batch, heads, hs, layers, warmup, repeats, threads, encoder;
     int shards; /* the encoder step's gradient shards (train.h); default: one per process */
     int overwrite; /* --overwrite: an existing --out is replaced (else refused before measuring) */
-    lra_precision precision; /* the encoder step's products (--precision); attention stays fp32 */
+    lra_precision precision; /* --precision: the encoder's products, and attention where the backend takes bf16 */
     double mem_limit;
     char attn_opts[256], out[4096];
 } speed_cfg;
@@ -54,6 +54,7 @@ typedef struct {
     int rss_own; /* rss is this measurement's peak (else the process's so far) */
     double comm_s, comm_bytes; /* the encoder step's MPI time and bytes sent, per step */
     double step_product_flops; /* the encoder step: its blocks' dense products, forward and backward */
+    lra_precision attn_precision; /* what the backend's products ran at (lra_attn_precision) */
 } measure;
 
 static int cmp_double(const void *a, const void *b) {
@@ -98,6 +99,7 @@ static measure time_attention(const speed_cfg *c, const char *backend, int T) {
     r.workspace_bytes = (double)lra_attn_workspace_bytes(&h);
     r.planned_bytes = r.workspace_bytes + sizeof(float) * (8.0 * n + 2.0 * np) + (double)c->batch * T;
     lra_attn_flops(&h, s, &r.flops_fwd, &r.flops_bwd);
+    r.attn_precision = lra_attn_precision(&h, c->precision);
     if (r.planned_bytes > c->mem_limit) {
         r.oom = 1;
         lra_attn_free(&h);
@@ -116,7 +118,7 @@ static measure time_attention(const speed_cfg *c, const char *backend, int T) {
         for (size_t i = 0; i < 5 * n; i++) q[i] = (float)(2 * lra_rng_uniform(&g) - 1);
         lra_attn_init_params(&h, params, 2);
         memset(mask, 1, (size_t)c->batch * T);
-        lra_attn_args args = {mask, 0.0f, 0};
+        lra_attn_args args = {mask, 0.0f, 0, c->precision};
         static double f[MAXREP], fb[MAXREP];
         for (int rep = -c->warmup; rep < c->repeats; rep++) {
             double t0 = lra_now();
@@ -173,6 +175,7 @@ static measure time_encoder(const speed_cfg *c, const char *backend, int T) {
     }
     lra_attn_shape s = {c->batch, c->heads, T, c->hs};
     lra_attn_flops(&m.attn, s, &r.flops_fwd, &r.flops_bwd);
+    r.attn_precision = lra_attn_precision(&m.attn, c->precision);
     /* q, k, v (C -> 3C), out (C -> C), MLP (C -> 2C -> C): 2 N C (3C + C + 2C + 2C) forward, twice
      * that backward (din and dw) */
     const double N = (double)c->batch * T;
@@ -217,6 +220,7 @@ static cJSON *measure_json(const measure *r, const speed_cfg *c, int T, int enco
     cJSON_AddNumberToObject(j, "planned_bytes", r->planned_bytes);
     cJSON_AddNumberToObject(j, "attention_workspace_bytes", r->workspace_bytes);
     cJSON_AddNumberToObject(j, "attention_flops_fwd", r->flops_fwd);
+    cJSON_AddStringToObject(j, "attention_precision", lra_precision_name(r->attn_precision));
     cJSON_AddNumberToObject(j, "attention_flops_bwd", r->flops_bwd);
     if (!r->ran) return j;
     const char *names[2] = {encoder ? "eval_forward_s" : "forward_s", encoder ? "train_step_s" : "forward_backward_s"};
@@ -275,15 +279,18 @@ static void print_table(const char *title, const speed_cfg *c, measure (*res)[MA
 }
 
 /* GFLOP/s and how near they come to the peaks. The attention layer alone (step 0): the backends'
- * analytic flops, against the fp32 peak. The encoder step (step 1): dense products and attention,
- * as the time the step's flops would take at the peaks (products at the precision's peak,
- * attention at fp32's) over the time measured. */
-static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak32, double peak_products, int step) {
+ * analytic flops, against the peak of the precision its products ran at. The encoder step (step
+ * 1): dense products and attention, as the time the step's flops would take at the peaks
+ * (products at the run's precision's, attention at its own) over the time measured. */
+static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak32, double peak_bf16,
+                         double peak_products, int step) {
     if (step)
-        printf("\n## Encoder training step: GFLOP/s (%% of the peaks: products at %.0f GFLOP/s (%s), attention at %.0f)\n\n",
-               peak_products, lra_precision_name(c->precision), peak32);
+        printf("\n## Encoder training step: GFLOP/s (%% of the peaks: products at %.0f GFLOP/s (%s), attention at %.0f "
+               "(fp32) or %.0f (bf16 backends: *))\n\n",
+               peak_products, lra_precision_name(c->precision), peak32, peak_bf16);
     else
-        printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak, %.0f GFLOP/s)\n\n", peak32);
+        printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak: fp32 %.0f GFLOP/s, "
+               "bf16 %.0f for backends marked *)\n\n", peak32, peak_bf16);
     printf("| backend |");
     for (int l = 0; l < c->nl; l++) printf(" %d |", c->lengths[l]);
     printf("\n|---|");
@@ -296,8 +303,9 @@ static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak32
             if (!r->ran) { printf(" %s |", r->oom == 1 ? "OOM" : "n/a"); continue; }
             const double att = (step ? c->layers : 1) * (r->flops_fwd + r->flops_bwd), t = r->fwdbwd.median;
             const double products = step ? r->step_product_flops : 0;
-            const double ideal = products / (peak_products * 1e9) + att / (peak32 * 1e9);
-            printf(" %.1f (%.0f%%) |", (products + att) / t / 1e9, 100 * ideal / t);
+            const int b16 = r->attn_precision == LRA_BF16 && peak_bf16 > 0;
+            const double ideal = products / (peak_products * 1e9) + att / ((b16 ? peak_bf16 : peak32) * 1e9);
+            printf(" %.1f (%.0f%%)%s |", (products + att) / t / 1e9, 100 * ideal / t, b16 ? " *" : "");
         }
         printf("\n");
     }
@@ -409,12 +417,12 @@ int lra_speed_main(int argc, char **argv) {
             if (lra_dist_rank() == 0) fprintf(stderr, "speed: %s T=%d done\n", c.backends[b], c.lengths[l]);
         }
     print_table("## Attention layer alone, forward+backward: calls/s (speed-up over full)", &c, att, 0);
-    print_gflops(&c, att, peak, peak, 0);
+    print_gflops(&c, att, peak, peak_bf16, peak, 0);
     print_table("## Attention layer alone: planned memory, MB (inputs, gradients, workspace)", &c, att, 1);
     if (c.encoder) {
         print_table("## Encoder training step: steps/s (speed-up over full)", &c, enc, 0);
         print_table("## Encoder training step: planned memory, MB (arenas and workspaces)", &c, enc, 1);
-        print_gflops(&c, enc, peak, c.precision == LRA_BF16 && peak_bf16 > 0 ? peak_bf16 : peak, 1);
+        print_gflops(&c, enc, peak, peak_bf16, c.precision == LRA_BF16 && peak_bf16 > 0 ? peak_bf16 : peak, 1);
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "schema_version", LRA_REPORT_SCHEMA_VERSION);

@@ -20,7 +20,7 @@ typedef struct {
     int init, attn_bias;
     char dataset[32];
     char task_opts[256];
-    int precision; /* lra_precision (harness/encoder/gemm.h) */
+    int precision; /* lra_precision (common/lra.h) */
     long seed, data_seed;
     int threads;
     int grad_shards; /* the batch's fixed split into gradient shards (train.h): results never depend on P */

@@ -83,7 +83,7 @@ static cJSON *attention_diagnostics(run_state *r) {
     lra_model_forward(m, r->tokens, r->mask, r->labels, n, L, 0, 0);
     const int T = m->Tcur, NH = m->cfg.heads, hs = m->hs, rows = n * lra_split_docs(s);
     lra_attn_shape sh = {rows, NH, T, hs};
-    lra_attn_args args = {m->mask, 0.0f, 0};
+    lra_attn_args args = {m->mask, 0.0f, 0, LRA_FP32}; /* full: the fp32 reference */
     lra_attn full = {0};
     char err[LRA_ERR_LEN];
     float *o = NULL;

@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 
+#include "../../attention/tile_bf16.h"
 #include "../encoder/gemm.h"
 
 #ifndef LRA_GIT_COMMIT
@@ -83,6 +84,8 @@ cJSON *lra_machine_json(int threads) {
     cJSON_AddStringToObject(j, "openblas_config", openblas_get_config());
     cJSON_AddStringToObject(j, "openblas_core", openblas_get_corename());
     cJSON_AddStringToObject(j, "onednn_isa", lra_gemm_isa());
+    /* whether the attention backends' bf16 kernels run here (else a bf16 run's attention is fp32) */
+    cJSON_AddBoolToObject(j, "attention_bf16_kernels", lra_tile_bf16_native());
     const char *ct = getenv("OPENBLAS_CORETYPE");
     if (ct) cJSON_AddStringToObject(j, "OPENBLAS_CORETYPE", ct);
     else cJSON_AddNullToObject(j, "OPENBLAS_CORETYPE");

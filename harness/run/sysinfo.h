@@ -13,7 +13,7 @@ size_t lra_peak_rss_bytes(void);
  * the peak then stays the process's so far. */
 int lra_peak_rss_reset(void);
 /* {"cpu", "cores", "threads", "compiler", "cflags", "openblas_config", "openblas_core",
- *  "OPENBLAS_CORETYPE"}; caller owns. */
+ *  "onednn_isa", "attention_bf16_kernels", "OPENBLAS_CORETYPE"}; caller owns. */
 cJSON *lra_machine_json(int threads);
 const char *lra_git_commit(void);
 /* The numerics version: raised by every change that moves the bits of a training run (a kernel's
@@ -29,8 +29,10 @@ const char *lra_git_commit(void);
  *   6  mita's products against keys, values, landmarks and Vbar likewise
  *   7  agent's products against keys, values, A and V_A likewise
  *   8  the encoder's products through oneDNN (harness/encoder/gemm.c) in 512-row and 32-feature blocks,
- *      LayerNorm's row sums vectorised, GELU in its exact (erf) form instead of tanh's */
-#define LRA_NUMERICS 8
+ *      LayerNorm's row sums vectorised, GELU in its exact (erf) form instead of tanh's
+ *   9  full attention's products in bf16 under --precision=bf16 (attention/tile_bf16.c) where the
+ *      CPU has AVX512-BF16; fp32 runs keep the bits of 8 */
+#define LRA_NUMERICS 9
 
 /* The version of the JSON reports lra-bench writes (runs and speed); compare reads this one only. */
 #define LRA_REPORT_SCHEMA_VERSION 1

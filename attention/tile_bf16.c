@@ -1,0 +1,183 @@
+/* tile_bf16.c - bf16 tile products on AVX512-BF16 (tile_bf16.h), dispatched at run time: every
+ * function but the check is compiled for AVX512-BF16, and nothing calls them on a CPU without it.
+ * Rounding is vcvtneps2bf16's: nearest even. */
+#include <ctype.h>
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "tile_bf16.h"
+
+/* ONEDNN_MAX_CPU_ISA values below AVX512_CORE_BF16 (oneDNN 2.6's names) */
+static int isa_capped_below_bf16(void) {
+    static const char *const below[] = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
+                                        "AVX512_CORE", "AVX512_CORE_VNNI"};
+    const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+    if (!cap) return 0;
+    char up[32];
+    size_t n = 0;
+    for (; cap[n] && n + 1 < sizeof up; n++) up[n] = (char)toupper((unsigned char)cap[n]);
+    up[n] = '\0';
+    for (size_t i = 0; i < sizeof below / sizeof *below; i++)
+        if (strcmp(up, below[i]) == 0) return 1;
+    return 0;
+}
+
+/* read on every call (a getenv per attention call), so that a test can cap it within a process */
+int lra_tile_bf16_native(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && !isa_capped_below_bf16();
+}
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* the first n (<= 16) lanes */
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 16 floats (the first n) rounded to bf16 by vcvtneps2bf16 (nearest even), in the low halves of
+ * 32-bit lanes: with a second row in the high halves, the pairs of rows that B operands hold */
+BF16_TARGET static inline __m512i bf16_lanes(const float *x, int n, float scale) {
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), x), _mm512_set1_ps(scale));
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+}
+
+BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
+    for (int r = 0; r < rows; r++) {
+        uint16_t *o = out + (size_t)r * ldo;
+        const float *x = X + (size_t)r * ldx;
+        for (int c = 0; c < cols; c += 16) {
+            const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(cols - c), x + c), _mm512_set1_ps(scale));
+            _mm256_mask_storeu_epi16(o + c, lanes(cols - c), (__m256i)_mm512_cvtneps_pbh(v));
+        }
+        if (cols & 1) o[cols] = 0;
+    }
+}
+
+BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
+    for (int c = 0; c < cols; c++) {
+        uint16_t *o = out + (size_t)c * ldo;
+        for (int r = 0; r < rows; r += 16) {
+            const int n = rows - r < 16 ? rows - r : 16;
+            const __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(r), _mm512_set_epi32(
+                15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)), _mm512_set1_epi32(ldx));
+            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes(n), idx, X + c, 4);
+            _mm256_mask_storeu_epi16(o + r, lanes(n), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(v, _mm512_set1_ps(scale))));
+        }
+        if (rows & 1) o[rows] = 0;
+    }
+}
+
+BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols, float scale) {
+    for (int p = 0; p < (rows + 1) / 2; p++) {
+        uint16_t *o = Bp + (size_t)p * ldb * 2;
+        const float *x0 = X + (size_t)(2 * p) * ldx, *x1 = x0 + ldx;
+        const int has1 = 2 * p + 1 < rows;
+        for (int n = 0; n < cols; n += 16) {
+            const __m512i lo = bf16_lanes(x0 + n, cols - n, scale);
+            const __m512i hi = has1 ? _mm512_slli_epi32(bf16_lanes(x1 + n, cols - n, scale), 16) : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(o + 2 * n, lanes(cols - n), _mm512_or_si512(lo, hi));
+        }
+    }
+}
+
+BF16_TARGET void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols) {
+    for (int n = 0; n < rows; n++) {
+        const float *x = X + (size_t)n * ldx;
+        for (int c = 0; c < cols; c += 32) { /* 16 pairs: one bf16 vector, its 32-bit words to 16 rows of Bp */
+            const int m = cols - c < 32 ? cols - c : 32, pairs = (m + 1) / 2;
+            const __m512 a = _mm512_maskz_loadu_ps(lanes(m), x + c), b = _mm512_maskz_loadu_ps(lanes(m - 16), x + c + 16);
+            const __m512i words = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 then b's 16: bf16 in order */
+            const __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(c / 2), _mm512_set_epi32(
+                15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)), _mm512_set1_epi32(2 * ldb));
+            _mm512_mask_i32scatter_epi32(Bp + (size_t)n * 2, lanes(pairs), idx, words, 2);
+        }
+    }
+}
+
+
+/* nr (<= 8) rows of C, nv (<= 4; nr * nv <= 16) vectors of 16 columns from n0: accumulators stay in registers
+ * through the whole reduction; B's vectors load once per pair and serve all nr rows */
+BF16_TARGET static inline __attribute__((always_inline)) void rows_kernel(int nr, int nv, int K2, const uint16_t *A,
+                                                                          int lda, const uint16_t *Bp, int ldb,
+                                                                          int n0, int N, float *C, int ldc,
+                                                                          int accumulate) {
+    __m512 acc[8][4];
+    __mmask16 mk[4];
+    _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+        const int rem = N - n0 - 16 * v;
+        mk[v] = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1);
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++)
+            acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mk[v], C + (size_t)r * ldc + n0 + 16 * v)
+                                   : _mm512_setzero_ps();
+    for (int p = 0; p < K2; p++) {
+        __m512bh b[4];
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++)
+            b[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], Bp + ((size_t)p * ldb + n0 + 16 * v) * 2);
+        _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++) {
+            int32_t pair;
+            memcpy(&pair, A + (size_t)r * lda + 2 * p, sizeof pair);
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + n0 + 16 * v, mk[v], acc[r][v]);
+}
+
+/* the kernel specialised on its row and vector counts, so that its arrays live in registers */
+#define ROWS_CASE(nr, nv) rows_kernel(nr, nv, K2, A, lda, Bp, ldb, n0, N, C, ldc, accumulate)
+BF16_TARGET static void rows_block(int nr, int nv, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
+                                   int n0, int N, float *C, int ldc, int accumulate) {
+    switch (nr * 8 + nv) {
+    case 8 * 8 + 2: ROWS_CASE(8, 2); break;
+    case 8 * 8 + 1: ROWS_CASE(8, 1); break;
+    case 4 * 8 + 4: ROWS_CASE(4, 4); break;
+    case 4 * 8 + 3: ROWS_CASE(4, 3); break;
+    case 4 * 8 + 2: ROWS_CASE(4, 2); break;
+    case 4 * 8 + 1: ROWS_CASE(4, 1); break;
+    default:
+        for (int r = 0; r < nr; r++)
+            switch (nv) {
+            case 4: rows_kernel(1, 4, K2, A + (size_t)r * lda, lda, Bp, ldb, n0, N, C + (size_t)r * ldc, ldc, accumulate); break;
+            case 3: rows_kernel(1, 3, K2, A + (size_t)r * lda, lda, Bp, ldb, n0, N, C + (size_t)r * ldc, ldc, accumulate); break;
+            case 2: rows_kernel(1, 2, K2, A + (size_t)r * lda, lda, Bp, ldb, n0, N, C + (size_t)r * ldc, ldc, accumulate); break;
+            default: rows_kernel(1, 1, K2, A + (size_t)r * lda, lda, Bp, ldb, n0, N, C + (size_t)r * ldc, ldc, accumulate);
+            }
+    }
+}
+
+BF16_TARGET void lra_tile_bf16(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
+                               float *C, int ldc, int accumulate) {
+    for (int n0 = 0; n0 < N; n0 += 64) {
+        const int nv = (N - n0 + 15) / 16 < 4 ? (N - n0 + 15) / 16 : 4;
+        const int rb = nv <= 2 ? 8 : 4; /* 16 accumulators where they fit: enough chains to hide vdpbf16ps's latency */
+        for (int i = 0; i < M; i += rb)
+            rows_block(M - i < rb ? M - i : rb, nv, K2, A + (size_t)i * lda, lda, Bp, ldb, n0, N, C + (size_t)i * ldc,
+                       ldc, accumulate);
+    }
+}
+
+size_t lra_tile_gemm_work(int M, int N, int K) {
+    const size_t kp = (size_t)(K + (K & 1));
+    return (size_t)M * kp + kp * (size_t)N;
+}
+
+void lra_tile_gemm(int bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (!bf16) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const int kp = K + (K & 1);
+    uint16_t *Ab = work, *Bp = work + (size_t)M * kp;
+    if (transA) lra_bf16_rows_t(Ab, kp, A, lda, K, M, alpha); /* A stored (K, M) */
+    else lra_bf16_rows(Ab, kp, A, lda, M, K, alpha);
+    if (transB) lra_bf16_pairs_cols(Bp, N, B, ldb, N, K); /* B stored (N, K) */
+    else lra_bf16_pairs_rows(Bp, N, B, ldb, K, N, 1.0f);
+    lra_tile_bf16(M, N, kp / 2, Ab, kp, Bp, N, C, ldc, beta != 0.0f);
+}
