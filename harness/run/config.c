@@ -78,7 +78,7 @@ static const opt_def opts[] = {
     {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "an alternative data set, a labelled substitute (listops: short; image: fashion-mnist); default: the official data"},
     {"task-opt", OPT_STR, F(task_opts), 0, 0, NULL, "task options, key=value[,key=value] (mqar: keys, values, pairs, train, eval)"},
     {"precision", OPT_ENUM, F(precision), 0, 0, precision_names,
-     "fp32 | bf16: the encoder's products with bf16 operands, fp32 sums, weights and statistics"},
+     "fp32 | bf16: the encoder's and attention's products with bf16 operands; fp32 sums, weights, statistics"},
     {"seed", OPT_LONG, F(seed), 0, 9e18, NULL, "run seed: initialisation, shuffling, dropout"},
     {"data-seed", OPT_LONG, F(data_seed), 0, 9e18, NULL, "seed of the offline data generator"},
     {"threads", OPT_INT, F(threads), 0, 1024, NULL, "threads per process (0 = the cores, shared by mpirun's processes on a host)"},
