@@ -6,9 +6,14 @@
 #include <stdint.h>
 #include <string.h>
 
-/* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm */
+/* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm. A loop, not a
+ * memcpy per row: at d = 32 the call cost more than the copy (7% of moe's step) */
 static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
-    for (int r = 0; r < n; r++) memcpy(out + (size_t)r * d, X + (size_t)idx[r] * d, sizeof(float) * d);
+    for (int r = 0; r < n; r++) {
+        float *o = out + (size_t)r * d;
+        const float *x = X + (size_t)idx[r] * d;
+        for (int j = 0; j < d; j++) o[j] = x[j];
+    }
 }
 
 /* out (d, ldo) = X^T for X (n, d): a block of keys as the "B" of an sgemm "A times B". OpenBLAS
