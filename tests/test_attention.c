@@ -82,13 +82,17 @@ static void naive_full(double *o, double *dq, double *dk, double *dv, const floa
     free(dp);
 }
 
-/* got (float) against a double-precision reference, to 1e-5 absolute + 1e-4 relative */
-static void assert_matches(const float *got, const double *ref, size_t n, const char *what) {
+/* got (float) against a double-precision reference, to 1e-5 absolute + 1e-4 relative (fp32), or
+ * to the bf16 tolerance of test_full_bf16_vs_naive, 4e-3 + 4e-3 (bf16) */
+static void assert_matches_at(const float *got, const double *ref, size_t n, const char *what, lra_precision p) {
     float *tmp = malloc(n * sizeof(float));
     for (size_t j = 0; j < n; j++) tmp[j] = (float)ref[j];
-    double w = t_close(got, tmp, n, 1e-5, 1e-4);
+    double w = p == LRA_BF16 ? t_close(got, tmp, n, 4e-3, 4e-3) : t_close(got, tmp, n, 1e-5, 1e-4);
     free(tmp);
-    ck_assert_msg(w <= 1.0, "%s: off by %.2f tolerances", what, w);
+    ck_assert_msg(w <= 1.0, "%s (%s): off by %.2f tolerances", what, p == LRA_BF16 ? "bf16" : "fp32", w);
+}
+static void assert_matches(const float *got, const double *ref, size_t n, const char *what) {
+    assert_matches_at(got, ref, n, what, LRA_FP32);
 }
 
 /* ---- a fixture: random q, k, v, dout and a ragged mask --------------------------------- */
@@ -525,16 +529,18 @@ START_TEST(test_agent_vs_naive) {
         fixture f;
         lra_attn_shape sh = {2, 2, 150, 16};
         fx_init(&f, "agent", sets[c].opts, sh, len, 1, 2);
-        lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
-        fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         const float *dwc = sets[c].dwc ? f.params : NULL;
         const float *B1 = sets[c].bias ? f.params + (sets[c].dwc ? 4 * 2 * 16 : 0) : NULL;
         const float *B2 = B1 ? B1 + (size_t)2 * sets[c].n * 150 : NULL;
         naive_agent(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].n, dwc, B1, B2, 150);
-        char what[96];
-        snprintf(what, sizeof what, "agent '%s' vs naive", sets[c].opts);
-        assert_matches(f.o, ro, f.n, what);
+        for (int p = LRA_FP32; p <= LRA_BF16; p++) {
+            lra_attn_args a = {f.mask, 0.0f, 1, (lra_precision)p};
+            fx_fwd(&f, &a);
+            char what[96];
+            snprintf(what, sizeof what, "agent '%s' vs naive", sets[c].opts);
+            assert_matches_at(f.o, ro, f.n, what, (lra_precision)p);
+        }
         free(ro);
         fx_free(&f);
     }
@@ -629,13 +635,15 @@ static void naive_mita(double *o, const float *q, const float *k, const float *v
 /* mita's forward on fixture f (batch 2, 2 heads, T = 150, head size 16) against naive_mita with
  * the same options; `note` goes into the failure message after the options */
 static void assert_mita_matches_naive(fixture *f, int m, int k, int s, int shared, int sqrt_tau, const char *note) {
-    lra_attn_args a = {f->mask, 0.0f, 1, LRA_FP32};
-    fx_fwd(f, &a);
     double *ro = calloc(f->n, 8);
     naive_mita(ro, f->q, f->k, f->v, f->mask, f->s.B, f->s.NH, f->s.T, f->s.hs, m, k, s, shared, sqrt_tau);
-    char what[128];
-    snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
-    assert_matches(f->o, ro, f->n, what);
+    for (int p = LRA_BF16; p >= LRA_FP32; p--) { /* fp32 last: callers read its output */
+        lra_attn_args a = {f->mask, 0.0f, 1, (lra_precision)p};
+        fx_fwd(f, &a);
+        char what[128];
+        snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
+        assert_matches_at(f->o, ro, f->n, what, (lra_precision)p);
+    }
     free(ro);
 }
 
@@ -845,13 +853,15 @@ START_TEST(test_moe_vs_naive) {
     for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
         fixture f;
         fx_init(&f, "moe", sets[c].opts, (lra_attn_shape){2, 2, 150, 16}, len, 1, 2);
-        lra_attn_args a = {f.mask, 0.0f, 1, LRA_FP32};
-        fx_fwd(&f, &a);
         double *ro = calloc(f.n, 8);
         naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].b, sets[c].s, sets[c].own);
-        char what[96];
-        snprintf(what, sizeof what, "moe '%s' vs naive", sets[c].opts);
-        assert_matches(f.o, ro, f.n, what);
+        for (int p = LRA_FP32; p <= LRA_BF16; p++) {
+            lra_attn_args a = {f.mask, 0.0f, 1, (lra_precision)p};
+            fx_fwd(&f, &a);
+            char what[96];
+            snprintf(what, sizeof what, "moe '%s' vs naive", sets[c].opts);
+            assert_matches_at(f.o, ro, f.n, what, (lra_precision)p);
+        }
         free(ro);
         fx_free(&f);
     }
