@@ -75,7 +75,7 @@ static const opt_def opts[] = {
      "official: token 0 is padding (on Image it masks black pixels) | length: only past the end"},
     {"retrieval-head", OPT_ENUM, F(retrieval_head), 0, 0, retrieval_head_names,
      "retrieval: official [u, v] | paper [u, v, u*v, u-v] | repro (paper's, one hidden layer)"},
-    {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "an alternative data set, a labelled substitute (listops: short; image: fashion-mnist); default: the official data"},
+    {"dataset", OPT_STR, F(dataset), 0, 0, NULL, "an alternative data set, a labelled substitute (each task's, under tasks below); default: the official data"},
     {"task-opt", OPT_STR, F(task_opts), 0, 0, NULL, "task options, key=value[,key=value] (mqar: keys, values, pairs, train, eval)"},
     {"precision", OPT_ENUM, F(precision), 0, 0, precision_names,
      "fp32 | bf16: the encoder's and attention's products with bf16 operands; fp32 sums, weights, statistics"},
