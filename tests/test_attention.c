@@ -161,6 +161,16 @@ static void fx_fwd_bwd(fixture *f, const lra_attn_args *a) {
                          f->k, f->v, f->params);
 }
 
+/* f's forward output against the float64 reference ro in bf16, then in fp32 (callers read the
+ * fp32 output after) */
+static void assert_forward_matches(fixture *f, const double *ro, const char *what) {
+    for (int p = LRA_BF16; p >= LRA_FP32; p--) {
+        lra_attn_args a = {f->mask, 0.0f, 1, (lra_precision)p};
+        lra_attn_forward(&f->h, f->s, &a, f->o, f->ws, f->q, f->k, f->v, f->params);
+        assert_matches_at(f->o, ro, f->n, what, (lra_precision)p);
+    }
+}
+
 /* backend (with opts) gives full attention's outputs and gradients on the same inputs at shape sh
  * (batch element b keeps len[b] keys, element 0 with holes) */
 static void assert_equals_full_at(const char *backend, const char *opts, float dropout, lra_attn_shape sh,
@@ -534,13 +544,9 @@ START_TEST(test_agent_vs_naive) {
         const float *B1 = sets[c].bias ? f.params + (sets[c].dwc ? 4 * 2 * 16 : 0) : NULL;
         const float *B2 = B1 ? B1 + (size_t)2 * sets[c].n * 150 : NULL;
         naive_agent(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].n, dwc, B1, B2, 150);
-        for (int p = LRA_FP32; p <= LRA_BF16; p++) {
-            lra_attn_args a = {f.mask, 0.0f, 1, (lra_precision)p};
-            fx_fwd(&f, &a);
-            char what[96];
-            snprintf(what, sizeof what, "agent '%s' vs naive", sets[c].opts);
-            assert_matches_at(f.o, ro, f.n, what, (lra_precision)p);
-        }
+        char what[96];
+        snprintf(what, sizeof what, "agent '%s' vs naive", sets[c].opts);
+        assert_forward_matches(&f, ro, what);
         free(ro);
         fx_free(&f);
     }
@@ -637,13 +643,9 @@ static void naive_mita(double *o, const float *q, const float *k, const float *v
 static void assert_mita_matches_naive(fixture *f, int m, int k, int s, int shared, int sqrt_tau, const char *note) {
     double *ro = calloc(f->n, 8);
     naive_mita(ro, f->q, f->k, f->v, f->mask, f->s.B, f->s.NH, f->s.T, f->s.hs, m, k, s, shared, sqrt_tau);
-    for (int p = LRA_BF16; p >= LRA_FP32; p--) { /* fp32 last: callers read its output */
-        lra_attn_args a = {f->mask, 0.0f, 1, (lra_precision)p};
-        fx_fwd(f, &a);
-        char what[128];
-        snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
-        assert_matches_at(f->o, ro, f->n, what, (lra_precision)p);
-    }
+    char what[128];
+    snprintf(what, sizeof what, "mita '%s'%s vs naive", f->opts, note);
+    assert_forward_matches(f, ro, what);
     free(ro);
 }
 
@@ -855,13 +857,9 @@ START_TEST(test_moe_vs_naive) {
         fx_init(&f, "moe", sets[c].opts, (lra_attn_shape){2, 2, 150, 16}, len, 1, 2);
         double *ro = calloc(f.n, 8);
         naive_moe(ro, f.q, f.k, f.v, f.mask, 2, 2, 150, 16, sets[c].b, sets[c].s, sets[c].own);
-        for (int p = LRA_FP32; p <= LRA_BF16; p++) {
-            lra_attn_args a = {f.mask, 0.0f, 1, (lra_precision)p};
-            fx_fwd(&f, &a);
-            char what[96];
-            snprintf(what, sizeof what, "moe '%s' vs naive", sets[c].opts);
-            assert_matches_at(f.o, ro, f.n, what, (lra_precision)p);
-        }
+        char what[96];
+        snprintf(what, sizeof what, "moe '%s' vs naive", sets[c].opts);
+        assert_forward_matches(&f, ro, what);
         free(ro);
         fx_free(&f);
     }
