@@ -55,18 +55,49 @@ BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, 
     }
 }
 
-BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
-    for (int c = 0; c < cols; c++) {
-        uint16_t *o = out + (size_t)c * ldo;
-        for (int r = 0; r < rows; r += 16) {
-            const int n = rows - r < 16 ? rows - r : 16;
-            const __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(r), _mm512_set_epi32(
-                15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)), _mm512_set1_epi32(ldx));
-            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes(n), idx, X + c, 4);
-            _mm256_mask_storeu_epi16(o + r, lanes(n), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(v, _mm512_set1_ps(scale))));
-        }
-        if (rows & 1) o[rows] = 0;
+/* r[0..16) = the transpose of the 16 x 16 block held in r[0..16) (row i in r[i]): unpacks and
+ * shuffles within 128-bit lanes make 4 x 4 transposes, two lane shuffles move the lanes */
+BF16_TARGET static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    for (int i = 0; i < 4; i++) { /* r[4i + k], lane l: rows 4i..4i+3 of column 4l + k */
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; k++) { /* column 4l + k gathers lane l of r[k], r[4 + k], r[8 + k], r[12 + k] */
+        const __m512 s0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44), s1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
+        const __m512 s2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44), s3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
+        t[k] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* 16 x 16 blocks transposed in registers: a gather per 16 elements cost 4% of moe's bf16 step */
+BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        const int nr = rows - r0 < 16 ? rows - r0 : 16;
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            const int nc = cols - c0 < 16 ? cols - c0 : 16;
+            __m512 blk[16];
+            for (int i = 0; i < 16; i++)
+                blk[i] = i < nr ? _mm512_maskz_loadu_ps(lanes(nc), X + (size_t)(r0 + i) * ldx + c0) : _mm512_setzero_ps();
+            transpose16(blk);
+            for (int c = 0; c < nc; c++)
+                _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lanes(nr),
+                                         (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(blk[c], sc)));
+        }
+    }
+    if (rows & 1)
+        for (int c = 0; c < cols; c++) out[(size_t)c * ldo + rows] = 0;
 }
 
 BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols, float scale) {
