@@ -113,20 +113,26 @@ BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int 
     }
 }
 
+/* 16 rows x 16 pairs at a time: each row's pairs are its bf16 values in order (32-bit words), and
+ * the 16 x 16 block of words is transposed in registers, one row of Bp per pair */
 BF16_TARGET void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols) {
-    for (int n = 0; n < rows; n++) {
-        const float *x = X + (size_t)n * ldx;
-        for (int c = 0; c < cols; c += 32) { /* 16 pairs: one bf16 vector, its 32-bit words to 16 rows of Bp */
-            const int m = cols - c < 32 ? cols - c : 32, pairs = (m + 1) / 2;
-            const __m512 a = _mm512_maskz_loadu_ps(lanes(m), x + c), b = _mm512_maskz_loadu_ps(lanes(m - 16), x + c + 16);
-            const __m512i words = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 then b's 16: bf16 in order */
-            const __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(c / 2), _mm512_set_epi32(
-                15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)), _mm512_set1_epi32(2 * ldb));
-            _mm512_mask_i32scatter_epi32(Bp + (size_t)n * 2, lanes(pairs), idx, words, 2);
+    for (int n0 = 0; n0 < rows; n0 += 16) {
+        const int nr = rows - n0 < 16 ? rows - n0 : 16;
+        for (int c0 = 0; c0 < cols; c0 += 32) {
+            const int m = cols - c0 < 32 ? cols - c0 : 32, pairs = (m + 1) / 2;
+            __m512 blk[16];
+            for (int i = 0; i < 16; i++) {
+                if (i >= nr) { blk[i] = _mm512_setzero_ps(); continue; }
+                const float *x = X + (size_t)(n0 + i) * ldx + c0;
+                const __m512 a = _mm512_maskz_loadu_ps(lanes(m), x), b = _mm512_maskz_loadu_ps(lanes(m - 16), x + 16);
+                blk[i] = (__m512)_mm512_cvtne2ps_pbh(b, a); /* a's 16 then b's 16: 16 pairs in order */
+            }
+            transpose16(blk);
+            for (int p = 0; p < pairs; p++)
+                _mm512_mask_storeu_epi32(Bp + ((size_t)(c0 / 2 + p) * ldb + n0) * 2, lanes(nr), (__m512i)blk[p]);
         }
     }
 }
-
 
 /* nr (<= 8) rows of C, nv (<= 4; nr * nv <= 16) vectors of 16 columns from n0: accumulators stay in registers
  * through the whole reduction; B's vectors load once per pair and serve all nr rows */
