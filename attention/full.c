@@ -15,6 +15,12 @@
  * head size 64, that packing was a third of the time; forward+backward went from 59% of the
  * measured peak to 76% (63% -> 75% at T = 1024), the two binaries run in one sitting.
  *
+ * bf16 (args->precision, tile_bf16.h): the same tiles on lra_tile_bf16, the scale applied to the
+ * scores after the product; the softmax, its statistics and every accumulator stay fp32. P is
+ * rounded for P V, and in backward P and dS are rounded in pairs of rows for the key block's
+ * dV^T += dO^T P and dK^T += Q^T dS (the chunk's Q and dO transposed once), so that no tile is
+ * transposed; dV^T and dK^T join dV and dK once per (chunk, key block).
+ *
  * Parallelism: forward over (batch*head, query chunk); backward over batch*head, because dk
  * and dv of one head collect contributions from every query block and must be summed in a fixed
  * order for results not to depend on the thread count. Key blocks with no valid key are skipped. */

@@ -20,6 +20,10 @@
  * Forward runs an online softmax per query over its blocks (running max and sum, o rescaled when
  * the max rises), so no per-(query, slot) partial output exists.
  *
+ * bf16 (args->precision, tile_bf16.h): a block's K and V are rounded once for the queries that
+ * chose it, each tile's gathered q, dO, P and dS once for its products; gates, routing, the
+ * softmaxes and every accumulator stay fp32.
+ *
  * Memory. Saved for backward: the row log-sum-exp (B, NH, T) and the chosen blocks (B, NH, T, s)
  * as uint16, 4 + 2 s bytes per (batch, head, token) - full's 8 at s = 2. Per thread, in one
  * region: routing's block means (2 T hs / b floats, with their transpose) and a gate tile, or
