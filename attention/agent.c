@@ -12,6 +12,9 @@
  * their first columns/rows). Gradients flow through both softmaxes and through A into q via the
  * pooling. Attention dropout (as in the official code) drops both probability matrices.
  *
+ * bf16 (args->precision): every product through lra_tile_gemm (tile_bf16.h), which rounds its
+ * operands per call; the pooling, the softmaxes and every accumulator stay fp32.
+ *
  * Memory: no (n x T) matrix. Forward aggregates a tile of keys at a time with an online softmax
  * (each agent's running max and sum, as full.c does for queries) and broadcasts a tile of queries
  * at a time; backward recomputes both from what forward kept. Saved for backward, per head: A and

@@ -40,6 +40,9 @@
  * key tile once, an expert's gathered keys and values once a chunk), so that OpenBLAS runs it in
  * its small-matrix kernels instead of packing (see lra_transpose): 15-25% faster forward+backward
  * at T = 1024 and 16384.
+ * bf16 (args->precision): the attention products go through lra_tile_gemm (tile_bf16.h); the
+ * products that choose - A k^T (each expert's keys) and q A^T (each query's experts), and their
+ * recomputation in backward - stay fp32, so bf16 never changes a choice.
  * Each head is one thread's, so results do not depend on the thread count. */
 #include <float.h>
 #include <math.h>
