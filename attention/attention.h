@@ -32,7 +32,7 @@ typedef struct {
     const uint8_t *mask; /* (B, T), never NULL */
     float dropout;       /* dropout rate on attention probabilities; 0 in evaluation */
     uint64_t seed;       /* dropout stream: the same value must reach forward and its backward */
-    lra_precision precision; /* LRA_BF16: a backend that takes bf16 (lra_attn_bf16) may run its
+    lra_precision precision; /* LRA_BF16: a backend that takes bf16 (lra_attn_precision) may run its
                               * products on bf16 operands with fp32 sums; the same value must reach
                               * forward and its backward */
 } lra_attn_args;
