@@ -284,13 +284,14 @@ static void print_table(const char *title, const speed_cfg *c, measure (*res)[MA
  * (products at the run's precision's, attention at its own) over the time measured. */
 static void print_gflops(const speed_cfg *c, measure (*res)[MAXL], double peak32, double peak_bf16,
                          double peak_products, int step) {
+    char b16[64] = ""; /* the bf16 peak, where the CPU has one */
+    if (peak_bf16 > 0) snprintf(b16, sizeof b16, ", bf16 %.0f for backends marked *", peak_bf16);
     if (step)
-        printf("\n## Encoder training step: GFLOP/s (%% of the peaks: products at %.0f GFLOP/s (%s), attention at %.0f "
-               "(fp32) or %.0f (bf16 backends: *))\n\n",
-               peak_products, lra_precision_name(c->precision), peak32, peak_bf16);
+        printf("\n## Encoder training step: GFLOP/s (%% of the peaks: products at %.0f GFLOP/s (%s), attention at fp32 "
+               "%.0f%s)\n\n", peak_products, lra_precision_name(c->precision), peak32, b16);
     else
-        printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak: fp32 %.0f GFLOP/s, "
-               "bf16 %.0f for backends marked *)\n\n", peak32, peak_bf16);
+        printf("\n## Attention layer alone, forward+backward: GFLOP/s (%% of the measured peak: fp32 %.0f GFLOP/s%s)\n\n",
+               peak32, b16);
     printf("| backend |");
     for (int l = 0; l < c->nl; l++) printf(" %d |", c->lengths[l]);
     printf("\n|---|");
