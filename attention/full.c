@@ -87,11 +87,9 @@ typedef struct {
     uint16_t *Pb, *Pp, *dSp;         /* bf16: P (BQ, BK) rows, P and dS in pairs of rows (BQ / 2, BK, 2) */
 } tiles;
 
-static int even(int n) { return n + (n & 1); }
-
 /* the thread's tiles from base (NULL: sizes only), forward's or backward's; returns the floats they span */
 static size_t tiles_at(tiles *t, float *base, int hs, int backward) {
-    const size_t hp = (size_t)even(hs), u16 = 2; /* bf16 elements per float */
+    const size_t hp = (size_t)lra_bf16_even(hs), u16 = 2; /* bf16 elements per float */
     size_t off = 0;
     memset(t, 0, sizeof *t);
 #define TAKE(ptr, n) (ptr = base ? (void *)(base + off) : NULL, off += (n))
@@ -182,7 +180,7 @@ static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq
  * in t->Kt), or bf16, unscaled (A: the chunk's rows from Ab; B: the block in pairs, Bp) */
 static void scores(float *S, int nq, int nk, int hs, float scale, const float *A, const float *Bt,
                    const uint16_t *Ab, const uint16_t *Bp, int b16) {
-    if (b16) lra_tile_bf16(nq, nk, even(hs) / 2, Ab, even(hs), Bp, BK, S, BK, 0);
+    if (b16) lra_tile_bf16(nq, nk, lra_bf16_even(hs) / 2, Ab, lra_bf16_even(hs), Bp, BK, S, BK, 0);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, A, hs, Bt, BK, 0.0f, S, BK);
 }
 
@@ -193,19 +191,20 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                          void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const full_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, hp = even(hs), BH = s.B * s.NH, nchunks = (T + BQC - 1) / BQC;
+    const int T = s.T, hs = s.hs, hp = lra_bf16_even(hs), BH = s.B * s.NH, nchunks = (T + BQC - 1) / BQC;
     const int b16 = a->precision == LRA_BF16;
     const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     float *lse = ws;                                    /* (B, NH, T) */
     float *scratch0 = scratch;
+    const size_t per = scratch_floats(hs); /* each thread's floats */
 
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         for (int ch = 0; ch < nchunks; ch++) {
             tiles t;
-            tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs), hs, 0);
+            tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * per, hs, 0);
             float *S = t.S, *acc = t.acc, *m = t.m, *l = t.l; /* acc (BQC, hs): the chunk's unnormalised outputs */
             const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
             const size_t head = (size_t)bh * T * hs;
@@ -232,7 +231,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                                         keep_scale);
                     if (b16) {
                         lra_bf16_rows(t.Pb, BK, S, BK, nq, nk, 1.0f);
-                        lra_tile_bf16(nq, hs, even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
+                        lra_tile_bf16(nq, hs, lra_bf16_even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, BK, V, hs, 1.0f,
                                     accb, hs);
@@ -298,9 +297,9 @@ static void gradient_products(const tiles *t, int nq, int nk, int hs, float scal
     lra_bf16_pairs_rows(t->Pp, BK, P, BK, nq, nk, 1.0f);
     lra_bf16_pairs_rows(t->dSp, BK, dS, BK, nq, nk, scale);
     lra_bf16_rows(t->Pb, BK, dS, BK, nq, nk, scale);
-    lra_tile_bf16(hs, nk, even(nq) / 2, t->dOT + b, BQC, t->Pp, BK, t->dVt, BK, 1);
-    lra_tile_bf16(hs, nk, even(nq) / 2, t->QT + b, BQC, t->dSp, BK, t->dKt, BK, 1);
-    lra_tile_bf16(nq, hs, even(nk) / 2, t->Pb, BK, t->Kr, hs, dQ, hs, 1);
+    lra_tile_bf16(hs, nk, lra_bf16_even(nq) / 2, t->dOT + b, BQC, t->Pp, BK, t->dVt, BK, 1);
+    lra_tile_bf16(hs, nk, lra_bf16_even(nq) / 2, t->QT + b, BQC, t->dSp, BK, t->dKt, BK, 1);
+    lra_tile_bf16(nq, hs, lra_bf16_even(nk) / 2, t->Pb, BK, t->Kr, hs, dQ, hs, 1);
 }
 
 /* X (n, d) += Xt^T for Xt (d, BK): a key block's dV^T or dK^T into dV or dK */
@@ -320,7 +319,7 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                           const float *params) {
     (void)params; (void)dparams;
     const full_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, hp = even(hs), BH = s.B * s.NH;
+    const int T = s.T, hs = s.hs, hp = lra_bf16_even(hs), BH = s.B * s.NH;
     const int b16 = a->precision == LRA_BF16;
     const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
@@ -328,11 +327,12 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     const float *lse = ws;
     float *Dall = (float *)ws + (size_t)BH * T; /* D_i = dO_i . o_i = sum_j P_ij dP_ij */
     float *scratch0 = scratch;
+    const size_t per = scratch_floats(hs); /* each thread's floats */
 
 #pragma omp parallel for schedule(dynamic) num_threads(c->nthreads)
     for (int bh = 0; bh < BH; bh++) {
         tiles t;
-        tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * scratch_floats(hs), hs, 1);
+        tiles_at(&t, scratch0 + (size_t)omp_get_thread_num() * per, hs, 1);
         float *S = t.S, *dP = t.dP, *Pd = t.Pd; /* (BQ, BK) each: S then P, dP then dS, dropped P */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;

@@ -124,10 +124,9 @@ static size_t routing_floats(const moe_ctx *c, lra_attn_shape s) {
     const size_t nb = (size_t)nblocks(c, s.T);
     return nb * (2 * (size_t)s.hs + 1) + GT * nb + 2 * (size_t)c->s;
 }
-static size_t even(size_t n) { return n + (n & 1); }
 /* the bf16 tiles, in floats: 4 of the tile's rows, 4 of the block's, 2 of P or dS */
 static size_t bf16_floats(const moe_ctx *c, lra_attn_shape s) {
-    const size_t hp = even((size_t)s.hs), bp = even((size_t)c->b);
+    const size_t hp = (size_t)lra_bf16_even(s.hs), bp = (size_t)lra_bf16_even(c->b);
     return (4 * QT * hp + 4 * hp * bp + QT * bp + bp * QT + 1) / 2;
 }
 static size_t attention_floats(const moe_ctx *c, lra_attn_shape s) {
@@ -154,7 +153,7 @@ static moe_scratch scratch_at(const moe_ctx *c, lra_attn_shape s, float *base) {
     x.dP = x.P + QT * b;
     x.Kt = x.dP + QT * b;
     x.Vt = x.Kt + hs * b;
-    const size_t hp = even(hs), bp = even(b);
+    const size_t hp = (size_t)lra_bf16_even(s.hs), bp = (size_t)lra_bf16_even(c->b);
     x.Qb = (uint16_t *)(x.Vt + hs * b);
     x.Gb = x.Qb + QT * hp;
     x.Qp = x.Gb + QT * hp;
@@ -259,7 +258,7 @@ static void block_logits(const moe_ctx *c, const moe_scratch *x, float *S, const
                          int n, int j0, int nk, int hs, float scale, int b16) {
     float sc = 1.0f;
     if (b16) {
-        lra_tile_bf16(n, nk, (int)even((size_t)hs) / 2, x->Qb, (int)even((size_t)hs), x->Kp, c->b, S, c->b, 0);
+        lra_tile_bf16(n, nk, lra_bf16_even(hs) / 2, x->Qb, lra_bf16_even(hs), x->Kp, c->b, S, c->b, 0);
         sc = scale;
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, Qg, hs, x->Kt, c->b, 0.0f, S, c->b);
@@ -313,7 +312,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
     (void)params;
     const moe_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), b16 = a->precision == LRA_BF16;
-    const int hp = (int)even((size_t)hs), bp = (int)even((size_t)c->b);
+    const int hp = lra_bf16_even(hs), bp = lra_bf16_even(c->b);
     const float scale = 1.0f / sqrtf((float)hs);
     lra_route *sel_all = saved_sel(ws, s);
     float *lse_all = saved_lse(ws), *scratch0 = scratch;
@@ -355,7 +354,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                     online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
                     if (b16) {
                         lra_bf16_rows(x.Sb, bp, x.S, c->b, n, nk, 1.0f);
-                        lra_tile_bf16(n, hs, (int)even((size_t)nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
+                        lra_tile_bf16(n, hs, lra_bf16_even(nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
                                     V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
@@ -382,7 +381,7 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    const int b16 = a->precision == LRA_BF16, hp = (int)even((size_t)hs), bp = (int)even((size_t)c->b);
+    const int b16 = a->precision == LRA_BF16, hp = lra_bf16_even(hs), bp = lra_bf16_even(c->b);
     float sc = 1.0f; /* bf16: the logits' scale, applied below */
     if (b16) {
         lra_bf16_rows(x->Qb, hp, x->Qg, hs, n, hs, 1.0f);
@@ -413,7 +412,7 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
         for (int j = 0; j < nk; j++) dprow[j] = srow[j] * (dprow[j] - Di); /* dS */
     }
     if (b16) { /* dV += P^T dO, dK += scale dS^T Q, the tile's dQ = scale dS K (into Qg, spent) */
-        const int n2 = (int)even((size_t)n) / 2;
+        const int n2 = lra_bf16_even(n) / 2;
         lra_bf16_pairs_rows(x->Gp, hs, x->Gg, hs, n, hs, 1.0f);
         lra_bf16_pairs_rows(x->Qp, hs, x->Qg, hs, n, hs, 1.0f);
         lra_bf16_rows_t(x->ST, QT, thr ? x->P : x->S, c->b, n, nk, 1.0f);
@@ -421,7 +420,7 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
         lra_bf16_rows_t(x->ST, QT, x->dP, c->b, n, nk, scale);
         lra_tile_bf16(nk, hs, n2, x->ST, QT, x->Qp, hs, dK, hs, 1);
         lra_bf16_rows(x->Sb, bp, x->dP, c->b, n, nk, scale);
-        lra_tile_bf16(n, hs, (int)even((size_t)nk) / 2, x->Sb, bp, x->Kr, hs, x->Qg, hs, 0);
+        lra_tile_bf16(n, hs, lra_bf16_even(nk) / 2, x->Sb, bp, x->Kr, hs, x->Qg, hs, 0);
         lra_scatter_add_rows(dQ, x->Qg, rows, n, hs);
         return;
     }

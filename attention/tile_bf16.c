@@ -199,7 +199,7 @@ BF16_TARGET void lra_tile_bf16(int M, int N, int K2, const uint16_t *A, int lda,
 }
 
 size_t lra_tile_gemm_work(int M, int N, int K) {
-    const size_t kp = (size_t)(K + (K & 1));
+    const size_t kp = (size_t)lra_bf16_even(K);
     return (size_t)M * kp + kp * (size_t)N;
 }
 
@@ -210,7 +210,7 @@ void lra_tile_gemm(int bf16, uint16_t *work, int transA, int transB, int M, int 
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const int kp = K + (K & 1);
+    const int kp = lra_bf16_even(K);
     uint16_t *Ab = work, *Bp = work + (size_t)M * kp;
     if (transA) lra_bf16_rows_t(Ab, kp, A, lda, K, M, alpha); /* A stored (K, M) */
     else lra_bf16_rows(Ab, kp, A, lda, M, K, alpha);

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* n rounded up to even: the length of a bf16 operand's rows (and the 2 K2 of lra_tile_bf16), whose
+ * pairs are whole, padded with a zero */
+static inline int lra_bf16_even(int n) { return n + (n & 1); }
+
 /* 1 when the functions below may run: AVX512-BF16, not capped below it. Call none of them otherwise. */
 int lra_tile_bf16_native(void);
 
