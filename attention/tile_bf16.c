@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "tile_bf16.h"
+#include "transpose16.h"
 
 /* ONEDNN_MAX_CPU_ISA values below AVX512_CORE_BF16 (oneDNN 2.6's names) */
 static int isa_capped_below_bf16(void) {
@@ -33,8 +34,7 @@ int lra_tile_bf16_native(void) {
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-/* the first n (<= 16) lanes */
-static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static inline __mmask16 lanes(int n) { return lra_lanes16(n); }
 
 /* 16 floats (the first n) rounded to bf16 by vcvtneps2bf16 (nearest even), in the low halves of
  * 32-bit lanes: with a second row in the high halves, the pairs of rows that B operands hold */
@@ -55,31 +55,6 @@ BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, 
     }
 }
 
-/* r[0..16) = the transpose of the 16 x 16 block held in r[0..16) (row i in r[i]): unpacks and
- * shuffles within 128-bit lanes make 4 x 4 transposes, two lane shuffles move the lanes */
-BF16_TARGET static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) { /* r[4i + k], lane l: rows 4i..4i+3 of column 4l + k */
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int k = 0; k < 4; k++) { /* column 4l + k gathers lane l of r[k], r[4 + k], r[8 + k], r[12 + k] */
-        const __m512 s0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44), s1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
-        const __m512 s2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44), s3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
-        t[k] = _mm512_shuffle_f32x4(s0, s2, 0x88);
-        t[4 + k] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
-        t[8 + k] = _mm512_shuffle_f32x4(s1, s3, 0x88);
-        t[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 /* 16 x 16 blocks transposed in registers: a gather per 16 elements cost 4% of moe's bf16 step */
 BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
     const __m512 sc = _mm512_set1_ps(scale);
@@ -90,7 +65,7 @@ BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx
             __m512 blk[16];
             for (int i = 0; i < 16; i++)
                 blk[i] = i < nr ? _mm512_maskz_loadu_ps(lanes(nc), X + (size_t)(r0 + i) * ldx + c0) : _mm512_setzero_ps();
-            transpose16(blk);
+            lra_transpose16(blk);
             for (int c = 0; c < nc; c++)
                 _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lanes(nr),
                                          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(blk[c], sc)));
@@ -127,7 +102,7 @@ BF16_TARGET void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int 
                 const __m512 a = _mm512_maskz_loadu_ps(lanes(m), x), b = _mm512_maskz_loadu_ps(lanes(m - 16), x + 16);
                 blk[i] = (__m512)_mm512_cvtne2ps_pbh(b, a); /* a's 16 then b's 16: 16 pairs in order */
             }
-            transpose16(blk);
+            lra_transpose16(blk);
             for (int p = 0; p < pairs; p++)
                 _mm512_mask_storeu_epi32(Bp + ((size_t)(c0 / 2 + p) * ldb + n0) * 2, lanes(nr), (__m512i)blk[p]);
         }

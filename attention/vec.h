@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "transpose.h"
+
 /* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm. A loop, not a
  * memcpy per row: at d = 32 the call cost more than the copy (7% of moe's step) */
 static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
@@ -14,14 +16,6 @@ static inline void lra_gather_rows(float *out, const float *X, const int32_t *id
         const float *x = X + (size_t)idx[r] * d;
         for (int j = 0; j < d; j++) o[j] = x[j];
     }
-}
-
-/* out (d, ldo) = X^T for X (n, d): a block of keys as the "B" of an sgemm "A times B". OpenBLAS
- * 0.3.21 runs "A times B^T" of tile sizes through its packing path, "A times B" and "A^T times B"
- * through its small-matrix kernels without packing (see full.c). */
-static inline void lra_transpose(float *out, int ldo, const float *X, int n, int d) {
-    for (int c = 0; c < d; c++)
-        for (int r = 0; r < n; r++) out[(size_t)c * ldo + r] = X[(size_t)r * d + c];
 }
 
 /* X's rows idx[r] += the rows of in (n, d), in r order: a tile's results scattered back */

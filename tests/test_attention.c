@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../attention/attention.h"
+#include "../attention/transpose.h"
 #include "tests.h"
 
 /* ---- the naive reference: o = softmax(q k^T / sqrt(d) + M) v, dropout on p -------------- */
@@ -440,6 +441,31 @@ START_TEST(test_registry_bf16) {
     if (cap) setenv("ONEDNN_MAX_CPU_ISA", cap, 1);
     else unsetenv("ONEDNN_MAX_CPU_ISA");
     free(cap);
+}
+END_TEST
+
+/* Both transposes (the AVX-512 one where the CPU has it) against the definition, at sizes that
+ * leave partial 16 x 16 blocks on both sides, with a row stride past n whose padding stays as it was */
+START_TEST(test_transpose_paths) {
+    static const int sizes[][2] = {{1, 1}, {16, 16}, {15, 17}, {64, 32}, {33, 64}, {100, 3}, {2001, 32}};
+    void (*const paths[2])(float *, int, const float *, int, int) = {lra_transpose_loop, lra_transpose_avx512};
+    const int npaths = lra_transpose_has_avx512() ? 2 : 1;
+    for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+        const int n = sizes[z][0], d = sizes[z][1], ldo = n + 5;
+        float *X = malloc(sizeof(float) * (size_t)n * d), *out = malloc(sizeof(float) * (size_t)d * ldo);
+        ck_assert(X && out);
+        for (int i = 0; i < n * d; i++) X[i] = (float)i + 0.5f;
+        for (int p = 0; p < npaths; p++) {
+            for (int i = 0; i < d * ldo; i++) out[i] = -1.0f;
+            paths[p](out, ldo, X, n, d);
+            for (int c = 0; c < d; c++)
+                for (int r = 0; r < ldo; r++)
+                    ck_assert_msg(out[(size_t)c * ldo + r] == (r < n ? X[(size_t)r * d + c] : -1.0f),
+                                  "transpose path %d, n=%d d=%d: out[%d][%d] = %g", p, n, d, c, r, out[(size_t)c * ldo + r]);
+        }
+        free(X);
+        free(out);
+    }
 }
 END_TEST
 
@@ -1049,6 +1075,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_registry_exact_limits);
     tcase_add_test(tc, test_registry_attends);
     tcase_add_test(tc, test_full_no_quadratic_workspace);
+    tcase_add_test(tc, test_transpose_paths);
     tcase_add_test(tc, test_unknown_option_and_backend);
     suite_add_tcase(s, tc);
     return s;
