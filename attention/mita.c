@@ -372,6 +372,16 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             for (int g0 = 0; g0 < nk; g0 += SCAN) {
                 const int gn = nk - g0 < SCAN ? nk - g0 : SCAN;
                 if (!any_above(z + g0, h->mask + t0 + g0, gn, th[j])) continue; /* most groups, past the first selections */
+                if (cn[j] + gn < cap) { /* no selection falls in this group: append without a branch per key */
+                    int n = cn[j];
+                    const float thj = th[j];
+                    for (int t = g0; t < g0 + gn; t++) {
+                        cj[n] = (pair){z[t], t0 + t};
+                        n += (h->mask[t0 + t] != 0) & (z[t] > thj);
+                    }
+                    cn[j] = n;
+                    continue;
+                }
                 for (int t = g0; t < g0 + gn; t++) {
                     if (!h->mask[t0 + t] || !(z[t] > th[j])) continue;
                     cj[cn[j]++] = (pair){z[t], t0 + t};
