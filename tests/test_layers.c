@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../harness/encoder/gemm.h"
 #include "../harness/encoder/layers.h"
 #include "tests.h"
 
@@ -320,6 +321,50 @@ START_TEST(test_fused_passes_same_bits) {
 }
 END_TEST
 
+/* ---- bf16 runs: the layers that feed a product write its input rounded, the bits of the fp32
+ * layer rounded afterwards (lra_bf16_round) ---- */
+static void assert_rounded(const uint16_t *got, const float *fp32, int n, const char *what) {
+    static uint16_t want[4 * 11 * 640];
+    ck_assert_int_le(n, (int)(sizeof want / sizeof *want));
+    lra_bf16_round(want, fp32, (size_t)n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "%s: element %d is 0x%04x, the fp32 layer rounded 0x%04x", what, i, got[i], want[i]);
+}
+START_TEST(test_bf16_inputs_same_bits) {
+    enum { B = 4, T = 11, TS = 13, MAXN = B * T * 640 };
+    static float in[MAXN], w[640], bias[640], out[MAXN], mean[B * T], rstd[B * T], mean16[B * T], rstd16[B * T];
+    static uint16_t out16[MAXN];
+    const int widths[] = {64, 67, 320, 640}; /* whole blocks, a partial one, past one stack span */
+    for (size_t k = 0; k < sizeof widths / sizeof *widths; k++) {
+        const int C = widths[k], N = B * T * C;
+        char what[64];
+        t_fill(in, N, 3.0f, 11);
+        t_fill(w, C, 1.0f, 12);
+        t_fill(bias, C, 0.5f, 13);
+        lra_layernorm_forward(out, mean, rstd, in, w, bias, B * T, C);
+        memset(out16, 0xff, sizeof out16);
+        lra_layernorm_forward_bf16(out16, mean16, rstd16, in, w, bias, B * T, C);
+        snprintf(what, sizeof what, "layernorm, width %d", C);
+        assert_rounded(out16, out, N, what);
+        ck_assert(memcmp(mean, mean16, sizeof mean) == 0 && memcmp(rstd, rstd16, sizeof rstd) == 0);
+        if (C % LRA_GELU_BLOCK == 0)
+            for (int r = 0; r < 2; r++) {
+                lra_gelu_dropout_forward(out, in, B, T, C, TS, r ? 0.3f : 0.0f, 77);
+                memset(out16, 0xff, sizeof out16);
+                lra_gelu_dropout_forward_bf16(out16, in, B, T, C, TS, r ? 0.3f : 0.0f, 77);
+                snprintf(what, sizeof what, "gelu+dropout, width %d, rate %g", C, r ? 0.3 : 0.0);
+                assert_rounded(out16, out, N, what);
+            }
+        const int NH = C % 2 ? 1 : 2;
+        lra_merge_heads(out, in, B, T, NH, C / NH);
+        memset(out16, 0xff, sizeof out16);
+        lra_merge_heads_bf16(out16, in, B, T, NH, C / NH);
+        snprintf(what, sizeof what, "merge heads, width %d", C);
+        assert_rounded(out16, out, N, what);
+    }
+}
+END_TEST
+
 Suite *layers_suite(void) {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("finite differences");
@@ -328,6 +373,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_fused_passes_same_bits);
+    tcase_add_test(tc, test_bf16_inputs_same_bits);
     tcase_add_test(tc, test_embed);
     tcase_add_test(tc, test_sinusoid);
     tcase_add_test(tc, test_pool);

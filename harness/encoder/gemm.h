@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../../common/lra.h"
 
@@ -29,7 +30,17 @@ void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int l
 void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
                    const uint16_t *B, int ldb, float beta, float *C, int ldc);
 
-/* out (n) = in (n) rounded to bf16, nearest even (NaN stays NaN); threads over fixed chunks. */
+/* x rounded to bf16, nearest even (NaN stays NaN): add 0x7fff plus the lowest kept bit; a NaN
+ * keeps a set mantissa bit. Integer arithmetic, so every caller gets the same bits. */
+static inline uint16_t lra_bf16_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(nan ? (u >> 16) | 0x40u : r);
+}
+
+/* out (n) = in (n) rounded to bf16 (lra_bf16_of); threads over fixed chunks. */
 void lra_bf16_round(uint16_t *out, const float *in, size_t n);
 
 /* 1 when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX, as capped by

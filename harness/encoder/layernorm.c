@@ -7,26 +7,54 @@
  * Nothing here depends on inf or NaN. */
 #include "layers.h"
 
+#include "gemm.h"
+
 #include <math.h>
 #include <stddef.h>
 
 enum { COLS = 16 }; /* one vector of columns */
 
+/* mean and 1 / sqrt(var + eps) of a row x (C), eps = 1e-6 (flax) */
+static inline void row_stats(const float *x, int C, float *mean, float *rstd) {
+    const float eps = 1e-6f;
+    float m = 0.0f;
+    for (int c = 0; c < C; c++) m += x[c];
+    m /= C;
+    float var = 0.0f;
+    for (int c = 0; c < C; c++) var += (x[c] - m) * (x[c] - m);
+    var /= C;
+    *mean = m;
+    *rstd = 1.0f / sqrtf(var + eps);
+}
+
 void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C) {
-    const float eps = 1e-6f;
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         const float *x = in + (size_t)n * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= C;
-        float var = 0.0f;
-        for (int c = 0; c < C; c++) var += (x[c] - m) * (x[c] - m);
-        var /= C;
-        float s = 1.0f / sqrtf(var + eps);
+        float m, s;
+        row_stats(x, C, &m, &s);
         float *o = out + (size_t)n * C;
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+/* rows through a block of COLS floats on the stack, rounded from there */
+void lra_layernorm_forward_bf16(uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
+                                const float *b, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float m, s, y[COLS];
+        row_stats(x, C, &m, &s);
+        uint16_t *o = out16 + (size_t)n * C;
+        for (int c0 = 0; c0 < C; c0 += COLS) {
+            const int nc = C - c0 < COLS ? C - c0 : COLS;
+            for (int c = 0; c < nc; c++) y[c] = (x[c0 + c] - m) * s * w[c0 + c] + b[c0 + c];
+            for (int c = 0; c < nc; c++) o[c0 + c] = lra_bf16_of(y[c]);
+        }
         mean[n] = m;
         rstd[n] = s;
     }

@@ -252,6 +252,28 @@ void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, 
     lra_dropout_apply(out, B, T, C, Tstride, rate, stream);
 }
 
+/* rows through a block of GELU_SPAN floats on the stack (whole GELU blocks, so the bits are the
+ * fp32 layer's), rounded from there */
+enum { GELU_SPAN = 16 * LRA_GELU_BLOCK };
+void lra_gelu_dropout_forward_bf16(uint16_t *out16, const float *in, int B, int T, int C, int Tstride, float rate,
+                                   uint64_t stream) {
+    LRA_ASSERT(C % LRA_GELU_BLOCK == 0);
+    const dropout_mask m = mask_of(rate, stream);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const size_t off = ((size_t)b * T + t) * C;
+            const uint32_t first = mask_index(b, t, C, Tstride);
+            float y[GELU_SPAN];
+            for (int c0 = 0; c0 < C; c0 += GELU_SPAN) {
+                const int nc = C - c0 < GELU_SPAN ? C - c0 : GELU_SPAN;
+                lra_gelu_row_forward(y, in + off + c0, nc);
+                if (rate > 0.0f) mask_span(y, nc, first + (uint32_t)c0, m);
+                for (int c = 0; c < nc; c++) out16[off + c0 + c] = lra_bf16_of(y[c]);
+            }
+        }
+}
+
 void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
                                float rate, uint64_t stream) {
     if (C % LRA_GELU_BLOCK == 0) {
@@ -321,6 +343,18 @@ void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs) 
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++)
                 copy_row(out + ((size_t)b * T + t) * Q + (size_t)h * hs, in + (((size_t)b * NH + h) * T + t) * hs, hs);
+}
+
+void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH, int hs) {
+    const int Q = NH * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                uint16_t *o = out16 + ((size_t)b * T + t) * Q + (size_t)h * hs;
+                const float *x = in + (((size_t)b * NH + h) * T + t) * hs;
+                for (int j = 0; j < hs; j++) o[j] = lra_bf16_of(x[j]);
+            }
 }
 
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs) {

@@ -34,6 +34,10 @@ void lra_sinusoid_table(float *pe, int T, int C);
 /* out (N,C) = (in - mean) * rstd * w + b; mean, rstd (N) saved for backward; eps = 1e-6 (flax). */
 void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C);
+/* The same with only the output rounded to bf16, out16 (N,C) = lra_bf16_of(out): a bf16 run keeps
+ * its products' inputs so, and never writes their fp32 (the _bf16 layers below likewise). */
+void lra_layernorm_forward_bf16(uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
+                                const float *b, int N, int C);
 void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                             const float *w, const float *mean, const float *rstd, int N, int C);
 
@@ -79,6 +83,8 @@ void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int T
  * other: the bits are those of the two layers either way. */
 void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
                               uint64_t stream);
+void lra_gelu_dropout_forward_bf16(uint16_t *out16, const float *in, int B, int T, int C, int Tstride, float rate,
+                                   uint64_t stream);
 void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
                                float rate, uint64_t stream);
 /* out = x + dropout(y) (B,T,C): the residual connection after a dropped sub-layer. */
@@ -92,6 +98,7 @@ void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, con
                               int T, int NH, int hs);
 /* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward writes din, the inverse transpose */
 void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
+void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH, int hs);
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
 
 enum { LRA_POOL_CLS = 0, LRA_POOL_MEAN = 1 };

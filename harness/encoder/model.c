@@ -324,16 +324,35 @@ void lra_model_init(lra_model *m, uint64_t seed) {
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
 }
 
-/* A block's product out = x w^T + b. fp32: x is kept for backward. bf16: x (the shared scratch)
- * is rounded into x16, which backward reads instead. */
-static void block_product_forward(lra_model *m, float *out, const float *x, uint16_t *x16, const float *w,
+/* A block's product out = x w^T + b. fp32: x is kept for backward. bf16: its input comes rounded,
+ * x16, from the layer before (the *_input functions below), and backward reads that. */
+static void block_product_forward(lra_model *m, float *out, const float *x, const uint16_t *x16, const float *w,
                                   const float *b, int N, int C, int OC) {
-    if (!x16) {
-        lra_matmul_forward(out, x, w, b, N, C, OC, NULL);
+    if (!x16) lra_matmul_forward(out, x, w, b, N, C, OC, NULL);
+    else lra_matmul16_forward(out, x16, w, b, N, C, OC, m->bf16);
+}
+
+/* The layers whose outputs feed a block's product write them in fp32 (out), or in a bf16 run
+ * (out16 set) rounded only: the same values, one pass fewer over the activations. */
+static void norm_input(float *out, uint16_t *out16, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, int N, int C) {
+    if (out16) lra_layernorm_forward_bf16(out16, mean, rstd, x, w, b, N, C);
+    else lra_layernorm_forward(out, mean, rstd, x, w, b, N, C);
+}
+
+static void heads_input(float *out, uint16_t *out16, const float *in, int B, int T, int NH, int hs) {
+    if (out16) lra_merge_heads_bf16(out16, in, B, T, NH, hs);
+    else lra_merge_heads(out, in, B, T, NH, hs);
+}
+
+static void gelu_input(float *out, uint16_t *out16, const float *in, int B, int T, int M, int Tstride, float rate,
+                       uint64_t stream) {
+    if (out16 && M % LRA_GELU_BLOCK == 0) {
+        lra_gelu_dropout_forward_bf16(out16, in, B, T, M, Tstride, rate, stream);
         return;
     }
-    lra_bf16_round(x16, x, (size_t)N * C);
-    lra_matmul16_forward(out, x16, w, b, N, C, OC, m->bf16);
+    lra_gelu_dropout_forward(out, in, B, T, M, Tstride, rate, stream); /* out: the bf16 run's scratch */
+    if (out16) lra_bf16_round(out16, out, (size_t)B * T * M);
 }
 
 static void block_product_backward(lra_model *m, float *dx, float *dw, float *db, const float *dout, const float *x,
@@ -365,19 +384,19 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     for (int l = 0; l < c->layers; l++) {
         lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
-        lra_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
+        norm_input(a->ln1, a->ln1_16, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
         block_product_forward(m, m->qkv_rows, a->ln1, a->ln1_16, p->qkvw, p->qkvb, BT, C, 3 * Q);
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
         lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS),
                               c->precision};
         lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
-        lra_merge_heads(a->atty, a->atto, E, T, NH, hs);
+        heads_input(a->atty, a->atty16, a->atto, E, T, NH, hs);
         block_product_forward(m, m->sublayer_out, a->atty, a->atty16, p->projw, p->projb, BT, Q, C);
         lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
-        lra_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
+        norm_input(a->ln2, a->ln2_16, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
         block_product_forward(m, a->fch, a->ln2, a->ln2_16, p->fcw, p->fcb, BT, C, M);
-        lra_gelu_dropout_forward(a->fchg, a->fch, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        gelu_input(a->fchg, a->fchg16, a->fch, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
         block_product_forward(m, m->sublayer_out, a->fchg, a->fchg16, p->fcprojw, p->fcprojb, BT, M, C);
         lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
         x = a->res3;
