@@ -226,51 +226,53 @@ static void mita_flops(const void *ctx, lra_attn_shape s, double *fwd, double *b
 typedef struct { float v; int32_t i; } pair;
 static int before(pair a, pair b) { return a.v > b.v || (a.v == b.v && a.i < b.i); }
 
-/* The k-th largest of the n values (1 <= k <= n) by radix selection on their order-preserving
- * bit patterns: a byte at a time from the top, one histogram pass per byte over the candidates
- * that share the bytes chosen so far - no data-dependent branches, where a quickselect mispredicts
- * about once per element. keys: n uint32 of scratch. */
+/* The k-th largest of the n values (1 <= k <= n): the largest v with at least k values >= v,
+ * found a bit at a time from the top on their order-preserving bit patterns. Each of the 32
+ * steps counts over all n in one pass that gcc vectorises, with no data-dependent branch (a
+ * quickselect mispredicts about once per element; a byte-wise radix selection's histogram
+ * updates run one element at a time). keys: n uint32 of scratch. */
 static float kth_largest(const pair *x, int n, int k, uint32_t *keys) {
     for (int r = 0; r < n; r++) {
         uint32_t u;
         memcpy(&u, &x[r].v, sizeof u);
         keys[r] = u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u); /* float order = unsigned order */
     }
-    uint32_t prefix = 0, mask = 0;
-    int need = k; /* how many more of the largest lie at or below the prefix chosen so far */
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        int hist[256] = {0};
-        for (int r = 0; r < n; r++) hist[(keys[r] >> shift) & 255] += (keys[r] & mask) == prefix;
-        int byte = 255;
-        while (hist[byte] < need) need -= hist[byte--];
-        prefix |= (uint32_t)byte << shift;
-        mask |= 255u << shift;
+    uint32_t kth = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        const uint32_t with = kth | 1u << bit;
+        int at_least = 0;
+        for (int r = 0; r < n; r++) at_least += keys[r] >= with;
+        kth = at_least >= k ? with : kth;
     }
-    const uint32_t u = prefix & 0x80000000u ? prefix ^ 0x80000000u : ~prefix;
+    const uint32_t u = kth & 0x80000000u ? kth ^ 0x80000000u : ~kth;
     float v;
     memcpy(&v, &u, sizeof v);
     return v;
 }
 
 /* Rearranges x[0..n), whose indices ascend, so that its first k are the k first in (value desc,
- * index asc) order: those above the k-th largest value, then the lowest-indexed of its ties. The
- * scan moves them to the front in the order it meets them, so the first k keep ascending indices
- * (a later selection over them and newer candidates, or a route list, needs no sort).
- * keys: n uint32 of scratch. */
+ * index asc) order: those above the k-th largest value, then the lowest-indexed of its ties; the
+ * rest of x is left undefined. The scan copies them to the front in the order it meets them, so
+ * the first k keep ascending indices (a later selection over them and newer candidates, or a
+ * route list, needs no sort), and without a branch per element. keys: n uint32 of scratch. */
 static void select_top(pair *x, int n, int k, uint32_t *keys) {
-    if (k == 1) { /* routing with s = 1: one pass for the first in the order (the same element) */
+    if (k == 1) { /* one pass for the first in the order (the same element) */
         int best = 0;
         for (int i = 1; i < n; i++)
             if (before(x[i], x[best])) best = i;
-        pair t = x[0]; x[0] = x[best]; x[best] = t;
+        x[0] = x[best];
         return;
     }
     if (k >= n) return;
     const float kth = kth_largest(x, n, k, keys);
     int ties = k;
     for (int r = 0; r < n; r++) ties -= x[r].v > kth;
-    for (int r = 0, taken = 0; r < n && taken < k; r++) /* in index order: the lowest ties first */
-        if (x[r].v > kth || (x[r].v == kth && ties-- > 0)) { pair t = x[taken]; x[taken++] = x[r]; x[r] = t; }
+    for (int r = 0, taken = 0; r < n; r++) { /* in index order: the lowest ties first; taken <= r */
+        const int tie = x[r].v == kth;
+        x[taken] = x[r];
+        taken += (x[r].v > kth) | (tie & (ties > 0));
+        ties -= tie;
+    }
 }
 
 /* The first index of the largest of x[0..n) (n >= 1): select_top's choice for k = 1, in a max and
