@@ -31,10 +31,11 @@
  * rescaled when a routed expert raises the max). Saved for backward, per head: Vbar (m x d), the
  * compression's log-sum-exp (m), the experts as key indices (m x k), each query's log-sum-exp (T)
  * and experts (T x s, uint16): 4 + 2 s bytes per (batch, head, token) - full's 8 at s = 2 - plus
- * 32 KiB per head at m = k = d = 64. Backward recomputes the landmarks A (pooling) and, tile by
- * tile, G, the compression softmax and each expert's routed logits. Per thread: A and A^T, a
- * chunk's running sums and inverted routing, and one region that each phase carves anew (see
- * lay): at most eight tiles, in backward's routed entries, besides the transposed copies below.
+ * 32 KiB per head at m = k = d = 64. Backward computes each query's D_i = dO_i . o_i once, in
+ * order, and recomputes the landmarks A (pooling) and, tile by tile, G, the compression softmax
+ * and each expert's routed logits. Per thread: A and A^T, a chunk's running sums and inverted
+ * routing, D (T), and one region that each phase carves anew (see lay): at most eight tiles, in
+ * backward's routed entries, besides the transposed copies below.
  *
  * Every product against keys, values, A or Vbar takes them transposed (A and Vbar once a head, a
  * key tile once, an expert's gathered keys and values once a chunk), so that OpenBLAS runs it in
@@ -125,7 +126,7 @@ static cJSON *mita_describe(const void *ctx) {
  * entries, backward's shared and compression gradients. */
 typedef struct {
     size_t vbar, lsec, ex, lse, rt, ne, head;
-    size_t a, at, mx, sum, th, cn, pairs, keys, qsum, off, inv;
+    size_t a, at, mx, sum, th, cn, pairs, keys, qsum, off, inv, dd;
     size_t z, cand, kt;                                      /* forward: experts and compression */
     size_t qe, oe, ke, ve, ket, vet, r, r2, g, gd, dke, dve; /* forward: a chunk's queries; backward: routed */
     size_t da, dvb, vbt, sg, sgd, sr2, sz, skt, svt;         /* backward: shared and compression */
@@ -162,6 +163,7 @@ static layout lay(const mita_ctx *c, lra_attn_shape s) {
     CARVE(qsum, n);       // (QC): the chunk's running sums of exponentials in forward
     CARVE(off, m + 1);    // (m + 1): where each expert's queries start in inv (int32)
     CARVE(inv, (n * S + 1) / 2); // (QC s): the chunk's queries by expert, offsets from its first (uint16)
+    CARVE(dd, T);         // (T): backward, D_i = dO_i . o_i of every query
     /* bf16: one product's operands (tile_bf16.h). Every product has a side of tile or d and one
      * of at most m, k, tile or d, so M K + K N stays within (max(m, k) + tile + d + 2)(tile + d + 2) */
     CARVE(bw, ((km + t + d + 2) * (t + d + 2) + 1) / 2);
@@ -543,8 +545,8 @@ static float row_dot(const float *x, const float *y, int n) {
 }
 
 /* Backward of the routed entries of the chunk [i0, i0 + nq), one expert at a time:
- * dS = p (z dP - D) scale, dP = dO V^T, D_i = dO_i . o_i; dV_e and dK_e scattered per expert. */
-static void routed_backward(const head_view *h, const float *dO, const float *O, float *dQ, float *dK, float *dV,
+ * dS = p (z dP - D) scale, dP = dO V^T, D (T) as below; dV_e and dK_e scattered per expert. */
+static void routed_backward(const head_view *h, const float *dO, const float *D, float *dQ, float *dK, float *dV,
                             int i0, int nq) {
     const mita_ctx *c = h->c;
     const layout *l = &h->l;
@@ -575,7 +577,7 @@ static void routed_backward(const head_view *h, const float *dO, const float *O,
             for (int r = 0; r < n; r++) {
                 const int i = rows[r], slot = slot_of(rt + (size_t)i * S, S, e);
                 const uint32_t rs = row_stream(h, i);
-                const float Di = row_dot(dOe + (size_t)r * hs, O + (size_t)i * hs, hs);
+                const float Di = D[i];
                 float *p = Lg + (size_t)r * ke, *g = dS + (size_t)r * ke;
                 const float li = lse[i];
                 for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
@@ -623,8 +625,12 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
         const int L = lra_valid_count(h.mask, T);
         lra_pool_rows_forward(A, Q, h.mask, L, me, hs); /* forward's landmarks again */
         lra_transpose(At, M, A, me, hs);
+        /* D_i = dO_i . o_i, the softmax backward's row term, once per query in a sequential pass
+         * (the routed entries met o's rows in expert order: a cache miss each) */
+        float *D = tw + l.dd;
+        for (int i = 0; i < T; i++) D[i] = row_dot(dO + (size_t)i * hs, O + (size_t)i * hs, hs);
         for (int i0 = 0; i0 < T; i0 += QC)
-            routed_backward(&h, dO, O, dQ, dK, dV, i0, T - i0 < QC ? T - i0 : QC);
+            routed_backward(&h, dO, D, dQ, dK, dV, i0, T - i0 < QC ? T - i0 : QC);
         float *dA = tw + l.da, *dVbar = tw + l.dvb, *G = tw + l.sg, *Gd = tw + l.sgd, *dS = tw + l.sr2, *Z = tw + l.sz;
         /* transposed: Vbar (d, m), a key tile's K and V (d, tile) */
         float *Vbt = tw + l.vbt, *Kt = tw + l.skt, *Vt = tw + l.svt;
@@ -642,7 +648,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 for (int r = 0; r < nq; r++) {
                     const int i = t0 + r;
                     const uint32_t rs = row_stream(&h, i);
-                    const float Di = row_dot(dOt + (size_t)r * hs, O + (size_t)i * hs, hs);
+                    const float Di = D[i];
                     float *p = Gd + (size_t)r * me, *g = dS + (size_t)r * me;
                     const float li = lse[i], *gr = G + (size_t)r * M;
                     for (int j = 0; j < me; j++) p[j] = expf(gr[j] * h.tau_inv - li);
