@@ -106,7 +106,8 @@ typedef struct {
     float *kbar, *cnt;    /* routing: (nb, hs) block means, (nb) their valid keys */
     float *kbarT;         /* (hs, nb) the block means transposed: gates run as "A times B" */
     float *gate;          /* (GT, nb) gate tile, then 2 s floats for route's best-so-far */
-    float *qsum;          /* attention: (QC) the chunk's running sums of exponentials in forward */
+    float *qsum;          /* attention: (QC) the chunk's running sums of exponentials in forward; in
+                           * backward its D_i = dO_i . o_i */
     float *Qg, *Gg;       /* (QT, hs) each: gathered q (then the tile's result: p v, or dQ), gathered dO */
     float *S, *P, *dP;    /* (QT, b) each: logits, then probabilities; dropped probabilities; their gradient */
     float *Kt, *Vt;       /* (hs, b) each: the block's keys and values transposed (see lra_transpose) */
@@ -373,10 +374,10 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
 
 /* Backward of one tile of n gathered queries (rows, from i0 on) against block [j0, j0 + nk):
  * probabilities recomputed from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of
- * the tile scattered back. D_i = dO_i . o_i is formed per gathered row. Uses Qg and Gg as
- * gathered, Kt and Vt as transposed, S, P and dP. */
+ * the tile scattered back. D_i = dO_i . o_i comes in qsum (the chunk's, by row). Uses Qg and Gg
+ * as gathered, Kt and Vt as transposed, S, P and dP. */
 static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn_args *a, int bh, const float *lse,
-                          const float *O, const float *K, float *dQ, float *dK, float *dV,
+                          const float *K, float *dQ, float *dK, float *dV,
                           const uint8_t *mask, const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
@@ -395,9 +396,7 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
     }
     for (int r = 0; r < n; r++) {
         const int i = rows[r];
-        const float li = lse[i], *gi = x->Gg + (size_t)r * hs, *oi = O + (size_t)i * hs;
-        float Di = 0.0f;
-        for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
+        const float li = lse[i], Di = x->qsum[i];
         float *srow = x->S + (size_t)r * c->b, *dprow = x->dP + (size_t)r * c->b;
         for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] * sc - li) : 0.0f;
         if (thr) {
@@ -455,6 +454,14 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             const int nq = T - i0 < QC ? T - i0 : QC;
             const size_t chunk = head + (size_t)i0 * hs; /* the chunk's first row */
             lra_invert_routes(x.list, x.off, sel_all + ((size_t)bh * T + i0) * c->s, nq, c->s, nb);
+            /* D_i = dO_i . o_i once per query, in order: per tile it met o's rows in block order
+             * (a cache miss each), once for each of a query's s blocks */
+            for (int i = 0; i < nq; i++) {
+                const float *gi = dout + chunk + (size_t)i * hs, *oi = o + chunk + (size_t)i * hs;
+                float Di = 0.0f;
+                for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
+                x.qsum[i] = Di;
+            }
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);
@@ -471,7 +478,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                     n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, q + chunk, rows, n, hs);
                     lra_gather_rows(x.Gg, dout + chunk, rows, n, hs);
-                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, o + chunk, k + keys,
+                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, k + keys,
                                   dq + chunk, dk + keys, dv + keys, mask, rows, i0, n, j0, nk, hs);
                 }
             }
