@@ -215,8 +215,9 @@ static void block_means(const moe_ctx *c, float *kbar, float *cnt, const float *
  * sel, LRA_NO_ROUTE past the last; returns how many. Blocks without a valid key are never chosen. One
  * pass keeps the best s so far in descending order (ties go to the lower index: strict >); best
  * holds 2 s floats of scratch. One block to choose besides the own (the default) is the first
- * index of the maximum, the same choice, found by a max and a search that gcc vectorises (the
- * scalar pass was 5% of moe's step). */
+ * index of the maximum, the same choice, found by a max and a min over indices, both written so
+ * that gcc vectorises them (branchless: the scalar pass was 5% of moe's step, and a max and a
+ * search with && conditions still ran one block at a time). */
 static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *best, const float *cnt, int own, int nb) {
     const int forced = c->own && own < nb && cnt[own] > 0;
     const int want = c->s - forced;
@@ -225,10 +226,17 @@ static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *bes
     int n = 0, from = 0;
     if (want == 1) { /* the default (s = 2, own block forced): the argmax, found in two vector passes */
         const int skip = forced ? own : -1;
-        float mx = -FLT_MAX;
-        for (int i = 0; i < nb; i++) mx = cnt[i] != 0 && i != skip && gate[i] > mx ? gate[i] : mx;
-        for (int i = 0; i < nb && !n; i++)
-            if (cnt[i] != 0 && i != skip && gate[i] == mx) { bv[0] = mx; bi[0] = i; n = 1; }
+        float mx = -FLT_MAX; /* an ineligible block counts as -FLT_MAX, which never raises it */
+        for (int i = 0; i < nb; i++) {
+            const float g = (cnt[i] != 0) & (i != skip) ? gate[i] : -FLT_MAX;
+            mx = g > mx ? g : mx;
+        }
+        int first = nb; /* the first eligible index at the max, as a min over indices */
+        for (int i = 0; i < nb; i++) {
+            const int at = (cnt[i] != 0) & (i != skip) & (gate[i] == mx) ? i : nb;
+            first = at < first ? at : first;
+        }
+        if (first < nb) { bv[0] = mx; bi[0] = first; n = 1; }
         from = n ? nb : 0; /* no gate above -FLT_MAX: the general pass below decides */
     }
     for (int i = from; i < nb && want > 0; i++) {
@@ -241,7 +249,12 @@ static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *bes
         bi[p] = i;
     }
     if (forced) bi[n++] = own;
-    for (int x = 1; x < n; x++) /* ascending block order: insertion sort of at most s ids */
+    if (n == 2) { /* the default: a min and a max, without the sort's unpredictable branch */
+        const int32_t lo = bi[0] < bi[1] ? bi[0] : bi[1], hi = bi[0] < bi[1] ? bi[1] : bi[0];
+        bi[0] = lo;
+        bi[1] = hi;
+    }
+    for (int x = 1; x < n && n > 2; x++) /* ascending block order: insertion sort of at most s ids */
         for (int y = x; y > 0 && bi[y] < bi[y - 1]; y--) { int32_t t = bi[y]; bi[y] = bi[y - 1]; bi[y - 1] = t; }
     for (int x = 0; x < c->s; x++) sel[x] = x < n ? (lra_route)bi[x] : LRA_NO_ROUTE;
     return n;
