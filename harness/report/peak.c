@@ -56,12 +56,18 @@ static float fp32_chunk(float seed) {
 double lra_peak_gflops(int threads) { return best_of_three(threads, fp32_chunk, 2.0 * 16 * CHAINS * (double)CHUNK); }
 
 /* bf16: CHUNK rounds of vdpbf16ps (32 bf16 products summed pairwise into 16 fp32 lanes: 64 flops)
- * on CHAINS accumulators. Compiled for AVX512-BF16 whatever the build targets; run only where
+ * on CHAINS accumulators. Each chain starts from its own value, as fma_chunk's do: chains that
+ * all started from the seed computed the same values, and gcc kept one of the twelve - one
+ * latency-bound chain that this function counted twelve times, which reported twice Zen 4's
+ * peak until it was caught. Compiled for AVX512-BF16 whatever the build targets; run only where
  * the CPU has it. */
 __attribute__((target("avx512f,avx512bf16"))) static float dp_chunk(float seed) {
     const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380); /* 1, 2^-24 */
-    __m512 c0 = _mm512_set1_ps(seed), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    const __m512 c = _mm512_set1_ps(seed), one = _mm512_set1_ps(1.0f);
+    __m512 c0 = c, c1 = _mm512_add_ps(c0, one), c2 = _mm512_add_ps(c1, one), c3 = _mm512_add_ps(c2, one);
+    __m512 c4 = _mm512_add_ps(c3, one), c5 = _mm512_add_ps(c4, one), c6 = _mm512_add_ps(c5, one);
+    __m512 c7 = _mm512_add_ps(c6, one), c8 = _mm512_add_ps(c7, one), c9 = _mm512_add_ps(c8, one);
+    __m512 c10 = _mm512_add_ps(c9, one), c11 = _mm512_add_ps(c10, one);
     for (int n = 0; n < CHUNK; n++) {
         c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
         c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
