@@ -222,10 +222,24 @@ void lra_dropout_forward(float *out, const float *in, int B, int T, int C, int T
         }
 }
 
+/* One row's dropout(gelu(in)) rounded to bf16, through a block of GELU_SPAN floats on the stack
+ * (whole GELU blocks, so the bits are the fp32 layer's) */
+enum { GELU_SPAN = 16 * LRA_GELU_BLOCK };
+static void gelu_dropout_row_bf16(uint16_t *out16, const float *in, int C, uint32_t first, float rate, dropout_mask m) {
+    float y[GELU_SPAN];
+    for (int c0 = 0; c0 < C; c0 += GELU_SPAN) {
+        const int nc = C - c0 < GELU_SPAN ? C - c0 : GELU_SPAN;
+        lra_gelu_row_forward(y, in + c0, nc);
+        if (rate > 0.0f) mask_span(y, nc, first + (uint32_t)c0, m);
+        for (int c = 0; c < nc; c++) out16[c0 + c] = lra_bf16_of(y[c]);
+    }
+}
+
 /* GELU and its dropout in one pass over rows of whole GELU blocks. Forward (dout NULL): out =
- * mask(gelu(in)). Backward: masks dout in place, then out = gelu'(in) dout. */
-static void gelu_dropout_rows(float *out, const float *in, float *dout, int B, int T, int C, int Tstride, float rate,
-                              uint64_t stream) {
+ * mask(gelu(in)), or with out16 only its bf16 rounding. Backward: masks dout in place, then out =
+ * gelu'(in) dout. */
+static void gelu_dropout_rows(float *out, uint16_t *out16, const float *in, float *dout, int B, int T, int C,
+                              int Tstride, float rate, uint64_t stream) {
     const dropout_mask m = mask_of(rate, stream);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
@@ -235,6 +249,8 @@ static void gelu_dropout_rows(float *out, const float *in, float *dout, int B, i
             if (dout) {
                 if (rate > 0.0f) mask_span(dout + off, C, first, m);
                 lra_gelu_row_backward_set(out + off, in + off, dout + off, C);
+            } else if (out16) {
+                gelu_dropout_row_bf16(out16 + off, in + off, C, first, rate, m);
             } else {
                 lra_gelu_row_forward(out + off, in + off, C);
                 if (rate > 0.0f) mask_span(out + off, C, first, m);
@@ -245,39 +261,23 @@ static void gelu_dropout_rows(float *out, const float *in, float *dout, int B, i
 void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
                               uint64_t stream) {
     if (C % LRA_GELU_BLOCK == 0) {
-        gelu_dropout_rows(out, in, NULL, B, T, C, Tstride, rate, stream);
+        gelu_dropout_rows(out, NULL, in, NULL, B, T, C, Tstride, rate, stream);
         return;
     }
     lra_gelu_forward(out, in, (long)B * T * C);
     lra_dropout_apply(out, B, T, C, Tstride, rate, stream);
 }
 
-/* rows through a block of GELU_SPAN floats on the stack (whole GELU blocks, so the bits are the
- * fp32 layer's), rounded from there */
-enum { GELU_SPAN = 16 * LRA_GELU_BLOCK };
 void lra_gelu_dropout_forward_bf16(uint16_t *out16, const float *in, int B, int T, int C, int Tstride, float rate,
                                    uint64_t stream) {
     LRA_ASSERT(C % LRA_GELU_BLOCK == 0);
-    const dropout_mask m = mask_of(rate, stream);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const size_t off = ((size_t)b * T + t) * C;
-            const uint32_t first = mask_index(b, t, C, Tstride);
-            float y[GELU_SPAN];
-            for (int c0 = 0; c0 < C; c0 += GELU_SPAN) {
-                const int nc = C - c0 < GELU_SPAN ? C - c0 : GELU_SPAN;
-                lra_gelu_row_forward(y, in + off + c0, nc);
-                if (rate > 0.0f) mask_span(y, nc, first + (uint32_t)c0, m);
-                for (int c = 0; c < nc; c++) out16[off + c0 + c] = lra_bf16_of(y[c]);
-            }
-        }
+    gelu_dropout_rows(NULL, out16, in, NULL, B, T, C, Tstride, rate, stream);
 }
 
 void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
                                float rate, uint64_t stream) {
     if (C % LRA_GELU_BLOCK == 0) {
-        gelu_dropout_rows(din, in, dout, B, T, C, Tstride, rate, stream);
+        gelu_dropout_rows(din, NULL, in, dout, B, T, C, Tstride, rate, stream);
         return;
     }
     lra_dropout_apply(dout, B, T, C, Tstride, rate, stream);
