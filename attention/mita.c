@@ -277,9 +277,9 @@ static void select_top(pair *x, int n, int k, uint32_t *keys) {
     }
 }
 
-/* The first index of the largest of x[0..n) (n >= 1): select_top's choice for k = 1, in a max and
- * a search that gcc vectorises (select_top's pass compares pairs, one branch each: routing was
- * half of select_top's time, 3% of mita's step). */
+/* The first index of the largest of x[0..n) (n >= 1): select_top's choice for k = 1, by a max
+ * that gcc vectorises and a search that stops at it (select_top's pass compares pairs, with a
+ * branch each: routing was half of select_top's time, 3% of mita's step). */
 static int first_max(const float *x, int n) {
     float mx = x[0];
     for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
@@ -375,7 +375,7 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             pair *cj = cand + (size_t)j * cap;
             for (int g0 = 0; g0 < nk; g0 += SCAN) {
                 const int gn = nk - g0 < SCAN ? nk - g0 : SCAN;
-                if (!any_above(z + g0, h->mask + t0 + g0, gn, th[j])) continue; /* most groups, past the first selections */
+                if (!any_above(z + g0, h->mask + t0 + g0, gn, th[j])) continue; /* most, past the first selections */
                 if (cn[j] + gn < cap) { /* no selection falls in this group: append without a branch per key */
                     int n = cn[j];
                     const float thj = th[j];

@@ -34,12 +34,10 @@ int lra_tile_bf16_native(void) {
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-static inline __mmask16 lanes(int n) { return lra_lanes16(n); }
-
 /* 16 floats (the first n) rounded to bf16 by vcvtneps2bf16 (nearest even), in the low halves of
  * 32-bit lanes: with a second row in the high halves, the pairs of rows that B operands hold */
 BF16_TARGET static inline __m512i bf16_lanes(const float *x, int n, float scale) {
-    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), x), _mm512_set1_ps(scale));
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lra_lanes16(n), x), _mm512_set1_ps(scale));
     return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
 }
 
@@ -48,8 +46,8 @@ BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, 
         uint16_t *o = out + (size_t)r * ldo;
         const float *x = X + (size_t)r * ldx;
         for (int c = 0; c < cols; c += 16) {
-            const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(cols - c), x + c), _mm512_set1_ps(scale));
-            _mm256_mask_storeu_epi16(o + c, lanes(cols - c), (__m256i)_mm512_cvtneps_pbh(v));
+            const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lra_lanes16(cols - c), x + c), _mm512_set1_ps(scale));
+            _mm256_mask_storeu_epi16(o + c, lra_lanes16(cols - c), (__m256i)_mm512_cvtneps_pbh(v));
         }
         if (cols & 1) o[cols] = 0;
     }
@@ -64,10 +62,10 @@ BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx
             const int nc = cols - c0 < 16 ? cols - c0 : 16;
             __m512 blk[16];
             for (int i = 0; i < 16; i++)
-                blk[i] = i < nr ? _mm512_maskz_loadu_ps(lanes(nc), X + (size_t)(r0 + i) * ldx + c0) : _mm512_setzero_ps();
+                blk[i] = i < nr ? _mm512_maskz_loadu_ps(lra_lanes16(nc), X + (size_t)(r0 + i) * ldx + c0) : _mm512_setzero_ps();
             lra_transpose16(blk);
             for (int c = 0; c < nc; c++)
-                _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lanes(nr),
+                _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lra_lanes16(nr),
                                          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(blk[c], sc)));
         }
     }
@@ -83,7 +81,7 @@ BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int 
         for (int n = 0; n < cols; n += 16) {
             const __m512i lo = bf16_lanes(x0 + n, cols - n, scale);
             const __m512i hi = has1 ? _mm512_slli_epi32(bf16_lanes(x1 + n, cols - n, scale), 16) : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(o + 2 * n, lanes(cols - n), _mm512_or_si512(lo, hi));
+            _mm512_mask_storeu_epi32(o + 2 * n, lra_lanes16(cols - n), _mm512_or_si512(lo, hi));
         }
     }
 }
@@ -99,12 +97,12 @@ BF16_TARGET void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int 
             for (int i = 0; i < 16; i++) {
                 if (i >= nr) { blk[i] = _mm512_setzero_ps(); continue; }
                 const float *x = X + (size_t)(n0 + i) * ldx + c0;
-                const __m512 a = _mm512_maskz_loadu_ps(lanes(m), x), b = _mm512_maskz_loadu_ps(lanes(m - 16), x + 16);
+                const __m512 a = _mm512_maskz_loadu_ps(lra_lanes16(m), x), b = _mm512_maskz_loadu_ps(lra_lanes16(m - 16), x + 16);
                 blk[i] = (__m512)_mm512_cvtne2ps_pbh(b, a); /* a's 16 then b's 16: 16 pairs in order */
             }
             lra_transpose16(blk);
             for (int p = 0; p < pairs; p++)
-                _mm512_mask_storeu_epi32(Bp + ((size_t)(c0 / 2 + p) * ldb + n0) * 2, lanes(nr), (__m512i)blk[p]);
+                _mm512_mask_storeu_epi32(Bp + ((size_t)(c0 / 2 + p) * ldb + n0) * 2, lra_lanes16(nr), (__m512i)blk[p]);
         }
     }
 }
