@@ -345,12 +345,7 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         float *D = Dall + (size_t)bh * T;
-        for (int i = 0; i < T; i++) {
-            const float *g = dout + head + (size_t)i * hs, *y = o + head + (size_t)i * hs;
-            float acc = 0.0f;
-            for (int d = 0; d < hs; d++) acc += g[d] * y[d];
-            D[i] = acc;
-        }
+        lra_row_dots(D, dout + head, o + head, T, hs);
         for (int c0 = 0; c0 < T; c0 += BQC) { /* a chunk of queries past every key block */
             const int nc = T - c0 < BQC ? T - c0 : BQC;
             if (b16) {

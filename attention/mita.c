@@ -538,12 +538,6 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     }
 }
 
-static float row_dot(const float *x, const float *y, int n) {
-    float acc = 0.0f;
-    for (int d = 0; d < n; d++) acc += x[d] * y[d];
-    return acc;
-}
-
 /* Backward of the routed entries of the chunk [i0, i0 + nq), one expert at a time:
  * dS = p (z dP - D) scale, dP = dO V^T, D (T) as below; dV_e and dK_e scattered per expert. */
 static void routed_backward(const head_view *h, const float *dO, const float *D, float *dQ, float *dK, float *dV,
@@ -628,7 +622,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
         /* D_i = dO_i . o_i, the softmax backward's row term, once per query in a sequential pass
          * (the routed entries met o's rows in expert order: a cache miss each) */
         float *D = tw + l.dd;
-        for (int i = 0; i < T; i++) D[i] = row_dot(dO + (size_t)i * hs, O + (size_t)i * hs, hs);
+        lra_row_dots(D, dO, O, T, hs);
         for (int i0 = 0; i0 < T; i0 += QC)
             routed_backward(&h, dO, D, dQ, dK, dV, i0, T - i0 < QC ? T - i0 : QC);
         float *dA = tw + l.da, *dVbar = tw + l.dvb, *G = tw + l.sg, *Gd = tw + l.sgd, *dS = tw + l.sr2, *Z = tw + l.sz;
@@ -668,7 +662,7 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
             /* Vbar = Pc V, Pc = softmax(A K^T scale + M), a tile of keys at a time from lsec;
              * D_j = sum_t Pc_jt dPc_jt = dVbar_j . Vbar_j */
             float *Dc = tw + l.mx;
-            for (int j = 0; j < me; j++) Dc[j] = row_dot(dVbar + (size_t)j * hs, Vbar + (size_t)j * hs, hs);
+            lra_row_dots(Dc, dVbar, Vbar, me, hs);
             for (int t0 = 0; t0 < T; t0 += tk) {
                 const int nk = T - t0 < tk ? T - t0 : tk;
                 if (!tile_has_key(h.mask, t0, nk)) continue;

@@ -469,12 +469,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
             lra_invert_routes(x.list, x.off, sel_all + ((size_t)bh * T + i0) * c->s, nq, c->s, nb);
             /* D_i = dO_i . o_i once per query, in order: per tile it met o's rows in block order
              * (a cache miss each), once for each of a query's s blocks */
-            for (int i = 0; i < nq; i++) {
-                const float *gi = dout + chunk + (size_t)i * hs, *oi = o + chunk + (size_t)i * hs;
-                float Di = 0.0f;
-                for (int d = 0; d < hs; d++) Di += gi[d] * oi[d];
-                x.qsum[i] = Di;
-            }
+            lra_row_dots(x.qsum, dout + chunk, o + chunk, nq, hs);
             for (int e = 0; e < nb; e++) {
                 int j0, nk;
                 block_range(c, e, T, &j0, &nk);

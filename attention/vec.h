@@ -18,6 +18,18 @@ static inline void lra_gather_rows(float *out, const float *X, const int32_t *id
     }
 }
 
+/* D (n) = the dot products of the rows of X and Y (n, d each), in order: the softmax backward's
+ * D_i = dO_i . o_i, one sequential pass per head (met in routing order, o's rows were a cache
+ * miss each) */
+static inline void lra_row_dots(float *D, const float *X, const float *Y, int n, int d) {
+    for (int i = 0; i < n; i++) {
+        const float *x = X + (size_t)i * d, *y = Y + (size_t)i * d;
+        float acc = 0.0f;
+        for (int j = 0; j < d; j++) acc += x[j] * y[j];
+        D[i] = acc;
+    }
+}
+
 /* X's rows idx[r] += the rows of in (n, d), in r order: a tile's results scattered back */
 static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t *idx, int n, int d) {
     for (int r = 0; r < n; r++) {
