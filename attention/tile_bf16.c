@@ -61,9 +61,7 @@ BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx
         for (int c0 = 0; c0 < cols; c0 += 16) {
             const int nc = cols - c0 < 16 ? cols - c0 : 16;
             __m512 blk[16];
-            for (int i = 0; i < 16; i++)
-                blk[i] = i < nr ? _mm512_maskz_loadu_ps(lra_lanes16(nc), X + (size_t)(r0 + i) * ldx + c0) : _mm512_setzero_ps();
-            lra_transpose16(blk);
+            lra_block16_t(blk, X + (size_t)r0 * ldx + c0, (size_t)ldx, nr, nc);
             for (int c = 0; c < nc; c++)
                 _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lra_lanes16(nr),
                                          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(blk[c], sc)));

@@ -17,9 +17,7 @@ LRA_AVX512_TARGET void lra_transpose_avx512(float *out, int ldo, const float *X,
         for (int c0 = 0; c0 < d; c0 += 16) {
             const int nc = d - c0 < 16 ? d - c0 : 16;
             __m512 blk[16];
-            for (int i = 0; i < 16; i++)
-                blk[i] = i < nr ? _mm512_maskz_loadu_ps(lra_lanes16(nc), X + (size_t)(r0 + i) * d + c0) : _mm512_setzero_ps();
-            lra_transpose16(blk);
+            lra_block16_t(blk, X + (size_t)r0 * d + c0, (size_t)d, nr, nc);
             for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(out + (size_t)(c0 + c) * ldo + r0, lra_lanes16(nr), blk[c]);
         }
     }

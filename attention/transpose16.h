@@ -36,4 +36,12 @@ LRA_AVX512_TARGET static inline void lra_transpose16(__m512 r[16]) {
 /* the first n (<= 16) lanes */
 static inline __mmask16 lra_lanes16(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
+/* blk[c] = column c of the nr x nc block at X (row stride ldx; nr, nc <= 16), zero past it: the
+ * block loaded and transposed, for the caller to store column by column */
+LRA_AVX512_TARGET static inline void lra_block16_t(__m512 blk[16], const float *X, size_t ldx, int nr, int nc) {
+    for (int i = 0; i < 16; i++)
+        blk[i] = i < nr ? _mm512_maskz_loadu_ps(lra_lanes16(nc), X + (size_t)i * ldx) : _mm512_setzero_ps();
+    lra_transpose16(blk);
+}
+
 #endif
