@@ -253,9 +253,10 @@ static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *bes
         const int32_t lo = bi[0] < bi[1] ? bi[0] : bi[1], hi = bi[0] < bi[1] ? bi[1] : bi[0];
         bi[0] = lo;
         bi[1] = hi;
+    } else { /* ascending block order: insertion sort of at most s ids */
+        for (int x = 1; x < n; x++)
+            for (int y = x; y > 0 && bi[y] < bi[y - 1]; y--) { int32_t t = bi[y]; bi[y] = bi[y - 1]; bi[y - 1] = t; }
     }
-    for (int x = 1; x < n && n > 2; x++) /* ascending block order: insertion sort of at most s ids */
-        for (int y = x; y > 0 && bi[y] < bi[y - 1]; y--) { int32_t t = bi[y]; bi[y] = bi[y - 1]; bi[y - 1] = t; }
     for (int x = 0; x < c->s; x++) sel[x] = x < n ? (lra_route)bi[x] : LRA_NO_ROUTE;
     return n;
 }
