@@ -159,7 +159,7 @@ static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *
 /* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation
  * logits. Kt: the tile's keys transposed, (hs, TILE), so that the product runs as "A times B" */
 static void aggregation_logits(float *S, const float *A, const float *Kt, const uint8_t *mask, const float *B1, int m,
-                               int t0, int nk, int hs, int Tmax, float scale, int b16, uint16_t *bw) {
+                               int t0, int nk, int hs, int Tmax, float scale, lra_tile_isa b16, uint16_t *bw) {
     lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
     for (int j = 0; j < m; j++)
         for (int t = 0; t < nk; t++) {
@@ -172,7 +172,7 @@ static void aggregation_logits(float *S, const float *A, const float *Kt, const 
 /* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast
  * probabilities. At: A transposed, (hs, n) */
 static void broadcast_probs(float *P, const float *Q, const float *At, const float *B2, int m, int t0, int nq, int n,
-                            int hs, float scale, int b16, uint16_t *bw) {
+                            int hs, float scale, lra_tile_isa b16, uint16_t *bw) {
     lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
     for (int t = 0; t < nq; t++) {
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
@@ -234,7 +234,7 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
 static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, float *Kt, const float *A,
                       const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs,
                       int Tmax, float scale, const lra_attn_args *a, int bh, uint16_t *bw) {
-    const int b16 = a->precision == LRA_BF16;
+    const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     memset(VA, 0, sizeof(float) * (size_t)m * hs);
     for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
     for (int t0 = 0; t0 < T; t0 += TILE) {
@@ -269,7 +269,7 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         const int h = bh % s.NH;
         float *hw = w0 + (size_t)bh * l.head, *tw = t0 + (size_t)omp_get_thread_num() * l.thread;
         float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p, *At = tw + l.at;
-        const int b16 = a->precision == LRA_BF16;
+        const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
         uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
@@ -323,7 +323,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         float *P = tw + l.p, *G = tw + l.g, *dVA = tw + l.dva, *dA = tw + l.da;
         float *At = tw + l.at, *VAt = tw + l.vat, *Kt = tw + l.kt, *Vt = tw + l.vt; /* transposed */
         float *D = tw + l.mx; /* (m): dVA_j . VA_j, in the running max's place */
-        const int b16 = a->precision == LRA_BF16;
+        const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
         uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;

@@ -6,6 +6,7 @@
 #define LRA_ATTN_BACKEND_H
 
 #include "attention.h"
+#include "tile_bf16.h"
 
 typedef struct lra_attn_i {
     const char *name;    /* registry key, e.g. "full" */
@@ -52,6 +53,12 @@ typedef struct lra_attn_i {
      * hardware, so a backend sees LRA_FP32 otherwise. 0: fp32 in both precisions. */
     int bf16;
 } lra_attn_i;
+
+/* The kernel of a call's bf16 products (tile_bf16.h): the CPU's under LRA_BF16, NONE (fp32) under
+ * LRA_FP32. It reads the environment: a backend asks once per call, or per head, not per tile. */
+static inline lra_tile_isa lra_attn_bf16_kernel(const lra_attn_args *a) {
+    return a->precision == LRA_BF16 ? lra_tile_bf16_isa() : LRA_TILE_NONE;
+}
 
 /* Registry order: NULL-terminated; lookup by name (NULL if unknown). */
 const lra_attn_i *const *lra_attn_registry(void);

@@ -179,8 +179,8 @@ static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq
 /* S (nq, nk; row stride BK) = A B over hs: fp32, Q K^T scaled (A: rows of q; B: the block's K^T
  * in t->Kt), or bf16, unscaled (A: the chunk's rows from Ab; B: the block in pairs, Bp) */
 static void scores(float *S, int nq, int nk, int hs, float scale, const float *A, const float *Bt,
-                   const uint16_t *Ab, const uint16_t *Bp, int b16) {
-    if (b16) lra_tile_bf16(nq, nk, lra_bf16_even(hs) / 2, Ab, lra_bf16_even(hs), Bp, BK, S, BK, 0);
+                   const uint16_t *Ab, const uint16_t *Bp, lra_tile_isa b16) {
+    if (b16) lra_tile_bf16(b16, nq, nk, lra_bf16_even(hs) / 2, Ab, lra_bf16_even(hs), Bp, BK, S, BK, 0);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, nk, hs, scale, A, hs, Bt, BK, 0.0f, S, BK);
 }
 
@@ -192,7 +192,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     (void)params;
     const full_ctx *c = ctx;
     const int T = s.T, hs = s.hs, hp = lra_bf16_even(hs), BH = s.B * s.NH, nchunks = (T + BQC - 1) / BQC;
-    const int b16 = a->precision == LRA_BF16;
+    const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
@@ -231,7 +231,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                                         keep_scale);
                     if (b16) {
                         lra_bf16_rows(t.Pb, BK, S, BK, nq, nk, 1.0f);
-                        lra_tile_bf16(nq, hs, lra_bf16_even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
+                        lra_tile_bf16(b16, nq, hs, lra_bf16_even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, BK, V, hs, 1.0f,
                                     accb, hs);
@@ -287,7 +287,7 @@ static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const u
  * b (P and dS rounded here, in pairs of rows), and dQ from dS's rows against K in pairs of rows. */
 static void gradient_products(const tiles *t, int nq, int nk, int hs, float scale, int b, const float *P,
                               const float *dS, const float *Q, const float *dO, const float *K, float *dQ,
-                              float *dK, float *dV, int b16) {
+                              float *dK, float *dV, lra_tile_isa b16) {
     if (!b16) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, P, BK, dO, hs, 1.0f, dV, hs);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, scale, dS, BK, Q, hs, 1.0f, dK, hs);
@@ -297,9 +297,9 @@ static void gradient_products(const tiles *t, int nq, int nk, int hs, float scal
     lra_bf16_pairs_rows(t->Pp, BK, P, BK, nq, nk, 1.0f);
     lra_bf16_pairs_rows(t->dSp, BK, dS, BK, nq, nk, scale);
     lra_bf16_rows(t->Pb, BK, dS, BK, nq, nk, scale);
-    lra_tile_bf16(hs, nk, lra_bf16_even(nq) / 2, t->dOT + b, BQC, t->Pp, BK, t->dVt, BK, 1);
-    lra_tile_bf16(hs, nk, lra_bf16_even(nq) / 2, t->QT + b, BQC, t->dSp, BK, t->dKt, BK, 1);
-    lra_tile_bf16(nq, hs, lra_bf16_even(nk) / 2, t->Pb, BK, t->Kr, hs, dQ, hs, 1);
+    lra_tile_bf16(b16, hs, nk, lra_bf16_even(nq) / 2, t->dOT + b, BQC, t->Pp, BK, t->dVt, BK, 1);
+    lra_tile_bf16(b16, hs, nk, lra_bf16_even(nq) / 2, t->QT + b, BQC, t->dSp, BK, t->dKt, BK, 1);
+    lra_tile_bf16(b16, nq, hs, lra_bf16_even(nk) / 2, t->Pb, BK, t->Kr, hs, dQ, hs, 1);
 }
 
 /* X (n, d) += Xt^T for Xt (d, BK): a key block's dV^T or dK^T into dV or dK. Where d <= BQ, Xt
@@ -328,7 +328,7 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
     (void)params; (void)dparams;
     const full_ctx *c = ctx;
     const int T = s.T, hs = s.hs, hp = lra_bf16_even(hs), BH = s.B * s.NH;
-    const int b16 = a->precision == LRA_BF16;
+    const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     const float scale = 1.0f / sqrtf((float)hs), sc = b16 ? scale : 1.0f;
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;

@@ -323,7 +323,7 @@ typedef struct {
     int bh, T, hs, me, ke, se, base, tile;
     float scale, tau_inv, keep_scale;
     uint32_t thr;
-    int b16;                 /* the attention products in bf16 (tile_bf16.h); routing stays fp32 */
+    lra_tile_isa b16;        /* the attention products in bf16 (tile_bf16.h); routing stays fp32 */
     const uint8_t *mask;
     const float *Q, *K, *V;
     float *hw, *tw;
@@ -340,7 +340,7 @@ static head_view view_of(const mita_ctx *c, lra_attn_shape s, const lra_attn_arg
                    .Q = q + head, .K = k + head, .V = v + head, .hw = (float *)ws + (size_t)bh * l->head,
                    .tw = (float *)scratch + (size_t)omp_get_thread_num() * l->thread, .tile = c->tile, .l = *l};
     h.tau_inv = c->scale_sqrt ? h.scale : 1.0f / (float)s.hs;
-    h.b16 = a->precision == LRA_BF16;
+    h.b16 = lra_attn_bf16_kernel(a);
     h.bw = (uint16_t *)(h.tw + l->bw);
     h.keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     return h;

@@ -270,10 +270,10 @@ static void block_range(const moe_ctx *c, int e, int T, int *j0, int *nk) {
 /* S (n x nk, stride b) = the gathered queries' logits against block [j0, j0 + nk), masked keys
  * NEG_BIG: fp32 from Qg and Kt (its keys transposed, (hs, b)), or bf16 from Qb and Kp (tile_bf16.h) */
 static void block_logits(const moe_ctx *c, const moe_scratch *x, float *S, const float *Qg, const uint8_t *mask,
-                         int n, int j0, int nk, int hs, float scale, int b16) {
+                         int n, int j0, int nk, int hs, float scale, lra_tile_isa b16) {
     float sc = 1.0f;
     if (b16) {
-        lra_tile_bf16(n, nk, lra_bf16_even(hs) / 2, x->Qb, lra_bf16_even(hs), x->Kp, c->b, S, c->b, 0);
+        lra_tile_bf16(b16, n, nk, lra_bf16_even(hs) / 2, x->Qb, lra_bf16_even(hs), x->Kp, c->b, S, c->b, 0);
         sc = scale;
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, Qg, hs, x->Kt, c->b, 0.0f, S, c->b);
@@ -326,7 +326,8 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                         void *scratch, const float *q, const float *k, const float *v, const float *params) {
     (void)params;
     const moe_ctx *c = ctx;
-    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T), b16 = a->precision == LRA_BF16;
+    const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
+    const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     const int hp = lra_bf16_even(hs), bp = lra_bf16_even(c->b);
     const float scale = 1.0f / sqrtf((float)hs);
     lra_route *sel_all = saved_sel(ws, s);
@@ -369,7 +370,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                     online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
                     if (b16) {
                         lra_bf16_rows(x.Sb, bp, x.S, c->b, n, nk, 1.0f);
-                        lra_tile_bf16(n, hs, lra_bf16_even(nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
+                        lra_tile_bf16(b16, n, hs, lra_bf16_even(nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, nk, 1.0f, x.S, c->b,
                                     V + (size_t)j0 * hs, hs, 0.0f, x.Qg, hs);
@@ -390,19 +391,19 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
  * probabilities recomputed from the saved log-sum-exp, dV and dK of the block from sgemm, dQ of
  * the tile scattered back. D_i = dO_i . o_i comes in qsum (the chunk's, by row). Uses Qg and Gg
  * as gathered, Kt and Vt as transposed, S, P and dP. */
-static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn_args *a, int bh, const float *lse,
-                          const float *K, float *dQ, float *dK, float *dV,
+static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn_args *a, lra_tile_isa b16, int bh,
+                          const float *lse, const float *K, float *dQ, float *dK, float *dV,
                           const uint8_t *mask, const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
     const float scale = 1.0f / sqrtf((float)hs);
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
-    const int b16 = a->precision == LRA_BF16, hp = lra_bf16_even(hs), bp = lra_bf16_even(c->b);
+    const int hp = lra_bf16_even(hs), bp = lra_bf16_even(c->b);
     float sc = 1.0f; /* bf16: the logits' scale, applied below */
     if (b16) {
         lra_bf16_rows(x->Qb, hp, x->Qg, hs, n, hs, 1.0f);
         lra_bf16_rows(x->Gb, hp, x->Gg, hs, n, hs, 1.0f);
-        lra_tile_bf16(n, nk, hp / 2, x->Qb, hp, x->Kp, c->b, x->S, c->b, 0);
-        lra_tile_bf16(n, nk, hp / 2, x->Gb, hp, x->Vp, c->b, x->dP, c->b, 0);
+        lra_tile_bf16(b16, n, nk, hp / 2, x->Qb, hp, x->Kp, c->b, x->S, c->b, 0);
+        lra_tile_bf16(b16, n, nk, hp / 2, x->Gb, hp, x->Vp, c->b, x->dP, c->b, 0);
         sc = scale;
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nk, hs, scale, x->Qg, hs, x->Kt, c->b, 0.0f, x->S, c->b);
@@ -429,11 +430,11 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
         lra_bf16_pairs_rows(x->Gp, hs, x->Gg, hs, n, hs, 1.0f);
         lra_bf16_pairs_rows(x->Qp, hs, x->Qg, hs, n, hs, 1.0f);
         lra_bf16_rows_t(x->ST, QT, thr ? x->P : x->S, c->b, n, nk, 1.0f);
-        lra_tile_bf16(nk, hs, n2, x->ST, QT, x->Gp, hs, dV, hs, 1);
+        lra_tile_bf16(b16, nk, hs, n2, x->ST, QT, x->Gp, hs, dV, hs, 1);
         lra_bf16_rows_t(x->ST, QT, x->dP, c->b, n, nk, scale);
-        lra_tile_bf16(nk, hs, n2, x->ST, QT, x->Qp, hs, dK, hs, 1);
+        lra_tile_bf16(b16, nk, hs, n2, x->ST, QT, x->Qp, hs, dK, hs, 1);
         lra_bf16_rows(x->Sb, bp, x->dP, c->b, n, nk, scale);
-        lra_tile_bf16(n, hs, lra_bf16_even(nk) / 2, x->Sb, bp, x->Kr, hs, x->Qg, hs, 0);
+        lra_tile_bf16(b16, n, hs, lra_bf16_even(nk) / 2, x->Sb, bp, x->Kr, hs, x->Qg, hs, 0);
         lra_scatter_add_rows(dQ, x->Qg, rows, n, hs);
         return;
     }
@@ -453,6 +454,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     (void)params; (void)dparams;
     const moe_ctx *c = ctx;
     const int T = s.T, hs = s.hs, BH = s.B * s.NH, nb = nblocks(c, T);
+    const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     const lra_route *sel_all = saved_sel(ws, s);
     const float *lse_all = saved_lse(ws);
     float *scratch0 = scratch;
@@ -487,7 +489,7 @@ static void moe_backward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                     n = lra_routed_tile(rows, x.list, at, x.off[e + 1], QT, 0);
                     lra_gather_rows(x.Qg, q + chunk, rows, n, hs);
                     lra_gather_rows(x.Gg, dout + chunk, rows, n, hs);
-                    backward_tile(c, &x, a, bh, lse_all + (size_t)bh * T + i0, k + keys,
+                    backward_tile(c, &x, a, b16, bh, lse_all + (size_t)bh * T + i0, k + keys,
                                   dq + chunk, dk + keys, dv + keys, mask, rows, i0, n, j0, nk, hs);
                 }
             }

@@ -1,6 +1,7 @@
-/* tile_bf16.c - bf16 tile products on AVX512-BF16 (tile_bf16.h), dispatched at run time: every
- * function but the check is compiled for AVX512-BF16, and nothing calls them on a CPU without it.
- * Rounding is vcvtneps2bf16's: nearest even. */
+/* tile_bf16.c - bf16 tile products on AVX512-BF16 (tile_bf16.h), and the choice between these and
+ * the AMX tiles of tile_amx.c, made at run time: every function but the checks is compiled for
+ * AVX512-BF16, and nothing calls them on a CPU without it. Rounding is vcvtneps2bf16's: nearest
+ * even. */
 #include <ctype.h>
 #include <immintrin.h>
 #include <stdlib.h>
@@ -11,25 +12,37 @@
 #include "tile_bf16.h"
 #include "transpose16.h"
 
-/* ONEDNN_MAX_CPU_ISA values below AVX512_CORE_BF16 (oneDNN 2.6's names) */
-static int isa_capped_below_bf16(void) {
-    static const char *const below[] = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
-                                        "AVX512_CORE", "AVX512_CORE_VNNI"};
+/* oneDNN 2.6's ONEDNN_MAX_CPU_ISA names, lowest first; a cap lets through its own level and those
+ * below it */
+static int isa_cap_allows(const char *level) {
+    static const char *const order[] = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
+                                        "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_AMX"};
     const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
-    if (!cap) return 0;
+    if (!cap) return 1;
     char up[32];
     size_t n = 0;
     for (; cap[n] && n + 1 < sizeof up; n++) up[n] = (char)toupper((unsigned char)cap[n]);
     up[n] = '\0';
-    for (size_t i = 0; i < sizeof below / sizeof *below; i++)
-        if (strcmp(up, below[i]) == 0) return 1;
-    return 0;
+    const size_t levels = sizeof order / sizeof *order;
+    size_t c = levels, l = levels;
+    for (size_t i = 0; i < levels; i++) {
+        if (strcmp(up, order[i]) == 0) c = i;
+        if (strcmp(level, order[i]) == 0) l = i;
+    }
+    return c == levels || l <= c; /* ALL, or a name past 2.6's: no cap */
 }
 
 /* read on every call (a getenv per attention call), so that a test can cap it within a process */
-int lra_tile_bf16_native(void) {
+lra_tile_isa lra_tile_bf16_isa(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") && !isa_capped_below_bf16();
+    if (!__builtin_cpu_supports("avx512bf16") || !isa_cap_allows("AVX512_CORE_BF16")) return LRA_TILE_NONE;
+    return isa_cap_allows("AVX512_CORE_AMX") && lra_tile_amx_usable() ? LRA_TILE_AMX : LRA_TILE_AVX512_BF16;
+}
+
+int lra_tile_bf16_native(void) { return lra_tile_bf16_isa() != LRA_TILE_NONE; }
+
+const char *lra_tile_isa_name(lra_tile_isa isa) {
+    return isa == LRA_TILE_AMX ? "amx_bf16" : isa == LRA_TILE_AVX512_BF16 ? "avx512_bf16" : "none";
 }
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -158,8 +171,8 @@ BF16_TARGET static void rows_block(int nr, int nv, int K2, const uint16_t *A, in
     }
 }
 
-BF16_TARGET void lra_tile_bf16(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
-                               float *C, int ldc, int accumulate) {
+BF16_TARGET void lra_tile_vdp(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
+                              float *C, int ldc, int accumulate) {
     for (int n0 = 0; n0 < N; n0 += 64) {
         const int nv = (N - n0 + 15) / 16 < 4 ? (N - n0 + 15) / 16 : 4;
         const int rb = nv <= 2 ? 8 : 4; /* 16 accumulators where they fit: enough chains to hide vdpbf16ps's latency */
@@ -169,12 +182,18 @@ BF16_TARGET void lra_tile_bf16(int M, int N, int K2, const uint16_t *A, int lda,
     }
 }
 
+void lra_tile_bf16(lra_tile_isa isa, int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
+                   float *C, int ldc, int accumulate) {
+    if (isa == LRA_TILE_AMX) lra_tile_amx(M, N, K2, A, lda, Bp, ldb, C, ldc, accumulate);
+    else lra_tile_vdp(M, N, K2, A, lda, Bp, ldb, C, ldc, accumulate);
+}
+
 size_t lra_tile_gemm_work(int M, int N, int K) {
     const size_t kp = (size_t)lra_bf16_even(K);
     return (size_t)M * kp + kp * (size_t)N;
 }
 
-void lra_tile_gemm(int bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (!bf16) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
@@ -187,5 +206,5 @@ void lra_tile_gemm(int bf16, uint16_t *work, int transA, int transB, int M, int 
     else lra_bf16_rows(Ab, kp, A, lda, M, K, alpha);
     if (transB) lra_bf16_pairs_cols(Bp, N, B, ldb, N, K); /* B stored (N, K) */
     else lra_bf16_pairs_rows(Bp, N, B, ldb, K, N, 1.0f);
-    lra_tile_bf16(M, N, kp / 2, Ab, kp, Bp, N, C, ldc, beta != 0.0f);
+    lra_tile_bf16(bf16, M, N, kp / 2, Ab, kp, Bp, N, C, ldc, beta != 0.0f);
 }

@@ -4,10 +4,14 @@
  * fp32. "A" operands are row-major with an even number of columns (the packers pad with a zero
  * column). "B" operands are stored in pairs along their reduction axis (the layout of AVX512-BF16's
  * vdpbf16ps and of AMX): element (kk, n) of B sits at Bp[((kk / 2) * ldb + n) * 2 + kk % 2], zero
- * past the last kk. lra_tile_bf16_native() says whether this CPU multiplies bf16 in hardware, as
- * capped by ONEDNN_MAX_CPU_ISA (one knob for oneDNN and these kernels); where it does not, a
- * backend runs its fp32 path instead (faster there than emulating bf16). One call runs on the
- * calling thread; results depend on nothing but the arguments. */
+ * past the last kk. lra_tile_bf16_isa() says how this CPU multiplies bf16, as capped by
+ * ONEDNN_MAX_CPU_ISA (one knob for oneDNN and these kernels): AMX tiles (tile_amx.c) where the CPU
+ * and Linux give them, vdpbf16ps where it has AVX512-BF16, neither otherwise, where a backend runs
+ * its fp32 path instead (faster there than emulating bf16). A backend asks once per call and
+ * passes the answer to every product. The two kernels sum each element's pairs in order but may
+ * round a pair's two products differently: their results differ in the last bits, so a run's
+ * bits hold on one machine at one ISA. One call runs on the calling thread; results depend on
+ * nothing but the arguments. */
 #ifndef LRA_TILE_BF16_H
 #define LRA_TILE_BF16_H
 
@@ -18,13 +22,27 @@
  * pairs are whole, padded with a zero */
 static inline int lra_bf16_even(int n) { return n + (n & 1); }
 
-/* 1 when the functions below may run: AVX512-BF16, not capped below it. Call none of them otherwise. */
+typedef enum { LRA_TILE_NONE, LRA_TILE_AVX512_BF16, LRA_TILE_AMX } lra_tile_isa;
+
+/* The kernel this CPU runs, as capped (read on every call, so that a test can cap it); NONE: call
+ * none of the functions below. _native: not NONE. _name: "amx_bf16", "avx512_bf16" or "none". */
+lra_tile_isa lra_tile_bf16_isa(void);
 int lra_tile_bf16_native(void);
+const char *lra_tile_isa_name(lra_tile_isa isa);
 
 /* C (M, N) = A (M, 2 K2) B (2 K2, N) + (accumulate ? C : 0); A row stride lda, Bp in pairs with
- * row stride ldb (pairs), C row stride ldc. */
-void lra_tile_bf16(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb, float *C,
-                   int ldc, int accumulate);
+ * row stride ldb (pairs), C row stride ldc; on isa's kernel (AVX512_BF16 or AMX). _vdp and _amx
+ * are the two kernels themselves (_amx only where lra_tile_amx_usable()). */
+void lra_tile_bf16(lra_tile_isa isa, int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb,
+                   float *C, int ldc, int accumulate);
+void lra_tile_vdp(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb, float *C, int ldc,
+                  int accumulate);
+void lra_tile_amx(int M, int N, int K2, const uint16_t *A, int lda, const uint16_t *Bp, int ldb, float *C, int ldc,
+                  int accumulate);
+/* 1 where the CPU has AMX-BF16 and Linux granted this process its tiles (asked once). _configure:
+ * this thread's eight tiles as 16 rows of 64 bytes (the caller releases them: _tile_release). */
+int lra_tile_amx_usable(void);
+void lra_tile_amx_configure(void);
 
 /* A operands. out (rows, cols rounded up to even; row stride ldo) = bf16(scale X) for X (rows,
  * cols; row stride ldx); _t: out (cols, rows rounded up to even) = bf16(scale X^T). */
@@ -35,12 +53,12 @@ void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx, int rows, 
 void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols, float scale);
 void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols);
 
-/* One product of a backend's tiles in precision p, with cblas_sgemm's row-major meaning: C (M, N)
- * = alpha op(A) op(B) + beta C, beta 0 or 1. fp32: cblas_sgemm. bf16 (only where
- * lra_tile_bf16_native()): alpha op(A) and op(B) rounded into work, then lra_tile_bf16 - for
+/* One product of a backend's tiles, with cblas_sgemm's row-major meaning: C (M, N) = alpha op(A)
+ * op(B) + beta C, beta 0 or 1. bf16 NONE (fp32): cblas_sgemm. Otherwise (lra_tile_bf16_isa()'s
+ * answer): alpha op(A) and op(B) rounded into work, then lra_tile_bf16 on that kernel - for
  * products whose operands are not reused (a backend that reuses one packs it once and calls
  * lra_tile_bf16 itself, as full.c and moe.c do). work: lra_tile_gemm_work(M, N, K) uint16s. */
-void lra_tile_gemm(int bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 size_t lra_tile_gemm_work(int M, int N, int K);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../attention/attention.h"
+#include "../attention/tile_bf16.h"
 #include "../attention/transpose.h"
 #include "tests.h"
 
@@ -397,19 +398,21 @@ END_TEST
 /* Every backend in bf16 against its own fp32 results, which the tests above hold to the float64
  * references and finite differences: within the bf16 tolerance of full's test above (routing is
  * computed in fp32 in both, so it cannot flip). A backend that takes bf16, on a CPU that has it,
- * must not give fp32's bits, uncapped or with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (the same
- * bits in both: AMX plays no part in these kernels); with ONEDNN_MAX_CPU_ISA=AVX2 every backend
- * gives exactly fp32's bits. */
+ * must not give fp32's bits, uncapped or capped at AVX512_CORE_AMX or AVX512_CORE_BF16. Capped at
+ * AVX512_CORE_AMX it gives the uncapped bits (the same kernel); at AVX512_CORE_BF16 too, except
+ * on a CPU with AMX, where vdpbf16ps replaces the tiles and the last bits may change
+ * (test_tile_bf16_kernels holds both kernels to a float64 product). With ONEDNN_MAX_CPU_ISA=AVX2
+ * every backend gives exactly fp32's bits. */
 START_TEST(test_registry_bf16) {
     char *cap = getenv("ONEDNN_MAX_CPU_ISA") ? strdup(getenv("ONEDNN_MAX_CPU_ISA")) : NULL;
-    const char *caps[3] = {NULL, "AVX512_CORE_BF16", "AVX2"};
+    const char *caps[4] = {NULL, "AVX512_CORE_AMX", "AVX512_CORE_BF16", "AVX2"};
     const int len[2] = {150, 77};
     const lra_attn_shape s = {2, 2, 150, 16};
     for (int bi = 0; bi < lra_attn_count(); bi++) {
         const char *name = lra_attn_name_at(bi);
         if (!t_backend_tested(name)) continue;
         float *first = NULL; /* the uncapped bf16 output */
-        for (int ci = 0; ci < 3; ci++) {
+        for (int ci = 0; ci < 4; ci++) {
             if (caps[ci]) setenv("ONEDNN_MAX_CPU_ISA", caps[ci], 1);
             else unsetenv("ONEDNN_MAX_CPU_ISA");
             fixture f32, b;
@@ -431,8 +434,9 @@ START_TEST(test_registry_bf16) {
             ck_assert_msg(native ? !same : same, "%s in bf16 (%s): %s", name, setting,
                           native ? "fp32's bits: its bf16 path did not run" : "not fp32's bits, without bf16 products");
             if (ci == 0) first = memcpy(malloc(b.n * 4), b.o, b.n * 4);
-            if (ci == 1)
-                ck_assert_msg(memcmp(first, b.o, b.n * 4) == 0, "%s in bf16: other bits at AVX512_CORE_BF16", name);
+            if (ci == 1 || (ci == 2 && !lra_tile_amx_usable()))
+                ck_assert_msg(memcmp(first, b.o, b.n * 4) == 0, "%s in bf16: other bits at %s than uncapped", name,
+                              setting);
             fx_free(&f32);
             fx_free(&b);
         }
@@ -465,6 +469,79 @@ START_TEST(test_transpose_paths) {
         }
         free(X);
         free(out);
+    }
+}
+END_TEST
+
+/* Both bf16 tile kernels (vdpbf16ps, and AMX where the CPU and Linux give it) against a float64
+ * product of the same bf16 operands, at shapes that leave partial tiles in M, N and the reduction
+ * (AMX's 16 rows, 16 columns and 16 pairs; vdpbf16ps's 4-8 rows and 16-64 columns), with strides
+ * past the widths whose padding must stay as it was, and with C accumulated and overwritten. Each
+ * element's sum is fp32 over at most 2 K2 products: within 2 K2 2^-24 of sum |a b|, plus a
+ * denormal's worth (both kernels flush them). */
+static float bf16_value(uint16_t b) {
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* n bf16 values: t_fill's uniform floats with their low half cut off */
+static uint16_t *bf16_fill(size_t n, uint64_t seed) {
+    float *f = malloc(4 * n);
+    uint16_t *b = malloc(2 * n);
+    ck_assert(f && b);
+    t_fill(f, n, 1.0f, seed);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &f[i], sizeof u);
+        b[i] = (uint16_t)(u >> 16);
+    }
+    free(f);
+    return b;
+}
+
+START_TEST(test_tile_bf16_kernels) {
+    static const int shapes[][3] = {{1, 1, 1},    {16, 16, 16},  {17, 33, 17}, {128, 64, 16},
+                                    {32, 64, 64}, {15, 100, 3},  {40, 7, 40},  {64, 31, 9}};
+    void (*const kernels[2])(int, int, int, const uint16_t *, int, const uint16_t *, int, float *, int, int) = {
+        lra_tile_vdp, lra_tile_amx};
+    if (!lra_tile_bf16_native()) return; /* no bf16 hardware: no kernel to run (the backends run fp32) */
+    const int nkernels = lra_tile_amx_usable() ? 2 : 1;
+    for (size_t z = 0; z < sizeof shapes / sizeof *shapes; z++) {
+        const int M = shapes[z][0], N = shapes[z][1], K2 = shapes[z][2], lda = 2 * K2 + 6, ldb = N + 3, ldc = N + 5;
+        uint16_t *A = bf16_fill((size_t)M * lda, 3 + z), *Bp = bf16_fill((size_t)K2 * ldb * 2, 50 + z);
+        float *C0 = malloc(4 * (size_t)M * ldc), *C = malloc(4 * (size_t)M * ldc);
+        ck_assert(C0 && C);
+        t_fill(C0, (size_t)M * ldc, 1.0f, 90 + z);
+        for (int kind = 0; kind < nkernels; kind++)
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(C, C0, 4 * (size_t)M * ldc);
+                kernels[kind](M, N, K2, A, lda, Bp, ldb, C, ldc, acc);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        const float got = C[(size_t)i * ldc + j];
+                        if (j >= N) {
+                            ck_assert_msg(got == C0[(size_t)i * ldc + j], "%s kernel, %d x %d x %d: C[%d][%d] past N written",
+                                          kind ? "amx" : "vdp", M, N, K2, i, j);
+                            continue;
+                        }
+                        double want = acc ? C0[(size_t)i * ldc + j] : 0.0, mag = fabs(want);
+                        for (int kk = 0; kk < 2 * K2; kk++) {
+                            const double p = (double)bf16_value(A[(size_t)i * lda + kk]) *
+                                             bf16_value(Bp[((size_t)(kk / 2) * ldb + j) * 2 + kk % 2]);
+                            want += p;
+                            mag += fabs(p);
+                        }
+                        ck_assert_msg(fabs(got - want) <= (2.0 * K2 + 1) * 0x1p-24 * mag + 1e-37,
+                                      "%s kernel, %d x %d x %d (accumulate %d): C[%d][%d] = %.9g, want %.9g",
+                                      kind ? "amx" : "vdp", M, N, K2, acc, i, j, (double)got, want);
+                    }
+            }
+        free(A);
+        free(Bp);
+        free(C0);
+        free(C);
     }
 }
 END_TEST
@@ -1059,6 +1136,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_full_vs_naive);
     tcase_add_test(tc, test_full_bf16_vs_naive);
     tcase_add_test(tc, test_registry_bf16);
+    tcase_add_test(tc, test_tile_bf16_kernels);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);
     tcase_add_test(tc, test_agent_vs_naive);

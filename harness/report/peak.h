@@ -7,7 +7,10 @@
 /* GFLOP/s (an FMA counts 2) of `threads` threads, the best of three runs of about 0.1 s each. */
 double lra_peak_gflops(int threads);
 /* The same for bf16 products: vdpbf16ps (AVX512-BF16; a pair of products and their sum count 2
- * each); 0 on a CPU without it. AMX tiles, where present, go faster still: not measured here. */
+ * each); 0 on a CPU without it. */
 double lra_peak_bf16_gflops(int threads);
+/* The same on AMX tiles: tdpbf16ps into four accumulator tiles (16 x 16 x 32 products, 16384
+ * flops an instruction); 0 where lra_tile_amx_usable() is not. */
+double lra_peak_amx_gflops(int threads);
 
 #endif

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "../../attention/attention.h"
+#include "../../attention/tile_bf16.h"
 #include "../../common/fs.h"
 #include "../../common/json_file.h"
 #include "../encoder/dist.h"
@@ -405,9 +406,12 @@ int lra_speed_main(int argc, char **argv) {
                lra_dist_size() > 1 ? "es" : "", c.threads, c.shards,
                lra_dist_size() > 1 ? "; the attention layer alone runs on every process at once" : "");
     const double peak = lra_peak_gflops(c.threads); /* before any kernel, on idle caches */
-    const double peak_bf16 = lra_peak_bf16_gflops(c.threads);
+    /* bf16's peak on the kernel the attention tiles run on (oneDNN's products take the same units) */
+    const lra_tile_isa bf16_kernel = lra_tile_bf16_isa();
+    const double peak_bf16 = bf16_kernel == LRA_TILE_AMX ? lra_peak_amx_gflops(c.threads) : lra_peak_bf16_gflops(c.threads);
     printf("# machine peak (fp32 FMA on every thread, measured): %.0f GFLOP/s", peak);
-    if (peak_bf16 > 0) printf("; bf16 (vdpbf16ps): %.0f GFLOP/s", peak_bf16);
+    if (peak_bf16 > 0)
+        printf("; bf16 (%s): %.0f GFLOP/s", bf16_kernel == LRA_TILE_AMX ? "AMX tiles" : "vdpbf16ps", peak_bf16);
     else printf("; no bf16 instructions");
     printf("\n");
     fflush(stdout);
@@ -453,6 +457,7 @@ int lra_speed_main(int argc, char **argv) {
     cJSON_AddItemToObject(j, "machine", lra_machine_json(c.threads));
     cJSON_AddNumberToObject(j, "machine_peak_gflops", peak);
     cJSON_AddNumberToObject(j, "machine_peak_bf16_gflops", peak_bf16);
+    cJSON_AddStringToObject(j, "machine_peak_bf16_kernel", lra_tile_isa_name(bf16_kernel));
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
     char when[32], path[4200], written[4200];
     lra_iso_time((long)time(NULL), when);
