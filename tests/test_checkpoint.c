@@ -279,7 +279,7 @@ START_TEST(test_resume_other_numerics) {
     ck_assert_int_eq(t_run(msg, sizeof msg, "%s resume %s/old.ckpt", t_bench(), out), 2);
     char want[128];
     snprintf(want, sizeof want, "computed under numerics 1 (lra-bench %s); this binary computes under numerics %d",
-             lra_git_commit(), LRA_NUMERICS);
+             lra_git_commit(), LRA_NUMERICS_FP32);
     ck_assert_msg(strstr(msg, want) && strstr(msg, "--numerics-change=on"), "%s", msg);
     ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s/old.ckpt --numerics-change=on", t_bench(), out) == 0, "%s", msg);
     ck_assert_msg(strstr(msg, "continued under"), "%s", msg);
@@ -290,8 +290,28 @@ START_TEST(test_resume_other_numerics) {
     cJSON *j = t_load_json(report);
     ck_assert_int_eq(cJSON_GetArraySize(t_get(j, "numerics_changed_at_steps")), 1);
     ck_assert_double_eq(cJSON_GetArrayItem(t_get(j, "numerics_changed_at_steps"), 0)->valuedouble, 14);
-    ck_assert_double_eq(t_num(j, "numerics"), LRA_NUMERICS);
+    ck_assert_double_eq(t_num(j, "numerics"), LRA_NUMERICS_FP32);
     cJSON_Delete(j);
+    /* numerics 9 changed bf16's bits only: an fp32 checkpoint its binaries stamped 9 is 8's run, and
+     * continues without the flag; a bf16 one stamped 9 (before the AMX tiles, 10) is refused */
+    snprintf(report, sizeof report, "%s/nine.json", out);
+    run_and_kill("LRA_TEST_NUMERICS=9 LRA_TEST_STOP_AT=15", "--backend=full", report);
+    ck_assert_msg(t_run(msg, sizeof msg, "%s resume %s/nine.ckpt", t_bench(), out) == 0, "%s", msg);
+    a = t_report_numbers(report);
+    b = t_report_numbers(ref);
+    ck_assert_msg(strcmp(a, b) == 0, "resumed run differs:\n%s\nuninterrupted:\n%s", a, b);
+    free(a);
+    free(b);
+    j = t_load_json(report);
+    ck_assert_msg(!cJSON_GetObjectItemCaseSensitive(j, "numerics_changed_at_steps"), "an fp32 run of 9 noted as changed");
+    ck_assert_double_eq(t_num(j, "numerics"), LRA_NUMERICS_FP32);
+    cJSON_Delete(j);
+    snprintf(report, sizeof report, "%s/nine16.json", out);
+    run_and_kill("LRA_TEST_NUMERICS=9 LRA_TEST_STOP_AT=15", "--backend=full --precision=bf16", report);
+    ck_assert_int_eq(t_run(msg, sizeof msg, "%s resume %s/nine16.ckpt", t_bench(), out), 2);
+    snprintf(want, sizeof want, "computed under numerics 9 (lra-bench %s); this binary computes under numerics %d",
+             lra_git_commit(), LRA_NUMERICS_BF16);
+    ck_assert_msg(strstr(msg, want), "%s", msg);
 }
 END_TEST
 

@@ -72,7 +72,7 @@ lra_status lra_run_save_checkpoint(run_state *r, char *err) {
     cJSON_AddItemReferenceToObject(h, "curve", r->curve);
     cJSON_AddStringToObject(h, "git_commit", lra_git_commit());
     const char *as_if = lra_test_hook("NUMERICS"); /* a checkpoint of another version, for the tests */
-    cJSON_AddNumberToObject(h, "numerics", as_if ? atoi(as_if) : LRA_NUMERICS);
+    cJSON_AddNumberToObject(h, "numerics", as_if ? atoi(as_if) : lra_numerics(r->c->precision));
     cJSON_AddItemReferenceToObject(h, "numerics_changed_at_steps", r->numerics_changed_at);
     lra_iso_time((long)time(NULL), when);
     cJSON_AddStringToObject(h, "written_at", when);
@@ -137,12 +137,13 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
     else if (strcmp(sum->valuestring, r->data_checksum) != 0)
         st = lra_fail(err, LRA_ERR_USAGE, "%s was written on other data (sha256 %.12s..., this run's %.12s...)", path,
                       sum->valuestring, r->data_checksum);
-    else if (numerics != LRA_NUMERICS && !r->c->numerics_change)
+    else if (!lra_numerics_same(r->c->precision, (int)numerics) && !r->c->numerics_change)
         st = lra_fail(err, LRA_ERR_USAGE,
                       "%s was computed under numerics %.0f (lra-bench %s); this binary computes under numerics %d, "
                       "so continuing would not be the same run: resume with a binary of numerics %.0f, or pass "
                       "--numerics-change=on to continue anyway (the report records the step)",
-                      path, numerics, cJSON_IsString(git) ? git->valuestring : "unknown", LRA_NUMERICS, numerics);
+                      path, numerics, cJSON_IsString(git) ? git->valuestring : "unknown", lra_numerics(r->c->precision),
+                      numerics);
     else if (jnum(h, "nparams") != (double)r->model.nparams)
         st = lra_fail(err, LRA_ERR_FORMAT, "%s holds %.0f parameters; this model has %zu", path, jnum(h, "nparams"),
                       r->model.nparams);
@@ -188,10 +189,10 @@ lra_status lra_run_resume_from(run_state *r, char *err) {
             cJSON_Delete(r->numerics_changed_at);
             r->numerics_changed_at = cJSON_Duplicate(changed, 1);
         }
-        if (numerics != LRA_NUMERICS && r->numerics_changed_at) {
+        if (!lra_numerics_same(r->c->precision, (int)numerics) && r->numerics_changed_at) {
             cJSON_AddItemToArray(r->numerics_changed_at, cJSON_CreateNumber(step));
             fprintf(stderr, "lra-bench: note: %s was computed under numerics %.0f, continued under %d from step %.0f "
-                    "(--numerics-change=on; the report records it)\n", path, numerics, LRA_NUMERICS, step);
+                    "(--numerics-change=on; the report records it)\n", path, numerics, lra_numerics(r->c->precision), step);
         }
         r->ckpt_step = (int)step;
         if (cJSON_IsString(git) && strcmp(git->valuestring, lra_git_commit()) != 0)

@@ -144,7 +144,7 @@ static cJSON *build_report(run_state *r) {
     cJSON_AddNumberToObject(par_run, "comm_bytes_sent", r->trainer.comm_bytes);
     cJSON_AddItemToObject(j, "parallel", par_run);
     cJSON_AddStringToObject(j, "git_commit", lra_git_commit());
-    cJSON_AddNumberToObject(j, "numerics", LRA_NUMERICS);
+    cJSON_AddNumberToObject(j, "numerics", lra_numerics(c->precision));
     lra_iso_time(r->started, when);
     cJSON_AddStringToObject(j, "started_at", when);
     lra_iso_time((long)time(NULL), when);
