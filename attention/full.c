@@ -31,6 +31,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "exp16.h"
 #include "tile_bf16.h"
 #include "vec.h"
 
@@ -161,13 +162,47 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
  * the scores times sc (1 where the product applied the scale), masked keys to NEG_BIG, then
  * vec.h's online step per row (max m, sum l, accumulator rows acc (nq x hs) rescaled), leaving in
  * S the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
+/* bf16's online step for one row of S (nk <= BK): vec.h's, masked and scaled in the same pass, on
+ * exp16.h's exp (bf16 runs only where the CPU has AVX-512). The row's sum adds 16 lanes, then
+ * the lanes, where fp32's order is gcc's. */
+LRA_AVX512BW_TARGET static void online_row_bf16(float *row, int nk, const uint8_t *mk, float sc, float *mx,
+                                                float *sum, float *acc, int hs) {
+    __m512 vmax = _mm512_set1_ps(*mx);
+    for (int j = 0; j < nk; j += 16) {
+        const __mmask16 k = lra_lanes16(nk - j), valid = lra_keys16(mk + j, nk - j);
+        const __m512 s = _mm512_mask_mul_ps(_mm512_set1_ps(NEG_BIG), valid, _mm512_maskz_loadu_ps(k, row + j),
+                                            _mm512_set1_ps(sc));
+        _mm512_mask_storeu_ps(row + j, k, s);
+        vmax = _mm512_mask_max_ps(vmax, k, vmax, s);
+    }
+    const float tmx = _mm512_reduce_max_ps(vmax);
+    const float rescale = _mm512_cvtss_f32(lra_exp16(_mm512_set1_ps(*mx - tmx)));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int j = 0; j < nk; j += 16) {
+        const __mmask16 k = lra_lanes16(nk - j);
+        const __m512 e = lra_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), _mm512_set1_ps(tmx)));
+        _mm512_mask_storeu_ps(row + j, k, e);
+        vsum = _mm512_mask_add_ps(vsum, k, vsum, e);
+    }
+    *sum = *sum * rescale + _mm512_reduce_add_ps(vsum);
+    *mx = tmx;
+    for (int d = 0; d < hs; d += 16) {
+        const __mmask16 k = lra_lanes16(hs - d);
+        _mm512_mask_storeu_ps(acc + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, acc + d), _mm512_set1_ps(rescale)));
+    }
+}
+
 static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq, int nk, int hs, const uint8_t *mk,
                                 float sc, const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr,
-                                float keep_scale) {
+                                float keep_scale, lra_tile_isa b16) {
     for (int r = 0; r < nq; r++) {
         float *row = S + r * BK;
-        for (int j = 0; j < nk; j++) row[j] = mk[j] ? row[j] * sc : NEG_BIG;
-        lra_online_softmax_tile(row, nk, &m[r], &l[r], acc + (size_t)r * hs, hs); /* 0 for masked keys */
+        if (b16) {
+            online_row_bf16(row, nk, mk, sc, &m[r], &l[r], acc + (size_t)r * hs, hs);
+        } else {
+            for (int j = 0; j < nk; j++) row[j] = mk[j] ? row[j] * sc : NEG_BIG;
+            lra_online_softmax_tile(row, nk, &m[r], &l[r], acc + (size_t)r * hs, hs); /* 0 for masked keys */
+        }
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + r));
             for (int j = 0; j < nk; j++)
@@ -228,7 +263,7 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                     scores(S, nq, nk, hs, scale, q + head + (size_t)(c0 + b0) * hs, t.Kt, t.Qb + (size_t)b0 * hp, t.Kp,
                            b16);
                     online_softmax_tile(S, m + b0, l + b0, accb, nq, nk, hs, mask + j0, sc, a, bh, c0 + b0, j0, thr,
-                                        keep_scale);
+                                        keep_scale, b16);
                     if (b16) {
                         lra_bf16_rows(t.Pb, BK, S, BK, nq, nk, 1.0f);
                         lra_tile_bf16(b16, nq, hs, lra_bf16_even(nk) / 2, t.Pb, BK, t.Vr, hs, accb, hs, 1);
@@ -257,15 +292,28 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
 /* One (nq x nk) backward tile, row stride BK: the logits S (times sc) become the probabilities P
  * (from each row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on,
  * and dP (dL/d the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
+/* bf16's p = exp(s sc - l), 0 for masked keys, of one row (nk <= BK), on exp16.h's exp */
+LRA_AVX512BW_TARGET static void probs_row_bf16(float *srow, int nk, const uint8_t *mk, float sc, float l) {
+    for (int j = 0; j < nk; j += 16) {
+        const __mmask16 k = lra_lanes16(nk - j), valid = lra_keys16(mk + j, nk - j);
+        const __m512 x = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, srow + j), _mm512_set1_ps(sc), _mm512_set1_ps(l));
+        _mm512_mask_storeu_ps(srow + j, k, _mm512_maskz_mov_ps(valid, lra_exp16(x)));
+    }
+}
+
 static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, float sc,
                          const float *li, const float *D, const lra_attn_args *a, int bh, int i0, int j0,
-                         uint32_t thr, float keep_scale) {
+                         uint32_t thr, float keep_scale, lra_tile_isa b16) {
     for (int r = 0; r < nq; r++) {
         float *srow = S + r * BK, *dprow = dP + r * BK;
         const float l = li[r], Di = D[r];
-        for (int j = 0; j < nk; j++) {
-            float p = expf(srow[j] * sc - l);
-            srow[j] = mk[j] ? p : 0.0f;
+        if (b16) {
+            probs_row_bf16(srow, nk, mk, sc, l);
+        } else {
+            for (int j = 0; j < nk; j++) {
+                float p = expf(srow[j] * sc - l);
+                srow[j] = mk[j] ? p : 0.0f;
+            }
         }
         if (thr) {
             float *pdrow = Pd + r * BK;
@@ -376,7 +424,7 @@ static void full_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                     scores(S, nq, nk, hs, scale, Q, t.Kt, t.Qb + (size_t)b * hp, t.Kp, b16);
                     scores(dP, nq, nk, hs, 1.0f, dO, t.Vt, t.dOb + (size_t)b * hp, t.Vp, b16);
                     probs_and_ds(S, dP, Pd, nq, nk, mk, sc, lse + (size_t)bh * T + i0, D + i0, a, bh, i0, j0, thr,
-                                 keep_scale);
+                                 keep_scale, b16);
                     gradient_products(&t, nq, nk, hs, scale, b, thr ? Pd : S, dP, Q, dO, K,
                                       dq + head + (size_t)i0 * hs, dK, dV, b16);
                 }

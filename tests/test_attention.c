@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../attention/attention.h"
+#include "../attention/exp16.h"
 #include "../attention/tile_bf16.h"
 #include "../attention/transpose.h"
 #include "tests.h"
@@ -479,6 +480,43 @@ END_TEST
  * past the widths whose padding must stay as it was, and with C accumulated and overwritten. Each
  * element's sum is fp32 over at most 2 K2 products: within 2 K2 2^-24 of sum |a b|, plus a
  * denormal's worth (both kernels flush them). */
+/* exp16.h's exp against exp() in double, over [-110, 89] (step 1/64, plus the step's odd
+ * neighbours) and at the values softmax meets: within 3 ulp where the result is normal, within 2
+ * denormal steps below, exactly 0 under -104 (masked logits) and NaN for NaN. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void exp16_of(float *out, const float *x) {
+    _mm512_storeu_ps(out, lra_exp16(_mm512_loadu_ps(x)));
+}
+
+START_TEST(test_exp16) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return; /* no bf16 path to serve */
+    float x[16], got[16];
+    int worst_ulp = 0;
+    for (int i = 0; i < 199 * 64; i += 16) {
+        for (int l = 0; l < 16; l++) x[l] = -110.0f + (float)(i + l) / 64.0f + (l & 1 ? 1.0f / 1024 : 0.0f);
+        exp16_of(got, x);
+        for (int l = 0; l < 16; l++) {
+            if (x[l] > 88.7f) continue;
+            const double want = exp((double)x[l]);
+            if (x[l] < -104.0f) {
+                ck_assert_msg(got[l] == 0.0f, "exp16(%.9g) = %g, want exactly 0", (double)x[l], (double)got[l]);
+            } else if (want < 0x1p-126) {
+                ck_assert_msg(fabs(got[l] - want) <= 2 * 0x1p-149, "exp16(%.9g) = %g, want %g", (double)x[l], (double)got[l], want);
+            } else {
+                const double ulp = (double)nextafterf((float)want, INFINITY) - (float)want;
+                const int u = (int)ceil(fabs(got[l] - want) / ulp);
+                worst_ulp = u > worst_ulp ? u : worst_ulp;
+                ck_assert_msg(u <= 3, "exp16(%.9g) = %.9g, want %.9g (%d ulp)", (double)x[l], (double)got[l], want, u);
+            }
+        }
+    }
+    const float special[16] = {0.0f, -1e30f, NAN, -0.0f, 1.0f, -1.0f, 0.5f, -87.0f, -104.5f, 88.0f, 1e-8f, -1e-8f, 2.0f, -2.0f, 10.0f, -10.0f};
+    exp16_of(got, special);
+    ck_assert(got[0] == 1.0f && got[1] == 0.0f && isnan(got[2]) && got[3] == 1.0f && got[8] == 0.0f);
+    ck_assert_msg(worst_ulp >= 1, "exp16 matched exp to the last bit everywhere: the test does not measure it");
+}
+END_TEST
+
 static float bf16_value(uint16_t b) {
     const uint32_t u = (uint32_t)b << 16;
     float f;
@@ -1137,6 +1175,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_full_bf16_vs_naive);
     tcase_add_test(tc, test_registry_bf16);
     tcase_add_test(tc, test_tile_bf16_kernels);
+    tcase_add_test(tc, test_exp16);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);
     tcase_add_test(tc, test_agent_vs_naive);
