@@ -16,10 +16,10 @@
  * measured peak to 76% (63% -> 75% at T = 1024), the two binaries run in one sitting.
  *
  * bf16 (args->precision, tile_bf16.h): the same tiles on lra_tile_bf16, the scale applied to the
- * scores after the product; the softmax, its statistics and every accumulator stay fp32. P is
- * rounded for P V, and in backward P and dS are rounded in pairs of rows for the key block's
- * dV^T += dO^T P and dK^T += Q^T dS (the chunk's Q and dO transposed once), so that no tile is
- * transposed; dV^T and dK^T join dV and dK once per (chunk, key block).
+ * scores after the product; the softmax, its statistics and every accumulator stay fp32, its
+ * exponentials from exp16.h. P is rounded for P V, and in backward P and dS are rounded in pairs
+ * of rows for the key block's dV^T += dO^T P and dK^T += Q^T dS (the chunk's Q and dO transposed
+ * once), so that no tile is transposed; dV^T and dK^T join dV and dK once per (chunk, key block).
  *
  * Parallelism: forward over (batch*head, query chunk); backward over batch*head, because dk
  * and dv of one head collect contributions from every query block and must be summed in a fixed
@@ -158,10 +158,6 @@ static int block_has_key(const uint8_t *mask, int j0, int nk) {
     return 0;
 }
 
-/* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows:
- * the scores times sc (1 where the product applied the scale), masked keys to NEG_BIG, then
- * vec.h's online step per row (max m, sum l, accumulator rows acc (nq x hs) rescaled), leaving in
- * S the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
 /* bf16's online step for one row of S (nk <= BK): vec.h's, masked and scaled in the same pass, on
  * exp16.h's exp (bf16 runs only where the CPU has AVX-512). The row's sum adds 16 lanes, then
  * the lanes, where fp32's order is gcc's. */
@@ -192,6 +188,10 @@ LRA_AVX512BW_TARGET static void online_row_bf16(float *row, int nk, const uint8_
     }
 }
 
+/* One (nq x nk) tile of scores S (row stride BK) into the running softmax of its query rows:
+ * the scores times sc (1 where the product applied the scale), masked keys to NEG_BIG, then
+ * vec.h's online step per row (max m, sum l, accumulator rows acc (nq x hs) rescaled), leaving in
+ * S the tile's unnormalised probabilities (dropped, when dropout is on) for acc += S V. */
 static void online_softmax_tile(float *S, float *m, float *l, float *acc, int nq, int nk, int hs, const uint8_t *mk,
                                 float sc, const lra_attn_args *a, int bh, int i0, int j0, uint32_t thr,
                                 float keep_scale, lra_tile_isa b16) {
@@ -289,9 +289,6 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     }
 }
 
-/* One (nq x nk) backward tile, row stride BK: the logits S (times sc) become the probabilities P
- * (from each row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on,
- * and dP (dL/d the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
 /* bf16's p = exp(s sc - l), 0 for masked keys, of one row (nk <= BK), on exp16.h's exp */
 LRA_AVX512BW_TARGET static void probs_row_bf16(float *srow, int nk, const uint8_t *mk, float sc, float l) {
     for (int j = 0; j < nk; j += 16) {
@@ -301,6 +298,9 @@ LRA_AVX512BW_TARGET static void probs_row_bf16(float *srow, int nk, const uint8_
     }
 }
 
+/* One (nq x nk) backward tile, row stride BK: the logits S (times sc) become the probabilities P
+ * (from each row's log-sum-exp li; 0 for masked keys), Pd the dropped ones when dropout is on,
+ * and dP (dL/d the dropped P) becomes dS = P (dP z - D) for the rows' D = dO . o. */
 static void probs_and_ds(float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, float sc,
                          const float *li, const float *D, const lra_attn_args *a, int bh, int i0, int j0,
                          uint32_t thr, float keep_scale, lra_tile_isa b16) {
