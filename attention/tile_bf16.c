@@ -47,13 +47,6 @@ const char *lra_tile_isa_name(lra_tile_isa isa) {
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-/* 16 floats (the first n) rounded to bf16 by vcvtneps2bf16 (nearest even), in the low halves of
- * 32-bit lanes: with a second row in the high halves, the pairs of rows that B operands hold */
-BF16_TARGET static inline __m512i bf16_lanes(const float *x, int n, float scale) {
-    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lra_lanes16(n), x), _mm512_set1_ps(scale));
-    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
-}
-
 BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
     for (int r = 0; r < rows; r++) {
         uint16_t *o = out + (size_t)r * ldo;
@@ -84,15 +77,23 @@ BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx
         for (int c = 0; c < cols; c++) out[(size_t)c * ldo + rows] = 0;
 }
 
+/* 16 columns of two rows at a time: both rounded by one vcvtne2ps2bf16 (the first row's 16 values,
+ * then the second's), and their words interleaved into pairs by one vpermw */
 BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols, float scale) {
+    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i interleave = _mm512_loadu_si512(pairs);
+    const __m512 sc = _mm512_set1_ps(scale);
     for (int p = 0; p < (rows + 1) / 2; p++) {
         uint16_t *o = Bp + (size_t)p * ldb * 2;
         const float *x0 = X + (size_t)(2 * p) * ldx, *x1 = x0 + ldx;
         const int has1 = 2 * p + 1 < rows;
         for (int n = 0; n < cols; n += 16) {
-            const __m512i lo = bf16_lanes(x0 + n, cols - n, scale);
-            const __m512i hi = has1 ? _mm512_slli_epi32(bf16_lanes(x1 + n, cols - n, scale), 16) : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(o + 2 * n, lra_lanes16(cols - n), _mm512_or_si512(lo, hi));
+            const __mmask16 k = lra_lanes16(cols - n);
+            const __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x0 + n), sc);
+            const __m512 hi = has1 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x1 + n), sc) : _mm512_setzero_ps();
+            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_mask_storeu_epi32(o + 2 * n, k, _mm512_permutexvar_epi16(interleave, both));
         }
     }
 }
