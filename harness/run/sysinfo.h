@@ -38,7 +38,8 @@ const char *lra_git_commit(void);
  *   9  bf16: the attention backends' products in bf16 (attention/tile_bf16.c) where the CPU has
  *      AVX512-BF16 (binaries of 9 stamped 9 on fp32 runs too, which kept 8's bits)
  *  10  bf16: those products on AMX tiles (attention/tile_amx.c) where the CPU has AMX-BF16, and
- *      full attention's softmax on its own 16-lane exp (attention/exp16.h) */
+ *      full attention's softmax on its own 16-lane exp (attention/exp16.h)
+ * The next change of fp32's bits takes 11: 9 on an fp32 checkpoint means 8 (lra_numerics_same). */
 #define LRA_NUMERICS_FP32 8
 #define LRA_NUMERICS_BF16 10
 /* the version of a run in precision p (an lra_precision) */
