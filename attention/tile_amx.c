@@ -1,4 +1,4 @@
-/* tile_amx.c - lra_tile_bf16's product on AMX tiles (tile_bf16.h): C (M, N) += A (M, 2 K2) B.
+/* tile_amx.c - lra_tile_bf16's product on AMX tiles (tile_bf16.h): C (M, N) = A (M, 2 K2) B + (C or 0).
  *
  * The operands are already in AMX's layout: A's rows hold pairs of bf16 (a tile row is 16 pairs,
  * 64 bytes) and Bp holds B in pairs along the reduction (a tile row is one pair for 16 columns).
