@@ -352,7 +352,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
             }
             /* aggregation, a tile of keys at a time: V_A = P1d V. D_j = sum_t P1_j,t d/dP1_j,t = dVA_j . VA_j */
             for (int j = 0; j < m; j++) { /* not lra_row_dots: summed in D[j] itself, gcc orders the sum
-                                            * otherwise, and numerics 9 keeps this order's bits */
+                                            * otherwise, and the numerics versions keep this order's bits */
                 D[j] = 0.0f;
                 for (int d = 0; d < hs; d++) D[j] += dVA[(size_t)j * hs + d] * VA[(size_t)j * hs + d];
             }

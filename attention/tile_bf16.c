@@ -12,31 +12,32 @@
 #include "tile_bf16.h"
 #include "transpose16.h"
 
-/* oneDNN 2.6's ONEDNN_MAX_CPU_ISA names, lowest first; a cap lets through its own level and those
- * below it */
-static int isa_cap_allows(const char *level) {
-    static const char *const order[] = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
-                                        "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_AMX"};
+/* oneDNN 2.6's ONEDNN_MAX_CPU_ISA names, lowest first: a cap lets through its own level and those
+ * below it. The two levels these kernels need are the last two. */
+static const char *const isa_levels[] = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
+                                         "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_AMX"};
+enum { LEVEL_BF16 = 8, LEVEL_AMX = 9, LEVELS = 10 };
+_Static_assert(sizeof isa_levels / sizeof *isa_levels == LEVELS, "isa_levels and LEVELS disagree");
+
+/* ONEDNN_MAX_CPU_ISA's position in isa_levels; LEVELS (no cap) when unset, ALL or a name past 2.6's */
+static int isa_cap(void) {
     const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
-    if (!cap) return 1;
+    if (!cap) return LEVELS;
     char up[32];
     size_t n = 0;
     for (; cap[n] && n + 1 < sizeof up; n++) up[n] = (char)toupper((unsigned char)cap[n]);
     up[n] = '\0';
-    const size_t levels = sizeof order / sizeof *order;
-    size_t c = levels, l = levels;
-    for (size_t i = 0; i < levels; i++) {
-        if (strcmp(up, order[i]) == 0) c = i;
-        if (strcmp(level, order[i]) == 0) l = i;
-    }
-    return c == levels || l <= c; /* ALL, or a name past 2.6's: no cap */
+    for (int i = 0; i < LEVELS; i++)
+        if (strcmp(up, isa_levels[i]) == 0) return i;
+    return LEVELS;
 }
 
 /* read on every call (a getenv per attention call), so that a test can cap it within a process */
 lra_tile_isa lra_tile_bf16_isa(void) {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512bf16") || !isa_cap_allows("AVX512_CORE_BF16")) return LRA_TILE_NONE;
-    return isa_cap_allows("AVX512_CORE_AMX") && lra_tile_amx_usable() ? LRA_TILE_AMX : LRA_TILE_AVX512_BF16;
+    const int cap = isa_cap();
+    if (!__builtin_cpu_supports("avx512bf16") || cap < LEVEL_BF16) return LRA_TILE_NONE;
+    return cap >= LEVEL_AMX && lra_tile_amx_usable() ? LRA_TILE_AMX : LRA_TILE_AVX512_BF16;
 }
 
 int lra_tile_bf16_native(void) { return lra_tile_bf16_isa() != LRA_TILE_NONE; }

@@ -85,8 +85,9 @@ cJSON *lra_machine_json(int threads) {
     cJSON_AddStringToObject(j, "openblas_core", openblas_get_corename());
     cJSON_AddStringToObject(j, "onednn_isa", lra_gemm_isa());
     /* whether the attention backends' bf16 kernels run here (else a bf16 run's attention is fp32) */
-    cJSON_AddBoolToObject(j, "attention_bf16_kernels", lra_tile_bf16_native());
-    cJSON_AddStringToObject(j, "attention_bf16_isa", lra_tile_isa_name(lra_tile_bf16_isa())); /* amx_bf16, avx512_bf16, none */
+    const lra_tile_isa bf16_isa = lra_tile_bf16_isa();
+    cJSON_AddBoolToObject(j, "attention_bf16_kernels", bf16_isa != LRA_TILE_NONE);
+    cJSON_AddStringToObject(j, "attention_bf16_isa", lra_tile_isa_name(bf16_isa)); /* amx_bf16, avx512_bf16, none */
     const char *ct = getenv("OPENBLAS_CORETYPE");
     if (ct) cJSON_AddStringToObject(j, "OPENBLAS_CORETYPE", ct);
     else cJSON_AddNullToObject(j, "OPENBLAS_CORETYPE");

@@ -15,7 +15,7 @@ size_t lra_peak_rss_bytes(void);
  * the peak then stays the process's so far. */
 int lra_peak_rss_reset(void);
 /* {"cpu", "cores", "threads", "compiler", "cflags", "openblas_config", "openblas_core",
- *  "onednn_isa", "attention_bf16_kernels", "OPENBLAS_CORETYPE"}; caller owns. */
+ *  "onednn_isa", "attention_bf16_kernels", "attention_bf16_isa", "OPENBLAS_CORETYPE"}; caller owns. */
 cJSON *lra_machine_json(int threads);
 const char *lra_git_commit(void);
 /* The numerics version, one per precision: raised by every change that moves the bits of a training
