@@ -365,6 +365,105 @@ START_TEST(test_bf16_inputs_same_bits) {
 }
 END_TEST
 
+/* ---- row blocks: each *_rows function, run block by block with the row-major operands in a
+ * scratch of their own per block, gives its whole-tensor layer's bits. Blocks of 7, 13 and the
+ * rest of 44 rows cross the examples' ends (T = 11); the products' blocks are LRA_ROW_BLOCK. ---- */
+enum { RB_B = 4, RB_T = 11, RB_TS = 13, RB_N = RB_B * RB_T, RB_C = 64, RB_NH = 2 };
+static const int rb_start[] = {0, 7, 20, RB_N};
+
+static void assert_same(const void *got, const void *want, size_t bytes, const char *what) {
+    ck_assert_msg(memcmp(got, want, bytes) == 0, "%s: the row blocks give other bits than the whole layer", what);
+}
+
+START_TEST(test_row_blocks_same_bits) {
+    static float in[RB_N * RB_C], y[RB_N * RB_C], w[RB_C], bias[RB_C], whole[3 * RB_N * RB_C], blocks[3 * RB_N * RB_C];
+    static float blk_in[RB_N * 3 * RB_C], blk_out[RB_N * RB_C], mean[2][RB_N], rstd[2][RB_N];
+    static uint16_t whole16[RB_N * RB_C], blocks16[RB_N * RB_C];
+    const int C = RB_C, hs = C / RB_NH;
+    t_fill(in, RB_N * C, 3.0f, 21);
+    t_fill(y, RB_N * C, 2.0f, 22);
+    t_fill(w, C, 1.0f, 23);
+    t_fill(bias, C, 0.5f, 24);
+    for (int r = 0; r < 2; r++) {
+        const float rate = r ? 0.3f : 0.0f;
+        lra_residual_dropout_forward(whole, in, y, RB_B, RB_T, C, RB_TS, rate, 5);
+        lra_gelu_dropout_forward(whole + RB_N * C, in, RB_B, RB_T, C, RB_TS, rate, 6);
+        lra_gelu_dropout_forward_bf16(whole16, in, RB_B, RB_T, C, RB_TS, rate, 6);
+        for (int k = 0; k + 1 < (int)(sizeof rb_start / sizeof *rb_start); k++) {
+            const int n0 = rb_start[k], rows = rb_start[k + 1] - n0;
+            memcpy(blk_in, in + (size_t)n0 * C, sizeof(float) * rows * C);
+            lra_residual_dropout_rows(blk_out, blk_in, y + (size_t)n0 * C, n0, rows, RB_T, C, RB_TS, rate, 5);
+            memcpy(blocks + (size_t)n0 * C, blk_out, sizeof(float) * rows * C);
+            lra_gelu_dropout_rows(blk_out, NULL, blk_in, n0, rows, RB_T, C, RB_TS, rate, 6);
+            memcpy(blocks + (size_t)(RB_N + n0) * C, blk_out, sizeof(float) * rows * C);
+            lra_gelu_dropout_rows(NULL, blocks16 + (size_t)n0 * C, blk_in, n0, rows, RB_T, C, RB_TS, rate, 6);
+        }
+        assert_same(blocks, whole, sizeof(float) * RB_N * C, rate ? "residual+dropout, rate 0.3" : "residual, rate 0");
+        assert_same(blocks + RB_N * C, whole + RB_N * C, sizeof(float) * RB_N * C, "gelu+dropout");
+        assert_same(blocks16, whole16, sizeof(uint16_t) * RB_N * C, "gelu+dropout, bf16");
+    }
+    /* LayerNorm, fp32 and bf16 */
+    lra_layernorm_forward(whole, mean[0], rstd[0], in, w, bias, RB_N, C);
+    lra_layernorm_forward_bf16(whole16, mean[0], rstd[0], in, w, bias, RB_N, C);
+    for (int k = 0; k + 1 < (int)(sizeof rb_start / sizeof *rb_start); k++) {
+        const int n0 = rb_start[k], rows = rb_start[k + 1] - n0;
+        memcpy(blk_in, in + (size_t)n0 * C, sizeof(float) * rows * C);
+        lra_layernorm_rows_forward(blk_out, NULL, mean[1] + n0, rstd[1] + n0, blk_in, w, bias, rows, C);
+        memcpy(blocks + (size_t)n0 * C, blk_out, sizeof(float) * rows * C);
+        lra_layernorm_rows_forward(NULL, blocks16 + (size_t)n0 * C, mean[1] + n0, rstd[1] + n0, blk_in, w, bias, rows, C);
+    }
+    assert_same(blocks, whole, sizeof(float) * RB_N * C, "layernorm");
+    assert_same(blocks16, whole16, sizeof(uint16_t) * RB_N * C, "layernorm, bf16");
+    assert_same(mean[1], mean[0], sizeof mean[0], "layernorm's mean");
+    assert_same(rstd[1], rstd[0], sizeof rstd[0], "layernorm's rstd");
+    /* the head layouts: a (B,T,3C) row block split into (B,NH,T,hs) q, k, v; merged back */
+    static float qkv[RB_N * 3 * RB_C];
+    t_fill(qkv, RB_N * 3 * C, 1.0f, 25);
+    lra_split_heads(whole, whole + RB_N * C, whole + 2 * RB_N * C, qkv, RB_B, RB_T, RB_NH, hs);
+    memset(blocks, 0xff, sizeof blocks);
+    for (int k = 0; k + 1 < (int)(sizeof rb_start / sizeof *rb_start); k++) {
+        const int n0 = rb_start[k], rows = rb_start[k + 1] - n0;
+        memcpy(blk_in, qkv + (size_t)n0 * 3 * C, sizeof(float) * rows * 3 * C);
+        lra_split_heads_rows(blocks, blocks + RB_N * C, blocks + 2 * RB_N * C, blk_in, n0, rows, RB_T, RB_NH, hs);
+    }
+    assert_same(blocks, whole, sizeof(float) * 3 * RB_N * C, "split heads");
+    lra_merge_heads(whole, in, RB_B, RB_T, RB_NH, hs);
+    lra_merge_heads_bf16(whole16, in, RB_B, RB_T, RB_NH, hs);
+    for (int k = 0; k + 1 < (int)(sizeof rb_start / sizeof *rb_start); k++) {
+        const int n0 = rb_start[k], rows = rb_start[k + 1] - n0;
+        lra_merge_heads_rows(blk_out, NULL, in, n0, rows, RB_T, RB_NH, hs);
+        memcpy(blocks + (size_t)n0 * C, blk_out, sizeof(float) * rows * C);
+        lra_merge_heads_rows(NULL, blocks16 + (size_t)n0 * C, in, n0, rows, RB_T, RB_NH, hs);
+    }
+    assert_same(blocks, whole, sizeof(float) * RB_N * C, "merge heads");
+    assert_same(blocks16, whole16, sizeof(uint16_t) * RB_N * C, "merge heads, bf16");
+}
+END_TEST
+
+/* the product in blocks of LRA_ROW_BLOCK rows (and a partial last one), fp32 and bf16 */
+START_TEST(test_row_blocks_product) {
+    enum { PN = 2 * LRA_ROW_BLOCK + 77, PC = 64, POC = 96 };
+    static float in[PN * PC], w[POC * PC], bias[POC], whole[PN * POC], blocks[PN * POC];
+    static uint16_t in16[PN * PC], w16[POC * PC], scratch[PN * POC + POC * PC];
+    t_fill(in, PN * PC, 1.0f, 31);
+    t_fill(w, POC * PC, 0.2f, 32);
+    t_fill(bias, POC, 0.5f, 33);
+    lra_bf16_round(in16, in, PN * PC);
+    lra_bf16_round(w16, w, POC * PC);
+    for (int b16 = 0; b16 < 2; b16++) {
+        if (b16) lra_matmul16_forward(whole, in16, w, bias, PN, PC, POC, scratch);
+        else lra_matmul_forward(whole, in, w, bias, PN, PC, POC, NULL);
+        memset(blocks, 0xff, sizeof blocks);
+        for (int n0 = 0; n0 < PN; n0 += LRA_ROW_BLOCK) {
+            const int rows = PN - n0 < LRA_ROW_BLOCK ? PN - n0 : LRA_ROW_BLOCK;
+            lra_matmul_rows_forward(blocks + (size_t)n0 * POC, b16 ? NULL : in + (size_t)n0 * PC,
+                                    b16 ? in16 + (size_t)n0 * PC : NULL, w, w16, bias, rows, PC, POC);
+        }
+        assert_same(blocks, whole, sizeof blocks, b16 ? "product, bf16" : "product, fp32");
+    }
+}
+END_TEST
+
 Suite *layers_suite(void) {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("finite differences");
@@ -374,6 +473,8 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_fused_passes_same_bits);
     tcase_add_test(tc, test_bf16_inputs_same_bits);
+    tcase_add_test(tc, test_row_blocks_same_bits);
+    tcase_add_test(tc, test_row_blocks_product);
     tcase_add_test(tc, test_embed);
     tcase_add_test(tc, test_sinusoid);
     tcase_add_test(tc, test_pool);

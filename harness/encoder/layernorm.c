@@ -27,36 +27,46 @@ static inline void row_stats(const float *x, int C, float *mean, float *rstd) {
     *rstd = 1.0f / sqrtf(var + eps);
 }
 
+/* one row: o (C) = (x - mean) * rstd * w + b, its mean and rstd kept */
+static inline void norm_row(float *o, float *mean, float *rstd, const float *x, const float *w, const float *b, int C) {
+    float m, s;
+    row_stats(x, C, &m, &s);
+    for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+    *mean = m;
+    *rstd = s;
+}
+
+/* the same rounded to bf16, through a block of COLS floats on the stack */
+static inline void norm_row_bf16(uint16_t *o, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                 int C) {
+    float m, s, y[COLS];
+    row_stats(x, C, &m, &s);
+    for (int c0 = 0; c0 < C; c0 += COLS) {
+        const int nc = C - c0 < COLS ? C - c0 : COLS;
+        for (int c = 0; c < nc; c++) y[c] = (x[c0 + c] - m) * s * w[c0 + c] + b[c0 + c];
+        for (int c = 0; c < nc; c++) o[c0 + c] = lra_bf16_of(y[c]);
+    }
+    *mean = m;
+    *rstd = s;
+}
+
 void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C) {
 #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C;
-        float m, s;
-        row_stats(x, C, &m, &s);
-        float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
-        mean[n] = m;
-        rstd[n] = s;
-    }
+    for (int n = 0; n < N; n++) norm_row(out + (size_t)n * C, mean + n, rstd + n, in + (size_t)n * C, w, b, C);
 }
 
-/* rows through a block of COLS floats on the stack, rounded from there */
 void lra_layernorm_forward_bf16(uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
                                 const float *b, int N, int C) {
 #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C;
-        float m, s, y[COLS];
-        row_stats(x, C, &m, &s);
-        uint16_t *o = out16 + (size_t)n * C;
-        for (int c0 = 0; c0 < C; c0 += COLS) {
-            const int nc = C - c0 < COLS ? C - c0 : COLS;
-            for (int c = 0; c < nc; c++) y[c] = (x[c0 + c] - m) * s * w[c0 + c] + b[c0 + c];
-            for (int c = 0; c < nc; c++) o[c0 + c] = lra_bf16_of(y[c]);
-        }
-        mean[n] = m;
-        rstd[n] = s;
+    for (int n = 0; n < N; n++) norm_row_bf16(out16 + (size_t)n * C, mean + n, rstd + n, in + (size_t)n * C, w, b, C);
+}
+
+void lra_layernorm_rows_forward(float *out, uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
+                                const float *b, int rows, int C) {
+    for (int n = 0; n < rows; n++) {
+        if (out16) norm_row_bf16(out16 + (size_t)n * C, mean + n, rstd + n, in + (size_t)n * C, w, b, C);
+        else norm_row(out + (size_t)n * C, mean + n, rstd + n, in + (size_t)n * C, w, b, C);
     }
 }
 

@@ -75,40 +75,45 @@ void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout
     }
 }
 
-/* The products run on fixed blocks (ROW_BLOCK rows of the activations, WGRAD_BLOCK output
+/* The products run on fixed blocks (LRA_ROW_BLOCK rows of the activations, WGRAD_BLOCK output
  * features of a weight gradient), each one single-threaded lra_gemm. The blocks have the same
  * shapes whatever the thread count, so every output element is computed by the same kernel in the
  * same order: results never depend on the number of threads. The sizes were measured with oneDNN
  * at the repro shapes (64-128 wide, 64000 rows): 512-row blocks run at 1.2-1.9x OpenBLAS's
  * 64-row ones, and 32-feature weight-gradient blocks at 1.5-2.4x its 16-feature ones. */
-enum { ROW_BLOCK = 512, WGRAD_BLOCK = 32 };
+enum { WGRAD_BLOCK = 32 }; /* LRA_ROW_BLOCK: layers.h */
 
 size_t lra_matmul16_scratch(int N, int C, int OC) { return (size_t)N * OC + (size_t)OC * C; }
 size_t lra_matmul_bf16_scratch(int N, int C, int OC) { return (size_t)N * C + lra_matmul16_scratch(N, C, OC); }
 
 /* The products, each on fixed blocks: out = in w^T (+ bias), din = dout w, dw += dout^T in. The
  * operands are fp32 (in, w, dout), or bf16 (in16, w16, dout16) when in16 is given. */
+void lra_matmul_rows_forward(float *out, const float *in, const uint16_t *in16, const float *w, const uint16_t *w16,
+                             const float *bias, int rows, int C, int OC) {
+    if (bias)
+        for (int n = 0; n < rows; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+    if (in16) lra_gemm_bf16(0, 1, rows, OC, C, in16, C, w16, C, bias ? 1.0f : 0.0f, out, OC);
+    else lra_gemm(0, 1, rows, OC, C, in, C, w, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
 static void products_forward(float *out, const float *in, const uint16_t *in16, const float *w, const uint16_t *w16,
                              const float *bias, int N, int C, int OC) {
-    const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+    const int nblocks = (N + LRA_ROW_BLOCK - 1) / LRA_ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
     for (int blk = 0; blk < nblocks; blk++) {
-        const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
-        float *o = out + (size_t)n0 * OC;
-        if (bias)
-            for (int n = 0; n < rows; n++) memcpy(o + (size_t)n * OC, bias, sizeof(float) * OC);
-        if (in16) lra_gemm_bf16(0, 1, rows, OC, C, in16 + (size_t)n0 * C, C, w16, C, bias ? 1.0f : 0.0f, o, OC);
-        else lra_gemm(0, 1, rows, OC, C, in + (size_t)n0 * C, C, w, C, bias ? 1.0f : 0.0f, o, OC);
+        const int n0 = blk * LRA_ROW_BLOCK, rows = N - n0 < LRA_ROW_BLOCK ? N - n0 : LRA_ROW_BLOCK;
+        lra_matmul_rows_forward(out + (size_t)n0 * OC, in ? in + (size_t)n0 * C : NULL, in16 ? in16 + (size_t)n0 * C : NULL,
+                                w, w16, bias, rows, C, OC);
     }
 }
 
 static void products_backward(float *din, float *dw, const float *dout, const uint16_t *dout16, const float *in,
                               const uint16_t *in16, const float *w, const uint16_t *w16, int N, int C, int OC) {
     if (din) {
-        const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+        const int nblocks = (N + LRA_ROW_BLOCK - 1) / LRA_ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic)
         for (int blk = 0; blk < nblocks; blk++) {
-            const int n0 = blk * ROW_BLOCK, rows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
+            const int n0 = blk * LRA_ROW_BLOCK, rows = N - n0 < LRA_ROW_BLOCK ? N - n0 : LRA_ROW_BLOCK;
             if (in16) lra_gemm_bf16(0, 0, rows, C, OC, dout16 + (size_t)n0 * OC, OC, w16, C, 0.0f, din + (size_t)n0 * C, C);
             else lra_gemm(0, 0, rows, C, OC, dout + (size_t)n0 * OC, OC, w, C, 0.0f, din + (size_t)n0 * C, C);
         }
@@ -258,6 +263,22 @@ static void gelu_dropout_rows(float *out, uint16_t *out16, const float *in, floa
         }
 }
 
+void lra_gelu_dropout_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int C, int Tstride,
+                           float rate, uint64_t stream) {
+    LRA_ASSERT(C % LRA_GELU_BLOCK == 0);
+    const dropout_mask m = mask_of(rate, stream);
+    for (int i = 0; i < rows; i++) {
+        const size_t off = (size_t)i * C;
+        const uint32_t first = mask_index((n0 + i) / T, (n0 + i) % T, C, Tstride);
+        if (out16) {
+            gelu_dropout_row_bf16(out16 + off, in + off, C, first, rate, m);
+        } else {
+            lra_gelu_row_forward(out + off, in + off, C);
+            if (rate > 0.0f) mask_span(out + off, C, first, m);
+        }
+    }
+}
+
 void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, int Tstride, float rate,
                               uint64_t stream) {
     if (C % LRA_GELU_BLOCK == 0) {
@@ -285,6 +306,14 @@ void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, 
     lra_gelu_backward(din, in, dout, (long)B * T * C);
 }
 
+/* out (C) = x + dropout(y), the row whose mask starts at index base */
+static inline void residual_row(float *out, const float *x, const float *y, int C, uint32_t base, dropout_mask m) {
+    if (m.threshold)
+        for (int c = 0; c < C; c++) out[c] = x[c] + (lra_keep(m.stream, base + (uint32_t)c, m.threshold) ? m.scale * y[c] : 0.0f);
+    else
+        for (int c = 0; c < C; c++) out[c] = x[c] + y[c];
+}
+
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
                                   int Tstride, float rate, uint64_t stream) {
     const dropout_mask m = mask_of(rate, stream);
@@ -292,13 +321,17 @@ void lra_residual_dropout_forward(float *out, const float *x, const float *y, in
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t off = ((size_t)b * T + t) * C;
-            const uint32_t base = mask_index(b, t, C, Tstride);
-            if (m.threshold)
-                for (int c = 0; c < C; c++)
-                    out[off + c] = x[off + c] + (lra_keep(m.stream, base + (uint32_t)c, m.threshold) ? m.scale * y[off + c] : 0.0f);
-            else
-                for (int c = 0; c < C; c++) out[off + c] = x[off + c] + y[off + c];
+            residual_row(out + off, x + off, y + off, C, mask_index(b, t, C, Tstride), m);
         }
+}
+
+void lra_residual_dropout_rows(float *out, const float *x, const float *y, int n0, int rows, int T, int C, int Tstride,
+                               float rate, uint64_t stream) {
+    const dropout_mask m = mask_of(rate, stream);
+    for (int i = 0; i < rows; i++) {
+        const size_t off = (size_t)i * C;
+        residual_row(out + off, x + off, y + off, C, mask_index((n0 + i) / T, (n0 + i) % T, C, Tstride), m);
+    }
 }
 
 /* The head layouts' copies move rows of hs floats (128 bytes at hs = 32): loops, not a memcpy per
@@ -319,6 +352,19 @@ void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int 
                 copy_row(k + dst, src + Q, hs);
                 copy_row(v + dst, src + 2 * Q, hs);
             }
+}
+
+void lra_split_heads_rows(float *q, float *k, float *v, const float *qkv, int n0, int rows, int T, int NH, int hs) {
+    const int Q = NH * hs;
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < rows; i++) {
+            const int b = (n0 + i) / T, t = (n0 + i) % T;
+            const float *src = qkv + (size_t)i * 3 * Q + (size_t)h * hs;
+            size_t dst = (((size_t)b * NH + h) * T + t) * hs;
+            copy_row(q + dst, src, hs);
+            copy_row(k + dst, src + Q, hs);
+            copy_row(v + dst, src + 2 * Q, hs);
+        }
 }
 
 void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
@@ -355,6 +401,19 @@ void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH
                 const float *x = in + (((size_t)b * NH + h) * T + t) * hs;
                 for (int j = 0; j < hs; j++) o[j] = lra_bf16_of(x[j]);
             }
+}
+
+void lra_merge_heads_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int NH, int hs) {
+    const int Q = NH * hs;
+    for (int i = 0; i < rows; i++)
+        for (int h = 0; h < NH; h++) {
+            const int b = (n0 + i) / T, t = (n0 + i) % T;
+            const float *x = in + (((size_t)b * NH + h) * T + t) * hs;
+            if (out16)
+                for (int j = 0; j < hs; j++) out16[(size_t)i * Q + (size_t)h * hs + j] = lra_bf16_of(x[j]);
+            else
+                copy_row(out + (size_t)i * Q + (size_t)h * hs, x, hs);
+        }
 }
 
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs) {

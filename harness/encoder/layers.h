@@ -7,7 +7,13 @@
  * accumulating layer costs two more passes over it than one layer that writes it.
  * Weights are stored (out_features, in_features) row-major. Every function parallelises over
  * independent outputs (rows for activations, columns for weight gradients), so results never
- * depend on the number of threads. Nothing here allocates. */
+ * depend on the number of threads. Nothing here allocates.
+ *
+ * Row blocks. The *_rows functions run one block of `rows` rows of a forward layer on the calling
+ * thread, for the model's fused passes (model.c): rows n0 .. n0+rows-1 of the (B,T) rows, n = b T
+ * + t. Their row-major operands point at the block's first row (a block may live in a scratch of
+ * its own); n0 places it in the dropout masks and in the (B,NH,T,hs) head layout. Each computes
+ * a row as its whole-tensor layer does: the same bits. */
 #ifndef LRA_LAYERS_H
 #define LRA_LAYERS_H
 
@@ -38,6 +44,9 @@ void lra_layernorm_forward(float *out, float *mean, float *rstd, const float *in
  * its products' inputs so, and never writes their fp32 (the _bf16 layers below likewise). */
 void lra_layernorm_forward_bf16(uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
                                 const float *b, int N, int C);
+/* A block of rows of either (out16 set: the bf16 one); see "Row blocks" above. */
+void lra_layernorm_rows_forward(float *out, uint16_t *out16, float *mean, float *rstd, const float *in, const float *w,
+                                const float *b, int rows, int C);
 void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                             const float *w, const float *mean, const float *rstd, int N, int C);
 
@@ -46,6 +55,13 @@ void lra_layernorm_backward(float *din, float *dw, float *db, const float *dout,
  * the operands are rounded into (bf16 mixed precision, gemm.h). */
 void lra_matmul_forward(float *out, const float *in, const float *w, const float *bias, int N,
                         int C, int OC, uint16_t *bf16);
+/* A block of rows of lra_matmul_forward: out (rows,OC) = in (rows,C) w^T + bias, in fp32 (in, w)
+ * or bf16 (in16, w16 set: w rounded to bf16). lra_matmul_forward runs its product on blocks of
+ * LRA_ROW_BLOCK rows at multiples of it (the bits depend on a block's shape, never on the thread
+ * count): a caller that passes the same blocks gets its bits. */
+enum { LRA_ROW_BLOCK = 512 };
+void lra_matmul_rows_forward(float *out, const float *in, const uint16_t *in16, const float *w, const uint16_t *w16,
+                             const float *bias, int rows, int C, int OC);
 /* writes din (N,C) = dout w; dw (OC,C) += dout^T in, dbias (OC) += column sums of dout. Each may
  * be NULL when not needed; bf16 as above (dbias always sums in fp32). */
 void lra_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
@@ -85,20 +101,29 @@ void lra_gelu_dropout_forward(float *out, const float *in, int B, int T, int C, 
                               uint64_t stream);
 void lra_gelu_dropout_forward_bf16(uint16_t *out16, const float *in, int B, int T, int C, int Tstride, float rate,
                                    uint64_t stream);
+/* A block of rows of either forward (out16 set: the bf16 one); C a multiple of LRA_GELU_BLOCK. */
+void lra_gelu_dropout_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int C, int Tstride,
+                           float rate, uint64_t stream);
 void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, int T, int C, int Tstride,
                                float rate, uint64_t stream);
 /* out = x + dropout(y) (B,T,C): the residual connection after a dropped sub-layer. */
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
                                   int Tstride, float rate, uint64_t stream);
 
+void lra_residual_dropout_rows(float *out, const float *x, const float *y, int n0, int rows, int T, int C, int Tstride,
+                               float rate, uint64_t stream); /* a block of rows */
+
 /* (B,T,NH*hs) <-> (B,NH,T,hs), for q, k, v given as the three parts of a (B,T,3*NH*hs) tensor */
 void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
+void lra_split_heads_rows(float *q, float *k, float *v, const float *qkv, int n0, int rows, int T, int NH, int hs);
 /* writes dqkv (B,T,3*NH*hs) = [dq dk dv] */
 void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
                               int T, int NH, int hs);
 /* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward writes din, the inverse transpose */
 void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
 void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH, int hs);
+/* blocks of rows of the split and merge (out16 set: merged and rounded to bf16) */
+void lra_merge_heads_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int NH, int hs);
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
 
 enum { LRA_POOL_CLS = 0, LRA_POOL_MEAN = 1 };

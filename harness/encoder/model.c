@@ -15,6 +15,8 @@ static int docs(const lra_model_cfg *c) { return c->docs > 1 ? c->docs : 1; }
 static size_t head_in(const lra_model_cfg *c) { return (size_t)c->emb * (docs(c) == 2 ? (c->dual_head ? 4 : 2) : 1); }
 static size_t head_mid(const lra_model_cfg *c) { return docs(c) == 2 && !c->dual_one_hidden ? (size_t)c->mlp / 2 : 0; }
 static size_t head_last(const lra_model_cfg *c) { return head_mid(c) ? head_mid(c) : (size_t)c->mlp; }
+/* threads that forward's row blocks may run on at once: each has its own scratch */
+static int row_threads(const lra_model_cfg *c) { return c->nthreads > 1 ? c->nthreads : 1; }
 
 static size_t block_param_floats(const lra_model_cfg *c, size_t attn_params) {
     size_t C = c->emb, Q = c->qkv, M = c->mlp;
@@ -49,7 +51,7 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
 #define TAKE16(field, n) do { if (m) m->field = (uint16_t *)(base + off); off += ((n) + 1) / 2; } while (0)
 #define TAKE_INPUT(field, field16, n) do { if (!b16) TAKE(field, n); \
                                            else { TAKE16(field16, n); if (m) m->field = m->prod_in; } } while (0)
-    if (b16) TAKE(prod_in, N * (M > C ? (M > Q ? M : Q) : (C > Q ? C : Q)));
+    if (b16 && M % LRA_GELU_BLOCK) TAKE(prod_in, N * M); /* GELU alone (model.c's forward) */
     for (int l = 0; l < c->layers; l++) {
         TAKE(blocks[l].ln1_mean, N); TAKE(blocks[l].ln1_rstd, N);
         TAKE(blocks[l].qkvh, 3 * N * Q); TAKE(blocks[l].atto, N * Q);
@@ -61,7 +63,7 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     }
 #undef TAKE_INPUT
 #undef TAKE16
-    TAKE(qkv_rows, N * 3 * Q); TAKE(sublayer_out, N * C);
+    TAKE(row_scratch, (size_t)row_threads(c) * LRA_ROW_BLOCK * (3 * Q + C));
     TAKE(dresid, N * C); TAKE(dwide, wide); TAKE(dmid, mid); TAKE(dnorm, N * C);
     TAKE(dqkvh, 3 * N * Q);
     TAKE(dpooled, E * C); TAKE(dfeat, B * F); TAKE(dh1, B * M); TAKE(dh1_relu, B * M);
@@ -324,34 +326,128 @@ void lra_model_init(lra_model *m, uint64_t seed) {
     memset(m->adam_m, 0, 2 * m->nparams * sizeof(float));
 }
 
-/* A block's product out = x w^T + b. fp32: x is kept for backward. bf16: its input comes rounded,
- * x16, from the layer before (the *_input functions below), and backward reads that. */
-static void block_product_forward(lra_model *m, float *out, const float *x, const uint16_t *x16, const float *w,
-                                  const float *b, int N, int C, int OC) {
-    if (!x16) lra_matmul_forward(out, x, w, b, N, C, OC, NULL);
-    else lra_matmul16_forward(out, x16, w, b, N, C, OC, m->bf16);
+/* Forward runs the work between two attention calls as one pass over blocks of LRA_ROW_BLOCK
+ * rows: a block goes through every row-local layer while it is in cache - the attention output's
+ * merge and projection, the residuals, LayerNorms and MLP, then the next layer's q, k, v - instead
+ * of each layer reading the whole activation back from memory. The products run on the blocks
+ * they run on alone, and every other layer is row by row, so the bits are those of the layers
+ * one at a time (layers.h). In a bf16 run the products' inputs are written rounded only, and the
+ * weights are rounded once per pass. */
+typedef struct {
+    const uint16_t *proj, *fc, *fcproj; /* bf16 runs: layer l's weights rounded; else NULL */
+    const uint16_t *qkv;                /* layer l+1's */
+} weights16;
+
+/* Rounds the weights that the pass after layer l's attention multiplies by (layer l's
+ * projection and MLP, layer l+1's q, k, v) into m->bf16, in a bf16 run; else NULL. */
+static weights16 round_weights(lra_model *m, int l) {
+    weights16 w = {0};
+    if (!m->bf16) return w;
+    const size_t C = m->cfg.emb, Q = m->cfg.qkv, M = m->cfg.mlp;
+    uint16_t *at = m->bf16;
+    if (l >= 0) {
+        const lra_block_params *p = &m->p.blocks[l];
+        lra_bf16_round(at, p->projw, C * Q); w.proj = at; at += C * Q;
+        lra_bf16_round(at, p->fcw, M * C); w.fc = at; at += M * C;
+        lra_bf16_round(at, p->fcprojw, C * M); w.fcproj = at; at += C * M;
+    }
+    if (l + 1 < m->cfg.layers) { lra_bf16_round(at, m->p.blocks[l + 1].qkvw, 3 * Q * C); w.qkv = at; }
+    return w;
 }
 
-/* The layers whose outputs feed a block's product write them in fp32 (out), or in a bf16 run
- * (out16 set) rounded only: the same values, one pass fewer over the activations. */
-static void norm_input(float *out, uint16_t *out16, float *mean, float *rstd, const float *x, const float *w,
-                       const float *b, int N, int C) {
-    if (out16) lra_layernorm_forward_bf16(out16, mean, rstd, x, w, b, N, C);
-    else lra_layernorm_forward(out, mean, rstd, x, w, b, N, C);
+/* the dropout stream of layer l's site */
+static uint64_t site(const lra_model *m, int l, int which) { return lra_stream(m->step_seed, (uint64_t)l, (uint64_t)which); }
+
+/* One row block's view of the activations: rows n0 .. n0+rows-1, and the scratch of the thread
+ * that runs it */
+typedef struct {
+    int n0, rows;
+    float *qkv; /* (rows, 3Q): q, k, v before the head split */
+    float *sub; /* (rows, C): a sub-layer's output before its dropout and residual */
+} row_block;
+
+#define AT(x, width) ((x) ? (x) + (size_t)r->n0 * (width) : NULL) /* row n0 of a (N, width) tensor */
+
+/* Layer l from its attention output: atty = merge(atto), res2 = x + dropout(atty projw^T + projb),
+ * ln2 = LN(res2), fch = ln2 fcw^T + fcb, and with gelu also fchg = dropout(gelu(fch)). */
+static void attn_out_rows(lra_model *m, int l, const float *x, const weights16 *w16, int gelu, const row_block *r) {
+    const lra_model_cfg *c = &m->cfg;
+    const lra_block_params *p = &m->p.blocks[l];
+    lra_block_acts *a = &m->blocks[l];
+    const int T = m->Tcur, C = c->emb, Q = c->qkv, M = c->mlp, n0 = r->n0, rows = r->rows;
+    const float drop = m->train ? c->dropout : 0.0f;
+    float *atty = AT(a->atty, Q), *res2 = AT(a->res2, C), *ln2 = AT(a->ln2, C), *fch = AT(a->fch, M);
+    uint16_t *atty16 = AT(a->atty16, Q), *ln2_16 = AT(a->ln2_16, C);
+    lra_merge_heads_rows(atty, atty16, a->atto, n0, rows, T, c->heads, m->hs);
+    lra_matmul_rows_forward(r->sub, atty, atty16, p->projw, w16->proj, p->projb, rows, Q, C);
+    lra_residual_dropout_rows(res2, AT(x, C), r->sub, n0, rows, T, C, m->T, drop, site(m, l, SITE_ATTN_OUT));
+    lra_layernorm_rows_forward(ln2, ln2_16, a->ln2_mean + n0, a->ln2_rstd + n0, res2, p->ln2w, p->ln2b, rows, C);
+    lra_matmul_rows_forward(fch, ln2, ln2_16, p->fcw, w16->fc, p->fcb, rows, C, M);
+    if (gelu)
+        lra_gelu_dropout_rows(AT(a->fchg, M), AT(a->fchg16, M), fch, n0, rows, T, M, m->T, drop, site(m, l, SITE_MLP_HIDDEN));
 }
 
-static void heads_input(float *out, uint16_t *out16, const float *in, int B, int T, int NH, int hs) {
-    if (out16) lra_merge_heads_bf16(out16, in, B, T, NH, hs);
-    else lra_merge_heads(out, in, B, T, NH, hs);
+/* Layer l from its GELU output: res3 = res2 + dropout(fchg fcprojw^T + fcprojb). */
+static void mlp_out_rows(lra_model *m, int l, const weights16 *w16, const row_block *r) {
+    const lra_model_cfg *c = &m->cfg;
+    const lra_block_params *p = &m->p.blocks[l];
+    lra_block_acts *a = &m->blocks[l];
+    const int C = c->emb, M = c->mlp;
+    const float drop = m->train ? c->dropout : 0.0f;
+    lra_matmul_rows_forward(r->sub, AT(a->fchg, M), AT(a->fchg16, M), p->fcprojw, w16->fcproj, p->fcprojb, r->rows, M, C);
+    lra_residual_dropout_rows(AT(a->res3, C), AT(a->res2, C), r->sub, r->n0, r->rows, m->Tcur, C, m->T, drop,
+                              site(m, l, SITE_MLP_OUT));
 }
 
-static void gelu_input(float *out, uint16_t *out16, const float *in, int B, int T, int M, int Tstride, float rate,
-                       uint64_t stream) {
-    if (out16 && M % LRA_GELU_BLOCK == 0) {
-        lra_gelu_dropout_forward_bf16(out16, in, B, T, M, Tstride, rate, stream);
+/* Layer l's attention input from the residual stream x: ln1 = LN(x), qkv = ln1 qkvw^T + qkvb, split
+ * into the heads of q, k, v; past the last layer, the final LayerNorm instead. */
+static void attn_in_rows(lra_model *m, int l, const float *x, const weights16 *w16, const row_block *r) {
+    const lra_model_cfg *c = &m->cfg;
+    const int T = m->Tcur, C = c->emb, Q = c->qkv, BT = m->B * docs(c) * T, n0 = r->n0, rows = r->rows;
+    if (l == c->layers) {
+        lra_layernorm_rows_forward(AT(m->lnf, C), NULL, m->lnf_mean + n0, m->lnf_rstd + n0, AT(x, C), m->p.lnfw,
+                                   m->p.lnfb, rows, C);
         return;
     }
-    lra_gelu_dropout_forward(out, in, B, T, M, Tstride, rate, stream); /* out: the bf16 run's scratch */
+    const lra_block_params *p = &m->p.blocks[l];
+    lra_block_acts *a = &m->blocks[l];
+    float *ln1 = AT(a->ln1, C);
+    uint16_t *ln1_16 = AT(a->ln1_16, C);
+    lra_layernorm_rows_forward(ln1, ln1_16, a->ln1_mean + n0, a->ln1_rstd + n0, AT(x, C), p->ln1w, p->ln1b, rows, C);
+    lra_matmul_rows_forward(r->qkv, ln1, ln1_16, p->qkvw, w16->qkv, p->qkvb, rows, C, 3 * Q);
+    float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
+    lra_split_heads_rows(q, k, v, r->qkv, n0, rows, T, c->heads, m->hs);
+}
+#undef AT
+
+enum { PASS_ATTN_OUT = 1, PASS_GELU = 2, PASS_MLP_OUT = 4, PASS_NEXT = 8 };
+
+/* One pass over the row blocks between layer l's attention and layer l+1's (l = -1: from the
+ * embeddings), doing the parts `what` names; x: layer l's input (the embeddings for l = -1) */
+static void rows_pass(lra_model *m, int l, const float *x, int what) {
+    const lra_model_cfg *c = &m->cfg;
+    const int BT = m->B * docs(c) * m->Tcur, nblocks = (BT + LRA_ROW_BLOCK - 1) / LRA_ROW_BLOCK;
+    const int threads = omp_get_max_threads() < row_threads(c) ? omp_get_max_threads() : row_threads(c);
+    const weights16 w = round_weights(m, l), *w16 = &w;
+    const float *out = l >= 0 ? m->blocks[l].res3 : x;
+    const size_t per_thread = (size_t)LRA_ROW_BLOCK * (3 * c->qkv + c->emb);
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int blk = 0; blk < nblocks; blk++) {
+        float *scratch = m->row_scratch + per_thread * omp_get_thread_num();
+        const int n0 = blk * LRA_ROW_BLOCK;
+        const row_block r = {n0, BT - n0 < LRA_ROW_BLOCK ? BT - n0 : LRA_ROW_BLOCK, scratch,
+                             scratch + (size_t)LRA_ROW_BLOCK * 3 * c->qkv};
+        if (what & PASS_ATTN_OUT) attn_out_rows(m, l, x, w16, what & PASS_GELU, &r);
+        if (what & PASS_MLP_OUT) mlp_out_rows(m, l, w16, &r);
+        if (what & PASS_NEXT) attn_in_rows(m, l + 1, out, w16, &r);
+    }
+}
+
+/* GELU alone, when its rows are not whole vector blocks: out (B,T,M) in fp32, or in a bf16 run
+ * (out16 set) rounded from out, the run's scratch */
+static void gelu_input(float *out, uint16_t *out16, const float *in, int B, int T, int M, int Tstride, float rate,
+                       uint64_t stream) {
+    lra_gelu_dropout_forward(out, in, B, T, M, Tstride, rate, stream);
     if (out16) lra_bf16_round(out16, out, (size_t)B * T * M);
 }
 
@@ -379,29 +475,23 @@ float lra_model_forward(lra_model *m, const int32_t *tokens, const uint8_t *mask
     }
     lra_embed_forward(m->enc, tokens, m->p.wte, m->p.cls, m->p.pos ? m->p.pos : m->sinusoid, E, L, C);
     lra_dropout_apply(m->enc, E, T, C, m->T, drop, lra_stream(step_seed, LAYER_EMBED, 0));
-    const float *x = m->enc;
+    const int gelu_rows = M % LRA_GELU_BLOCK == 0; /* else GELU runs alone, on its fixed blocks */
     lra_attn_shape shape = {E, NH, T, hs};
+    rows_pass(m, -1, m->enc, PASS_NEXT);
     for (int l = 0; l < c->layers; l++) {
-        lra_block_params *p = &m->p.blocks[l];
         lra_block_acts *a = &m->blocks[l];
-        norm_input(a->ln1, a->ln1_16, a->ln1_mean, a->ln1_rstd, x, p->ln1w, p->ln1b, BT, C);
-        block_product_forward(m, m->qkv_rows, a->ln1, a->ln1_16, p->qkvw, p->qkvb, BT, C, 3 * Q);
-        float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
-        lra_split_heads(q, k, v, m->qkv_rows, E, T, NH, hs);
-        lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_PROBS),
-                              c->precision};
-        lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, p->attn);
-        heads_input(a->atty, a->atty16, a->atto, E, T, NH, hs);
-        block_product_forward(m, m->sublayer_out, a->atty, a->atty16, p->projw, p->projb, BT, Q, C);
-        lra_residual_dropout_forward(a->res2, x, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_ATTN_OUT));
-        norm_input(a->ln2, a->ln2_16, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2w, p->ln2b, BT, C);
-        block_product_forward(m, a->fch, a->ln2, a->ln2_16, p->fcw, p->fcb, BT, C, M);
-        gelu_input(a->fchg, a->fchg16, a->fch, E, T, M, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_HIDDEN));
-        block_product_forward(m, m->sublayer_out, a->fchg, a->fchg16, p->fcprojw, p->fcprojb, BT, M, C);
-        lra_residual_dropout_forward(a->res3, a->res2, m->sublayer_out, E, T, C, m->T, drop, lra_stream(step_seed, (uint64_t)l, SITE_MLP_OUT));
-        x = a->res3;
+        const float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
+        lra_attn_args args = {m->mask, train ? c->attn_dropout : 0.0f, site(m, l, SITE_ATTN_PROBS), c->precision};
+        lra_attn_forward(&m->attn, shape, &args, a->atto, a->ws, q, k, v, m->p.blocks[l].attn);
+        const float *x = l ? m->blocks[l - 1].res3 : m->enc;
+        if (gelu_rows) {
+            rows_pass(m, l, x, PASS_ATTN_OUT | PASS_GELU | PASS_MLP_OUT | PASS_NEXT);
+            continue;
+        }
+        rows_pass(m, l, x, PASS_ATTN_OUT);
+        gelu_input(a->fchg, a->fchg16, a->fch, E, T, M, m->T, drop, site(m, l, SITE_MLP_HIDDEN));
+        rows_pass(m, l, x, PASS_MLP_OUT | PASS_NEXT);
     }
-    lra_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, BT, C);
     lra_pool_forward(m->pooled, m->lnf, m->mask, c->pool, E, T, C, c->pool_len);
     const float *feat = m->pooled;
     if (docs(c) == 2) {

@@ -67,7 +67,8 @@ typedef struct {
 
 /* One block's activations, kept for backward. N = rows x T, rows = B x docs. In bf16 runs the
  * four inputs of the block's products (ln1, atty, ln2, fchg) are kept rounded, in the *16 arrays,
- * and their fp32 pointers all name one scratch (lra_model.prod_in) that forward overwrites. */
+ * and never in fp32: their fp32 pointers name lra_model.prod_in, GELU's scratch where it runs
+ * alone (NULL elsewhere, and never read). */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (N, C), (N), (N)
     float *qkvh;                        // (3, rows, heads, T, hs): q, k, v split into heads
@@ -107,9 +108,9 @@ typedef struct {
     float *logits, *probs, *losses;  // (B, K), (B, K), (B)
     lra_block_acts *blocks;          // (L)
     /* forward scratch */
-    float *qkv_rows;                 // (N, 3Q): the q, k, v projections before the head split
-    float *sublayer_out;             // (N, C): a sub-layer's output before dropout and residual
-    float *prod_in;                  // (N, max(C, Q, M)): bf16 runs: a block product's input before rounding
+    float *row_scratch;              // (threads, LRA_ROW_BLOCK, 3Q + C): forward's row blocks' q, k, v before
+                                     // the head split and sub-layer outputs before their residual (model.c)
+    float *prod_in;                  // (N, M): bf16 runs with M not whole GELU blocks: GELU's fp32 output; else NULL
     /* backward scratch; the d* of one tensor, reused where the names say */
     float *dresid;                   // (N, C): the gradient along the residual stream
     float *dwide;                    // (N, max(3Q, M)): d fchg, then d atty, then d qkv_rows
