@@ -221,6 +221,41 @@ START_TEST(test_threads_bitwise) {
 }
 END_TEST
 
+/* bf16 with fewer activations than weights (one token, a wide MLP): the rounded weights of a forward
+ * pass fit the bf16 scratch (it was sized by the products' operands alone), and the gradient is
+ * still near fp32's. */
+START_TEST(test_bf16_short_wide) {
+    float *grad[2];
+    size_t n = 0;
+    int32_t tok[MB] = {3, 5, 7}, lab[MB] = {1, 2, 3};
+    uint8_t mask[MB] = {1, 1, 1};
+    for (int prec = LRA_FP32; prec <= LRA_BF16; prec++) {
+        lra_model_cfg c = {.vocab = VB, .classes = 10, .max_len = 1, .batch = MB, .layers = 2, .heads = 2, .emb = 8,
+                           .qkv = 8, .mlp = 64, .cls = 1, .pool = LRA_POOL_CLS, .pool_len = 6, .backend = "full",
+                           .attn_opts = "", .nthreads = 2, .precision = (lra_precision)prec};
+        char err[LRA_ERR_LEN];
+        lra_model m;
+        ck_assert_msg(lra_model_create(&m, &c, err) == LRA_OK, "%s", err);
+        lra_model_init(&m, 7);
+        lra_model_forward(&m, tok, mask, lab, MB, 1, 1, 3);
+        lra_model_zero_grad(&m);
+        lra_model_backward(&m);
+        n = m.nparams;
+        grad[prec] = malloc(n * sizeof(float));
+        memcpy(grad[prec], m.grads, n * sizeof(float));
+        lra_model_free(&m);
+    }
+    double d2 = 0, g2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        d2 += ((double)grad[1][i] - grad[0][i]) * ((double)grad[1][i] - grad[0][i]);
+        g2 += (double)grad[0][i] * grad[0][i];
+    }
+    ck_assert_msg(sqrt(d2 / g2) <= 2e-2, "bf16 gradient %.3g away from fp32's (relative L2)", sqrt(d2 / g2));
+    free(grad[0]);
+    free(grad[1]);
+}
+END_TEST
+
 /* bf16 mixed precision against fp32 on one batch (the activation arena smaller): the loss within 1e-2 relative and the gradient
  * within 1e-2 in relative L2 norm (2.4e-3 measured) (bf16 keeps 8 bits: operands carry relative errors up to 2^-9,
  * and the products sum them), and not equal to fp32's (the products really ran in bf16). */
@@ -515,6 +550,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_padding_invariance);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_bf16_near_fp32);
+    tcase_add_test(tc, test_bf16_short_wide);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_onecycle);
     tcase_add_test(tc, test_repro_profile_values);

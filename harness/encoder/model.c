@@ -72,6 +72,13 @@ static size_t layout_acts(const lra_model_cfg *c, int T, float *base, lra_model 
     return off;
 }
 
+/* uint16 of the weights that one forward pass over the row blocks multiplies by, rounded to bf16:
+ * a layer's projection and MLP and the next layer's q, k, v (model.c's round_weights) */
+static size_t pass_weights16(const lra_model_cfg *c) {
+    const size_t C = c->emb, Q = c->qkv, M = c->mlp;
+    return C * Q + 2 * M * C + 3 * Q * C;
+}
+
 /* uint16 of bf16 operand scratch: the largest of the products' needs (0 in fp32); the blocks'
  * products bring their inputs rounded, the head's small ones round theirs here */
 static size_t bf16_scratch(const lra_model_cfg *c, int T) {
@@ -81,7 +88,7 @@ static size_t bf16_scratch(const lra_model_cfg *c, int T) {
     const size_t need[] = {lra_matmul16_scratch(N, C, 3 * Q),  lra_matmul16_scratch(N, Q, C),
                            lra_matmul16_scratch(N, C, M),      lra_matmul16_scratch(N, M, C),
                            lra_matmul_bf16_scratch(B, F, M),   lra_matmul_bf16_scratch(B, M, H),
-                           lra_matmul_bf16_scratch(B, HL, K)};
+                           lra_matmul_bf16_scratch(B, HL, K),  pass_weights16(c)};
     size_t most = 0;
     for (size_t i = 0; i < sizeof need / sizeof *need; i++) most = need[i] > most ? need[i] : most;
     return most;
@@ -344,6 +351,7 @@ static weights16 round_weights(lra_model *m, int l) {
     weights16 w = {0};
     if (!m->bf16) return w;
     const size_t C = m->cfg.emb, Q = m->cfg.qkv, M = m->cfg.mlp;
+    LRA_ASSERT(pass_weights16(&m->cfg) <= bf16_scratch(&m->cfg, m->T));
     uint16_t *at = m->bf16;
     if (l >= 0) {
         const lra_block_params *p = &m->p.blocks[l];
