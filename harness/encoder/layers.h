@@ -109,12 +109,12 @@ void lra_gelu_dropout_backward(float *din, const float *in, float *dout, int B, 
 /* out = x + dropout(y) (B,T,C): the residual connection after a dropped sub-layer. */
 void lra_residual_dropout_forward(float *out, const float *x, const float *y, int B, int T, int C,
                                   int Tstride, float rate, uint64_t stream);
-
 void lra_residual_dropout_rows(float *out, const float *x, const float *y, int n0, int rows, int T, int C, int Tstride,
                                float rate, uint64_t stream); /* a block of rows */
 
 /* (B,T,NH*hs) <-> (B,NH,T,hs), for q, k, v given as the three parts of a (B,T,3*NH*hs) tensor */
 void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
+/* a block of rows of the split (qkv at the block's first row) */
 void lra_split_heads_rows(float *q, float *k, float *v, const float *qkv, int n0, int rows, int T, int NH, int hs);
 /* writes dqkv (B,T,3*NH*hs) = [dq dk dv] */
 void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
@@ -122,7 +122,7 @@ void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, con
 /* out (B,T,NH*hs) = in (B,NH,T,hs) transposed; backward writes din, the inverse transpose */
 void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs);
 void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH, int hs);
-/* blocks of rows of the split and merge (out16 set: merged and rounded to bf16) */
+/* a block of rows of either merge (out16 set: the bf16 one; out or out16 at the block's first row) */
 void lra_merge_heads_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int NH, int hs);
 void lra_merge_heads_backward(float *din, const float *dout, int B, int T, int NH, int hs);
 
