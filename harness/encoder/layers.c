@@ -240,6 +240,17 @@ static void gelu_dropout_row_bf16(uint16_t *out16, const float *in, int C, uint3
     }
 }
 
+/* One row's forward: out = mask(gelu(in)), or with out16 only its bf16 rounding */
+static inline void gelu_dropout_row_forward(float *out, uint16_t *out16, const float *in, int C, uint32_t first,
+                                            float rate, dropout_mask m) {
+    if (out16) {
+        gelu_dropout_row_bf16(out16, in, C, first, rate, m);
+        return;
+    }
+    lra_gelu_row_forward(out, in, C);
+    if (rate > 0.0f) mask_span(out, C, first, m);
+}
+
 /* GELU and its dropout in one pass over rows of whole GELU blocks. Forward (dout NULL): out =
  * mask(gelu(in)), or with out16 only its bf16 rounding. Backward: masks dout in place, then out =
  * gelu'(in) dout. */
@@ -254,11 +265,8 @@ static void gelu_dropout_rows(float *out, uint16_t *out16, const float *in, floa
             if (dout) {
                 if (rate > 0.0f) mask_span(dout + off, C, first, m);
                 lra_gelu_row_backward_set(out + off, in + off, dout + off, C);
-            } else if (out16) {
-                gelu_dropout_row_bf16(out16 + off, in + off, C, first, rate, m);
             } else {
-                lra_gelu_row_forward(out + off, in + off, C);
-                if (rate > 0.0f) mask_span(out + off, C, first, m);
+                gelu_dropout_row_forward(out ? out + off : NULL, out16 ? out16 + off : NULL, in + off, C, first, rate, m);
             }
         }
 }
@@ -269,13 +277,8 @@ void lra_gelu_dropout_rows(float *out, uint16_t *out16, const float *in, int n0,
     const dropout_mask m = mask_of(rate, stream);
     for (int i = 0; i < rows; i++) {
         const size_t off = (size_t)i * C;
-        const uint32_t first = mask_index((n0 + i) / T, (n0 + i) % T, C, Tstride);
-        if (out16) {
-            gelu_dropout_row_bf16(out16 + off, in + off, C, first, rate, m);
-        } else {
-            lra_gelu_row_forward(out + off, in + off, C);
-            if (rate > 0.0f) mask_span(out + off, C, first, m);
-        }
+        gelu_dropout_row_forward(out ? out + off : NULL, out16 ? out16 + off : NULL, in + off, C,
+                                 mask_index((n0 + i) / T, (n0 + i) % T, C, Tstride), rate, m);
     }
 }
 
@@ -340,18 +343,10 @@ static inline void copy_row(float *dst, const float *src, int n) {
     for (int j = 0; j < n; j++) dst[j] = src[j];
 }
 
+/* the whole-tensor split and merges: an example's T rows at a time */
 void lra_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs) {
-    const int Q = NH * hs;
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                const float *src = qkv + ((size_t)b * T + t) * 3 * Q + (size_t)h * hs;
-                size_t dst = (((size_t)b * NH + h) * T + t) * hs;
-                copy_row(q + dst, src, hs);
-                copy_row(k + dst, src + Q, hs);
-                copy_row(v + dst, src + 2 * Q, hs);
-            }
+#pragma omp parallel for
+    for (int b = 0; b < B; b++) lra_split_heads_rows(q, k, v, qkv + (size_t)b * T * 3 * NH * hs, b * T, T, T, NH, hs);
 }
 
 void lra_split_heads_rows(float *q, float *k, float *v, const float *qkv, int n0, int rows, int T, int NH, int hs) {
@@ -383,24 +378,13 @@ void lra_split_heads_backward(float *dqkv, const float *dq, const float *dk, con
 }
 
 void lra_merge_heads(float *out, const float *in, int B, int T, int NH, int hs) {
-    const int Q = NH * hs;
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < NH; h++)
-                copy_row(out + ((size_t)b * T + t) * Q + (size_t)h * hs, in + (((size_t)b * NH + h) * T + t) * hs, hs);
+#pragma omp parallel for
+    for (int b = 0; b < B; b++) lra_merge_heads_rows(out + (size_t)b * T * NH * hs, NULL, in, b * T, T, T, NH, hs);
 }
 
 void lra_merge_heads_bf16(uint16_t *out16, const float *in, int B, int T, int NH, int hs) {
-    const int Q = NH * hs;
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < NH; h++) {
-                uint16_t *o = out16 + ((size_t)b * T + t) * Q + (size_t)h * hs;
-                const float *x = in + (((size_t)b * NH + h) * T + t) * hs;
-                for (int j = 0; j < hs; j++) o[j] = lra_bf16_of(x[j]);
-            }
+#pragma omp parallel for
+    for (int b = 0; b < B; b++) lra_merge_heads_rows(NULL, out16 + (size_t)b * T * NH * hs, in, b * T, T, T, NH, hs);
 }
 
 void lra_merge_heads_rows(float *out, uint16_t *out16, const float *in, int n0, int rows, int T, int NH, int hs) {

@@ -565,19 +565,19 @@ void lra_model_backward_shard(lra_model *m, int batch_total) {
         lra_block_acts *a = &m->blocks[l];
         const float *xin = l ? m->blocks[l - 1].res3 : m->enc;
         /* res3 = res2 + dropout(fcproj); the layers that write their din need no clearing before */
-        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_OUT));
+        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, site(m, l, SITE_MLP_OUT));
         block_product_backward(m, m->dwide, g->fcprojw, g->fcprojb, m->dnorm, a->fchg, a->fchg16, p->fcprojw, BT, M, C);
-        lra_gelu_dropout_backward(m->dmid, a->fch, m->dwide, E, T, M, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_MLP_HIDDEN));
+        lra_gelu_dropout_backward(m->dmid, a->fch, m->dwide, E, T, M, m->T, drop, site(m, l, SITE_MLP_HIDDEN));
         block_product_backward(m, m->dnorm, g->fcw, g->fcb, m->dmid, a->ln2, a->ln2_16, p->fcw, BT, C, M);
         lra_layernorm_backward(m->dresid, g->ln2w, g->ln2b, m->dnorm, a->res2, p->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
         /* res2 = x + dropout(atty @ projw^T) */
-        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, lra_stream(seed, (uint64_t)l, SITE_ATTN_OUT));
+        lra_dropout_forward(m->dnorm, m->dresid, E, T, C, m->T, drop, site(m, l, SITE_ATTN_OUT));
         block_product_backward(m, m->dwide, g->projw, g->projb, m->dnorm, a->atty, a->atty16, p->projw, BT, Q, C);
         lra_merge_heads_backward(m->dmid, m->dwide, E, T, NH, hs);
         lra_zero(m->dqkvh, 3 * (size_t)BT * Q); /* the backends accumulate */
         float *q = a->qkvh, *k = q + (size_t)BT * Q, *v = k + (size_t)BT * Q;
         float *dq = m->dqkvh, *dk = dq + (size_t)BT * Q, *dv = dk + (size_t)BT * Q;
-        lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, lra_stream(seed, (uint64_t)l, SITE_ATTN_PROBS),
+        lra_attn_args args = {m->mask, m->train ? c->attn_dropout : 0.0f, site(m, l, SITE_ATTN_PROBS),
                               c->precision};
         lra_attn_backward(&m->attn, shape, &args, dq, dk, dv, g->attn, a->ws, m->dmid, a->atto, q, k, v, p->attn);
         lra_split_heads_backward(m->dwide, dq, dk, dv, E, T, NH, hs);
