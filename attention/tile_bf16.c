@@ -46,7 +46,7 @@ const char *lra_tile_isa_name(lra_tile_isa isa) {
     return isa == LRA_TILE_AMX ? "amx_bf16" : isa == LRA_TILE_AVX512_BF16 ? "avx512_bf16" : "none";
 }
 
-#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define BF16_TARGET LRA_BF16_TARGET
 
 BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, int rows, int cols, float scale) {
     for (int r = 0; r < rows; r++) {
@@ -54,7 +54,7 @@ BF16_TARGET void lra_bf16_rows(uint16_t *out, int ldo, const float *X, int ldx, 
         const float *x = X + (size_t)r * ldx;
         for (int c = 0; c < cols; c += 16) {
             const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lra_lanes16(cols - c), x + c), _mm512_set1_ps(scale));
-            _mm256_mask_storeu_epi16(o + c, lra_lanes16(cols - c), (__m256i)_mm512_cvtneps_pbh(v));
+            lra_bf16_store16(o + c, lra_lanes16(cols - c), v);
         }
         if (cols & 1) o[cols] = 0;
     }
@@ -70,20 +70,15 @@ BF16_TARGET void lra_bf16_rows_t(uint16_t *out, int ldo, const float *X, int ldx
             __m512 blk[16];
             lra_block16_t(blk, X + (size_t)r0 * ldx + c0, (size_t)ldx, nr, nc);
             for (int c = 0; c < nc; c++)
-                _mm256_mask_storeu_epi16(out + (size_t)(c0 + c) * ldo + r0, lra_lanes16(nr),
-                                         (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(blk[c], sc)));
+                lra_bf16_store16(out + (size_t)(c0 + c) * ldo + r0, lra_lanes16(nr), _mm512_mul_ps(blk[c], sc));
         }
     }
     if (rows & 1)
         for (int c = 0; c < cols; c++) out[(size_t)c * ldo + rows] = 0;
 }
 
-/* 16 columns of two rows at a time: both rounded by one vcvtne2ps2bf16 (the first row's 16 values,
- * then the second's), and their words interleaved into pairs by one vpermw */
+/* 16 columns of two rows at a time (lra_bf16_store_pairs16) */
 BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int ldx, int rows, int cols, float scale) {
-    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i interleave = _mm512_loadu_si512(pairs);
     const __m512 sc = _mm512_set1_ps(scale);
     for (int p = 0; p < (rows + 1) / 2; p++) {
         uint16_t *o = Bp + (size_t)p * ldb * 2;
@@ -93,8 +88,7 @@ BF16_TARGET void lra_bf16_pairs_rows(uint16_t *Bp, int ldb, const float *X, int 
             const __mmask16 k = lra_lanes16(cols - n);
             const __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x0 + n), sc);
             const __m512 hi = has1 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x1 + n), sc) : _mm512_setzero_ps();
-            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            _mm512_mask_storeu_epi32(o + 2 * n, k, _mm512_permutexvar_epi16(interleave, both));
+            lra_bf16_store_pairs16(o + 2 * n, k, lo, hi);
         }
     }
 }

@@ -15,6 +15,7 @@
 #ifndef LRA_TILE_BF16_H
 #define LRA_TILE_BF16_H
 
+#include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,5 +62,21 @@ void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int ldx, int row
 void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 size_t lra_tile_gemm_work(int M, int N, int K);
+
+/* 16 lanes rounded where they are made, for a pass that would otherwise store fp32 for one of the
+ * packers above to read back; the same rounding, so the same bits. Call only where
+ * lra_tile_bf16_isa() is not NONE. _store16: out[i] = bf16(x[i]) for the lanes in k (an A row's
+ * 16 columns). _store_pairs16: the lanes in k of two rows, x0 the even one, as 16 pairs of a B
+ * operand (out: the pair row's 2 n-th element, as lra_bf16_pairs_rows writes it). */
+#define LRA_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+LRA_BF16_TARGET static inline void lra_bf16_store16(uint16_t *out, __mmask16 k, __m512 x) {
+    _mm256_mask_storeu_epi16(out, k, (__m256i)_mm512_cvtneps_pbh(x));
+}
+LRA_BF16_TARGET static inline void lra_bf16_store_pairs16(uint16_t *out, __mmask16 k, __m512 x0, __m512 x1) {
+    /* one vcvtne2ps2bf16 rounds both (x0's 16 words, then x1's); one vpermw interleaves them */
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    _mm512_mask_storeu_epi32(out, k, _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+}
 
 #endif
