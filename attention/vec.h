@@ -50,11 +50,15 @@ static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t
 static inline void lra_online_softmax_tile(float *row, int n, float *mx, float *sum, float *acc, int hs) {
     float tmx = *mx, rsum = 0.0f;
     for (int t = 0; t < n; t++) tmx = row[t] > tmx ? row[t] : tmx;
-    const float rescale = expf(*mx - tmx);
     for (int t = 0; t < n; t++) {
         row[t] = expf(row[t] - tmx);
         rsum += row[t];
     }
+    if (tmx == *mx) { /* the rescale would be expf(0) = 1 exactly: the same bits without it */
+        *sum += rsum;
+        return;
+    }
+    const float rescale = expf(*mx - tmx);
     *sum = *sum * rescale + rsum;
     *mx = tmx;
     for (int d = 0; d < hs; d++) acc[d] *= rescale;
