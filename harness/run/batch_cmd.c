@@ -44,6 +44,8 @@ typedef struct {
     char report[4200];  /* the run's report path: its identity here */
     char ckpt[4200];
     char what[512];     /* task/backend seed N (options), for the log */
+    char group[80];     /* task/backend: runs whose pace predicts this one's */
+    int steps;          /* its training steps */
 } batch_run;
 
 typedef struct {
@@ -87,6 +89,8 @@ static lra_status push(batch *b, int line, lra_run_args args, const char *file, 
     lra_run_checkpoint_path(&c, r->report, r->ckpt, sizeof r->ckpt);
     snprintf(r->what, sizeof r->what, "%s/%s seed %ld%s%s%s", c.task, c.backend, c.seed, c.attn_opts[0] ? " (" : "",
              c.attn_opts, c.attn_opts[0] ? ")" : "");
+    snprintf(r->group, sizeof r->group, "%s/%s", c.task, c.backend);
+    r->steps = c.steps;
     for (int i = 0; i + 1 < b->n; i++)
         if (!strcmp(b->run[i].report, r->report))
             return lra_fail(err, LRA_ERR_USAGE, "%s:%d and line %d name one run (report %s): give one of them "
@@ -192,6 +196,92 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
     return lra_file_exists(r->ckpt) ? TO_RESUME : TO_RESTART;
 }
 
+/* What run r's report says of its cost: wall seconds (across every session that ran it), seconds
+ * on the cores (wall x processes x threads), the step its checkpoint holds (0 without one) and
+ * when it finished (ISO 8601, "" if it has not). 0 where there is no report with a wall time. */
+static int report_cost(const batch_run *r, double *wall, double *cores, int *step, char *finished, size_t n) {
+    lra_status st;
+    char err[LRA_ERR_LEN];
+    cJSON *j = lra_file_exists(r->report) ? lra_read_json(r->report, &st, err) : NULL;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s");
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(j, "parallel");
+    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(par, "processes");
+    const cJSON *threads = cJSON_GetObjectItemCaseSensitive(par, "threads_per_process");
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "checkpoint"), "step");
+    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "finished_at");
+    const int ok = cJSON_IsNumber(w);
+    *wall = ok ? w->valuedouble : 0.0;
+    *cores = *wall * (cJSON_IsNumber(procs) ? procs->valuedouble : 1) * (cJSON_IsNumber(threads) ? threads->valuedouble : 1);
+    *step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
+    snprintf(finished, n, "%s", cJSON_IsString(fin) ? fin->valuestring : "");
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* seconds as a person reads them: "40.2 s", "25 min", "21.3 h" */
+static const char *duration(char *buf, size_t n, double s) {
+    if (s < 120) snprintf(buf, n, "%.1f s", s);
+    else if (s < 7200) snprintf(buf, n, "%.0f min", s / 60);
+    else snprintf(buf, n, "%.1f h", s / 3600);
+    return buf;
+}
+
+/* wall seconds per step of the latest done run of group (task/backend): the pace of the machine
+ * and binary the batch runs on now, as near as the batch knows it; 0 if none is done */
+static double pace_of(const batch *b, const run_state_kind *kinds, const char *group) {
+    char latest[64] = "", fin[64];
+    double pace = 0.0, wall, cores;
+    int step;
+    for (int k = 0; k < b->n; k++)
+        if (kinds[k] == DONE && !strcmp(b->run[k].group, group) &&
+            report_cost(&b->run[k], &wall, &cores, &step, fin, sizeof fin) && b->run[k].steps > 0 &&
+            (pace == 0.0 || strcmp(fin, latest) > 0)) {
+            pace = wall / b->run[k].steps;
+            snprintf(latest, sizeof latest, "%s", fin);
+        }
+    return pace;
+}
+
+/* One line before the runs: what the done runs took, and about how long the rest will take at
+ * the pace (wall seconds per step, evaluations included) of the latest done run of their task
+ * and backend; a run left with none to go by is counted apart. kinds: each run's state. */
+static void print_bill(const batch *b, const run_state_kind *kinds, const char *file) {
+    double done_wall = 0, done_cores = 0, left_s = 0, wall, cores;
+    int done = 0, left = 0, blind = 0, step;
+    char blind_groups[200] = "", fin[64];
+    for (int i = 0; i < b->n; i++) {
+        const batch_run *r = &b->run[i];
+        if (kinds[i] == DONE) {
+            done++;
+            if (report_cost(r, &wall, &cores, &step, fin, sizeof fin)) done_wall += wall, done_cores += cores;
+            continue;
+        }
+        if (kinds[i] == FOREIGN) continue;
+        left++;
+        const double pace = pace_of(b, kinds, r->group);
+        if (pace == 0.0) {
+            if (!strstr(blind_groups, r->group))
+                snprintf(blind_groups + strlen(blind_groups), sizeof blind_groups - strlen(blind_groups), "%s%s",
+                         blind_groups[0] ? ", " : "", r->group);
+            blind++;
+            continue;
+        }
+        step = 0; /* a stopped or running run goes on from its checkpoint */
+        if (kinds[i] == TO_RESUME || kinds[i] == BUSY) report_cost(r, &wall, &cores, &step, fin, sizeof fin);
+        left_s += (r->steps - step) * pace;
+    }
+    char a[32], c[32], l[32];
+    fprintf(stderr, "lra-bench batch: %s: %d of %d runs done", file, done, b->n);
+    if (done) fprintf(stderr, " in %s (%s on the cores)", duration(a, sizeof a, done_wall),
+                      duration(c, sizeof c, done_cores));
+    if (left > blind) fprintf(stderr, "; %d left, about %s at the pace of the latest done run of their task and backend",
+                              left, duration(l, sizeof l, left_s));
+    else if (left) fprintf(stderr, "; %d left", left);
+    if (blind) fprintf(stderr, "%s%d with no done run of their task and backend to go by (%s)",
+                       left > blind ? ", and " : ": ", blind, blind_groups);
+    fprintf(stderr, "\n");
+}
+
 /* Runs r as its state says; the run's own lock and claim refuse it if another process got
  * there in between. */
 static void run_one(const batch_run *r, run_state_kind k, char **overrides, int nover) {
@@ -220,8 +310,10 @@ const char lra_batch_help[] =
     "checkpoint, one killed before its first checkpoint starts again, and one that another process runs\n"
     "now is left to it. Kill the batch at any moment (SIGKILL included) and start it again: it goes on\n"
     "where it was. The options here apply to every run and change no result. --dry-run says what each\n"
-    "run needs and runs nothing. Every line is checked before the first run starts. Exit status: 0 every\n"
-    "run done, 1 some not, 2 a mistake in FILE (file:line named; nothing run).\n";
+    "run needs and runs nothing. Every line is checked before the first run starts. The first line out\n"
+    "says what the done runs took (wall time, and time on the cores) and about how long the rest will\n"
+    "take at the pace of the latest done run of their task and backend. Exit status: 0 every run done,\n"
+    "1 some not, 2 a mistake in FILE (file:line named; nothing run).\n";
 
 static int usage(FILE *f) {
     fputs(lra_batch_help, f);
@@ -254,6 +346,13 @@ int lra_batch_main(int argc, char **argv) {
         fprintf(stderr, "lra-bench batch: %s\n", err);
         batch_free(&b);
         return 2;
+    }
+    run_state_kind *kinds = malloc((size_t)b.n * sizeof *kinds);
+    if (kinds) {
+        char detail[600];
+        for (int i = 0; i < b.n; i++) kinds[i] = state_of(&b.run[i], detail, sizeof detail);
+        print_bill(&b, kinds, file);
+        free(kinds);
     }
     /* SIGINT/SIGTERM stop the run at hand with its checkpoint (run.c), then the batch */
     lra_stop_install();
