@@ -65,9 +65,10 @@ size_t lra_tile_gemm_work(int M, int N, int K);
 
 /* 16 lanes rounded where they are made, for a pass that would otherwise store fp32 for one of the
  * packers above to read back; the same rounding, so the same bits. Call only where
- * lra_tile_bf16_isa() is not NONE. _store16: out[i] = bf16(x[i]) for the lanes in k (an A row's
- * 16 columns). _store_pairs16: the lanes in k of two rows, x0 the even one, as 16 pairs of a B
- * operand (out: the pair row's 2 n-th element, as lra_bf16_pairs_rows writes it). */
+ * lra_tile_bf16_isa() is not NONE. _store16: out[i] = bf16(x[i]) for the lanes i in k (16
+ * columns of an A row). _store_pairs16: 16 columns of two B rows, x0 the even one, as 16 pairs:
+ * out[2 i] = bf16(x0[i]), out[2 i + 1] = bf16(x1[i]) for the lanes i in k (out: element 2 n of a
+ * pair row, for the columns from n, as lra_bf16_pairs_rows writes them). */
 #define LRA_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 LRA_BF16_TARGET static inline void lra_bf16_store16(uint16_t *out, __mmask16 k, __m512 x) {
     _mm256_mask_storeu_epi16(out, k, (__m256i)_mm512_cvtneps_pbh(x));
