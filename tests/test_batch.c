@@ -221,16 +221,16 @@ START_TEST(test_batch_refuses_a_bad_file) {
 }
 END_TEST
 
-/* The batch's first line: what the done runs took, and the rest at the pace of the latest done
- * run of their task and backend, a stopped run from its checkpoint. full seed 1 done, seed 2
+/* The batch's first line: what the done runs took, and the rest at the pace of the latest
+ * completed run of their task and backend, a stopped run from its checkpoint. full seed 1 done, seed 2
  * stopped (its lock held) at step 10 with its checkpoint of step 5 in its report: 7 of its 12
- * steps at seed 1's pace; mita has no done run to go by. */
+ * steps at seed 1's pace; mita has no completed run to go by. */
 START_TEST(test_batch_bill) {
     const char *dir = t_tmpdir(), *data = t_listops_data();
     char msg[16384], path[600], want[600];
     batch_file(path, sizeof path, dir, "one.txt", OPTS " --backend=full --seed=1\n", data);
     int rc = t_run(msg, sizeof msg, "cd %s && %s batch one.txt --threads=2 --progress=off", dir, t_bench());
-    ck_assert_msg(rc == 0 && strstr(msg, "one.txt: 0 of 1 runs done; 1 left: 1 with no done run of their task and "
+    ck_assert_msg(rc == 0 && strstr(msg, "one.txt: 0 of 1 runs done; 1 left: 1 with no completed run of their task and "
                                          "backend to go by (listops/full)\n"), "%s", msg);
     rc = t_run(msg, sizeof msg, "ls %s/results/listops/full-ci-seed1-*.json", dir);
     msg[strcspn(msg, "\n")] = '\0';
@@ -244,9 +244,14 @@ START_TEST(test_batch_bill) {
                T_WAIT_STOPPED(6000) "cd %s; %s batch three.txt --dry-run; kill -KILL $p; wait $p",
                dir, t_bench(), data, dir, t_bench());
     snprintf(want, sizeof want, "three.txt: 1 of 3 runs done in %.1f s (%.1f s on the cores); 2 left, about %.1f s at "
-             "the pace of the latest done run of their task and backend, and 1 with no done run of their task and "
+             "the pace of the latest completed run of their task and backend, and 1 with no completed run of their task and "
              "backend to go by (listops/mita)\n", wall, 2 * wall, (12 - 5) * (wall / 12));
     ck_assert_msg(strstr(msg, want) && strstr(msg, ": running elsewhere "), "wanted\n%s\nin\n%s", want, msg);
+    /* a diverged run is done, but stopped early: its pace is no guide */
+    rc = t_run(msg, sizeof msg, "cd %s && sed -i 's/\"status\":\t\"completed\"/\"status\":\t\"diverged\"/' "
+               "results/listops/full-ci-seed1-*.json && %s batch three.txt --dry-run", dir, t_bench());
+    ck_assert_msg(strstr(msg, "three.txt: 1 of 3 runs done in ") && strstr(msg, " on the cores); 2 left: 2 with no "
+                  "completed run of their task and backend to go by (listops/full, listops/mita)\n"), "%s", msg);
 }
 END_TEST
 

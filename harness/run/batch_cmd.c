@@ -198,7 +198,8 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
 
 /* What run r's report says of its cost: wall seconds (across every session that ran it), seconds
  * on the cores (wall x processes x threads), the step its checkpoint holds (0 without one) and
- * when it finished (ISO 8601, "" if it has not). 0 where there is no report with a wall time. */
+ * when it completed (ISO 8601; "" if it has not, or diverged before its last step). 0 where there
+ * is no report with a wall time. */
 static int report_cost(const batch_run *r, double *wall, double *cores, int *step, char *finished, size_t n) {
     lra_status st;
     char err[LRA_ERR_LEN];
@@ -209,11 +210,13 @@ static int report_cost(const batch_run *r, double *wall, double *cores, int *ste
     const cJSON *threads = cJSON_GetObjectItemCaseSensitive(par, "threads_per_process");
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "checkpoint"), "step");
     const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "finished_at");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
+    const int completed = cJSON_IsString(status) && !strcmp(status->valuestring, "completed");
     const int ok = cJSON_IsNumber(w);
     *wall = ok ? w->valuedouble : 0.0;
     *cores = *wall * (cJSON_IsNumber(procs) ? procs->valuedouble : 1) * (cJSON_IsNumber(threads) ? threads->valuedouble : 1);
     *step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
-    snprintf(finished, n, "%s", cJSON_IsString(fin) ? fin->valuestring : "");
+    snprintf(finished, n, "%s", completed && cJSON_IsString(fin) ? fin->valuestring : "");
     cJSON_Delete(j);
     return ok;
 }
@@ -226,15 +229,15 @@ static const char *duration(char *buf, size_t n, double s) {
     return buf;
 }
 
-/* wall seconds per step of the latest done run of group (task/backend): the pace of the machine
- * and binary the batch runs on now, as near as the batch knows it; 0 if none is done */
+/* wall seconds per step of the latest completed run of group (task/backend): the pace of the
+ * machine and binary the batch runs on now, as near as the batch knows it; 0 if none is */
 static double pace_of(const batch *b, const run_state_kind *kinds, const char *group) {
     char latest[64] = "", fin[64];
     double pace = 0.0, wall, cores;
     int step;
     for (int k = 0; k < b->n; k++)
         if (kinds[k] == DONE && !strcmp(b->run[k].group, group) &&
-            report_cost(&b->run[k], &wall, &cores, &step, fin, sizeof fin) && b->run[k].steps > 0 &&
+            report_cost(&b->run[k], &wall, &cores, &step, fin, sizeof fin) && fin[0] && b->run[k].steps > 0 &&
             (pace == 0.0 || strcmp(fin, latest) > 0)) {
             pace = wall / b->run[k].steps;
             snprintf(latest, sizeof latest, "%s", fin);
@@ -243,8 +246,8 @@ static double pace_of(const batch *b, const run_state_kind *kinds, const char *g
 }
 
 /* One line before the runs: what the done runs took, and about how long the rest will take at
- * the pace (wall seconds per step, evaluations included) of the latest done run of their task
- * and backend; a run left with none to go by is counted apart. kinds: each run's state. */
+ * the pace (wall seconds per step, evaluations included) of the latest completed run of their
+ * task and backend; a run left with none to go by is counted apart. kinds: each run's state. */
 static void print_bill(const batch *b, const run_state_kind *kinds, const char *file) {
     double done_wall = 0, done_cores = 0, left_s = 0, wall, cores;
     int done = 0, left = 0, blind = 0, step;
@@ -274,10 +277,11 @@ static void print_bill(const batch *b, const run_state_kind *kinds, const char *
     fprintf(stderr, "lra-bench batch: %s: %d of %d runs done", file, done, b->n);
     if (done) fprintf(stderr, " in %s (%s on the cores)", duration(a, sizeof a, done_wall),
                       duration(c, sizeof c, done_cores));
-    if (left > blind) fprintf(stderr, "; %d left, about %s at the pace of the latest done run of their task and backend",
-                              left, duration(l, sizeof l, left_s));
+    if (left > blind)
+        fprintf(stderr, "; %d left, about %s at the pace of the latest completed run of their task and backend", left,
+                duration(l, sizeof l, left_s));
     else if (left) fprintf(stderr, "; %d left", left);
-    if (blind) fprintf(stderr, "%s%d with no done run of their task and backend to go by (%s)",
+    if (blind) fprintf(stderr, "%s%d with no completed run of their task and backend to go by (%s)",
                        left > blind ? ", and " : ": ", blind, blind_groups);
     fprintf(stderr, "\n");
 }
@@ -312,8 +316,8 @@ const char lra_batch_help[] =
     "where it was. The options here apply to every run and change no result. --dry-run says what each\n"
     "run needs and runs nothing. Every line is checked before the first run starts. The first line out\n"
     "says what the done runs took (wall time, and time on the cores) and about how long the rest will\n"
-    "take at the pace of the latest done run of their task and backend. Exit status: 0 every run done,\n"
-    "1 some not, 2 a mistake in FILE (file:line named; nothing run).\n";
+    "take at the pace of the latest completed run of their task and backend. Exit status: 0 every run\n"
+    "done, 1 some not, 2 a mistake in FILE (file:line named; nothing run).\n";
 
 static int usage(FILE *f) {
     fputs(lra_batch_help, f);
