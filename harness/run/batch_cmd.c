@@ -196,11 +196,18 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
     return lra_file_exists(r->ckpt) ? TO_RESUME : TO_RESTART;
 }
 
-/* What run r's report says of its cost: wall seconds (across every session that ran it), seconds
+/* What a run's report says of its cost: wall seconds (across every session that ran it), seconds
  * on the cores (wall x processes x threads), the step its checkpoint holds (0 without one) and
- * when it completed (ISO 8601; "" if it has not, or diverged before its last step). 0 where there
- * is no report with a wall time. */
-static int report_cost(const batch_run *r, double *wall, double *cores, int *step, char *finished, size_t n) {
+ * when it completed (ISO 8601; "" if it has not, or diverged before its last step). All 0 and ""
+ * without a report with a wall time. */
+typedef struct {
+    double wall, cores;
+    int step;
+    char completed[40];
+} run_cost;
+
+static run_cost cost_of(const batch_run *r) {
+    run_cost c = {0};
     lra_status st;
     char err[LRA_ERR_LEN];
     cJSON *j = lra_file_exists(r->report) ? lra_read_json(r->report, &st, err) : NULL;
@@ -211,14 +218,16 @@ static int report_cost(const batch_run *r, double *wall, double *cores, int *ste
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "checkpoint"), "step");
     const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "finished_at");
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-    const int completed = cJSON_IsString(status) && !strcmp(status->valuestring, "completed");
-    const int ok = cJSON_IsNumber(w);
-    *wall = ok ? w->valuedouble : 0.0;
-    *cores = *wall * (cJSON_IsNumber(procs) ? procs->valuedouble : 1) * (cJSON_IsNumber(threads) ? threads->valuedouble : 1);
-    *step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
-    snprintf(finished, n, "%s", completed && cJSON_IsString(fin) ? fin->valuestring : "");
+    if (cJSON_IsNumber(w)) {
+        c.wall = w->valuedouble;
+        c.cores = c.wall * (cJSON_IsNumber(procs) ? procs->valuedouble : 1) *
+                  (cJSON_IsNumber(threads) ? threads->valuedouble : 1);
+        c.step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
+        if (cJSON_IsString(status) && !strcmp(status->valuestring, "completed") && cJSON_IsString(fin))
+            snprintf(c.completed, sizeof c.completed, "%s", fin->valuestring);
+    }
     cJSON_Delete(j);
-    return ok;
+    return c;
 }
 
 /* seconds as a person reads them: "40.2 s", "25 min", "21.3 h" */
@@ -229,49 +238,47 @@ static const char *duration(char *buf, size_t n, double s) {
     return buf;
 }
 
-/* wall seconds per step of the latest completed run of group (task/backend): the pace of the
+/* wall seconds per step of the latest completed run of run i's task and backend: the pace of the
  * machine and binary the batch runs on now, as near as the batch knows it; 0 if none is */
-static double pace_of(const batch *b, const run_state_kind *kinds, const char *group) {
-    char latest[64] = "", fin[64];
-    double pace = 0.0, wall, cores;
-    int step;
+static double pace_of(const batch *b, const run_cost *cost, int i) {
+    int latest = -1;
     for (int k = 0; k < b->n; k++)
-        if (kinds[k] == DONE && !strcmp(b->run[k].group, group) &&
-            report_cost(&b->run[k], &wall, &cores, &step, fin, sizeof fin) && fin[0] && b->run[k].steps > 0 &&
-            (pace == 0.0 || strcmp(fin, latest) > 0)) {
-            pace = wall / b->run[k].steps;
-            snprintf(latest, sizeof latest, "%s", fin);
-        }
-    return pace;
+        if (cost[k].completed[0] && b->run[k].steps > 0 && !strcmp(b->run[k].group, b->run[i].group) &&
+            (latest < 0 || strcmp(cost[k].completed, cost[latest].completed) > 0))
+            latest = k;
+    return latest < 0 ? 0.0 : cost[latest].wall / b->run[latest].steps;
 }
 
 /* One line before the runs: what the done runs took, and about how long the rest will take at
  * the pace (wall seconds per step, evaluations included) of the latest completed run of their
- * task and backend; a run left with none to go by is counted apart. kinds: each run's state. */
-static void print_bill(const batch *b, const run_state_kind *kinds, const char *file) {
-    double done_wall = 0, done_cores = 0, left_s = 0, wall, cores;
-    int done = 0, left = 0, blind = 0, step;
-    char blind_groups[200] = "", fin[64];
+ * task and backend, a stopped or running run from its checkpoint; a run left with none to go by
+ * is counted apart. kinds: each run's state. */
+static void print_bill(const batch *b, const run_state_kind *kinds, const run_cost *cost, const char *file) {
+    double done_wall = 0, done_cores = 0, left_s = 0;
+    int done = 0, left = 0, blind = 0;
+    char blind_groups[256] = "";
     for (int i = 0; i < b->n; i++) {
-        const batch_run *r = &b->run[i];
         if (kinds[i] == DONE) {
             done++;
-            if (report_cost(r, &wall, &cores, &step, fin, sizeof fin)) done_wall += wall, done_cores += cores;
+            done_wall += cost[i].wall;
+            done_cores += cost[i].cores;
             continue;
         }
         if (kinds[i] == FOREIGN) continue;
         left++;
-        const double pace = pace_of(b, kinds, r->group);
-        if (pace == 0.0) {
-            if (!strstr(blind_groups, r->group))
-                snprintf(blind_groups + strlen(blind_groups), sizeof blind_groups - strlen(blind_groups), "%s%s",
-                         blind_groups[0] ? ", " : "", r->group);
-            blind++;
+        const double pace = pace_of(b, cost, i);
+        if (pace > 0.0) {
+            const int from = kinds[i] == TO_RESUME || kinds[i] == BUSY ? cost[i].step : 0;
+            left_s += (b->run[i].steps - from) * pace;
             continue;
         }
-        step = 0; /* a stopped or running run goes on from its checkpoint */
-        if (kinds[i] == TO_RESUME || kinds[i] == BUSY) report_cost(r, &wall, &cores, &step, fin, sizeof fin);
-        left_s += (r->steps - step) * pace;
+        int named = 0; /* each group once */
+        for (int k = 0; k < i; k++)
+            named |= kinds[k] != DONE && kinds[k] != FOREIGN && !strcmp(b->run[k].group, b->run[i].group);
+        if (!named)
+            snprintf(blind_groups + strlen(blind_groups), sizeof blind_groups - strlen(blind_groups), "%s%s",
+                     blind ? ", " : "", b->run[i].group);
+        blind++;
     }
     char a[32], c[32], l[32];
     fprintf(stderr, "lra-bench batch: %s: %d of %d runs done", file, done, b->n);
@@ -352,12 +359,17 @@ int lra_batch_main(int argc, char **argv) {
         return 2;
     }
     run_state_kind *kinds = malloc((size_t)b.n * sizeof *kinds);
-    if (kinds) {
+    run_cost *cost = malloc((size_t)b.n * sizeof *cost);
+    if (kinds && cost) {
         char detail[600];
-        for (int i = 0; i < b.n; i++) kinds[i] = state_of(&b.run[i], detail, sizeof detail);
-        print_bill(&b, kinds, file);
-        free(kinds);
+        for (int i = 0; i < b.n; i++) {
+            kinds[i] = state_of(&b.run[i], detail, sizeof detail);
+            cost[i] = cost_of(&b.run[i]);
+        }
+        print_bill(&b, kinds, cost, file);
     }
+    free(kinds);
+    free(cost);
     /* SIGINT/SIGTERM stop the run at hand with its checkpoint (run.c), then the batch */
     lra_stop_install();
     int count[FOREIGN + 1] = {0};
