@@ -228,12 +228,12 @@ static int route(const moe_ctx *c, lra_route *sel, const float *gate, float *bes
         const int skip = forced ? own : -1;
         float mx = -FLT_MAX; /* an ineligible block counts as -FLT_MAX, which never raises it */
         for (int i = 0; i < nb; i++) {
-            const float g = (cnt[i] != 0) & (i != skip) ? gate[i] : -FLT_MAX;
+            const float g = ((cnt[i] != 0) & (i != skip)) ? gate[i] : -FLT_MAX;
             mx = g > mx ? g : mx;
         }
         int first = nb; /* the first eligible index at the max, as a min over indices */
         for (int i = 0; i < nb; i++) {
-            const int at = (cnt[i] != 0) & (i != skip) & (gate[i] == mx) ? i : nb;
+            const int at = ((cnt[i] != 0) & (i != skip) & (gate[i] == mx)) ? i : nb;
             first = at < first ? at : first;
         }
         if (first < nb) { bv[0] = mx; bi[0] = first; n = 1; }
