@@ -25,6 +25,7 @@
 
 #include "../../common/json_file.h"
 #include "../../tasks/task.h"
+#include "../run/run.h"
 #include "../run/sysinfo.h"
 #include "stats.h"
 
@@ -207,13 +208,10 @@ static lra_status add_report(groups *gs, const char *path, char *err) {
     g->eval_tokens_s += eps->valuedouble;
     g->rss_mb += rss->valuedouble / 1048576.0;
     g->params += par->valuedouble;
-    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s"), *parallel = cJSON_GetObjectItemCaseSensitive(j, "parallel");
-    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(parallel, "processes"), *thr = cJSON_GetObjectItemCaseSensitive(parallel, "threads_per_process");
-    if (cJSON_IsNumber(wall) && wall->valuedouble > 0) {
-        g->wall_s += wall->valuedouble;
-        g->core_s += wall->valuedouble * (cJSON_IsNumber(procs) && procs->valuedouble >= 1 ? procs->valuedouble : 1) *
-                     (cJSON_IsNumber(thr) && thr->valuedouble >= 1 ? thr->valuedouble : 1);
-    }
+    double wall_s, core_s;
+    lra_run_report_cost(j, &wall_s, &core_s);
+    g->wall_s += wall_s;
+    g->core_s += core_s;
     cJSON_Delete(j);
     return LRA_OK;
 }

@@ -159,14 +159,37 @@ static lra_status read_batch(batch *b, const char *file, char **overrides, int n
     return st;
 }
 
+/* What a run's report says of its cost (lra_run_report_cost), the step its checkpoint holds (0
+ * without one) and when it completed (ISO 8601; "" if it has not, or diverged before its last
+ * step). All 0 and "" without a report. */
+typedef struct {
+    double wall, cores;
+    int step;
+    char completed[40];
+} run_cost;
+
+static run_cost cost_in(const cJSON *report) {
+    run_cost c = {0};
+    if (!lra_run_report_cost(report, &c.wall, &c.cores)) return c;
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "checkpoint"), "step");
+    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(report, "finished_at");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(report, "status");
+    c.step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
+    if (cJSON_IsString(status) && !strcmp(status->valuestring, "completed") && cJSON_IsString(fin))
+        snprintf(c.completed, sizeof c.completed, "%s", fin->valuestring);
+    return c;
+}
+
 /* What is left of run r: the table at the top; detail says why where it helps (the status, or
- * how the report there differs from this run). */
-static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
+ * how the report there differs from this run); cost (if not NULL) what its report says it cost. */
+static run_state_kind state_of(const batch_run *r, char *detail, size_t n, run_cost *cost) {
     detail[0] = '\0';
+    if (cost) *cost = (run_cost){0};
     if (!lra_file_exists(r->report)) return lra_file_exists(r->ckpt) ? TO_RESUME : TO_START;
     lra_status st;
     char err[LRA_ERR_LEN];
     cJSON *j = lra_read_json(r->report, &st, err);
+    if (cost && j) *cost = cost_in(j);
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
     if (!cJSON_IsString(status)) {
         snprintf(detail, n, "%s", j ? "it holds no run's status" : err);
@@ -194,40 +217,6 @@ static run_state_kind state_of(const batch_run *r, char *detail, size_t n) {
     if (k != TO_RESTART) return k;
     if (lra_run_in_use(r->report)) return BUSY;
     return lra_file_exists(r->ckpt) ? TO_RESUME : TO_RESTART;
-}
-
-/* What a run's report says of its cost: wall seconds (across every session that ran it), seconds
- * on the cores (wall x processes x threads), the step its checkpoint holds (0 without one) and
- * when it completed (ISO 8601; "" if it has not, or diverged before its last step). All 0 and ""
- * without a report with a wall time. */
-typedef struct {
-    double wall, cores;
-    int step;
-    char completed[40];
-} run_cost;
-
-static run_cost cost_of(const batch_run *r) {
-    run_cost c = {0};
-    lra_status st;
-    char err[LRA_ERR_LEN];
-    cJSON *j = lra_file_exists(r->report) ? lra_read_json(r->report, &st, err) : NULL;
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "wall_time_s");
-    const cJSON *par = cJSON_GetObjectItemCaseSensitive(j, "parallel");
-    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(par, "processes");
-    const cJSON *threads = cJSON_GetObjectItemCaseSensitive(par, "threads_per_process");
-    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "checkpoint"), "step");
-    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "finished_at");
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-    if (cJSON_IsNumber(w)) {
-        c.wall = w->valuedouble;
-        c.cores = c.wall * (cJSON_IsNumber(procs) ? procs->valuedouble : 1) *
-                  (cJSON_IsNumber(threads) ? threads->valuedouble : 1);
-        c.step = cJSON_IsNumber(ck) ? (int)ck->valuedouble : 0;
-        if (cJSON_IsString(status) && !strcmp(status->valuestring, "completed") && cJSON_IsString(fin))
-            snprintf(c.completed, sizeof c.completed, "%s", fin->valuestring);
-    }
-    cJSON_Delete(j);
-    return c;
 }
 
 /* seconds as a person reads them: "40.2 s", "25 min", "21.3 h" */
@@ -362,10 +351,7 @@ int lra_batch_main(int argc, char **argv) {
     run_cost *cost = malloc((size_t)b.n * sizeof *cost);
     if (kinds && cost) {
         char detail[600];
-        for (int i = 0; i < b.n; i++) {
-            kinds[i] = state_of(&b.run[i], detail, sizeof detail);
-            cost[i] = cost_of(&b.run[i]);
-        }
+        for (int i = 0; i < b.n; i++) kinds[i] = state_of(&b.run[i], detail, sizeof detail, &cost[i]);
         print_bill(&b, kinds, cost, file);
     }
     free(kinds);
@@ -376,12 +362,12 @@ int lra_batch_main(int argc, char **argv) {
     for (int i = 0; i < b.n && !lra_stop_requested(); i++) { /* stopped: the rest stays as it is */
         const batch_run *r = &b.run[i];
         char detail[600];
-        run_state_kind k = state_of(r, detail, sizeof detail);
+        run_state_kind k = state_of(r, detail, sizeof detail, NULL);
         fprintf(stderr, "lra-bench batch: [%d/%d] %s:%d %s: %s%s%s%s %s\n", i + 1, b.n, file, r->line, r->what,
                 state_names[k], detail[0] ? " (" : "", detail, detail[0] ? ")" : "", r->report);
         if (!dry && k != DONE && k != BUSY && k != FOREIGN) {
             run_one(r, k, overrides, nover);
-            k = state_of(r, detail, sizeof detail);
+            k = state_of(r, detail, sizeof detail, NULL);
             if (k != DONE) fprintf(stderr, "lra-bench batch: [%d/%d] %s: not done\n", i + 1, b.n, r->what);
         }
         count[k]++;

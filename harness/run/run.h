@@ -12,6 +12,11 @@
  * status with err set; a run that diverged or was interrupted writes a report saying so. */
 lra_status lra_run(const lra_config *c, char *report_path, size_t n, char *err);
 
+/* What a run's report says it cost: *wall_s its wall_time_s (every sitting of the run), *core_s
+ * that times the processes and threads per process of its "parallel" block (1 each where absent
+ * or below 1). Returns 0, both 0, where the report has no positive wall time. */
+int lra_run_report_cost(const cJSON *report, double *wall_s, double *core_s);
+
 /* The default report path: results/<task>/<backend>-<profile>-seed<N>-<hash>.json, the hash (8 hex
  * digits of a SHA-256) over every option that changes the numbers, so that runs whose options
  * differ (a sweep over --lr, --attn-opt, --max-len...) never share a name. */

@@ -167,3 +167,16 @@ lra_status lra_run_write_report(run_state *r, char *err) {
     snprintf(r->report_path, sizeof r->report_path, "%s", r->report_name.path);
     return LRA_OK;
 }
+
+int lra_run_report_cost(const cJSON *report, double *wall_s, double *core_s) {
+    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(report, "wall_time_s");
+    const cJSON *parallel = cJSON_GetObjectItemCaseSensitive(report, "parallel");
+    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(parallel, "processes");
+    const cJSON *thr = cJSON_GetObjectItemCaseSensitive(parallel, "threads_per_process");
+    *wall_s = *core_s = 0.0;
+    if (!cJSON_IsNumber(wall) || !(wall->valuedouble > 0)) return 0;
+    *wall_s = wall->valuedouble;
+    *core_s = wall->valuedouble * (cJSON_IsNumber(procs) && procs->valuedouble >= 1 ? procs->valuedouble : 1) *
+              (cJSON_IsNumber(thr) && thr->valuedouble >= 1 ? thr->valuedouble : 1);
+    return 1;
+}
