@@ -313,23 +313,27 @@ static void full_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
     }
 }
 
-/* bf16's p = exp(s sc - l), 0 for masked keys, of one row (nk <= BK), on exp16.h's exp */
-LRA_AVX512BW_TARGET static void probs_row_bf16(float *srow, int nk, const uint8_t *mk, float sc, float l) {
+/* bf16's p = exp(s sc - l) of 16 keys of one row, 0 for masked keys, on exp16.h's exp */
+LRA_AVX512BW_TARGET static inline __m512 probs16(const float *srow, __mmask16 k, __mmask16 valid, float sc, float l) {
+    return _mm512_maskz_mov_ps(valid, lra_exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, srow), _mm512_set1_ps(sc),
+                                                                _mm512_set1_ps(l))));
+}
+
+/* bf16's p of one row (nk <= BK) in place, where dropout comes next (valid: keys_bf16's masks) */
+LRA_AVX512BW_TARGET static void probs_row_bf16(float *srow, int nk, const __mmask16 *valid, float sc, float l) {
     for (int j = 0; j < nk; j += 16) {
-        const __mmask16 k = lra_lanes16(nk - j), valid = lra_keys16(mk + j, nk - j);
-        const __m512 x = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, srow + j), _mm512_set1_ps(sc), _mm512_set1_ps(l));
-        _mm512_mask_storeu_ps(srow + j, k, _mm512_maskz_mov_ps(valid, lra_exp16(x)));
+        const __mmask16 k = lra_lanes16(nk - j);
+        _mm512_mask_storeu_ps(srow + j, k, probs16(srow + j, k, valid[j / 16], sc, l));
     }
 }
 
-/* bf16: 16 keys of one backward row, p = exp(s sc - l) (0 for masked keys) and scale dS, dS =
- * p (dP - D): dS first, then its scale, as the fp32 loop and the packer do; the _round forms keep
- * -ffast-math from reassociating the two products. */
+/* bf16: 16 keys of one backward row, p (probs16) and scale dS, dS = p (dP - D): dS first, then
+ * its scale, as the fp32 loop and the packer do; the _round forms keep -ffast-math from
+ * reassociating the two products. */
 LRA_AVX512BW_TARGET static inline __attribute__((always_inline)) __m512
-prob_ds16(__m512 *ds, const float *srow, const float *dprow, __mmask16 k, __mmask16 valid, __m512 sc, float l,
+prob_ds16(__m512 *ds, const float *srow, const float *dprow, __mmask16 k, __mmask16 valid, float sc, float l,
           float D, __m512 scale) {
-    const __m512 p = _mm512_maskz_mov_ps(valid, lra_exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, srow), sc,
-                                                                           _mm512_set1_ps(l))));
+    const __m512 p = probs16(srow, k, valid, sc, l);
     const __m512 dpd = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dprow), _mm512_set1_ps(D));
     *ds = _mm512_mul_round_ps(_mm512_mul_round_ps(p, dpd, _MM_FROUND_CUR_DIRECTION), scale, _MM_FROUND_CUR_DIRECTION);
     return p;
@@ -345,12 +349,12 @@ LRA_BF16_TARGET static void probs_and_ds_pair_bf16(const tiles *t, const float *
     uint16_t *pp = t->Pp + (size_t)(r / 2) * BK * 2, *dsp = t->dSp + (size_t)(r / 2) * BK * 2;
     uint16_t *pb0 = t->Pb + (size_t)r * BK, *pb1 = pb0 + BK;
     const float *s0 = S + (size_t)r * BK, *dp0 = dP + (size_t)r * BK;
-    const __m512 vsc = _mm512_set1_ps(sc), vscale = _mm512_set1_ps(scale);
+    const __m512 vscale = _mm512_set1_ps(scale);
     for (int j = 0; j < nk; j += 16) {
         const __mmask16 k = lra_lanes16(nk - j);
         __m512 ds0, ds1 = _mm512_setzero_ps();
-        const __m512 p0 = prob_ds16(&ds0, s0 + j, dp0 + j, k, valid[j / 16], vsc, li[r], D[r], vscale);
-        const __m512 p1 = has1 ? prob_ds16(&ds1, s0 + BK + j, dp0 + BK + j, k, valid[j / 16], vsc, li[r + 1],
+        const __m512 p0 = prob_ds16(&ds0, s0 + j, dp0 + j, k, valid[j / 16], sc, li[r], D[r], vscale);
+        const __m512 p1 = has1 ? prob_ds16(&ds1, s0 + BK + j, dp0 + BK + j, k, valid[j / 16], sc, li[r + 1],
                                            D[r + 1], vscale)
                                : _mm512_setzero_ps();
         lra_bf16_store_pairs16(pp + 2 * j, k, p0, p1);
@@ -371,9 +375,9 @@ LRA_BF16_TARGET static void probs_and_ds_pair_bf16(const tiles *t, const float *
 static void probs_and_ds(const tiles *t, float *S, float *dP, float *Pd, int nq, int nk, const uint8_t *mk, float sc,
                          float scale, const float *li, const float *D, const lra_attn_args *a, int bh, int i0, int j0,
                          uint32_t thr, float keep_scale, lra_tile_isa b16) {
+    __mmask16 valid[BK / 16];
+    if (b16) keys_bf16(valid, mk, nk);
     if (b16 && !thr) {
-        __mmask16 valid[BK / 16];
-        keys_bf16(valid, mk, nk);
         for (int r = 0; r < nq; r += 2) probs_and_ds_pair_bf16(t, S, dP, r, r + 1 < nq, nk, valid, sc, scale, li, D);
         return;
     }
@@ -381,7 +385,7 @@ static void probs_and_ds(const tiles *t, float *S, float *dP, float *Pd, int nq,
         float *srow = S + r * BK, *dprow = dP + r * BK;
         const float l = li[r], Di = D[r];
         if (b16) {
-            probs_row_bf16(srow, nk, mk, sc, l);
+            probs_row_bf16(srow, nk, valid, sc, l);
         } else {
             for (int j = 0; j < nk; j++) {
                 float p = expf(srow[j] * sc - l);
