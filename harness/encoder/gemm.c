@@ -19,10 +19,10 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-enum { MAX_THREADS = 256, N_PRIMS = 8 };
+enum { MAX_THREADS = 256, N_PRIMS = 16 };
 
 typedef struct {
-    dnnl_primitive_t prim[2][N_PRIMS]; /* [precision][transA * 4 + transB * 2 + (beta != 0)] */
+    dnnl_primitive_t prim[2][N_PRIMS]; /* [precision][bias * 8 + transA * 4 + transB * 2 + (beta != 0)] */
     dnnl_stream_t stream;
     unsigned char no_bf16[N_PRIMS];    /* oneDNN said "unimplemented" for this slot in bf16 */
     float *wide; size_t wide_floats;   /* bf16 operands widened, where oneDNN has no bf16 kernel */
@@ -53,14 +53,15 @@ static void matrix_desc(dnnl_memory_desc_t *md, int trans, long rows, long cols,
 static dnnl_data_type_t operand_type(lra_precision p) { return p == LRA_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 /* NULL when oneDNN has no kernel for bf16 operands on this CPU */
-static dnnl_primitive_t build(lra_precision prec, int transA, int transB, int accumulate) {
+static dnnl_primitive_t build(lra_precision prec, int transA, int transB, int accumulate, int with_bias) {
     const long R = DNNL_RUNTIME_DIM_VAL;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_desc_t a, b, c, bias;
     matrix_desc(&a, transA, R, R, R, operand_type(prec));
     matrix_desc(&b, transB, R, R, R, operand_type(prec));
     matrix_desc(&c, 0, R, R, R, dnnl_f32);
+    matrix_desc(&bias, 0, 1, R, R, dnnl_f32);
     dnnl_matmul_desc_t md;
-    check(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c), "matmul_desc_init");
+    check(dnnl_matmul_desc_init(&md, &a, &b, with_bias ? &bias : NULL, &c), "matmul_desc_init");
     dnnl_primitive_attr_t attr;
     check(dnnl_primitive_attr_create(&attr), "attr_create");
     if (accumulate) {
@@ -104,12 +105,12 @@ static thread_cache *my_cache(void) {
 
 /* one product on the calling thread; 0 when prec is bf16 and oneDNN has no kernel for it */
 static int run_product(lra_precision prec, int transA, int transB, int M, int N, int K, const void *A, int lda,
-                       const void *B, int ldb, float beta, float *C, int ldc) {
+                       const void *B, int ldb, const float *bias, float beta, float *C, int ldc) {
     thread_cache *tc = my_cache();
-    const int slot = transA * 4 + transB * 2 + (beta != 0.0f);
+    const int slot = (bias != NULL) * 8 + transA * 4 + transB * 2 + (beta != 0.0f);
     dnnl_primitive_t *p = &tc->prim[prec][slot];
     if (prec == LRA_BF16 && tc->no_bf16[slot]) return 0;
-    if (!*p) *p = build(prec, transA, transB, beta != 0.0f);
+    if (!*p) *p = build(prec, transA, transB, beta != 0.0f, bias != NULL);
     if (!*p) {
         tc->no_bf16[slot] = 1;
         return 0;
@@ -119,25 +120,37 @@ static int run_product(lra_precision prec, int transA, int transB, int M, int N,
     matrix_desc(&a, transA, M, K, lda, operand_type(prec));
     matrix_desc(&b, transB, K, N, ldb, operand_type(prec));
     matrix_desc(&c, 0, M, N, ldc, dnnl_f32);
-    dnnl_memory_t ma, mb, mc;
+    dnnl_memory_t ma, mb, mc, mbias = NULL;
     check(dnnl_memory_create(&ma, &a, engine, (void *)A), "memory_create");
     check(dnnl_memory_create(&mb, &b, engine, (void *)B), "memory_create");
     check(dnnl_memory_create(&mc, &c, engine, C), "memory_create");
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-    check(dnnl_primitive_execute(*p, tc->stream, 3, args), "matmul execute");
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, NULL}};
+    if (bias) {
+        dnnl_memory_desc_t bd;
+        matrix_desc(&bd, 0, 1, N, N, dnnl_f32);
+        check(dnnl_memory_create(&mbias, &bd, engine, (void *)bias), "memory_create");
+        args[3].memory = mbias;
+    }
+    check(dnnl_primitive_execute(*p, tc->stream, bias ? 4 : 3, args), "matmul execute");
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
     dnnl_memory_destroy(mc);
+    if (mbias) dnnl_memory_destroy(mbias);
     return 1;
+}
+
+void lra_gemm_bias(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   const float *bias, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_product(LRA_FP32, transA, transB, M, N, K, A, lda, B, ldb, bias, beta, C, ldc);
+    omp_set_num_threads(saved_threads);
 }
 
 void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    const int saved_threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-    run_product(LRA_FP32, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-    omp_set_num_threads(saved_threads);
+    lra_gemm_bias(transA, transB, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 /* the (rows, cols) bf16 matrix at x, leading dimension ld, as fp32 into out (rows, cols) */
@@ -149,12 +162,12 @@ static void widen(float *out, const uint16_t *x, long rows, long cols, long ld) 
         }
 }
 
-void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
-                   const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+void lra_gemm_bias_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
+                        int ldb, const float *bias, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    if (!run_product(LRA_BF16, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc)) {
+    if (!run_product(LRA_BF16, transA, transB, M, N, K, A, lda, B, ldb, bias, beta, C, ldc)) {
         /* stored as given: op(A) is (M,K), so A holds (transA ? K : M) rows of (transA ? M : K) */
         const long ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
         thread_cache *tc = my_cache();
@@ -170,9 +183,15 @@ void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *
         }
         widen(tc->wide, A, ar, ac, lda);
         widen(tc->wide + ar * ac, B, br, bc, ldb);
-        run_product(LRA_FP32, transA, transB, M, N, K, tc->wide, (int)ac, tc->wide + ar * ac, (int)bc, beta, C, ldc);
+        run_product(LRA_FP32, transA, transB, M, N, K, tc->wide, (int)ac, tc->wide + ar * ac, (int)bc, bias, beta, C,
+                    ldc);
     }
     omp_set_num_threads(saved_threads);
+}
+
+void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
+                   const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+    lra_gemm_bias_bf16(transA, transB, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 int lra_bf16_native(void) {

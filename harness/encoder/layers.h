@@ -33,6 +33,12 @@ void lra_embed_backward(float *dwte, float *dcls, float *dpos, const float *dout
 void lra_zero(float *x, size_t n);
 void lra_copy(float *dst, const float *src, size_t n);
 
+/* The columns [c0, c1) of C that the calling thread owns in an OpenMP parallel region (all of
+ * them outside one). Weight gradients sum each column over the rows in order on one thread, at
+ * most LRA_SUM_COLS columns in one pass over the rows (their sums held in an array on the stack). */
+void lra_col_range(int C, int *c0, int *c1);
+enum { LRA_SUM_COLS = 256 };
+
 /* Sinusoidal table (T,C) as in the official code: pe[t,2i] = sin(t w_i), pe[t,2i+1] = cos(t w_i),
  * w_i = exp(-2i ln(10000)/C). */
 void lra_sinusoid_table(float *pe, int T, int C);
