@@ -162,12 +162,12 @@ static void widen(float *out, const uint16_t *x, long rows, long cols, long ld) 
         }
 }
 
-void lra_gemm_bias_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
-                        int ldb, const float *bias, float beta, float *C, int ldc) {
+void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
+                   const uint16_t *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    if (!run_product(LRA_BF16, transA, transB, M, N, K, A, lda, B, ldb, bias, beta, C, ldc)) {
+    if (!run_product(LRA_BF16, transA, transB, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc)) {
         /* stored as given: op(A) is (M,K), so A holds (transA ? K : M) rows of (transA ? M : K) */
         const long ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
         thread_cache *tc = my_cache();
@@ -183,15 +183,10 @@ void lra_gemm_bias_bf16(int transA, int transB, int M, int N, int K, const uint1
         }
         widen(tc->wide, A, ar, ac, lda);
         widen(tc->wide + ar * ac, B, br, bc, ldb);
-        run_product(LRA_FP32, transA, transB, M, N, K, tc->wide, (int)ac, tc->wide + ar * ac, (int)bc, bias, beta, C,
+        run_product(LRA_FP32, transA, transB, M, N, K, tc->wide, (int)ac, tc->wide + ar * ac, (int)bc, NULL, beta, C,
                     ldc);
     }
     omp_set_num_threads(saved_threads);
-}
-
-void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
-                   const uint16_t *B, int ldb, float beta, float *C, int ldc) {
-    lra_gemm_bias_bf16(transA, transB, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 int lra_bf16_native(void) {

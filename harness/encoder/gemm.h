@@ -24,7 +24,9 @@ const char *lra_precision_name(lra_precision p); /* "fp32", "bf16" */
 void lra_gemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);
 
-/* C (M,N) = op(A) op(B) + bias + beta C: bias (N) added to every row by oneDNN; NULL for none */
+/* C (M,N) = op(A) op(B) + bias + beta C: bias (N) added to every row by oneDNN; NULL for none.
+ * fp32 only: bf16's kernels give other bits with it than with the bias copied into C and beta 1
+ * (layers.c keeps that form for bf16). */
 void lra_gemm_bias(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    const float *bias, float beta, float *C, int ldc);
 
@@ -33,8 +35,6 @@ void lra_gemm_bias(int transA, int transB, int M, int N, int K, const float *A, 
  * exact products, fp32 sums, other bits than the native kernels'. */
 void lra_gemm_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda,
                    const uint16_t *B, int ldb, float beta, float *C, int ldc);
-void lra_gemm_bias_bf16(int transA, int transB, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
-                        int ldb, const float *bias, float beta, float *C, int ldc);
 
 /* x rounded to bf16, nearest even (NaN stays NaN): add 0x7fff plus the lowest kept bit; a NaN
  * keeps a set mantissa bit. Integer arithmetic, so every caller gets the same bits. */
