@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "exp16.h"
 #include "pool.h"
 #include "tile_bf16.h"
 #include "vec.h"
@@ -178,10 +179,15 @@ static void broadcast_probs(float *P, const float *Q, const float *At, const flo
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
         if (B2)
             for (int j = 0; j < m; j++) row[j] += B2[(size_t)(t0 + t) * n + j];
-        for (int j = 0; j < m; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < m; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
+        if (b16) { /* bf16: exp16.h's exp (fp32 keeps libmvec's, and its bits) */
+            mx = lra_max16(row, m, mx);
+            sum = lra_exp_row16(row, row, m, 1.0f, mx, NULL);
+        } else {
+            for (int j = 0; j < m; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j < m; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
         }
         const float inv = 1.0f / sum;
         for (int j = 0; j < m; j++) row[j] *= inv;
@@ -242,8 +248,10 @@ static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, fl
         if (!tile_has_key(mask, t0, nk)) continue;
         lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
         aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale, b16, bw);
-        for (int j = 0; j < m; j++)
-            lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
+        for (int j = 0; j < m; j++) {
+            if (b16) lra_online_softmax_tile16(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
+            else lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
+        }
         const float *Pd = dropped(Sd, S, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
         lra_tile_gemm(b16, bw, 0, 0, m, hs, nk, 1.0f, Pd, TILE, V + (size_t)t0 * hs, hs, 1.0f,
                     VA, hs);
@@ -369,7 +377,9 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 for (int j = 0; j < m; j++) {
                     const float lj = lse[j]; /* a local, so that gcc vectorises the exp */
                     float *pr = P + (size_t)j * TILE;
-                    for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
+                    if (b16) lra_exp_row16(pr, pr, nk, 1.0f, lj, NULL);
+                    else
+                        for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
                 }
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
                 lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,

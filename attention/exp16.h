@@ -42,4 +42,60 @@ LRA_AVX512BW_TARGET static inline __mmask16 lra_keys16(const uint8_t *mk, int n)
     return _mm512_test_epi32_mask(b, b);
 }
 
+/* exp of one float on the same code, for a row's rescale: the bits of the 16-lane form */
+LRA_AVX512BW_TARGET static inline float lra_exp1(float x) { return _mm512_cvtss_f32(lra_exp16(_mm512_set1_ps(x))); }
+
+/* max(init, row[0..n)) */
+LRA_AVX512BW_TARGET static inline float lra_max16(const float *row, int n, float init) {
+    __m512 m = _mm512_set1_ps(init);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 k = lra_lanes16(n - j);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, row + j));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+/* out (n) = exp(scale in - shift), in place when out is in; returns out's sum, kept in 16 lanes
+ * (lane l sums the entries j = l mod 16, in order) and then added across lanes in a fixed tree.
+ * mask (n bytes, or NULL): entries whose byte is 0 become 0. */
+LRA_AVX512BW_TARGET static inline float lra_exp_row16(float *out, const float *in, int n, float scale, float shift,
+                                                      const uint8_t *mask) {
+    const __m512 sc = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift);
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = lra_lanes16(n - j);
+        if (mask) k &= lra_keys16(mask + j, n - j < 16 ? n - j : 16);
+        const __m512 e = lra_exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, in + j), sc, sh));
+        const __m512 ek = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(out + j, lra_lanes16(n - j), ek);
+        acc = _mm512_add_ps(acc, ek);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* vec.h's two online-softmax steps on this exp, for the bf16 paths: the same contracts. */
+LRA_AVX512BW_TARGET static inline void lra_online_softmax_tile16(float *row, int n, float *mx, float *sum, float *acc,
+                                                                 int hs) {
+    const float tmx = lra_max16(row, n, *mx), rsum = lra_exp_row16(row, row, n, 1.0f, tmx, NULL);
+    if (tmx == *mx) {
+        *sum += rsum;
+        return;
+    }
+    const float rescale = lra_exp1(*mx - tmx);
+    *sum = *sum * rescale + rsum;
+    *mx = tmx;
+    for (int d = 0; d < hs; d++) acc[d] *= rescale;
+}
+LRA_AVX512BW_TARGET static inline void lra_online_softmax_rise16(float *row, int n, float *mx, float *sum, float *acc,
+                                                                 int hs) {
+    const float mi = lra_max16(row, n, *mx);
+    if (mi > *mx) {
+        const float rescale = lra_exp1(*mx - mi);
+        for (int d = 0; d < hs; d++) acc[d] *= rescale;
+        *sum *= rescale;
+        *mx = mi;
+    }
+    *sum += lra_exp_row16(row, row, n, 1.0f, mi, NULL);
+}
+
 #endif

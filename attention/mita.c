@@ -53,6 +53,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "exp16.h"
 #include "pool.h"
 #include "route.h"
 #include "tile_bf16.h"
@@ -399,7 +400,8 @@ static void experts_and_compression(const head_view *h, int32_t *ex, float *A, f
             if (!c->shared) continue;
             /* the compression softmax over valid keys, online: z becomes exp(z scale - max) */
             for (int t = 0; t < nk; t++) z[t] = h->mask[t0 + t] ? z[t] * h->scale : NEG_BIG;
-            lra_online_softmax_tile(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
+            if (h->b16) lra_online_softmax_tile16(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
+            else lra_online_softmax_tile(z, nk, &mx[j], &sum[j], Vbar + (size_t)j * hs, hs);
         }
         if (c->shared)
             lra_tile_gemm(h->b16, h->bw, 0, 0, me, hs, nk, 1.0f, Z, tk, h->V + (size_t)t0 * hs, hs, 1.0f, Vbar, hs);
@@ -448,9 +450,14 @@ static void route_and_share(const head_view *h, lra_route *rt, float *mx, float 
             if (!c->shared) continue;
             /* locals, not mx[x] and sum[x] (which could alias ps): so gcc vectorises the exp */
             float mi = NEG_BIG, si = 0.0f, *ps = Psh + (size_t)r * me;
-            for (int j = 0; j < me; j++) mi = gi[j] * h->tau_inv > mi ? gi[j] * h->tau_inv : mi;
-            for (int j = 0; j < me; j++) ps[j] = expf(gi[j] * h->tau_inv - mi);
-            for (int j = 0; j < me; j++) si += ps[j];
+            if (h->b16) { /* bf16: exp16.h's exp (fp32 keeps libmvec's, and its bits); tau_inv > 0 */
+                mi = lra_max16(gi, me, NEG_BIG) * h->tau_inv;
+                si = lra_exp_row16(ps, gi, me, h->tau_inv, mi, NULL);
+            } else {
+                for (int j = 0; j < me; j++) mi = gi[j] * h->tau_inv > mi ? gi[j] * h->tau_inv : mi;
+                for (int j = 0; j < me; j++) ps[j] = expf(gi[j] * h->tau_inv - mi);
+                for (int j = 0; j < me; j++) si += ps[j];
+            }
             mx[x] = mi;
             sum[x] = si;
             if (h->thr) {
@@ -522,7 +529,8 @@ static void mita_forward(const void *ctx, lra_attn_shape s, const lra_attn_args 
                         const int i = rows[r], x = i - i0, slot = slot_of(rt + (size_t)i * S, S, e);
                         const uint32_t rs = row_stream(&h, i);
                         float *p = R + (size_t)r * ke;
-                        lra_online_softmax_rise(p, ke, &mx[x], &sum[x], O + (size_t)i * hs, hs);
+                        if (h.b16) lra_online_softmax_rise16(p, ke, &mx[x], &sum[x], O + (size_t)i * hs, hs);
+                        else lra_online_softmax_rise(p, ke, &mx[x], &sum[x], O + (size_t)i * hs, hs);
                         if (h.thr)
                             for (int j = 0; j < ke; j++) p[j] *= keep_factor(rs, h.base + slot * ke + j, h.thr, h.keep_scale);
                     }
@@ -574,7 +582,9 @@ static void routed_backward(const head_view *h, const float *dO, const float *D,
                 const float Di = D[i];
                 float *p = Lg + (size_t)r * ke, *g = dS + (size_t)r * ke;
                 const float li = lse[i];
-                for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
+                if (h->b16) lra_exp_row16(p, p, ke, 1.0f, li, NULL);
+                else
+                    for (int j = 0; j < ke; j++) p[j] = expf(p[j] - li);
                 if (h->thr)
                     for (int j = 0; j < ke; j++) {
                         const float z = keep_factor(rs, h->base + slot * ke + j, h->thr, h->keep_scale);
@@ -645,7 +655,9 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                     const float Di = D[i];
                     float *p = Gd + (size_t)r * me, *g = dS + (size_t)r * me;
                     const float li = lse[i], *gr = G + (size_t)r * M;
-                    for (int j = 0; j < me; j++) p[j] = expf(gr[j] * h.tau_inv - li);
+                    if (h.b16) lra_exp_row16(p, gr, me, h.tau_inv, li, NULL);
+                    else
+                        for (int j = 0; j < me; j++) p[j] = expf(gr[j] * h.tau_inv - li);
                     if (h.thr)
                         for (int j = 0; j < me; j++) {
                             const float z = keep_factor(rs, j, h.thr, h.keep_scale);
@@ -674,8 +686,12 @@ static void mita_backward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 for (int j = 0; j < me; j++) {
                     const float lj = lsec[j];
                     float *zr = Z + (size_t)j * tk;
-                    for (int t = 0; t < nk; t++) zr[t] = expf(zr[t] - lj);
-                    for (int t = 0; t < nk; t++) zr[t] = h.mask[t0 + t] ? zr[t] : 0.0f;
+                    if (h.b16) {
+                        lra_exp_row16(zr, zr, nk, 1.0f, lj, h.mask + t0);
+                    } else {
+                        for (int t = 0; t < nk; t++) zr[t] = expf(zr[t] - lj);
+                        for (int t = 0; t < nk; t++) zr[t] = h.mask[t0 + t] ? zr[t] : 0.0f;
+                    }
                 }
                 lra_tile_gemm(h.b16, h.bw, 1, 0, nk, hs, me, 1.0f, Z, tk, dVbar, hs, 1.0f, dV + (size_t)t0 * hs, hs);
                 lra_tile_gemm(h.b16, h.bw, 0, 0, me, nk, hs, 1.0f, dVbar, hs, Vt, tk, 0.0f, dS, tk);

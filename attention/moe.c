@@ -39,6 +39,7 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "exp16.h"
 #include "route.h"
 #include "tile_bf16.h"
 #include "vec.h"
@@ -304,13 +305,15 @@ static void route_head(const moe_ctx *c, const moe_scratch *x, lra_route *sel, c
  * has its output O and sum rescaled first. rows[r] is row r's query, counted from i0 (as O, mx and
  * sum are). */
 static void online_tile(const moe_ctx *c, const lra_attn_args *a, int bh, float *S, float *O, float *mx, float *sum,
-                        const int32_t *rows, int i0, int n, int j0, int nk, int hs) {
+                        const int32_t *rows, int i0, int n, int j0, int nk, int hs, lra_tile_isa b16) {
     const uint32_t thr = lra_dropout_threshold(a->dropout);
     const float keep_scale = a->dropout > 0 ? 1.0f / (1.0f - a->dropout) : 1.0f;
     for (int r = 0; r < n; r++) {
         const int i = rows[r];
         float *row = S + (size_t)r * c->b;
-        lra_online_softmax_rise(row, nk, &mx[i], &sum[i], O + (size_t)i * hs, hs); /* 0 for masked keys */
+        /* 0 for masked keys; bf16 on exp16.h's exp (fp32 keeps libmvec's, and its bits) */
+        if (b16) lra_online_softmax_rise16(row, nk, &mx[i], &sum[i], O + (size_t)i * hs, hs);
+        else lra_online_softmax_rise(row, nk, &mx[i], &sum[i], O + (size_t)i * hs, hs);
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
             for (int j = 0; j < nk; j++) row[j] *= lra_keep(rs, (uint32_t)(j0 + j), thr) ? keep_scale : 0.0f;
@@ -367,7 +370,7 @@ static void moe_forward(const void *ctx, lra_attn_shape s, const lra_attn_args *
                     lra_gather_rows(x.Qg, Qc, rows, n, hs);
                     if (b16) lra_bf16_rows(x.Qb, hp, x.Qg, hs, n, hs, 1.0f);
                     block_logits(c, &x, x.S, x.Qg, mask, n, j0, nk, hs, scale, b16);
-                    online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs);
+                    online_tile(c, a, bh, x.S, O, mx, sum, rows, i0, n, j0, nk, hs, b16);
                     if (b16) {
                         lra_bf16_rows(x.Sb, bp, x.S, c->b, n, nk, 1.0f);
                         lra_tile_bf16(b16, n, hs, lra_bf16_even(nk) / 2, x.Sb, bp, x.Vr, hs, x.Qg, hs, 0);
@@ -413,7 +416,9 @@ static void backward_tile(const moe_ctx *c, const moe_scratch *x, const lra_attn
         const int i = rows[r];
         const float li = lse[i], Di = x->qsum[i];
         float *srow = x->S + (size_t)r * c->b, *dprow = x->dP + (size_t)r * c->b;
-        for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] * sc - li) : 0.0f;
+        if (b16) lra_exp_row16(srow, srow, nk, sc, li, mask + j0);
+        else
+            for (int j = 0; j < nk; j++) srow[j] = mask[j0 + j] ? expf(srow[j] * sc - li) : 0.0f;
         if (thr) {
             const uint32_t rs = (uint32_t)lra_stream(a->seed, (uint64_t)bh, (uint64_t)(i0 + i));
             float *prow = x->P + (size_t)r * c->b;

@@ -517,6 +517,68 @@ START_TEST(test_exp16) {
 }
 END_TEST
 
+/* exp16.h's row helpers, as the bf16 softmax paths call them, against double: lra_max16 (exact),
+ * lra_exp_row16 out of place and in place, with a scale, a shift and a key mask, at lengths that
+ * leave partial 16-lane steps (nothing written past n), and the two online steps against the
+ * softmax of the whole row in double (the output row's accumulator rescaled the same way). */
+START_TEST(test_exp16_rows) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return; /* no bf16 path to serve */
+    enum { NMAX = 75 };
+    const int lens[] = {1, 15, 16, 17, 40, 75};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int n = lens[li];
+        float in[NMAX + 1], out[NMAX + 1], row[NMAX];
+        uint8_t mask[NMAX];
+        double mx = -1e300;
+        for (int j = 0; j < n; j++) {
+            in[j] = (float)(((j * 7919 + n * 104729) % 2000) - 1000) / 97.0f;
+            mask[j] = (j % 5) != 3;
+            mx = in[j] > mx ? in[j] : mx;
+        }
+        in[n] = out[n] = 12345.0f; /* a sentinel: the helpers must leave it */
+        ck_assert_msg(lra_max16(in, n, -1e30f) == (float)mx, "lra_max16 at n=%d: %g, want %g", n,
+                      (double)lra_max16(in, n, -1e30f), mx);
+        ck_assert(lra_max16(in, n, 1e9f) == 1e9f);
+        const float sc = 0.75f, sh = (float)mx * 0.75f;
+        const float sum = lra_exp_row16(out, in, n, sc, sh, mask);
+        double want_sum = 0;
+        for (int j = 0; j < n; j++) {
+            const double want = mask[j] ? exp((double)in[j] * sc - sh) : 0.0;
+            want_sum += want;
+            ck_assert_msg(fabs(out[j] - want) <= 1e-6 * want + 1e-30, "lra_exp_row16 n=%d [%d] = %.9g, want %.9g", n, j,
+                          (double)out[j], want);
+        }
+        ck_assert_msg(fabs(sum - want_sum) <= 1e-6 * want_sum, "lra_exp_row16 n=%d sum %.9g, want %.9g", n, (double)sum,
+                      want_sum);
+        ck_assert_msg(out[n] == 12345.0f && in[n] == 12345.0f, "lra_exp_row16 wrote past n=%d", n);
+        memcpy(row, in, sizeof(float) * n);
+        lra_exp_row16(row, row, n, 1.0f, (float)mx, NULL); /* in place */
+        for (int j = 0; j < n; j++)
+            ck_assert_msg(fabs(row[j] - exp((double)in[j] - mx)) <= 1e-6, "in place n=%d [%d]", n, j);
+        /* the online steps over the row in two tiles, the accumulator holding 1 per unit of weight */
+        for (int form = 0; form < 2; form++) {
+            float m = -1e30f, s = 0.0f, acc[2] = {0.0f, 0.0f};
+            const int cut = n / 2;
+            for (int part = 0; part < 2; part++) {
+                const int j0 = part ? cut : 0, nj = part ? n - cut : cut;
+                if (nj == 0) continue;
+                memcpy(row, in + j0, sizeof(float) * nj);
+                if (form) lra_online_softmax_rise16(row, nj, &m, &s, acc, 2);
+                else lra_online_softmax_tile16(row, nj, &m, &s, acc, 2);
+                for (int j = 0; j < nj; j++) acc[0] += row[j], acc[1] += row[j] * (float)(j0 + j);
+            }
+            double z = 0, zi = 0;
+            for (int j = 0; j < n; j++) z += exp((double)in[j] - mx), zi += exp((double)in[j] - mx) * j;
+            ck_assert_msg(m == (float)mx && fabs(s - z) <= 1e-5 * z, "online step %d at n=%d: max %g sum %.9g, want %g %.9g",
+                          form, n, (double)m, (double)s, mx, z);
+            ck_assert_msg(fabs(acc[0] / s - 1.0) <= 1e-5 && fabs(acc[1] / s - zi / z) <= 1e-4 * (1 + zi / z),
+                          "online step %d at n=%d: weighted mean %.9g, want %.9g", form, n, (double)(acc[1] / s), zi / z);
+        }
+    }
+}
+END_TEST
+
 static float bf16_value(uint16_t b) {
     const uint32_t u = (uint32_t)b << 16;
     float f;
@@ -1176,6 +1238,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_registry_bf16);
     tcase_add_test(tc, test_tile_bf16_kernels);
     tcase_add_test(tc, test_exp16);
+    tcase_add_test(tc, test_exp16_rows);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_moe_vs_naive);
     tcase_add_test(tc, test_agent_vs_naive);

@@ -203,9 +203,43 @@ static void check_bf16_forms(void) {
     free(A); free(B); free(A16); free(B16);
 }
 
+/* bf16 builds a primitive per shape (gemm.c's per-thread cache, 48 of them): one call after
+ * another on one thread, shapes that differ only in K, in a stride, or in everything, more of them
+ * than the cache holds and then the first again, each against the float64 product */
+static void check_bf16_shapes(void) {
+    enum { M = 21, N = 18, KMAX = 80, LD = KMAX + 9 };
+    float *A = malloc(sizeof(float) * M * LD), *B = malloc(sizeof(float) * N * LD);
+    uint16_t *A16 = malloc(sizeof(uint16_t) * M * LD), *B16 = malloc(sizeof(uint16_t) * N * LD);
+    float C[M * (N + 4)], R[M * (N + 4)];
+    t_fill(A, (size_t)M * LD, 1.0f, 23);
+    t_fill(B, (size_t)N * LD, 1.0f, 24);
+    lra_bf16_round(A16, A, (size_t)M * LD);
+    lra_bf16_round(B16, B, (size_t)N * LD);
+    for (int i = 0; i < M * LD; i++) A[i] = ref_bf16(A[i]);
+    for (int i = 0; i < N * LD; i++) B[i] = ref_bf16(B[i]);
+    int Ks[64], lds[64], ldcs[64], n = 0;
+    const int few[][3] = {{70, LD, N}, {33, LD, N}, {70, KMAX, N}, {70, LD, N + 4}, {64, 64, N}, {70, LD, N}};
+    for (int i = 0; i < 6; i++, n++) Ks[n] = few[i][0], lds[n] = few[i][1], ldcs[n] = few[i][2];
+    for (int k = 2; n < 63; k++, n++) Ks[n] = k, lds[n] = LD, ldcs[n] = N; /* past the cache's 48 */
+    Ks[n] = 70, lds[n] = LD, ldcs[n] = N + 4, n++;                         /* evicted, built again */
+    for (int c = 0; c < n; c++) {
+        const int K = Ks[c], ld = lds[c], ldc = ldcs[c];
+        for (int i = 0; i < M * (N + 4); i++) C[i] = NAN;
+        memcpy(R, C, sizeof C);
+        lra_gemm_bf16(0, 1, M, N, K, A16, ld, B16, ld, 0.0f, C, ldc);
+        ref_gemm(0, 1, M, N, K, A, ld, B, ld, 0.0f, R, ldc);
+        for (int i = 0; i < M; i++)
+            ck_assert_msg(t_close(C + i * ldc, R + i * ldc, N, 1e-5, 1e-5) <= 1.0,
+                          "bf16 gemm call %d (K %d, lda = ldb = %d, ldc %d) row %d differs from the float64 reference "
+                          "(ISA %s)", c, K, ld, ldc, i, lra_gemm_isa());
+    }
+    free(A); free(B); free(A16); free(B16);
+}
+
 static void check_bf16(void) {
     check_bf16_round();
     check_bf16_forms();
+    check_bf16_shapes();
     check_matmul_layer(1);
 }
 

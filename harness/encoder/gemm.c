@@ -5,9 +5,14 @@
  * that, primitive creation says "unimplemented" and the operands are widened to fp32 here, whose
  * products of bf16 values are exact, so the result is the same mixed-precision product.
  *
- * Every dimension and stride is a run-time value (DNNL_RUNTIME_DIM_VAL), so one primitive per
- * (transA, transB, beta) serves every shape: batches padded to different lengths never build a
- * new kernel mid-run. oneDNN threads a call itself unless it runs inside a parallel region, so
+ * fp32: every dimension and stride is a run-time value (DNNL_RUNTIME_DIM_VAL), so one primitive
+ * per (transA, transB, beta, bias) serves every shape: batches padded to different lengths never
+ * build a new kernel mid-run. bf16: one primitive per shape (dimensions, strides, transposes,
+ * beta), kept in a small per-thread cache, least recently used out first. Why: oneDNN 2.6 runs
+ * run-time shapes on its gemm:jit kernels and fixed ones on its brgemm kernels, which on AMX are
+ * 1.2-3x faster at the encoder's 512-row blocks (docs/speed.md); in fp32 the two measured level,
+ * and fp32 keeps its bits. A shape's bits are its kernel's: an evicted primitive built again
+ * gives the same ones. oneDNN threads a call itself unless it runs inside a parallel region, so
  * the calling thread's OpenMP thread count is held at 1 while a primitive is built and run: a
  * serial call then cannot split its sum over K across threads either. */
 #include "gemm.h"
@@ -19,12 +24,21 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-enum { MAX_THREADS = 256, N_PRIMS = 16 };
+enum { MAX_THREADS = 256, N_PRIMS = 16, N_SHAPED = 48 };
+
+/* a bf16 primitive built for one shape: {transA, transB, beta != 0, M, N, K, lda, ldb, ldc} */
+typedef struct {
+    int shape[9];
+    dnnl_primitive_t prim;
+    unsigned long last_use;
+} shaped_prim;
 
 typedef struct {
-    dnnl_primitive_t prim[2][N_PRIMS]; /* [precision][bias * 8 + transA * 4 + transB * 2 + (beta != 0)] */
+    dnnl_primitive_t prim[N_PRIMS];    /* fp32: [bias * 8 + transA * 4 + transB * 2 + (beta != 0)] */
+    shaped_prim bf16[N_SHAPED];        /* bf16: by shape; prim NULL where free */
+    unsigned long uses;
+    int no_bf16;                       /* oneDNN said "unimplemented" for bf16 operands */
     dnnl_stream_t stream;
-    unsigned char no_bf16[N_PRIMS];    /* oneDNN said "unimplemented" for this slot in bf16 */
     float *wide; size_t wide_floats;   /* bf16 operands widened, where oneDNN has no bf16 kernel */
 } thread_cache;
 
@@ -52,14 +66,18 @@ static void matrix_desc(dnnl_memory_desc_t *md, int trans, long rows, long cols,
 
 static dnnl_data_type_t operand_type(lra_precision p) { return p == LRA_BF16 ? dnnl_bf16 : dnnl_f32; }
 
-/* NULL when oneDNN has no kernel for bf16 operands on this CPU */
-static dnnl_primitive_t build(lra_precision prec, int transA, int transB, int accumulate, int with_bias) {
+/* NULL when oneDNN has no kernel for bf16 operands on this CPU. dims: {M, N, K, lda, ldb, ldc}, each
+ * a value, or NULL for all of them run-time (DNNL_RUNTIME_DIM_VAL) */
+static dnnl_primitive_t build(lra_precision prec, int transA, int transB, int accumulate, int with_bias,
+                              const int *dims) {
     const long R = DNNL_RUNTIME_DIM_VAL;
+    const long M = dims ? dims[0] : R, N = dims ? dims[1] : R, K = dims ? dims[2] : R;
+    const long lda = dims ? dims[3] : R, ldb = dims ? dims[4] : R, ldc = dims ? dims[5] : R;
     dnnl_memory_desc_t a, b, c, bias;
-    matrix_desc(&a, transA, R, R, R, operand_type(prec));
-    matrix_desc(&b, transB, R, R, R, operand_type(prec));
-    matrix_desc(&c, 0, R, R, R, dnnl_f32);
-    matrix_desc(&bias, 0, 1, R, R, dnnl_f32);
+    matrix_desc(&a, transA, M, K, lda, operand_type(prec));
+    matrix_desc(&b, transB, K, N, ldb, operand_type(prec));
+    matrix_desc(&c, 0, M, N, ldc, dnnl_f32);
+    matrix_desc(&bias, 0, 1, N, N, dnnl_f32);
     dnnl_matmul_desc_t md;
     check(dnnl_matmul_desc_init(&md, &a, &b, with_bias ? &bias : NULL, &c), "matmul_desc_init");
     dnnl_primitive_attr_t attr;
@@ -103,17 +121,42 @@ static thread_cache *my_cache(void) {
     return caches[id];
 }
 
+/* this thread's bf16 primitive for the shape, built (evicting the least recently used) if missing;
+ * NULL when oneDNN has no bf16 kernel here */
+static dnnl_primitive_t shaped_bf16(thread_cache *tc, const int shape[9]) {
+    if (tc->no_bf16) return NULL;
+    shaped_prim *slot = &tc->bf16[0];
+    for (int i = 0; i < N_SHAPED; i++) {
+        shaped_prim *e = &tc->bf16[i];
+        if (e->prim && memcmp(e->shape, shape, sizeof e->shape) == 0) {
+            e->last_use = ++tc->uses;
+            return e->prim;
+        }
+        if (!e->prim || (slot->prim && e->last_use < slot->last_use)) slot = e;
+    }
+    if (slot->prim) dnnl_primitive_destroy(slot->prim);
+    slot->prim = build(LRA_BF16, shape[0], shape[1], shape[2], 0, shape + 3);
+    if (!slot->prim) {
+        tc->no_bf16 = 1;
+        return NULL;
+    }
+    memcpy(slot->shape, shape, sizeof slot->shape);
+    slot->last_use = ++tc->uses;
+    return slot->prim;
+}
+
 /* one product on the calling thread; 0 when prec is bf16 and oneDNN has no kernel for it */
 static int run_product(lra_precision prec, int transA, int transB, int M, int N, int K, const void *A, int lda,
                        const void *B, int ldb, const float *bias, float beta, float *C, int ldc) {
     thread_cache *tc = my_cache();
-    const int slot = (bias != NULL) * 8 + transA * 4 + transB * 2 + (beta != 0.0f);
-    dnnl_primitive_t *p = &tc->prim[prec][slot];
-    if (prec == LRA_BF16 && tc->no_bf16[slot]) return 0;
-    if (!*p) *p = build(prec, transA, transB, beta != 0.0f, bias != NULL);
-    if (!*p) {
-        tc->no_bf16[slot] = 1;
-        return 0;
+    dnnl_primitive_t p;
+    if (prec == LRA_BF16) {
+        const int shape[9] = {transA, transB, beta != 0.0f, M, N, K, lda, ldb, ldc};
+        if (!(p = shaped_bf16(tc, shape))) return 0;
+    } else {
+        const int slot = (bias != NULL) * 8 + transA * 4 + transB * 2 + (beta != 0.0f);
+        if (!tc->prim[slot]) tc->prim[slot] = build(prec, transA, transB, beta != 0.0f, bias != NULL, NULL);
+        p = tc->prim[slot];
     }
 
     dnnl_memory_desc_t a, b, c;
@@ -131,7 +174,7 @@ static int run_product(lra_precision prec, int transA, int transB, int M, int N,
         check(dnnl_memory_create(&mbias, &bd, engine, (void *)bias), "memory_create");
         args[3].memory = mbias;
     }
-    check(dnnl_primitive_execute(*p, tc->stream, bias ? 4 : 3, args), "matmul execute");
+    check(dnnl_primitive_execute(p, tc->stream, bias ? 4 : 3, args), "matmul execute");
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
     dnnl_memory_destroy(mc);

@@ -6,7 +6,8 @@
  * callers cut the work into blocks whose shapes never depend on the thread count, so neither do
  * the results. oneDNN picks its kernels at run time for the CPU at hand (AVX2, AVX-512,
  * AVX512-BF16, AMX; ONEDNN_MAX_CPU_ISA caps it): results are the same bits on one machine and one
- * ISA, not across ISAs. Primitives are cached per thread and built on first use; nothing here
+ * ISA, not across ISAs. Primitives are cached per thread and built on first use (fp32's one per
+ * transpose, beta and bias, for every shape; bf16's one per shape: gemm.c says why); nothing here
  * fails on valid arguments (an error from oneDNN is a bug: it aborts naming the call). */
 #ifndef LRA_GEMM_H
 #define LRA_GEMM_H

@@ -39,9 +39,11 @@ const char *lra_git_commit(void);
  *      AVX512-BF16 (binaries of 9 stamped 9 on fp32 runs too, which kept 8's bits)
  *  10  bf16: those products on AMX tiles (attention/tile_amx.c) where the CPU has AMX-BF16, and
  *      full attention's softmax on its own 16-lane exp (attention/exp16.h)
- * The next change of fp32's bits takes 11: 9 on an fp32 checkpoint means 8 (lra_numerics_same). */
+ *  11  bf16: the encoder's products on oneDNN primitives built for each shape (harness/encoder/gemm.c:
+ *      its brgemm kernels, AMX where the CPU has it), agent's, moe's and mita's softmax on exp16.h
+ * The next change of fp32's bits takes 12: 9 on an fp32 checkpoint means 8 (lra_numerics_same). */
 #define LRA_NUMERICS_FP32 8
-#define LRA_NUMERICS_BF16 10
+#define LRA_NUMERICS_BF16 11
 /* the version of a run in precision p (an lra_precision) */
 static inline int lra_numerics(lra_precision p) { return p == LRA_BF16 ? LRA_NUMERICS_BF16 : LRA_NUMERICS_FP32; }
 /* whether a checkpoint recorded under version v continues as the same run in precision p: its own
