@@ -105,7 +105,7 @@ enum { TILE = 64 };
  * running max and sum (n), and transposed copies - A and VA (hs*n), a key tile's K and V
  * (hs*TILE) - so that every product against them runs as "A times B" in OpenBLAS's small-matrix
  * kernels (see lra_transpose): 6-25% faster forward+backward at T = 1024 and 16384. */
-typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum, at, vat, kt, vt, bw; } layout;
+typedef struct { size_t head, a, va, lse, ds1, ds2, thread, p, pd, g, dva, da, mx, sum, at, vat, kt, vt, bw, op16[7]; } layout;
 static layout lay(const agent_ctx *c, lra_attn_shape s) {
     layout l;
     const size_t n = (size_t)c->n, nd = n * s.hs, nT = n * s.T, tile = n * TILE;
@@ -134,6 +134,9 @@ static layout lay(const agent_ctx *c, lra_attn_shape s) {
     /* bf16: one product's operands (tile_bf16.h). Every product has a side of TILE or d and one
      * of at most n, TILE or d, so M K + K N stays within (n + TILE + d + 2)(TILE + d + 2) */
     CARVE(bw, ((size_t)(c->n + TILE + s.hs + 2) * (TILE + s.hs + 2) + 1) / 2);
+    /* bf16: the head's operands that serve every tile, each rounded once (packed16 below): at
+     * most (n + 1)(d + 1) bf16 values each */
+    for (int i = 0; i < 7; i++) CARVE(op16[i], ((size_t)(c->n + 1) * (s.hs + 1) + 1) / 2);
     l.thread = off;
 #undef CARVE
     return l;
@@ -157,11 +160,26 @@ static void agent_flops(const void *ctx, lra_attn_shape s, double *fwd, double *
     *bwd = heads * (20.0 * n * T * d + T * d + (c->dwc ? 12.0 * T * d : 0));
 }
 
+/* bf16: a head's operands that serve every tile, rounded once per head instead of once per product
+ * (the same rounding, so the same bits; tile_bf16.h's _a16 and _b16). a: scale A, rows (the
+ * aggregation logits' A); at: A^T in pairs (the broadcast logits' B); ap: A in pairs (dQ's and
+ * dK's B); va, vat: V_A and V_A^T in pairs (O's and dP2's B); dva: dV_A in pairs (dV's B); dvar:
+ * dV_A, rows (dP1's A). */
+typedef struct { uint16_t *a, *at, *ap, *va, *vat, *dva, *dvar; } packed16;
+
+static packed16 packed_of(float *tw, const layout *l) {
+    uint16_t *p[7];
+    for (int i = 0; i < 7; i++) p[i] = (uint16_t *)(tw + l->op16[i]);
+    return (packed16){p[0], p[1], p[2], p[3], p[4], p[5], p[6]};
+}
+
 /* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation
  * logits. Kt: the tile's keys transposed, (hs, TILE), so that the product runs as "A times B" */
 static void aggregation_logits(float *S, const float *A, const float *Kt, const uint8_t *mask, const float *B1, int m,
-                               int t0, int nk, int hs, int Tmax, float scale, lra_tile_isa b16, uint16_t *bw) {
-    lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
+                               int t0, int nk, int hs, int Tmax, float scale, lra_tile_isa b16, uint16_t *bw,
+                               const packed16 *pk) {
+    if (b16) lra_tile_gemm_a16(b16, bw, m, nk, hs, pk->a, Kt, TILE, 0.0f, S, TILE);
+    else lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
     for (int j = 0; j < m; j++)
         for (int t = 0; t < nk; t++) {
             float *x = S + (size_t)j * TILE + t;
@@ -173,8 +191,9 @@ static void aggregation_logits(float *S, const float *A, const float *Kt, const 
 /* P (nq x m, stride n) = softmax(Q[t0..t0+nq) A^T scale [+ B2]) over the m agents: broadcast
  * probabilities. At: A transposed, (hs, n) */
 static void broadcast_probs(float *P, const float *Q, const float *At, const float *B2, int m, int t0, int nq, int n,
-                            int hs, float scale, lra_tile_isa b16, uint16_t *bw) {
-    lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
+                            int hs, float scale, lra_tile_isa b16, uint16_t *bw, const packed16 *pk) {
+    if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, pk->at, 0.0f, P, n);
+    else lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
     for (int t = 0; t < nq; t++) {
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
         if (B2)
@@ -239,7 +258,7 @@ static int tile_has_key(const uint8_t *mask, int t0, int nk) {
  * (m x TILE) and Kt (hs x TILE), each key tile transposed */
 static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, float *Sd, float *Kt, const float *A,
                       const float *K, const float *V, const uint8_t *mask, const float *B1, int m, int T, int hs,
-                      int Tmax, float scale, const lra_attn_args *a, int bh, uint16_t *bw) {
+                      int Tmax, float scale, const lra_attn_args *a, int bh, uint16_t *bw, const packed16 *pk) {
     const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
     memset(VA, 0, sizeof(float) * (size_t)m * hs);
     for (int j = 0; j < m; j++) { mx[j] = NEG_BIG; sum[j] = 0.0f; }
@@ -247,7 +266,7 @@ static void aggregate(float *VA, float *lse, float *mx, float *sum, float *S, fl
         const int nk = T - t0 < TILE ? T - t0 : TILE;
         if (!tile_has_key(mask, t0, nk)) continue;
         lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
-        aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale, b16, bw);
+        aggregation_logits(S, A, Kt, mask, B1, m, t0, nk, hs, Tmax, scale, b16, bw, pk);
         for (int j = 0; j < m; j++) {
             if (b16) lra_online_softmax_tile16(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
             else lra_online_softmax_tile(S + (size_t)j * TILE, nk, &mx[j], &sum[j], VA + (size_t)j * hs, hs);
@@ -279,6 +298,7 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         float *A = hw + l.a, *VA = hw + l.va, *P = tw + l.p, *At = tw + l.at;
         const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
         uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
+        const packed16 pk = packed_of(tw, &l);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head;
@@ -288,13 +308,19 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
         if (m > 0) {
             lra_pool_rows_forward(A, Q, mask, L, m, hs);
             lra_transpose(At, n, A, m, hs);
+            if (b16) {
+                lra_bf16_rows(pk.a, lra_bf16_even(hs), A, hs, m, hs, scale);
+                lra_bf16_pairs_rows(pk.at, m, At, n, hs, m, 1.0f);
+            }
             aggregate(VA, hw + l.lse, tw + l.mx, tw + l.sum, P, tw + l.pd, tw + l.kt, A, K, V, mask,
-                      B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh, bw);
+                      B1 ? B1 + (size_t)h * n * Tmax : NULL, m, T, hs, Tmax, scale, a, bh, bw, &pk);
+            if (b16) lra_bf16_pairs_rows(pk.va, hs, VA, hs, m, hs, 1.0f);
             for (int t0 = 0; t0 < T; t0 += TILE) { /* broadcast: O = P2 V_A, a tile of queries at a time */
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
-                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw, &pk);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
-                lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
+                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, hs, m, 1.0f, Pd, n, pk.va, 0.0f, O + (size_t)t0 * hs, hs);
+                else lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
                             O + (size_t)t0 * hs, hs);
             }
         }
@@ -333,6 +359,7 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
         float *D = tw + l.mx; /* (m): dVA_j . VA_j, in the running max's place */
         const lra_tile_isa b16 = lra_attn_bf16_kernel(a);
         uint16_t *bw = (uint16_t *)(tw + l.bw); /* bf16 operands of one product (tile_bf16.h) */
+        const packed16 pk = packed_of(tw, &l);
         const uint8_t *mask = a->mask + (size_t)(bh / s.NH) * T;
         const size_t head = (size_t)bh * T * hs;
         const float *Q = q + head, *K = k + head, *V = v + head, *dO = dout + head;
@@ -343,20 +370,32 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
             memset(dA, 0, sizeof(float) * (size_t)m * hs);
             lra_transpose(At, n, A, m, hs);
             lra_transpose(VAt, n, VA, m, hs);
+            if (b16) {
+                lra_bf16_rows(pk.a, lra_bf16_even(hs), A, hs, m, hs, scale);
+                lra_bf16_pairs_rows(pk.at, m, At, n, hs, m, 1.0f);
+                lra_bf16_pairs_rows(pk.vat, m, VAt, n, hs, m, 1.0f);
+                lra_bf16_pairs_rows(pk.ap, hs, A, hs, m, hs, 1.0f);
+            }
             /* broadcast, a tile of queries at a time: O = P2d V_A */
             for (int t0 = 0; t0 < T; t0 += TILE) {
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
                 const float *Qt = Q + (size_t)t0 * hs, *dOt = dO + (size_t)t0 * hs;
-                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw);
+                broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw, &pk);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
                 lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
-                lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
+                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, m, hs, 1.0f, dOt, hs, pk.vat, 0.0f, G, n);
+                else lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
                 softmax_grad(G, P, Pd, nq, m, n, NULL);
-                lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, scale, G, n, A, hs, 1.0f,
+                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, hs, m, scale, G, n, pk.ap, 1.0f, dQ + (size_t)t0 * hs, hs);
+                else lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, scale, G, n, A, hs, 1.0f,
                             dQ + (size_t)t0 * hs, hs);
                 lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, scale, G, n, Qt, hs, 1.0f, dA, hs);
                 if (c->bias)
                     for (int t = 0; t < nq; t++) memcpy(hw + l.ds2 + (size_t)(t0 + t) * n, G + (size_t)t * n, sizeof(float) * m);
+            }
+            if (b16) {
+                lra_bf16_pairs_rows(pk.dva, hs, dVA, hs, m, hs, 1.0f);
+                lra_bf16_rows(pk.dvar, lra_bf16_even(hs), dVA, hs, m, hs, 1.0f);
             }
             /* aggregation, a tile of keys at a time: V_A = P1d V. D_j = sum_t P1_j,t d/dP1_j,t = dVA_j . VA_j */
             for (int j = 0; j < m; j++) { /* not lra_row_dots: summed in D[j] itself, gcc orders the sum
@@ -373,7 +412,8 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 }
                 lra_transpose(Kt, TILE, K + (size_t)t0 * hs, nk, hs);
                 lra_transpose(Vt, TILE, V + (size_t)t0 * hs, nk, hs);
-                aggregation_logits(P, A, Kt, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale, b16, bw);
+                aggregation_logits(P, A, Kt, mask, B1 ? B1 + (size_t)h * n * Tmax : NULL, m, t0, nk, hs, Tmax, scale, b16, bw,
+                                   &pk);
                 for (int j = 0; j < m; j++) {
                     const float lj = lse[j]; /* a local, so that gcc vectorises the exp */
                     float *pr = P + (size_t)j * TILE;
@@ -382,13 +422,16 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                         for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
                 }
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
-                lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
+                if (b16) lra_tile_gemm_b16(b16, bw, 1, nk, hs, m, 1.0f, Pd, TILE, pk.dva, 1.0f, dV + (size_t)t0 * hs, hs);
+                else lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
                             dV + (size_t)t0 * hs, hs);
-                lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
+                if (b16) lra_tile_gemm_a16(b16, bw, m, nk, hs, pk.dvar, Vt, TILE, 0.0f, G, TILE);
+                else lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
                 softmax_grad(G, P, Pd, m, nk, TILE, D);
                 lra_tile_gemm(b16, bw, 0, 0, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
                             hs, 1.0f, dA, hs);
-                lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
+                if (b16) lra_tile_gemm_b16(b16, bw, 1, nk, hs, m, scale, G, TILE, pk.ap, 1.0f, dK + (size_t)t0 * hs, hs);
+                else lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
                             dK + (size_t)t0 * hs, hs);
                 if (c->bias)
                     for (int j = 0; j < m; j++) memcpy(hw + l.ds1 + (size_t)j * T + t0, G + (size_t)j * TILE, sizeof(float) * nk);

@@ -189,6 +189,21 @@ size_t lra_tile_gemm_work(int M, int N, int K) {
     return (size_t)M * kp + kp * (size_t)N;
 }
 
+void lra_tile_gemm_b16(lra_tile_isa bf16, uint16_t *work, int transA, int M, int N, int K, float alpha, const float *A,
+                       int lda, const uint16_t *Bp, float beta, float *C, int ldc) {
+    const int kp = lra_bf16_even(K);
+    if (transA) lra_bf16_rows_t(work, kp, A, lda, K, M, alpha); /* A stored (K, M) */
+    else lra_bf16_rows(work, kp, A, lda, M, K, alpha);
+    lra_tile_bf16(bf16, M, N, kp / 2, work, kp, Bp, N, C, ldc, beta != 0.0f);
+}
+
+void lra_tile_gemm_a16(lra_tile_isa bf16, uint16_t *work, int M, int N, int K, const uint16_t *Ab, const float *B,
+                       int ldb, float beta, float *C, int ldc) {
+    const int kp = lra_bf16_even(K);
+    lra_bf16_pairs_rows(work, N, B, ldb, K, N, 1.0f);
+    lra_tile_bf16(bf16, M, N, kp / 2, Ab, kp, work, N, C, ldc, beta != 0.0f);
+}
+
 void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (!bf16) {

@@ -62,6 +62,16 @@ void lra_bf16_pairs_cols(uint16_t *Bp, int ldb, const float *X, int ldx, int row
 void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 size_t lra_tile_gemm_work(int M, int N, int K);
+/* The same with one operand rounded once by the caller, for an operand that serves many products
+ * (the same rounding, so the same bits as lra_tile_gemm). _b16: op(B) is Bp, as
+ * lra_bf16_pairs_rows(Bp, N, B, ldb, K, N, 1) or lra_bf16_pairs_cols(Bp, N, B, ldb, N, K) wrote it
+ * (row stride N pairs); op(A) is rounded into work as lra_tile_gemm rounds it. _a16: alpha op(A)
+ * is Ab, as lra_bf16_rows / _rows_t wrote it with alpha (row stride lra_bf16_even(K)); B is
+ * (K, N) as stored, rounded into work. Not for bf16 NONE. */
+void lra_tile_gemm_b16(lra_tile_isa bf16, uint16_t *work, int transA, int M, int N, int K, float alpha, const float *A,
+                       int lda, const uint16_t *Bp, float beta, float *C, int ldc);
+void lra_tile_gemm_a16(lra_tile_isa bf16, uint16_t *work, int M, int N, int K, const uint16_t *Ab, const float *B,
+                       int ldb, float beta, float *C, int ldc);
 
 /* 16 lanes rounded where they are made, for a pass that would otherwise store fp32 for one of the
  * packers above to read back; the same rounding, so the same bits. Call only where

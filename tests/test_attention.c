@@ -601,6 +601,42 @@ static uint16_t *bf16_fill(size_t n, uint64_t seed) {
     return b;
 }
 
+/* lra_tile_gemm_b16 and _a16 (an operand rounded once by the caller) give lra_tile_gemm's bits:
+ * B in pairs from rows and from columns, A rounded with alpha, plain and transposed, odd K,
+ * accumulating and not */
+START_TEST(test_tile_gemm_prerounded) {
+    if (!lra_tile_bf16_native()) return; /* the fp32 path has no rounded operands */
+    const lra_tile_isa isa = lra_tile_bf16_isa();
+    enum { M = 37, N = 21, K = 19, LD = 40 };
+    float *A = malloc(4 * LD * LD), *B = malloc(4 * LD * LD), *C0 = malloc(4 * M * N), *C1 = malloc(4 * M * N);
+    uint16_t *work = malloc(2 * lra_tile_gemm_work(M, N, K)), *pre = malloc(2 * (size_t)(LD + 1) * (LD + 1));
+    ck_assert(A && B && C0 && C1 && work && pre);
+    t_fill(A, LD * LD, 1.0f, 61);
+    t_fill(B, LD * LD, 1.0f, 62);
+    const float alpha = 0.37f;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int beta = 0; beta < 2; beta++) {
+                t_fill(C0, M * N, 1.0f, 63);
+                memcpy(C1, C0, 4 * M * N);
+                lra_tile_gemm(isa, work, ta, tb, M, N, K, alpha, A, LD, B, LD, (float)beta, C0, N);
+                if (tb) lra_bf16_pairs_cols(pre, N, B, LD, N, K);
+                else lra_bf16_pairs_rows(pre, N, B, LD, K, N, 1.0f);
+                lra_tile_gemm_b16(isa, work, ta, M, N, K, alpha, A, LD, pre, (float)beta, C1, N);
+                ck_assert_msg(memcmp(C0, C1, 4 * M * N) == 0, "lra_tile_gemm_b16 ta=%d tb=%d beta=%d: other bits", ta, tb, beta);
+                if (tb) continue; /* _a16 takes B as stored */
+                t_fill(C0, M * N, 1.0f, 63);
+                t_fill(C1, M * N, 1.0f, 63);
+                lra_tile_gemm(isa, work, ta, 0, M, N, K, alpha, A, LD, B, LD, (float)beta, C0, N);
+                if (ta) lra_bf16_rows_t(pre, lra_bf16_even(K), A, LD, K, M, alpha);
+                else lra_bf16_rows(pre, lra_bf16_even(K), A, LD, M, K, alpha);
+                lra_tile_gemm_a16(isa, work, M, N, K, pre, B, LD, (float)beta, C1, N);
+                ck_assert_msg(memcmp(C0, C1, 4 * M * N) == 0, "lra_tile_gemm_a16 ta=%d beta=%d: other bits", ta, beta);
+            }
+    free(A); free(B); free(C0); free(C1); free(work); free(pre);
+}
+END_TEST
+
 START_TEST(test_tile_bf16_kernels) {
     static const int shapes[][3] = {{1, 1, 1},    {16, 16, 16},  {17, 33, 17}, {128, 64, 16},
                                     {32, 64, 64}, {15, 100, 3},  {40, 7, 40},  {64, 31, 9}};
@@ -1237,6 +1273,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_full_bf16_vs_naive);
     tcase_add_test(tc, test_registry_bf16);
     tcase_add_test(tc, test_tile_bf16_kernels);
+    tcase_add_test(tc, test_tile_gemm_prerounded);
     tcase_add_test(tc, test_exp16);
     tcase_add_test(tc, test_exp16_rows);
     tcase_add_test(tc, test_threads_bitwise);
