@@ -211,11 +211,8 @@ void lra_tile_gemm(lra_tile_isa bf16, uint16_t *work, int transA, int transB, in
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const int kp = lra_bf16_even(K);
-    uint16_t *Ab = work, *Bp = work + (size_t)M * kp;
-    if (transA) lra_bf16_rows_t(Ab, kp, A, lda, K, M, alpha); /* A stored (K, M) */
-    else lra_bf16_rows(Ab, kp, A, lda, M, K, alpha);
+    uint16_t *Bp = work + (size_t)M * lra_bf16_even(K); /* op(A) goes below it, rounded by _b16 */
     if (transB) lra_bf16_pairs_cols(Bp, N, B, ldb, N, K); /* B stored (N, K) */
     else lra_bf16_pairs_rows(Bp, N, B, ldb, K, N, 1.0f);
-    lra_tile_bf16(bf16, M, N, kp / 2, Ab, kp, Bp, N, C, ldc, beta != 0.0f);
+    lra_tile_gemm_b16(bf16, work, transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc);
 }
