@@ -91,13 +91,22 @@ ci: fuzz-corpus
 
 # The tests under AddressSanitizer and UndefinedBehaviorSanitizer, built in their own directory.
 # `make asan` runs every test; CI leaves out the tests tagged slow (the attention gradient checks,
-# whose kernels the other attention tests still run) with ASAN_EXCLUDE_TAGS=slow.
+# whose kernels the other attention tests still run) with ASAN_EXCLUDE_TAGS=slow. Sanitized tests
+# run on one core at a time, so the suites go in two processes side by side: ASAN_SHARD's suites
+# (about half the time: the checkpoint suite's kills and resumes) in one, the rest in the other,
+# whose log follows the first's. A new suite lands in the second.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_EXCLUDE_TAGS ?=
+ASAN_SHARD := checkpoint,claim,mqar
+ASAN_RUN := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    CK_EXCLUDE_TAGS=$(ASAN_EXCLUDE_TAGS) LRA_BENCH=build-asan/lra-bench
 asan:
 	$(MAKE) B=build-asan OPT=-O1 EXTRA_CFLAGS="$(SAN)" KERNEL_CFLAGS="-O1 -ffast-math" build-asan/lra-bench build-asan/tests/run_tests
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 CK_EXCLUDE_TAGS=$(ASAN_EXCLUDE_TAGS) \
-	    LRA_BENCH=build-asan/lra-bench build-asan/tests/run_tests
+	@$(ASAN_RUN) LRA_TEST_SKIP_SUITES=$(ASAN_SHARD) build-asan/tests/run_tests > build-asan/tests-rest.log 2>&1 & \
+	    rest=$$!; echo "asan: suites $(ASAN_SHARD) here, the others beside them (log below)"; \
+	    $(ASAN_RUN) LRA_TEST_SUITES=$(ASAN_SHARD) build-asan/tests/run_tests; shard=$$?; \
+	    wait $$rest; others=$$?; echo "asan: the other suites:"; cat build-asan/tests-rest.log; \
+	    test $$shard -eq 0 && test $$others -eq 0
 
 # libFuzzer harnesses (fuzz/, clang from Debian): one per parser of outside input, built with
 # AddressSanitizer and UBSan into build-fuzz/. `make fuzz-corpus` runs the tests with

@@ -270,6 +270,55 @@ void t_corpus_classify(const char *path) {
 #undef ENDS
 }
 
+/* Every suite, in the order they run; each name is its suite_create name (CK_RUN_SUITE's too). */
+static const struct {
+    const char *name;
+    Suite *(*make)(void);
+} suites[] = {{"layers", layers_suite},     {"gemm", gemm_suite},         {"model", model_suite},
+              {"attention", attention_suite}, {"listops", listops_suite}, {"cli", cli_suite},
+              {"compare", compare_suite},   {"text", text_suite},         {"retrieval", retrieval_suite},
+              {"image", image_suite},       {"pathfinder", pathfinder_suite}, {"fetch", fetch_suite},
+              {"checkpoint", checkpoint_suite}, {"mpi", mpi_suite},     {"claim", claim_suite},
+              {"batch", batch_suite},       {"mqar", mqar_suite},         {"docs", docs_suite},
+              {"guides", guides_suite}};
+
+/* 1 when name is in the comma-separated list */
+static int listed(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return 1;
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Shards for running suites in processes side by side (the Makefile's asan does): LRA_TEST_SUITES
+ * runs only the suites it lists, LRA_TEST_SKIP_SUITES all but those; both comma-separated. A
+ * name that is no suite's is a usage error, so that a shard cannot lose a suite to a typo. */
+static int suite_selected(const char *name) {
+    const char *only = getenv("LRA_TEST_SUITES"), *skip = getenv("LRA_TEST_SKIP_SUITES");
+    return (!only || !*only || listed(only, name)) && !(skip && listed(skip, name));
+}
+
+static void check_suite_names(const char *var) {
+    const char *list = getenv(var);
+    if (!list) return;
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        int known = 0;
+        for (size_t i = 0; i < sizeof suites / sizeof *suites; i++)
+            known |= strlen(suites[i].name) == len && strncmp(p, suites[i].name, len) == 0;
+        if (!known && len) {
+            fprintf(stderr, "run_tests: %s names \"%.*s\", which is no suite\n", var, (int)len, p);
+            exit(2);
+        }
+        p += len + (end ? 1 : 0);
+    }
+}
+
 int main(void) {
     /* Check's default of 4 s per test is a hang guard, not a speed target: on a shared 2-core
      * machine a small test can wait that long for a core. Every case gets T_HANG_GUARD_S (tests.h);
@@ -277,30 +326,26 @@ int main(void) {
     char guard[16];
     snprintf(guard, sizeof guard, "%d", (int)T_HANG_GUARD_S);
     setenv("CK_DEFAULT_TIMEOUT", guard, 0);
+    check_suite_names("LRA_TEST_SUITES");
+    check_suite_names("LRA_TEST_SKIP_SUITES");
     const char *tmp = getenv("TMPDIR");
     char root[4096];
     snprintf(root, sizeof root, "%s/lra-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(root)) { perror("mkdtemp"); return EXIT_FAILURE; }
     setenv("LRA_TEST_ROOT", root, 1);
-    SRunner *sr = srunner_create(layers_suite());
-    srunner_add_suite(sr, gemm_suite());
-    srunner_add_suite(sr, model_suite());
-    srunner_add_suite(sr, attention_suite());
-    srunner_add_suite(sr, listops_suite());
-    srunner_add_suite(sr, cli_suite());
-    srunner_add_suite(sr, compare_suite());
-    srunner_add_suite(sr, text_suite());
-    srunner_add_suite(sr, retrieval_suite());
-    srunner_add_suite(sr, image_suite());
-    srunner_add_suite(sr, pathfinder_suite());
-    srunner_add_suite(sr, fetch_suite());
-    srunner_add_suite(sr, checkpoint_suite());
-    srunner_add_suite(sr, mpi_suite());
-    srunner_add_suite(sr, claim_suite());
-    srunner_add_suite(sr, batch_suite());
-    srunner_add_suite(sr, mqar_suite());
-    srunner_add_suite(sr, docs_suite());
-    srunner_add_suite(sr, guides_suite());
+    SRunner *sr = NULL;
+    for (size_t i = 0; i < sizeof suites / sizeof *suites; i++) {
+        if (!suite_selected(suites[i].name)) continue;
+        if (sr) srunner_add_suite(sr, suites[i].make());
+        else sr = srunner_create(suites[i].make());
+    }
+    if (!sr) {
+        fprintf(stderr, "run_tests: LRA_TEST_SUITES / LRA_TEST_SKIP_SUITES leave no suite to run\n");
+        return 2;
+    }
+    /* the choice is this process's: a test that runs the runner again (test_guides.c) gets all */
+    unsetenv("LRA_TEST_SUITES");
+    unsetenv("LRA_TEST_SKIP_SUITES");
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
