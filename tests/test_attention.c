@@ -10,6 +10,7 @@
 #include "../attention/exp16.h"
 #include "../attention/tile_bf16.h"
 #include "../attention/transpose.h"
+#include "../harness/encoder/gemm.h"
 #include "tests.h"
 
 /* ---- the naive reference: o = softmax(q k^T / sqrt(d) + M) v, dropout on p -------------- */
@@ -634,6 +635,36 @@ START_TEST(test_tile_gemm_prerounded) {
                 ck_assert_msg(memcmp(C0, C1, 4 * M * N) == 0, "lra_tile_gemm_a16 ta=%d beta=%d: other bits", ta, beta);
             }
     free(A); free(B); free(C0); free(C1); free(work); free(pre);
+}
+END_TEST
+
+/* Whatever a thread's tiles hold when lra_tile_amx starts - nothing (released), another
+ * configuration, or oneDNN's after one of its AMX products - the product is the same bits */
+__attribute__((target("amx-tile"))) static void tiles_release(void) { _tile_release(); }
+__attribute__((target("amx-tile"))) static void tiles_foreign(void) {
+    static const struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } half = {
+        .palette = 1, .colsb = {32, 32, 32, 32, 32, 32, 32, 32}, .rows = {8, 8, 8, 8, 8, 8, 8, 8}};
+    _tile_loadconfig(&half);
+}
+
+START_TEST(test_tile_amx_any_prior_state) {
+    if (!lra_tile_amx_usable() || lra_tile_bf16_isa() != LRA_TILE_AMX) return;
+    enum { M = 70, N = 45, K2 = 40 };
+    uint16_t *A = bf16_fill((size_t)M * 2 * K2, 11), *Bp = bf16_fill((size_t)K2 * N * 2, 12);
+    float *C0 = malloc(4 * M * N), *C = malloc(4 * M * N), *G = malloc(4 * 512 * 64);
+    uint16_t *GA = bf16_fill(512 * 64, 13), *GB = bf16_fill(64 * 64, 14);
+    ck_assert(C0 && C && G);
+    lra_tile_amx(M, N, K2, A, 2 * K2, Bp, N, C0, N, 0);
+    for (int prior = 0; prior < 4; prior++) {
+        if (prior == 0) tiles_release();
+        if (prior == 1) tiles_foreign();
+        if (prior == 2) lra_gemm_bf16(0, 0, 512, 64, 64, GA, 64, GB, 64, 0.0f, G, 64); /* oneDNN's AMX kernel */
+        /* prior 3: our own configuration, left by the call before */
+        memset(C, 0, 4 * M * N);
+        lra_tile_amx(M, N, K2, A, 2 * K2, Bp, N, C, N, 0);
+        ck_assert_msg(memcmp(C, C0, 4 * M * N) == 0, "lra_tile_amx after prior tile state %d: other bits", prior);
+    }
+    free(A); free(Bp); free(C0); free(C); free(G); free(GA); free(GB);
 }
 END_TEST
 
@@ -1273,6 +1304,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_full_bf16_vs_naive);
     tcase_add_test(tc, test_registry_bf16);
     tcase_add_test(tc, test_tile_bf16_kernels);
+    tcase_add_test(tc, test_tile_amx_any_prior_state);
     tcase_add_test(tc, test_tile_gemm_prerounded);
     tcase_add_test(tc, test_exp16);
     tcase_add_test(tc, test_exp16_rows);
