@@ -92,7 +92,7 @@ ci: fuzz-corpus
 # The tests under AddressSanitizer and UndefinedBehaviorSanitizer, built in their own directory.
 # `make asan` runs every test; CI leaves out the tests tagged slow (the attention gradient checks,
 # whose kernels the other attention tests still run) with ASAN_EXCLUDE_TAGS=slow. Sanitized tests
-# run on one core at a time, so the suites go in two processes side by side: ASAN_SHARD's suites
+# run mostly on one core, so the suites go in two processes side by side: ASAN_SHARD's suites
 # (about half the time: the checkpoint suite's kills and resumes) in one, the rest in the other,
 # whose log follows the first's. A new suite lands in the second.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

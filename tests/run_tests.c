@@ -282,14 +282,20 @@ static const struct {
               {"batch", batch_suite},       {"mqar", mqar_suite},         {"docs", docs_suite},
               {"guides", guides_suite}};
 
-/* 1 when name is in the comma-separated list */
+/* The next name of a comma-separated list at *p: its length, *p moved past it and its comma */
+static size_t next_name(const char **p, const char **name) {
+    const char *end = strchr(*p, ',');
+    const size_t len = end ? (size_t)(end - *p) : strlen(*p);
+    *name = *p;
+    *p += len + (end ? 1 : 0);
+    return len;
+}
+
 static int listed(const char *list, const char *name) {
-    const size_t n = strlen(name);
+    const char *item;
     for (const char *p = list; *p;) {
-        const char *end = strchr(p, ',');
-        const size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0) return 1;
-        p += len + (end ? 1 : 0);
+        const size_t len = next_name(&p, &item);
+        if (len == strlen(name) && strncmp(item, name, len) == 0) return 1;
     }
     return 0;
 }
@@ -303,19 +309,16 @@ static int suite_selected(const char *name) {
 }
 
 static void check_suite_names(const char *var) {
-    const char *list = getenv(var);
-    if (!list) return;
-    for (const char *p = list; *p;) {
-        const char *end = strchr(p, ',');
-        const size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *list = getenv(var), *item;
+    for (const char *p = list ? list : ""; *p;) {
+        const size_t len = next_name(&p, &item);
         int known = 0;
         for (size_t i = 0; i < sizeof suites / sizeof *suites; i++)
-            known |= strlen(suites[i].name) == len && strncmp(p, suites[i].name, len) == 0;
+            known |= strlen(suites[i].name) == len && strncmp(item, suites[i].name, len) == 0;
         if (!known && len) {
-            fprintf(stderr, "run_tests: %s names \"%.*s\", which is no suite\n", var, (int)len, p);
+            fprintf(stderr, "run_tests: %s names \"%.*s\", which is no suite\n", var, (int)len, item);
             exit(2);
         }
-        p += len + (end ? 1 : 0);
     }
 }
 
@@ -328,11 +331,6 @@ int main(void) {
     setenv("CK_DEFAULT_TIMEOUT", guard, 0);
     check_suite_names("LRA_TEST_SUITES");
     check_suite_names("LRA_TEST_SKIP_SUITES");
-    const char *tmp = getenv("TMPDIR");
-    char root[4096];
-    snprintf(root, sizeof root, "%s/lra-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root)) { perror("mkdtemp"); return EXIT_FAILURE; }
-    setenv("LRA_TEST_ROOT", root, 1);
     SRunner *sr = NULL;
     for (size_t i = 0; i < sizeof suites / sizeof *suites; i++) {
         if (!suite_selected(suites[i].name)) continue;
@@ -346,6 +344,11 @@ int main(void) {
     /* the choice is this process's: a test that runs the runner again (test_guides.c) gets all */
     unsetenv("LRA_TEST_SUITES");
     unsetenv("LRA_TEST_SKIP_SUITES");
+    const char *tmp = getenv("TMPDIR");
+    char root[4096];
+    snprintf(root, sizeof root, "%s/lra-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(root)) { perror("mkdtemp"); return EXIT_FAILURE; }
+    setenv("LRA_TEST_ROOT", root, 1);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
