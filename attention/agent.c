@@ -173,13 +173,25 @@ static packed16 packed_of(float *tw, const layout *l) {
     return (packed16){p[0], p[1], p[2], p[3], p[4], p[5], p[6]};
 }
 
+/* One product with a packed operand: bf16 takes B (or alpha A) as packed16 holds it, fp32 the
+ * operand as stored */
+static void product_b16(lra_tile_isa b16, uint16_t *bw, int transA, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, const uint16_t *Bp, float beta, float *C, int ldc) {
+    if (b16) lra_tile_gemm_b16(b16, bw, transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc);
+    else lra_tile_gemm(b16, bw, transA, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+static void product_a16(lra_tile_isa b16, uint16_t *bw, int M, int N, int K, float alpha, const float *A, int lda,
+                        const uint16_t *Ab, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (b16) lra_tile_gemm_a16(b16, bw, M, N, K, Ab, B, ldb, beta, C, ldc);
+    else lra_tile_gemm(b16, bw, 0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* S (m x nk, stride TILE) = A K[t0..t0+nk)^T scale [+ B1], masked keys NEG_BIG: aggregation
  * logits. Kt: the tile's keys transposed, (hs, TILE), so that the product runs as "A times B" */
 static void aggregation_logits(float *S, const float *A, const float *Kt, const uint8_t *mask, const float *B1, int m,
                                int t0, int nk, int hs, int Tmax, float scale, lra_tile_isa b16, uint16_t *bw,
                                const packed16 *pk) {
-    if (b16) lra_tile_gemm_a16(b16, bw, m, nk, hs, pk->a, Kt, TILE, 0.0f, S, TILE);
-    else lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, scale, A, hs, Kt, TILE, 0.0f, S, TILE);
+    product_a16(b16, bw, m, nk, hs, scale, A, hs, pk->a, Kt, TILE, 0.0f, S, TILE);
     for (int j = 0; j < m; j++)
         for (int t = 0; t < nk; t++) {
             float *x = S + (size_t)j * TILE + t;
@@ -192,8 +204,7 @@ static void aggregation_logits(float *S, const float *A, const float *Kt, const 
  * probabilities. At: A transposed, (hs, n) */
 static void broadcast_probs(float *P, const float *Q, const float *At, const float *B2, int m, int t0, int nq, int n,
                             int hs, float scale, lra_tile_isa b16, uint16_t *bw, const packed16 *pk) {
-    if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, pk->at, 0.0f, P, n);
-    else lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, 0.0f, P, n);
+    product_b16(b16, bw, 0, nq, m, hs, scale, Q + (size_t)t0 * hs, hs, At, n, pk->at, 0.0f, P, n);
     for (int t = 0; t < nq; t++) {
         float *row = P + (size_t)t * n, mx = NEG_BIG, sum = 0.0f;
         if (B2)
@@ -319,9 +330,7 @@ static void agent_forward(const void *ctx, lra_attn_shape s, const lra_attn_args
                 const int nq = T - t0 < TILE ? T - t0 : TILE;
                 broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw, &pk);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
-                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, hs, m, 1.0f, Pd, n, pk.va, 0.0f, O + (size_t)t0 * hs, hs);
-                else lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, 1.0f, Pd, n, VA, hs, 0.0f,
-                            O + (size_t)t0 * hs, hs);
+                product_b16(b16, bw, 0, nq, hs, m, 1.0f, Pd, n, VA, hs, pk.va, 0.0f, O + (size_t)t0 * hs, hs);
             }
         }
         if (c->dwc) {
@@ -383,12 +392,9 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                 broadcast_probs(P, Q, At, B2 ? B2 + (size_t)h * Tmax * n : NULL, m, t0, nq, n, hs, scale, b16, bw, &pk);
                 const float *Pd = dropped(tw + l.pd, P, nq, m, n, a, BCAST_SEED(a), bh, t0, 0);
                 lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, 1.0f, Pd, n, dOt, hs, 1.0f, dVA, hs);
-                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, m, hs, 1.0f, dOt, hs, pk.vat, 0.0f, G, n);
-                else lra_tile_gemm(b16, bw, 0, 0, nq, m, hs, 1.0f, dOt, hs, VAt, n, 0.0f, G, n);
+                product_b16(b16, bw, 0, nq, m, hs, 1.0f, dOt, hs, VAt, n, pk.vat, 0.0f, G, n);
                 softmax_grad(G, P, Pd, nq, m, n, NULL);
-                if (b16) lra_tile_gemm_b16(b16, bw, 0, nq, hs, m, scale, G, n, pk.ap, 1.0f, dQ + (size_t)t0 * hs, hs);
-                else lra_tile_gemm(b16, bw, 0, 0, nq, hs, m, scale, G, n, A, hs, 1.0f,
-                            dQ + (size_t)t0 * hs, hs);
+                product_b16(b16, bw, 0, nq, hs, m, scale, G, n, A, hs, pk.ap, 1.0f, dQ + (size_t)t0 * hs, hs);
                 lra_tile_gemm(b16, bw, 1, 0, m, hs, nq, scale, G, n, Qt, hs, 1.0f, dA, hs);
                 if (c->bias)
                     for (int t = 0; t < nq; t++) memcpy(hw + l.ds2 + (size_t)(t0 + t) * n, G + (size_t)t * n, sizeof(float) * m);
@@ -422,17 +428,12 @@ static void agent_backward(const void *ctx, lra_attn_shape s, const lra_attn_arg
                         for (int t = 0; t < nk; t++) pr[t] = expf(pr[t] - lj);
                 }
                 const float *Pd = dropped(tw + l.pd, P, m, nk, TILE, a, AGG_SEED(a), bh, 0, t0);
-                if (b16) lra_tile_gemm_b16(b16, bw, 1, nk, hs, m, 1.0f, Pd, TILE, pk.dva, 1.0f, dV + (size_t)t0 * hs, hs);
-                else lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, 1.0f,
-                            dV + (size_t)t0 * hs, hs);
-                if (b16) lra_tile_gemm_a16(b16, bw, m, nk, hs, pk.dvar, Vt, TILE, 0.0f, G, TILE);
-                else lra_tile_gemm(b16, bw, 0, 0, m, nk, hs, 1.0f, dVA, hs, Vt, TILE, 0.0f, G, TILE);
+                product_b16(b16, bw, 1, nk, hs, m, 1.0f, Pd, TILE, dVA, hs, pk.dva, 1.0f, dV + (size_t)t0 * hs, hs);
+                product_a16(b16, bw, m, nk, hs, 1.0f, dVA, hs, pk.dvar, Vt, TILE, 0.0f, G, TILE);
                 softmax_grad(G, P, Pd, m, nk, TILE, D);
                 lra_tile_gemm(b16, bw, 0, 0, m, hs, nk, scale, G, TILE, K + (size_t)t0 * hs,
                             hs, 1.0f, dA, hs);
-                if (b16) lra_tile_gemm_b16(b16, bw, 1, nk, hs, m, scale, G, TILE, pk.ap, 1.0f, dK + (size_t)t0 * hs, hs);
-                else lra_tile_gemm(b16, bw, 1, 0, nk, hs, m, scale, G, TILE, A, hs, 1.0f,
-                            dK + (size_t)t0 * hs, hs);
+                product_b16(b16, bw, 1, nk, hs, m, scale, G, TILE, A, hs, pk.ap, 1.0f, dK + (size_t)t0 * hs, hs);
                 if (c->bias)
                     for (int j = 0; j < m; j++) memcpy(hw + l.ds1 + (size_t)j * T + t0, G + (size_t)j * TILE, sizeof(float) * nk);
             }
