@@ -11,6 +11,14 @@
 /* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm. A loop, not a
  * memcpy per row: at d = 32 the call cost more than the copy (7% of moe's step) */
 static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
+    if (d == 32) { /* the repro head size: two vector moves a row, no loop control, rows overlapped */
+        for (int r = 0; r < n; r++) {
+            float *o = out + (size_t)r * 32;
+            const float *x = X + (size_t)idx[r] * 32;
+            for (int j = 0; j < 32; j++) o[j] = x[j];
+        }
+        return;
+    }
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * d;
         const float *x = X + (size_t)idx[r] * d;
@@ -32,6 +40,14 @@ static inline void lra_row_dots(float *D, const float *X, const float *Y, int n,
 
 /* X's rows idx[r] += the rows of in (n, d), in r order: a tile's results scattered back */
 static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t *idx, int n, int d) {
+    if (d == 32) { /* as lra_gather_rows: the same adds, two vectors a row */
+        for (int r = 0; r < n; r++) {
+            float *x = X + (size_t)idx[r] * 32;
+            const float *y = in + (size_t)r * 32;
+            for (int j = 0; j < 32; j++) x[j] += y[j];
+        }
+        return;
+    }
     for (int r = 0; r < n; r++) {
         float *x = X + (size_t)idx[r] * d;
         const float *y = in + (size_t)r * d;

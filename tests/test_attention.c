@@ -10,6 +10,7 @@
 #include "../attention/exp16.h"
 #include "../attention/tile_bf16.h"
 #include "../attention/transpose.h"
+#include "../attention/vec.h"
 #include "../harness/encoder/gemm.h"
 #include "tests.h"
 
@@ -471,6 +472,32 @@ START_TEST(test_transpose_paths) {
         }
         free(X);
         free(out);
+    }
+}
+END_TEST
+
+/* vec.h's row gather and scatter-add against their definitions, at the repro head size (32, the
+ * unrolled path) and beside it (8, 33): exact, rows gathered in idx order, a repeated index
+ * accumulated twice, and the rows no index names left as they were. */
+START_TEST(test_row_gather_scatter) {
+    static const int dims[] = {8, 32, 33};
+    static const int32_t idx[] = {5, 0, 9, 5, 2}; /* 5 twice; rows 1, 3, 4, 6-8 untouched */
+    enum { N = 5, ROWS = 10 };
+    for (size_t z = 0; z < sizeof dims / sizeof *dims; z++) {
+        const int d = dims[z];
+        float X[ROWS * 33], in[N * 33], out[N * 33], want[ROWS * 33];
+        for (int i = 0; i < ROWS * d; i++) X[i] = want[i] = 0.25f * (float)i - 3.0f;
+        for (int i = 0; i < N * d; i++) in[i] = 1.0f / (float)(i + 3);
+        lra_gather_rows(out, X, idx, N, d);
+        for (int r = 0; r < N; r++)
+            for (int j = 0; j < d; j++)
+                ck_assert_msg(out[r * d + j] == X[idx[r] * d + j], "gather d=%d: out[%d][%d] = %g", d, r, j,
+                              out[r * d + j]);
+        for (int r = 0; r < N; r++)
+            for (int j = 0; j < d; j++) want[idx[r] * d + j] += in[r * d + j];
+        lra_scatter_add_rows(X, in, idx, N, d);
+        for (int i = 0; i < ROWS * d; i++)
+            ck_assert_msg(X[i] == want[i], "scatter-add d=%d: X[%d][%d] = %g, want %g", d, i / d, i % d, X[i], want[i]);
     }
 }
 END_TEST
@@ -1325,6 +1352,7 @@ Suite *attention_suite(void) {
     tcase_add_test(tc, test_registry_attends);
     tcase_add_test(tc, test_full_no_quadratic_workspace);
     tcase_add_test(tc, test_transpose_paths);
+    tcase_add_test(tc, test_row_gather_scatter);
     tcase_add_test(tc, test_unknown_option_and_backend);
     suite_add_tcase(s, tc);
     return s;
