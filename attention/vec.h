@@ -8,23 +8,24 @@
 
 #include "transpose.h"
 
+/* The repro head size. The row helpers below inline one body twice, once with this width as a
+ * constant - which gcc turns into two vector moves a row, no loop over a runtime width (mita's
+ * attention 8% faster: docs/speed.md) - and once for any other width. */
+enum { LRA_ROW_WIDTH_FAST = 32 };
+
 /* out (n, d) = the rows idx[0..n) of X (., d): a tile of gathered rows for sgemm. A loop, not a
  * memcpy per row: at d = 32 the call cost more than the copy (7% of moe's step) */
-static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
-    if (d == 32) { /* the repro head size: a fixed body of two vector moves a row, not a loop over a
-                    * runtime width (mita's attention 8% faster: docs/speed.md) */
-        for (int r = 0; r < n; r++) {
-            float *o = out + (size_t)r * 32;
-            const float *x = X + (size_t)idx[r] * 32;
-            for (int j = 0; j < 32; j++) o[j] = x[j];
-        }
-        return;
-    }
+static inline __attribute__((always_inline)) void lra_gather_rows_w(float *out, const float *X, const int32_t *idx,
+                                                                    int n, int d) {
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * d;
         const float *x = X + (size_t)idx[r] * d;
         for (int j = 0; j < d; j++) o[j] = x[j];
     }
+}
+static inline void lra_gather_rows(float *out, const float *X, const int32_t *idx, int n, int d) {
+    if (d == LRA_ROW_WIDTH_FAST) lra_gather_rows_w(out, X, idx, n, LRA_ROW_WIDTH_FAST);
+    else lra_gather_rows_w(out, X, idx, n, d);
 }
 
 /* D (n) = the dot products of the rows of X and Y (n, d each), in order: the softmax backward's
@@ -40,20 +41,17 @@ static inline void lra_row_dots(float *D, const float *X, const float *Y, int n,
 }
 
 /* X's rows idx[r] += the rows of in (n, d), in r order: a tile's results scattered back */
-static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t *idx, int n, int d) {
-    if (d == 32) { /* as lra_gather_rows: the same adds, two vectors a row */
-        for (int r = 0; r < n; r++) {
-            float *x = X + (size_t)idx[r] * 32;
-            const float *y = in + (size_t)r * 32;
-            for (int j = 0; j < 32; j++) x[j] += y[j];
-        }
-        return;
-    }
+static inline __attribute__((always_inline)) void lra_scatter_add_rows_w(float *X, const float *in,
+                                                                         const int32_t *idx, int n, int d) {
     for (int r = 0; r < n; r++) {
         float *x = X + (size_t)idx[r] * d;
         const float *y = in + (size_t)r * d;
         for (int j = 0; j < d; j++) x[j] += y[j];
     }
+}
+static inline void lra_scatter_add_rows(float *X, const float *in, const int32_t *idx, int n, int d) {
+    if (d == LRA_ROW_WIDTH_FAST) lra_scatter_add_rows_w(X, in, idx, n, LRA_ROW_WIDTH_FAST);
+    else lra_scatter_add_rows_w(X, in, idx, n, d);
 }
 
 /* One tile of an online softmax over a row of logits (masked ones a large negative finite
