@@ -8,6 +8,9 @@
 set -eu
 # waiting OpenMP threads sleep: on a shared runner spinning ones slow every job several times (Makefile)
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# OpenBLAS picks its kernels for the CPU, as it did for the baseline: an OPENBLAS_CORETYPE (this
+# project's machines set Haswell) would give other bits and, on AVX-512, slower attention tiles
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 BIN=build/lra-bench
 OUT=results/ci
 DATA=build/ci-data        # ListOps (about 12 s) and a small Pathfinder set are generated here once
