@@ -91,7 +91,7 @@ test: $(B)/lra-bench $(B)/tests/run_tests
 # printed to the log (scripts/ci-matrix.sh). All of it under OpenBLAS's own choice of kernels, as
 # docs/ci-baseline/ was recorded: an OPENBLAS_CORETYPE in the environment (this project's machines
 # set Haswell) picks others, with other bits and, on AVX-512 CPUs, half the speed of the attention
-# tiles' products (without it the tests ran 11% faster, and mita's MQAR cell 25%: docs/ci.md).
+# tiles' products (without it five of the suites ran 11% faster, mita's MQAR cell 25%: docs/ci.md).
 ci:
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(MAKE) ci-steps
 ci-steps: fuzz-corpus
